@@ -1,0 +1,115 @@
+"""The `autograd-explorer` command: serve, trace, render, schema."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or an unreadable file: exit code 2 with the message."""
+
+
+def _read_program(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print the recorded Graph of a program."""
+    from app.graph_tracer import DeviceUnavailable, LimitExceeded, trace_code
+
+    code = _read_program(args.file)
+    try:
+        graph = trace_code(code, device=args.device, seed=args.seed)
+    except DeviceUnavailable as exc:
+        print(f"autograd-explorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LimitExceeded as exc:
+        print(f"autograd-explorer: limit '{exc.limit}' exceeded: {exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(graph.model_dump_json(indent=2 if args.pretty else None))
+    if graph.error is not None:
+        where = f" (line {graph.error.line})" if graph.error.line else ""
+        print(f"{graph.error.type}{where}: {graph.error.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the Graph (the v1 contract)."""
+    from app.schemas import Graph
+
+    print(json.dumps(Graph.model_json_schema(mode="serialization"), indent=2))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the web server."""
+    import uvicorn
+
+    from app.main import create_app
+
+    if not _is_loopback(args.host):
+        print(
+            "autograd-explorer: refusing to listen on a non-loopback address: programs run "
+            "in-process without the sandbox in this version",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(f"Autograd Explorer on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="autograd-explorer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the explorer web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+
+    trace = sub.add_parser("trace", help="record a program and print its graph")
+    trace.add_argument("file", help="a .py program")
+    trace.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    trace.add_argument("--seed", type=int, default=0)
+    trace.add_argument("--format", choices=["json"], default="json")
+    trace.add_argument("--pretty", action="store_true", help="indent the JSON")
+    trace.set_defaults(run=cmd_trace)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the Graph")
+    schema.set_defaults(run=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        print(f"autograd-explorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Server settings (limits, device policy, pool size) from AE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune; each field is AE_<NAME> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_code_bytes: int = Field(20_000, ge=100)
+    max_code_lines: int = Field(400, ge=10)
+    max_ast_nodes: int = Field(20_000, ge=100)
+    max_nesting: int = Field(24, ge=4)
+    max_nodes: int = Field(20_000, ge=10)
+    max_passes: int = Field(8, ge=1)
+    inline_limit: int = Field(64, ge=1, le=4096)
+    max_response_bytes: int = Field(48 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(256 * 1024, ge=1024)
+    wall_seconds: float = Field(20.0, gt=0)
+    cpu_seconds: int = Field(20, ge=1)
+    memory_margin_mb: int = Field(1536, ge=64)
+    cuda_memory_fraction: float = Field(0.05, gt=0, le=1)
+    workers: int = Field(2, ge=1, le=64)
+    queue_size: int = Field(8, ge=0)
+    cache_entries: int = Field(64, ge=0)
+    rate_limit_per_minute: int = Field(60, ge=0)
+    rate_limit_localhost: bool = False
+    allow_cuda: bool = True
+    isolation: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.max_code_bytes > self.max_request_bytes:
+            raise ValueError("max_code_bytes must not exceed max_request_bytes")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; override with app.dependency_overrides in tests)."""
+    return Settings()

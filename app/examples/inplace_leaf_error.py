@@ -1,0 +1,11 @@
+# title: In-place op on a leaf raises
+# title_zh: 叶子节点不可执行 in-place 操作
+# lesson: a leaf that requires grad cannot be modified in place; the error points at its line.
+import torch
+
+w = torch.tensor([1.], requires_grad=True)
+x = torch.tensor([2.], requires_grad=True)
+a = torch.add(w, x)
+b = torch.add(w, 1)
+y = torch.mul(a, b)
+w.add_(1)

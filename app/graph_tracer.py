@@ -1,0 +1,931 @@
+"""Record a real autograd run: forward calls, tensors, and every backward pass the engine ran."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from app.sandbox import runner
+from app.schemas import (
+    BackwardPass,
+    BackwardStep,
+    Edge,
+    ErrorInfo,
+    ForwardStep,
+    Graph,
+    OpNode,
+    SavedTensor,
+    Series,
+    TensorData,
+    TensorNode,
+    Truncation,
+)
+from app.tensor_summary import dtype_name, scalar_of, summarize
+
+ACCUMULATE_GRAD = "AccumulateGrad"
+PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward}
+_SEQUENCE_NR_MAX = 2**63
+_BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
+_TRACE_LOCK = threading.RLock()  # module hooks and the default device are process-wide
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """Bounds of one recording."""
+
+    inline_limit: int = 64
+    max_nodes: int = 20_000
+    max_passes: int = 8
+    max_series_points: int = 10_000
+    max_saved_repr: int = 120
+
+
+class LimitExceeded(Exception):
+    """A recording went past one of its bounds."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.message = message
+
+
+class DeviceUnavailable(Exception):
+    """The requested device is not present on this machine."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """torch.device for cpu | cuda | auto; DeviceUnavailable when CUDA is absent but asked for."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable("CUDA was requested but no CUDA device is available here")
+        return torch.device("cuda")
+    if device == "cpu":
+        return torch.device("cpu")
+    raise DeviceUnavailable(f"unknown device {device!r}; use cpu, cuda or auto")
+
+
+def grad_fn_name(fn: Any) -> str:
+    """The class name of an autograd node ('MulBackward0', 'AccumulateGrad')."""
+    name = fn.name()
+    return ACCUMULATE_GRAD if name.endswith("AccumulateGrad") else name
+
+
+def op_name_of(fn_name: str) -> str:
+    """Forward op name guessed from a backward node name ('MulBackward0' -> 'mul')."""
+    if fn_name == ACCUMULATE_GRAD:
+        return "accumulate_grad"
+    base = _BACKWARD_SUFFIX.sub("", fn_name) or fn_name
+    return base.lower() if base[:1].isupper() and base[1:].islower() else base
+
+
+def call_name_of(func: Any) -> str:
+    """Readable name of a torch callable ('__mul__' -> 'mul', property getter -> its name)."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":
+        owner = getattr(func, "__self__", None)
+        name = getattr(owner, "__name__", "attribute")
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        if name.startswith(("r", "i")) and name[1:] in {
+            "add",
+            "sub",
+            "mul",
+            "matmul",
+            "truediv",
+            "floordiv",
+            "pow",
+            "mod",
+            "and",
+            "or",
+            "xor",
+        }:
+            name = name[1:] if name.startswith("i") else name
+    return name
+
+
+def iter_tensors(value: Any) -> Iterable[torch.Tensor]:
+    """Tensors inside a value made of tensors, tuples, lists and dicts (iteratively)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            yield item
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+
+
+def _user_line(filename: str = runner.USER_FILENAME) -> int | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+_saved_attrs_cache: dict[type, tuple[str, ...]] = {}
+
+
+def _saved_attribute_names(fn: Any) -> tuple[str, ...]:
+    cls = type(fn)
+    names = _saved_attrs_cache.get(cls)
+    if names is None:
+        names = tuple(a for a in dir(fn) if a.startswith("_saved_"))
+        _saved_attrs_cache[cls] = names
+    return names
+
+
+@dataclass
+class _PassRun:
+    """Raw gradients seen by node hooks during one pass, summarized afterwards."""
+
+    order: list[str]
+    grad_outputs: dict[str, tuple[Any, ...]]
+    grad_inputs: dict[str, tuple[Any, ...]]
+    lock: threading.Lock
+
+
+class Recorder:
+    """Builds a Graph from forward calls, variable bindings and backward passes."""
+
+    def __init__(self, device: str, options: TraceOptions) -> None:
+        self.options = options
+        self.graph = Graph(device=device)
+        self.recording = True
+        self.busy = False
+        self.in_pass = False
+        self.passes_total = 0
+        self._fn_refs: list[Any] = []  # keeps node ids stable while recording
+        self._op_of_fn: dict[int, str] = {}
+        self._fn_of_op: dict[str, Any] = {}
+        self._tensor_of_key: dict[tuple[Any, ...], str] = {}
+        self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
+        self._tensor_refs: dict[str, torch.Tensor] = {}
+        self._latest_node_of_obj: dict[int, str] = {}
+        self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
+        self._edge_keys: set[tuple[str, str]] = set()
+        self._incoming: dict[str, list[str]] = {}
+        self._bindings: dict[int, tuple[str, int, bool, Any]] = {}
+        self._module_names: dict[int, tuple[str, Any]] = {}
+        self._param_names: dict[int, str] = {}
+        self._module_stack: list[tuple[dict[int, str], str]] = []
+        self._root_modules: dict[int, dict[int, str]] = {}
+        self.last_top_tensor: torch.Tensor | None = None
+        self._series: dict[str, Series] = {}
+
+    # ----- nodes and edges -------------------------------------------------------------
+
+    def _add_node(self, node: TensorNode | OpNode) -> None:
+        if len(self._nodes_by_id) >= self.options.max_nodes:
+            raise LimitExceeded(
+                "nodes",
+                f"the graph has more than {self.options.max_nodes} nodes; "
+                "record a smaller model or fewer iterations",
+            )
+        self.graph.nodes.append(node)
+        self._nodes_by_id[node.id] = node
+
+    def _add_edge(self, source: str, target: str) -> None:
+        if (source, target) in self._edge_keys or source == target:
+            return
+        self._edge_keys.add((source, target))
+        self._incoming.setdefault(target, []).append(source)
+        self.graph.edges.append(Edge(id=f"e{len(self.graph.edges)}", source=source, target=target))
+
+    def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+        return summarize(t, self.options.inline_limit, preview)
+
+    @staticmethod
+    def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+        fn = t.grad_fn
+        if fn is None:
+            return ("leaf", id(t))
+        return ("out", id(fn), t.output_nr)
+
+    def tensor_node(self, t: torch.Tensor, op_label: str | None = None) -> str:
+        """Id of the node for tensor t in its current autograd role, creating it when new."""
+        key = self._tensor_key(t)
+        node_id = self._tensor_of_key.get(key)
+        if node_id is not None:
+            return node_id
+        node_id = f"t{len(self._tensor_of_key)}"
+        name, line = self._name_for(t)
+        fn = t.grad_fn
+        fn_name = grad_fn_name(fn) if fn is not None else None
+        if name is not None:
+            label = name
+        elif fn is not None:
+            label = f"{op_label or op_name_of(fn_name or '')}_out"
+        else:
+            label = "param" if isinstance(t, nn.Parameter) else "leaf"
+        node = TensorNode(
+            id=node_id,
+            label=label,
+            name=name,
+            line=line,
+            shape=list(t.shape),
+            dtype=dtype_name(t.dtype),
+            device=str(t.device),
+            requires_grad=t.requires_grad,
+            is_leaf=t.is_leaf,
+            retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
+            is_parameter=isinstance(t, nn.Parameter),
+            grad_fn=fn_name,
+            version=t._version,
+            value=self._summary(t),
+        )
+        self._add_node(node)
+        self._tensor_of_key[key] = node_id
+        self._key_of_tensor[node_id] = key
+        self._tensor_refs[node_id] = t
+        self._latest_node_of_obj[id(t)] = node_id
+        if fn is not None:
+            self._fn_refs.append(fn)
+        return node_id
+
+    def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
+        binding = self._bindings.get(id(t))
+        if binding is not None and binding[3] is t:
+            return binding[0], binding[1]
+        param = self._param_names.get(id(t))
+        if param is not None:
+            return param, None
+        return None, None
+
+    def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
+        """Id of the op node for autograd node fn, created with its saved tensors when new."""
+        node_id = self._op_of_fn.get(id(fn))
+        if node_id is not None:
+            return node_id
+        node_id = f"op{len(self._op_of_fn)}"
+        fn_name = grad_fn_name(fn)
+        seq = fn._sequence_nr()
+        node = OpNode(
+            id=node_id,
+            label=op_name_of(fn_name),
+            op=op_name_of(fn_name),
+            grad_fn=fn_name,
+            line=line,
+            module=module,
+            call=call,
+            sequence_nr=seq if seq < _SEQUENCE_NR_MAX else None,
+        )
+        self._add_node(node)
+        self._op_of_fn[id(fn)] = node_id
+        self._fn_of_op[node_id] = fn
+        self._fn_refs.append(fn)
+        if fn_name == ACCUMULATE_GRAD:
+            leaf = fn.variable
+            leaf_id = self.tensor_node(leaf)
+            node.variable = leaf_id
+            node.label = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
+            self._add_edge(node_id, leaf_id)
+        else:
+            node.saved = self._saved_tensors(fn)
+        return node_id
+
+    def _saved_tensors(self, fn: Any) -> list[SavedTensor]:
+        saved: list[SavedTensor] = []
+        for attr in _saved_attribute_names(fn):
+            try:
+                value = getattr(fn, attr)
+            except RuntimeError:  # already freed by an earlier backward
+                continue
+            name = attr.removeprefix("_saved_")
+            if isinstance(value, torch.Tensor):
+                linked = self._match_tensor(value)
+                saved.append(
+                    SavedTensor(
+                        name=name,
+                        tensor=linked,
+                        value=None if linked else self._summary(value, preview=False),
+                    )
+                )
+            elif value is not None:
+                text = repr(value)
+                limit = self.options.max_saved_repr
+                saved.append(
+                    SavedTensor(name=name, repr=text[:limit] + ("…" if len(text) > limit else ""))
+                )
+        return saved
+
+    def _match_tensor(self, t: torch.Tensor) -> str | None:
+        node_id = self._latest_node_of_obj.get(id(t))
+        if node_id is not None and self._tensor_refs.get(node_id) is t:
+            return node_id
+        if t.grad_fn is not None:
+            return self._tensor_of_key.get(self._tensor_key(t))
+        if t.numel() == 0:
+            return None
+        ptr, shape, stride = t.data_ptr(), t.shape, t.stride()
+        for node_id, ref in reversed(self._tensor_refs.items()):
+            if ref.data_ptr() == ptr and ref.shape == shape and ref.stride() == stride:
+                return node_id
+        return None
+
+    def discover(
+        self,
+        fns: Iterable[Any],
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None = None,
+    ) -> list[str]:
+        """Op nodes for every not-yet-seen autograd node reachable from fns, with their edges."""
+        created: list[str] = []
+        stack = [fn for fn in fns if fn is not None and id(fn) not in self._op_of_fn]
+        for fn in stack:
+            self.op_node(fn, line, module, call)
+            created.append(self._op_of_fn[id(fn)])
+        while stack:
+            fn = stack.pop()
+            target = self._op_of_fn[id(fn)]
+            for producer, output_nr in fn.next_functions:
+                if producer is None:
+                    continue
+                is_new = id(producer) not in self._op_of_fn
+                source = self.op_node(producer, line, module, call)
+                if is_new:
+                    node = self._nodes_by_id[source]
+                    if isinstance(node, OpNode):
+                        node.created_by_pass = created_by_pass
+                    if node.grad_fn != ACCUMULATE_GRAD:
+                        created.append(source)
+                        stack.append(producer)
+                self._link(producer, output_nr, source, target)
+        return created
+
+    def _link(self, producer: Any, output_nr: int, producer_op: str, consumer_op: str) -> None:
+        node = self._nodes_by_id[producer_op]
+        if isinstance(node, OpNode) and node.variable is not None:
+            self._add_edge(node.variable, consumer_op)
+            return
+        tensor_id = self._tensor_of_key.get(("out", id(producer), output_nr))
+        if tensor_id is not None:
+            self._add_edge(producer_op, tensor_id)
+            self._add_edge(tensor_id, consumer_op)
+        else:
+            self._add_edge(producer_op, consumer_op)
+
+    def tensor_inputs_of(self, op_id: str) -> list[str]:
+        """Tensor nodes with an edge into op_id."""
+        return [s for s in self._incoming.get(op_id, []) if self._nodes_by_id[s].kind == "tensor"]
+
+    def _reconnect_outputs(self, tensor_ids: list[str]) -> None:
+        """Route producer->consumer edges through a tensor node created after its consumers."""
+        for tensor_id in tensor_ids:
+            key = self._key_of_tensor[tensor_id]
+            if key[0] != "out":
+                continue
+            producer_op = self._op_of_fn.get(key[1])
+            if producer_op is not None:
+                self._add_edge(producer_op, tensor_id)
+
+    # ----- forward ---------------------------------------------------------------------
+
+    def current_module(self) -> str | None:
+        """Dotted path of the nn.Module whose forward is running, relative to the outermost one."""
+        if not self._module_stack:
+            return None
+        return self._module_stack[-1][1] or None
+
+    def on_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Record a Python-level torch call when it created autograd nodes."""
+        outputs = list(iter_tensors(out))
+        new_fns = [
+            o.grad_fn
+            for o in outputs
+            if o.grad_fn is not None and id(o.grad_fn) not in self._op_of_fn
+        ]
+        if not new_fns:
+            return
+        line = _user_line()
+        module = self.current_module()
+        inputs = list(iter_tensors((args, kwargs)))
+        for t in inputs:  # tensors made by calls the recorder cannot see (autograd.Function.apply)
+            if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
+                self.record_unseen(t, line)
+        call_name = call_name_of(func)
+        step_index = len(self.graph.forward)
+        group = self.discover(new_fns, line, module, step_index)
+        head = self._op_of_fn[id(new_fns[0])]
+        self._nodes_by_id[head].label = call_name
+        input_ids = [self.tensor_node(t) for t in inputs]
+        for t, tid in zip(inputs, input_ids, strict=True):
+            if not t.requires_grad:
+                self._add_edge(tid, head)
+        output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
+        self._reconnect_outputs(output_ids)
+        self.graph.forward.append(
+            ForwardStep(
+                node=head,
+                nodes=group,
+                call=call_name,
+                inputs=input_ids,
+                outputs=output_ids,
+                line=line,
+                module=module,
+                after_pass=self.passes_total,
+            )
+        )
+
+    def record_unseen(self, t: torch.Tensor, line: int | None) -> str:
+        """Record a tensor whose autograd node was created out of sight, as its own step."""
+        fn = t.grad_fn
+        step_index = len(self.graph.forward)
+        group = self.discover([fn], line, self.current_module(), step_index)
+        head = self._op_of_fn[id(fn)]
+        name = grad_fn_name(fn)
+        output_id = self.tensor_node(t)
+        self._reconnect_outputs([output_id])
+        inputs = self.tensor_inputs_of(head)
+        self.graph.forward.append(
+            ForwardStep(
+                node=head,
+                nodes=group,
+                call=op_name_of(name),
+                inputs=inputs,
+                outputs=[output_id],
+                line=line,
+                module=self.current_module(),
+                after_pass=self.passes_total,
+            )
+        )
+        return output_id
+
+    def bind(self, line: int, module_scope: bool, *pairs: tuple[str, Any]) -> None:
+        """Called by instrumented code after each assignment: names tensors and modules."""
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            for name, value in pairs:
+                self._bind_one(name, value, line, module_scope)
+        finally:
+            self.busy = False
+
+    def _bind_one(self, name: str, value: Any, line: int, module_scope: bool) -> None:
+        if isinstance(value, nn.Module):
+            self._module_names[id(value)] = (name, value)
+            return
+        if isinstance(value, (list, tuple)) and len(value) <= 64:
+            for index, item in enumerate(value):
+                if isinstance(item, torch.Tensor):
+                    self._bind_one(f"{name}[{index}]", item, line, module_scope)
+            return
+        if not isinstance(value, torch.Tensor):
+            return
+        previous = self._bindings.get(id(value))
+        if previous is not None and previous[3] is value and (previous[2] or not module_scope):
+            return  # the first binding wins, except that the program's top level names last
+        self._bindings[id(value)] = (name, line, module_scope, value)
+        if module_scope:
+            self.last_top_tensor = value
+        if not self.recording:
+            return
+        if value.grad_fn is not None and id(value.grad_fn) not in self._op_of_fn:
+            self.record_unseen(value, line)
+        node_id = self._latest_node_of_obj.get(id(value))
+        if node_id is not None and self._tensor_refs.get(node_id) is value:
+            node = self._nodes_by_id[node_id]
+            if isinstance(node, TensorNode):
+                node.name, node.label, node.line = name, name, line
+
+    def module_entered(self, module: nn.Module) -> None:
+        """Forward pre-hook of every module: push its path."""
+        if not self._module_stack:
+            names = self._root_modules.get(id(module))
+            if names is None:
+                names = {id(m): n for n, m in module.named_modules()}
+                self._root_modules[id(module)] = names
+                owner = self._module_names.get(id(module))
+                prefix = f"{owner[0]}." if owner else ""
+                for pname, param in module.named_parameters():
+                    self._param_names.setdefault(id(param), prefix + pname)
+            self._module_stack.append((names, ""))
+            return
+        names = self._module_stack[-1][0]
+        path = names.get(id(module), type(module).__name__)
+        self._module_stack.append((names, path))
+
+    def module_left(self) -> None:
+        """Forward hook of every module: pop its path."""
+        if self._module_stack:
+            self._module_stack.pop()
+
+    # ----- backward --------------------------------------------------------------------
+
+    def run_pass(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        added: bool = False,
+    ) -> Any:
+        """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
+        kind = "grad" if func is torch.autograd.grad else "backward"
+        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound.apply_defaults()
+        params = bound.arguments
+        roots = list(iter_tensors(params.get("outputs", params.get("tensors", params.get("self")))))
+        wrt = list(iter_tensors(params.get("inputs"))) if params.get("inputs") is not None else []
+        create_graph = bool(params.get("create_graph"))
+        line = _user_line()
+        self.passes_total += 1
+        if not self.recording or len(self.graph.backward) >= self.options.max_passes:
+            self.recording = False
+            result = func(*args, **kwargs)
+            self._record_series(roots)
+            return result
+        for t in roots:
+            if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
+                self.record_unseen(t, line)
+        root_ids = [self.tensor_node(t) for t in roots]
+        wrt_ids = [self.tensor_node(t) for t in wrt]
+        fns = self._reachable([t.grad_fn for t in roots])
+        for fn in fns:
+            if id(fn) not in self._op_of_fn:
+                self.discover([fn], line, None, None)
+        run = _PassRun(order=[], grad_outputs={}, grad_inputs={}, lock=threading.Lock())
+        handles = self._hook(fns, run)
+        self.in_pass = True
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            self.in_pass = False
+            for handle in handles:
+                handle.remove()
+        index = len(self.graph.backward)
+        record = BackwardPass(
+            root=root_ids,
+            steps=[],
+            kind=kind,
+            line=line,
+            added=added,
+            create_graph=create_graph,
+            inputs=wrt_ids,
+        )
+        self.graph.backward.append(record)
+        self._fill_pass(record, run, fns)
+        if kind == "grad":
+            grads = result if isinstance(result, tuple) else (result,)
+            for tid, g in zip(wrt_ids, grads, strict=False):
+                if g is not None:
+                    record.results[tid] = self._summary(g)
+            if create_graph:
+                self._record_gradient_graph([g for g in grads if g is not None], index, line)
+        elif create_graph:
+            leaves = [
+                self._tensor_refs[self._nodes_by_id[self._op_of_fn[id(f)]].variable or ""]
+                for f in fns
+                if grad_fn_name(f) == ACCUMULATE_GRAD
+            ]
+            self._record_gradient_graph(
+                [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
+            )
+        self._record_series(roots)
+        return result
+
+    @staticmethod
+    def _reachable(roots: Iterable[Any]) -> list[Any]:
+        seen: set[int] = set()
+        order: list[Any] = []
+        stack = [fn for fn in roots if fn is not None]
+        while stack:
+            fn = stack.pop()
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            order.append(fn)
+            stack.extend(p for p, _ in fn.next_functions if p is not None and id(p) not in seen)
+        return order
+
+    def _hook(self, fns: list[Any], run: _PassRun) -> list[Any]:
+        handles = []
+        for fn in fns:
+            op_id = self._op_of_fn[id(fn)]
+
+            def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id) -> None:
+                with run.lock:
+                    run.order.append(op_id)
+                    run.grad_outputs[op_id] = tuple(
+                        g.detach() if g is not None else None for g in grad_outputs
+                    )
+
+            def post(
+                grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
+            ) -> None:
+                with run.lock:
+                    run.grad_inputs[op_id] = tuple(
+                        g.detach() if g is not None else None for g in grad_inputs
+                    )
+
+            handles.append(fn.register_prehook(pre))
+            handles.append(fn.register_hook(post))
+        return handles
+
+    def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:
+        summary_of: dict[int, TensorData] = {}
+
+        def summarize_once(g: torch.Tensor | None) -> TensorData | None:
+            if g is None:
+                return None
+            cached = summary_of.get(id(g))
+            if cached is None:
+                cached = summary_of[id(g)] = self._summary(g, preview=False)
+            return cached
+
+        for op_id in run.order:
+            record.steps.append(
+                BackwardStep(
+                    node=op_id,
+                    grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
+                    grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
+                )
+            )
+        ran = set(run.order)
+        for fn in fns:
+            op_id = self._op_of_fn[id(fn)]
+            node = self._nodes_by_id[op_id]
+            if isinstance(node, OpNode) and node.variable is not None and op_id in ran:
+                leaf = self._tensor_refs[node.variable]
+                if leaf.grad is not None:
+                    record.grads[node.variable] = self._summary(leaf.grad)
+        for tensor_id, key in self._key_of_tensor.items():
+            if key[0] != "out":
+                continue
+            op_id = self._op_of_fn.get(key[1])
+            grads = run.grad_outputs.get(op_id or "")
+            if grads is not None and key[2] < len(grads):
+                data = summarize_once(grads[key[2]])
+                if data is not None:
+                    record.tensor_grads[tensor_id] = data
+
+    def _record_gradient_graph(
+        self, grads: list[torch.Tensor], index: int, line: int | None
+    ) -> None:
+        fns = [g.grad_fn for g in grads if g.grad_fn is not None]
+        self.discover(fns, line, None, None, created_by_pass=index)
+        for fn in fns:
+            node = self._nodes_by_id[self._op_of_fn[id(fn)]]
+            if isinstance(node, OpNode):
+                node.created_by_pass = index
+        ids = [self.tensor_node(g, "grad") for g in grads if g.grad_fn is not None]
+        self._reconnect_outputs(ids)
+
+    def _record_series(self, roots: list[torch.Tensor]) -> None:
+        if len(roots) == 1:
+            self._append_series("loss", "loss", scalar_of(roots[0]))
+        for node_id, t in list(self._tensor_refs.items())[:10_000]:
+            node = self._nodes_by_id[node_id]
+            if isinstance(node, TensorNode) and node.is_leaf and node.requires_grad:
+                if t.numel() == 1:
+                    self._append_series(node.label, "parameter", scalar_of(t))
+                elif sum(1 for s in self._series.values() if s.kind == "parameter") < 16:
+                    norm = float(torch.linalg.vector_norm(t.detach().float()))
+                    self._append_series(f"‖{node.label}‖", "parameter", norm)
+
+    def _append_series(self, name: str, kind: str, value: float | None) -> None:
+        series = self._series.get(name)
+        if series is None:
+            series = self._series[name] = Series(name=name, kind=kind, values=[])
+            series.values.extend([None] * (self.passes_total - 1))
+        if len(series.values) < self.options.max_series_points:
+            series.values.append(value if value is None or np.isfinite(value) else str(value))
+
+    # ----- finishing -------------------------------------------------------------------
+
+    def finish(self) -> Graph:
+        """Fill the fields known only at the end (.grad, retains_grad) and return the Graph."""
+        for node_id, t in self._tensor_refs.items():
+            node = self._nodes_by_id[node_id]
+            if not isinstance(node, TensorNode) or self._latest_node_of_obj.get(id(t)) != node_id:
+                continue
+            if not t.is_leaf:
+                node.retains_grad = bool(t.retains_grad)
+            if (t.is_leaf or t.retains_grad) and t.grad is not None:
+                node.grad = self._summary(t.grad)
+        self.graph.series = [
+            s for s in self._series.values() if any(v is not None for v in s.values)
+        ]
+        if self.passes_total > len(self.graph.backward):
+            self.graph.truncated = Truncation(
+                passes_recorded=len(self.graph.backward), passes_total=self.passes_total
+            )
+        return self.graph
+
+
+class RecordingMode(TorchFunctionMode):
+    """Routes every torch call of the program through the Recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        rec = self.recorder
+        if rec.busy or rec.in_pass:
+            return func(*args, **kwargs)
+        if func in PASS_FUNCTIONS:
+            return rec.run_pass(func, args, kwargs)
+        out = func(*args, **kwargs)
+        if rec.recording:
+            rec.on_call(func, args, kwargs, out)
+        return out
+
+
+class _ModuleHooks:
+    """Process-wide nn.Module forward hooks that keep the Recorder's module stack."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _ModuleHooks:
+        rec = self.recorder
+        self.handles = [
+            nn.modules.module.register_module_forward_pre_hook(
+                lambda module, args: rec.module_entered(module)
+            ),
+            nn.modules.module.register_module_forward_hook(
+                lambda module, args, out: rec.module_left(), always_call=True
+            ),
+        ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+class _WarningsAsNotes(warnings.catch_warnings):
+    """Warnings raised while the program runs become notes with the program's line."""
+
+    def __init__(self, recorder: Recorder, limit: int = 50) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.limit = limit
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.simplefilter("default")
+        notes = self.recorder.graph.notes
+        seen: set[tuple[str, int | None]] = set()
+
+        def show(
+            message: Warning | str, category: type[Warning], *args: object, **kw: object
+        ) -> None:
+            line = _user_line()
+            key = (str(message), line)
+            if key in seen or len(seen) >= self.limit:
+                return
+            seen.add(key)
+            where = f" (line {line})" if line is not None else ""
+            notes.append(f"{category.__name__}{where}: {message}")
+
+        warnings.showwarning = show
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == runner.USER_FILENAME:
+        line = exc.lineno
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == runner.USER_FILENAME:
+            line = lineno
+    message = str(exc.msg if isinstance(exc, SyntaxError) else exc) or type(exc).__name__
+    return ErrorInfo(type=type(exc).__name__, message=message[:2000], line=line)
+
+
+def trace_code(
+    code: str,
+    device: str = "cpu",
+    seed: int = 0,
+    options: TraceOptions | None = None,
+    namespace_extra: Mapping[str, Any] | None = None,
+) -> Graph:
+    """Run a program on real tensors and record its autograd graph and backward passes."""
+    options = options or TraceOptions()
+    target = resolve_device(device)
+    recorder = Recorder(
+        str(target) if target.type == "cpu" else f"cuda:{target.index or 0}", options
+    )
+    stdout = runner.BoundedWriter()
+    try:
+        program = runner.compile_program(code)
+    except SyntaxError as exc:
+        recorder.graph.error = _error_info(exc)
+        return recorder.finish()
+    namespace = runner.make_namespace(recorder.bind, stdout, dict(namespace_extra or {}))
+    with _TRACE_LOCK:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            with (
+                target,
+                _ModuleHooks(recorder),
+                _WarningsAsNotes(recorder),
+                RecordingMode(recorder),
+            ):
+                try:
+                    runner.execute(program, namespace)
+                except LimitExceeded:
+                    raise
+                except Exception as exc:  # the program's own failure is part of the recording
+                    recorder.graph.error = _error_info(exc)
+                if recorder.graph.error is None and not recorder.graph.backward:
+                    _add_implicit_backward(recorder)
+        finally:
+            recorder.graph.stdout = stdout.text()
+    return recorder.finish()
+
+
+def _add_implicit_backward(recorder: Recorder) -> None:
+    t = recorder.last_top_tensor
+    if t is None or t.numel() != 1 or not t.requires_grad or t.grad_fn is None:
+        return
+    recorder.run_pass(torch.Tensor.backward, (t,), {}, added=True)
+    name = recorder._bindings.get(id(t), ("the result",))[0]
+    recorder.graph.notes.append(
+        f"The program never called backward(); the explorer ran {name}.backward() to show the "
+        "backward pass."
+    )
+
+
+def trace_tensors(
+    *tensors: torch.Tensor,
+    names: Mapping[str, torch.Tensor | nn.Module] | None = None,
+    backward: bool = True,
+    options: TraceOptions | None = None,
+) -> Graph:
+    """Record the graph behind live tensors; a scalar root's backward leaves .grad untouched."""
+    options = options or TraceOptions()
+    device = str(tensors[0].device) if tensors else "cpu"
+    recorder = Recorder(device, options)
+    for name, value in (names or {}).items():
+        if isinstance(value, nn.Module):
+            for pname, param in value.named_parameters():
+                recorder._param_names.setdefault(id(param), f"{name}.{pname}")
+        elif isinstance(value, torch.Tensor):
+            recorder._bindings[id(value)] = (name, 0, True, value)
+    with _TRACE_LOCK:
+        fns = Recorder._reachable([t.grad_fn for t in tensors])
+        for fn in sorted(
+            (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()
+        ):
+            step_index = len(recorder.graph.forward)
+            created = recorder.discover([fn], None, None, step_index)
+            if not created:
+                continue
+            head = recorder._op_of_fn[id(fn)]
+            outputs = [recorder.tensor_node(t) for t in tensors if t.grad_fn is fn]
+            recorder._reconnect_outputs(outputs)
+            inputs = recorder.tensor_inputs_of(head)
+            recorder.graph.forward.append(
+                ForwardStep(
+                    node=head,
+                    nodes=[head],
+                    call=op_name_of(grad_fn_name(fn)),
+                    inputs=inputs,
+                    outputs=outputs,
+                )
+            )
+        for t in tensors:
+            recorder.tensor_node(t)
+        scalar_roots = [t for t in tensors if t.numel() == 1 and t.grad_fn is not None]
+        if backward and scalar_roots:
+            leaves = [
+                recorder._tensor_refs[n.variable]
+                for n in recorder.graph.nodes
+                if isinstance(n, OpNode) and n.variable is not None
+            ]
+            if leaves:
+                recorder.run_pass(
+                    torch.autograd.grad,
+                    (scalar_roots,),
+                    {"inputs": leaves, "retain_graph": True, "allow_unused": True},
+                )
+    return recorder.finish()

@@ -1,0 +1,1 @@
+"""Running untrusted programs: what they may do, how they run, and where."""

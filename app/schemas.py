@@ -1,0 +1,234 @@
+"""The JSON contract (v1) of the explorer as pydantic models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Number = float | int | bool | str  # str carries "NaN" / "Infinity" / "-Infinity"
+NestedValues = Number | list[Any]
+
+
+class Contract(BaseModel):
+    """Base of every model: non-finite floats travel as strings, unknown fields are refused."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings", extra="forbid")
+
+
+class Stats(Contract):
+    """Summary statistics of a tensor's values."""
+
+    min: float
+    max: float
+    mean: float
+    std: float
+
+
+class Histogram(Contract):
+    """Value histogram: counts per bin between consecutive edges."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class TensorData(Contract):
+    """A tensor's values: all of them when small, otherwise statistics and a preview."""
+
+    shape: list[int]
+    dtype: str
+    values: NestedValues | None = None
+    stats: Stats | None = None
+    heatmap: list[list[float]] | None = None
+    histogram: Histogram | None = None
+
+
+class SavedTensor(Contract):
+    """One `_saved_*` attribute of a backward node, linked to a tensor node when it is one."""
+
+    name: str
+    tensor: str | None = None
+    value: TensorData | None = None
+    repr: str | None = None
+
+
+class TensorNode(Contract):
+    """A tensor that took part in autograd."""
+
+    id: str
+    kind: Literal["tensor"] = "tensor"
+    label: str
+    name: str | None = None
+    line: int | None = Field(None, description="line of the variable binding that named it")
+    shape: list[int]
+    dtype: str
+    device: str
+    requires_grad: bool
+    is_leaf: bool
+    retains_grad: bool
+    is_parameter: bool = False
+    grad_fn: str | None = None
+    version: int = 0
+    value: TensorData
+    grad: TensorData | None = None
+
+
+class OpNode(Contract):
+    """An autograd node, with the forward call that created it."""
+
+    id: str
+    kind: Literal["op"] = "op"
+    label: str
+    op: str
+    grad_fn: str | None
+    line: int | None = None
+    module: str | None = None
+    call: int | None = Field(None, description="index of the forward step that created it")
+    sequence_nr: int | None = None
+    variable: str | None = Field(None, description="the leaf an AccumulateGrad node feeds")
+    created_by_pass: int | None = Field(
+        None, description="index of the create_graph pass whose gradient graph holds it"
+    )
+    saved: list[SavedTensor] = Field(default_factory=list)
+
+
+Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
+
+
+class Edge(Contract):
+    """Forward data flow from source to target."""
+
+    id: str
+    source: str
+    target: str
+
+
+class ForwardStep(Contract):
+    """One Python-level call that created autograd nodes."""
+
+    node: str
+    nodes: list[str] = Field(default_factory=list, description="every autograd node of the call")
+    call: str
+    inputs: list[str]
+    outputs: list[str]
+    line: int | None = None
+    module: str | None = None
+    after_pass: int = Field(0, description="number of backward passes that ran before this step")
+
+
+class BackwardStep(Contract):
+    """One autograd node as the engine ran it, with the gradients in and out."""
+
+    node: str
+    grad_inputs: list[TensorData | None]
+    grad_outputs: list[TensorData | None]
+
+
+class BackwardPass(Contract):
+    """One backward() / autograd.grad() call, in the engine's real order."""
+
+    root: list[str]
+    steps: list[BackwardStep]
+    grads: dict[str, TensorData] = Field(default_factory=dict)
+    kind: Literal["backward", "grad"] = "backward"
+    line: int | None = None
+    added: bool = Field(False, description="run by the explorer because the code never called it")
+    create_graph: bool = False
+    inputs: list[str] = Field(default_factory=list)
+    results: dict[str, TensorData] = Field(
+        default_factory=dict, description="gradients autograd.grad returned, by input"
+    )
+    tensor_grads: dict[str, TensorData] = Field(
+        default_factory=dict, description="gradient that flowed through each non-leaf tensor"
+    )
+
+
+class ErrorInfo(Contract):
+    """An exception raised by the user's code."""
+
+    type: str
+    message: str
+    line: int | None = None
+
+
+class Series(Contract):
+    """A scalar recorded once per backward pass, for plotting a training loop."""
+
+    name: str
+    kind: Literal["loss", "parameter"]
+    values: list[float | str | None]
+
+
+class Truncation(Contract):
+    """How much of a long run was recorded in full."""
+
+    passes_recorded: int
+    passes_total: int
+
+
+class Graph(Contract):
+    """A recorded run: nodes, edges, forward steps, backward passes."""
+
+    schema_version: int = SCHEMA_VERSION
+    device: str
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+    forward: list[ForwardStep] = Field(default_factory=list)
+    backward: list[BackwardPass] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    layout: dict[str, Any] | None = None
+    series: list[Series] = Field(default_factory=list)
+    truncated: Truncation | None = None
+    stdout: str = ""
+    notes: list[str] = Field(default_factory=list)
+
+
+class TraceRequest(Contract):
+    """Body of POST /api/v1/trace."""
+
+    code: str
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class HealthResponse(Contract):
+    """Body of GET /api/v1/health."""
+
+    status: Literal["ok"]
+    version: str
+    torch: str
+    cuda: bool
+    layers: dict[str, bool] = Field(default_factory=dict)
+
+
+class ExampleSummary(Contract):
+    """One gallery program, without its code."""
+
+    id: str
+    title_en: str
+    title_zh: str
+    lesson: str
+
+
+class Example(ExampleSummary):
+    """One gallery program with its code."""
+
+    code: str
+
+
+class ErrorDetail(Contract):
+    """The `detail` of an error response."""
+
+    type: str
+    message: str
+    line: int | None = None
+    col: int | None = None
+    limit: str | None = None
+
+
+class ErrorResponse(Contract):
+    """Body of every 4xx/5xx answer of the API."""
+
+    detail: ErrorDetail

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up everything the explorer and its tests need: Debian's graphviz and chromium, a virtual
+# environment in .venv with the CPU build of torch, and the package with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    echo "setup: installing ${need_apt[*]} from Debian" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+      "${need_apt[@]}" fonts-noto-cjk >/dev/null
+  else
+    echo "setup: please install ${need_apt[*]} (no apt-get here)" >&2
+  fi
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
+# torch first and pinned: a bare 'torch' would pull the multi-GB CUDA build.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test,bench]"
+echo "setup: ready (.venv)" >&2

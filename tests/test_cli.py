@@ -1,0 +1,78 @@
+"""The command line: trace exit codes and output, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_trace_prints_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "p.py"
+    program.write_text(
+        "import torch\nw = torch.tensor(2., requires_grad=True)\ny = w * w\ny.backward()\n"
+    )
+    code, out, _ = run(capsys, "trace", str(program), "--format", "json")
+    graph = json.loads(out)
+    assert code == 0 and graph["schema_version"] == 1 and graph["error"] is None
+    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
+    assert graph["backward"][0]["grads"][w["id"]]["values"] == 4.0
+
+
+def test_trace_user_error_exits_1_with_partial_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = tmp_path / "p.py"
+    program.write_text(
+        "import torch\nw = torch.ones(2, requires_grad=True)\ny = w * 3\nw.add_(1)\n"
+    )
+    code, out, err = run(capsys, "trace", str(program))
+    graph = json.loads(out)
+    assert code == 1 and graph["error"]["line"] == 4 and "line 4" in err
+    assert any(n.get("name") == "y" for n in graph["nodes"])
+
+
+def test_trace_unreadable_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "trace", str(tmp_path / "missing.py"))
+    assert code == 2 and out == "" and "cannot read" in err
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["trace"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["trace", "x.py", "--device", "tpu"])
+    assert info.value.code == 2
+
+
+def test_cuda_absent_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    program = tmp_path / "p.py"
+    program.write_text("import torch\n")
+    code, _, err = run(capsys, "trace", str(program), "--device", "cuda")
+    assert code == 2 and "CUDA" in err
+
+
+def test_schema_is_json_schema_of_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0 and schema["title"] == "Graph"
+    assert {"nodes", "edges", "forward", "backward", "error"} <= set(schema["properties"])
+
+
+def test_serve_refuses_public_address(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "serve", "--host", "0.0.0.0")
+    assert code == 2 and "non-loopback" in err

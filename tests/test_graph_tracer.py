@@ -1,0 +1,293 @@
+"""The tracer: seed facts, engine order, names, modules, saved tensors, failures, bounds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from app.examples import get_example
+from app.graph_tracer import LimitExceeded, TraceOptions, trace_code, trace_tensors
+from app.schemas import Graph, OpNode, TensorNode
+from tests.conftest import node_by_id, tensor_named
+
+
+def grad_of(graph: Graph, name: str, pass_index: int = -1) -> list | float:
+    node = tensor_named(graph, name)
+    return graph.backward[pass_index].grads[node.id].values
+
+
+def test_seed_001_leaf_grads_and_x_without_grad() -> None:
+    graph = trace_code(get_example("linear_expression").code)
+    assert grad_of(graph, "w") == 3.0
+    assert grad_of(graph, "b") == 1.0
+    x = tensor_named(graph, "x")
+    assert not x.requires_grad and x.is_leaf and x.grad is None
+    assert x.id not in graph.backward[0].grads
+    assert tensor_named(graph, "w").grad.values == 3.0
+    assert "dy/dx: None" in graph.stdout
+
+
+def test_seed_002_shared_leaf_sums_two_contributions() -> None:
+    graph = trace_code(get_example("shared_weight").code)
+    (record,) = graph.backward
+    w = tensor_named(graph, "w")
+    assert record.grads[w.id].values == [5.0]
+    acc = next(n for n in graph.nodes if isinstance(n, OpNode) and n.variable == w.id)
+    step = next(s for s in record.steps if s.node == acc.id)
+    assert step.grad_inputs == [] and step.grad_outputs[0].values == [5.0]
+    # the two ops that use w each sent w a gradient: 2 (from a = w + x) and 3 (from b = w + 1)
+    consumers = [e.target for e in graph.edges if e.source == w.id]
+    sent = sorted(s.grad_inputs[0].values[0] for s in record.steps if s.node in consumers)
+    assert sent == [2.0, 3.0]
+
+
+def test_grad_fn_names_and_is_leaf() -> None:
+    graph = trace_code(get_example("shared_weight").code)
+    assert tensor_named(graph, "a").grad_fn == "AddBackward0"
+    assert tensor_named(graph, "y").grad_fn == "MulBackward0"
+    assert tensor_named(graph, "w").is_leaf and not tensor_named(graph, "y").is_leaf
+    ops = {n.grad_fn for n in graph.nodes if isinstance(n, OpNode)}
+    assert {"AddBackward0", "MulBackward0", "AccumulateGrad"} <= ops
+
+
+def test_retain_grad_and_gradient_through_non_leaf() -> None:
+    graph = trace_code(get_example("retain_grad").code)
+    a, b = tensor_named(graph, "a"), tensor_named(graph, "b")
+    assert a.retains_grad and a.grad.values == [2.0]
+    assert not b.retains_grad and b.grad is None
+    flowed = graph.backward[0].tensor_grads
+    assert flowed[a.id].values == [2.0] and flowed[b.id].values == [3.0]
+    assert any("not a leaf" in note for note in graph.notes)
+
+
+def test_second_derivative_six_then_two() -> None:
+    graph = trace_code(get_example("second_derivative").code)
+    first, second = graph.backward
+    assert first.kind == second.kind == "grad" and first.create_graph
+    assert list(first.results.values())[0].values == [6.0]
+    assert list(second.results.values())[0].values == [2.0]
+    grad_graph = [n for n in graph.nodes if isinstance(n, OpNode) and n.created_by_pass == 0]
+    assert grad_graph, "the first gradient's own graph was not recorded"
+    assert {s.node for s in second.steps} <= {n.id for n in grad_graph} | {
+        n.id for n in graph.nodes if isinstance(n, OpNode)
+    }
+    assert second.root == [tensor_named(graph, "grad_1[0]").id]
+
+
+def test_accumulation_over_four_passes() -> None:
+    graph = trace_code(get_example("grad_accumulation").code)
+    w = tensor_named(graph, "w")
+    assert [p.grads[w.id].values for p in graph.backward] == [[5.0], [10.0], [15.0], [20.0]]
+    assert w.grad.values == [0.0]  # zero_() after the loop
+    iterations = {step.after_pass for step in graph.forward}
+    assert iterations == {0, 1, 2, 3}
+    # every iteration has its own ops but all share the one leaf w
+    assert len([n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "w"]) == 1
+    assert (
+        len([n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MulBackward0"]) == 4
+    )
+
+
+def test_inplace_on_leaf_error_keeps_partial_graph() -> None:
+    code = get_example("inplace_leaf_error").code
+    graph = trace_code(code)
+    assert graph.error.type == "RuntimeError"
+    assert "in-place" in graph.error.message
+    assert code.splitlines()[graph.error.line - 1].strip() == "w.add_(1)"
+    assert tensor_named(graph, "y").grad_fn == "MulBackward0"
+
+
+CROSSED = """import torch
+a = torch.tensor(2., requires_grad=True)
+b = torch.tensor(3., requires_grad=True)
+p = a * b
+q = a.exp()
+r = b.sin()
+s = (p + q) * r
+t = q * p
+y = s + t
+"""
+
+
+def test_backward_order_is_the_engines() -> None:
+    graph = trace_code(CROSSED)
+    (record,) = graph.backward
+    recorded = [node_by_id(graph, s.node).grad_fn for s in record.steps]
+    # run the same program in plain torch and note the order in which the engine starts nodes
+    ns: dict = {}
+    exec(CROSSED, ns)
+    order: list[str] = []
+    seen, stack, handles = set(), [ns["y"].grad_fn], []
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        handles.append(fn.register_prehook(lambda g, fn=fn: order.append(fn.name())))
+        stack.extend(f for f, _ in fn.next_functions)
+    ns["y"].backward()
+    expected = [n.replace("torch::autograd::", "") for n in order]
+    assert recorded == expected
+    # the order is not the creation order reversed, so a topological guess would differ
+    sequence = [node_by_id(graph, s.node).sequence_nr for s in record.steps]
+    non_acc = [s for s in sequence if s is not None]
+    assert non_acc == sorted(non_acc, reverse=True)
+
+
+def test_modules_group_ops_and_name_parameters() -> None:
+    graph = trace_code(get_example("mlp_cross_entropy").code)
+    modules = {n.module for n in graph.nodes if isinstance(n, OpNode) and n.module}
+    assert {"fc1", "fc2"} <= modules
+    params = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_parameter}
+    assert {"net.fc1.weight", "net.fc1.bias", "net.fc2.weight", "net.fc2.bias"} <= params
+    ce = [s for s in graph.forward if s.call == "cross_entropy"]
+    assert ce and len(ce[0].nodes) >= 2
+    kinds = {node_by_id(graph, n).grad_fn for n in ce[0].nodes}
+    assert {"NllLossBackward0", "LogSoftmaxBackward0"} <= kinds
+    linear = next(s for s in graph.forward if s.call == "linear" and s.module == "fc1")
+    assert len(linear.nodes) == 2  # AddmmBackward0 + TBackward0 under one call
+
+
+def test_custom_function_appears_under_its_name() -> None:
+    code = get_example("custom_function").code
+    graph = trace_code(code)
+    apply_line = next(i for i, t in enumerate(code.splitlines(), 1) if "MyReLU.apply" in t)
+    custom = [n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MyReLUBackward"]
+    assert len(custom) == 1
+    step = next(s for s in graph.forward if s.node == custom[0].id)
+    assert step.line == apply_line and step.outputs == [tensor_named(graph, "h_relu").id]
+    assert custom[0].id in [s.node for s in graph.backward[0].steps]
+
+
+def test_weight_sharing_in_dynamic_graph() -> None:
+    graph = trace_code(get_example("dynamic_net").code)
+    weight = tensor_named(graph, "model.middle_linear.weight")
+    acc = next(n for n in graph.nodes if isinstance(n, OpNode) and n.variable == weight.id)
+    consumers_by_pass = [e for e in graph.edges if e.source == weight.id]
+    assert len(consumers_by_pass) == 1 + 3  # depth 1 then depth 3, one T node per use
+    assert acc.id in [s.node for s in graph.backward[1].steps]
+
+
+def test_saved_tensors_are_linked_to_tensor_nodes() -> None:
+    graph = trace_code(get_example("shared_weight").code)
+    mul = next(n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MulBackward0")
+    saved = {s.name: s.tensor for s in mul.saved}
+    assert saved == {"other": tensor_named(graph, "b").id, "self": tensor_named(graph, "a").id}
+
+
+def test_training_loop_keeps_series_after_recorded_passes() -> None:
+    graph = trace_code(get_example("linear_regression").code, options=TraceOptions(max_passes=3))
+    assert len(graph.backward) == 3
+    assert graph.truncated.passes_recorded == 3
+    assert graph.truncated.passes_total > 3
+    loss = next(s for s in graph.series if s.kind == "loss")
+    assert len(loss.values) == graph.truncated.passes_total
+    assert loss.values[-1] < loss.values[0]
+    assert {"w", "b"} <= {s.name for s in graph.series}
+
+
+def test_forward_steps_carry_lines_values_and_order() -> None:
+    code = get_example("linear_expression").code
+    graph = trace_code(code)
+    assert [s.call for s in graph.forward] == ["mul", "add"]
+    lines = code.splitlines()
+    assert all(lines[s.line - 1].startswith("y = x * w + b") for s in graph.forward)
+    y = tensor_named(graph, "y")
+    assert y.value.values == 17.0 and y.line == graph.forward[-1].line
+    assert graph.forward[-1].outputs == [y.id]
+
+
+def test_every_edge_and_step_refers_to_known_nodes() -> None:
+    graph = trace_code(get_example("logistic_regression").code)
+    ids = {n.id for n in graph.nodes}
+    assert all(e.source in ids and e.target in ids for e in graph.edges)
+    for step in graph.forward:
+        assert {step.node, *step.nodes, *step.inputs, *step.outputs} <= ids
+    for record in graph.backward:
+        assert {s.node for s in record.steps} <= ids
+        assert set(record.grads) <= ids
+
+
+def test_user_exception_line_and_syntax_error() -> None:
+    graph = trace_code(
+        "import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\nz = y @ torch.ones(3)\n"
+    )
+    assert graph.error.type == "RuntimeError" and graph.error.line == 4
+    assert tensor_named(graph, "y").grad_fn == "MulBackward0"
+    broken = trace_code("import torch\nx = (1,\n")
+    assert broken.error.type == "SyntaxError" and broken.error.line == 2
+
+
+def test_node_cap_is_a_clear_error() -> None:
+    code = "import torch\nx = torch.ones(1, requires_grad=True)\nfor i in range(100):\n    x = x * 1.5\n"
+    with pytest.raises(LimitExceeded) as info:
+        trace_code(code, options=TraceOptions(max_nodes=50))
+    assert info.value.limit == "nodes" and "50" in info.value.message
+
+
+def test_inline_limit_keeps_large_values_out() -> None:
+    graph = trace_code(
+        "import torch\nw = torch.randn(30, 40, requires_grad=True)\nloss = (w * w).sum()\n",
+        options=TraceOptions(inline_limit=16),
+    )
+    w = tensor_named(graph, "w")
+    assert w.value.values is None and w.value.stats is not None
+    assert w.value.heatmap and len(w.value.heatmap) <= 16 and w.value.histogram.counts
+    assert sum(w.value.histogram.counts) == 1200
+
+
+def test_long_chain_needs_no_recursion() -> None:
+    code = "import torch\nx = torch.ones(1, requires_grad=True)\ny = x\nfor i in range(3000):\n    y = y * 1.0001\n"
+    graph = trace_code(code)
+    assert len(graph.backward) == 1 and graph.backward[0].added
+    assert len(graph.backward[0].steps) == 3001
+
+
+def test_trace_tensors_leaves_grad_untouched_and_can_repeat() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    x = torch.randn(5, 3)
+    loss = model(x).pow(2).mean()
+    first = trace_tensors(loss, names={"model": model, "loss": loss})
+    second = trace_tensors(loss, names={"model": model})
+    assert all(p.grad is None for p in model.parameters())
+    assert len(first.nodes) == len(second.nodes)
+    loss.backward()
+    weight = tensor_named(first, "model.0.weight")
+    got = torch.tensor(first.backward[0].results[weight.id].values)
+    assert torch.allclose(got, model[0].weight.grad, atol=1e-6)
+    assert tensor_named(first, "loss").grad_fn == "MeanBackward0"
+    order = [s.node for s in first.backward[0].steps]
+    assert len(order) == len(set(order)) > 3
+
+
+def test_trace_tensors_on_a_deep_chain() -> None:
+    x = torch.ones(1, requires_grad=True)
+    y = x
+    for _ in range(2000):
+        y = y * 1.0001
+    graph = trace_tensors(y.sum())
+    assert len([n for n in graph.nodes if isinstance(n, OpNode)]) == 2002
+    assert x.grad is None
+
+
+@pytest.mark.cuda
+def test_cuda_trace_records_device_and_grads() -> None:
+    graph = trace_code(get_example("shared_weight").code, device="cuda")
+    assert graph.device.startswith("cuda")
+    w = tensor_named(graph, "w")
+    assert w.device.startswith("cuda") and graph.backward[0].grads[w.id].values == [5.0]
+
+
+@pytest.mark.cuda
+def test_cuda_mixed_graph_order_is_recorded_as_it_happened() -> None:
+    code = (
+        "import torch\nw = torch.ones(3, requires_grad=True, device='cpu')\n"
+        "v = torch.ones(3, requires_grad=True, device='cuda')\n"
+        "y = (w.cuda() * v).sum() + (w * 2).sum().cuda()\n"
+    )
+    graph = trace_code(code, device="cuda")
+    (record,) = graph.backward
+    assert record.added and len(record.steps) >= 6
+    assert record.grads[tensor_named(graph, "w").id].values == [3.0, 3.0, 3.0]
