@@ -139,6 +139,11 @@ def _user_line(filename: str = runner.USER_FILENAME) -> int | None:
     return None
 
 
+def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """Identifies the memory a tensor views: same key, same values (while both are alive)."""
+    return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device)
+
+
 _saved_attrs_cache: dict[type, tuple[str, ...]] = {}
 
 
@@ -178,6 +183,7 @@ class Recorder:
         self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
         self._tensor_refs: dict[str, torch.Tensor] = {}
         self._latest_node_of_obj: dict[int, str] = {}
+        self._node_of_storage: dict[tuple[Any, ...], str] = {}
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
         self._incoming: dict[str, list[str]] = {}
@@ -255,6 +261,8 @@ class Recorder:
         self._key_of_tensor[node_id] = key
         self._tensor_refs[node_id] = t
         self._latest_node_of_obj[id(t)] = node_id
+        if t.numel():
+            self._node_of_storage[_storage_key(t)] = node_id
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
@@ -333,11 +341,7 @@ class Recorder:
             return self._tensor_of_key.get(self._tensor_key(t))
         if t.numel() == 0:
             return None
-        ptr, shape, stride = t.data_ptr(), t.shape, t.stride()
-        for node_id, ref in reversed(self._tensor_refs.items()):
-            if ref.data_ptr() == ptr and ref.shape == shape and ref.stride() == stride:
-                return node_id
-        return None
+        return self._node_of_storage.get(_storage_key(t))
 
     def discover(
         self,
@@ -641,14 +645,16 @@ class Recorder:
         return handles
 
     def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:
-        summary_of: dict[int, TensorData] = {}
+        summary_of: dict[tuple[Any, ...], TensorData] = {}
 
         def summarize_once(g: torch.Tensor | None) -> TensorData | None:
+            # the engine hands the same buffer to a node's hook and its producer's: one summary
             if g is None:
                 return None
-            cached = summary_of.get(id(g))
+            key = _storage_key(g) if g.numel() else (id(g),)
+            cached = summary_of.get(key)
             if cached is None:
-                cached = summary_of[id(g)] = self._summary(g, preview=False)
+                cached = summary_of[key] = self._summary(g, preview=False)
             return cached
 
         for op_id in run.order:

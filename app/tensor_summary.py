@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -10,7 +11,8 @@ from app.schemas import Histogram, Stats, TensorData
 
 HEATMAP_SIDE = 16
 HISTOGRAM_BINS = 16
-SIGNIFICANT_DIGITS = 4
+PREVIEW_DIGITS = 4
+STATS_DIGITS = 7
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -18,46 +20,59 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _as_float64(t: torch.Tensor) -> np.ndarray:
+def round_significant(value: float, digits: int) -> float:
+    """value rounded to a number of significant digits; non-finite values unchanged."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def round_tensor(x: torch.Tensor, digits: int) -> torch.Tensor:
+    """Every finite element rounded to a number of significant digits."""
+    magnitude = torch.floor(torch.log10(x.abs()))
+    magnitude = torch.where(torch.isfinite(magnitude), magnitude, torch.zeros_like(magnitude))
+    factor = torch.pow(10.0, digits - 1 - magnitude)
+    return torch.where(torch.isfinite(x), torch.round(x * factor) / factor, x)
+
+
+def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     if t.is_complex():
-        t = t.abs()
-    return t.to(torch.float64).numpy()
+        return t.abs()
+    if t.dtype in (torch.float32, torch.float64):
+        return t
+    return t.to(torch.float32 if t.is_floating_point() else torch.float64)
 
 
-def _stats(a: np.ndarray) -> Stats:
-    low, high, mean, std = round_significant(np.array([a.min(), a.max(), a.mean(), a.std()]), 7)
-    return Stats.model_construct(min=float(low), max=float(high), mean=float(mean), std=float(std))
+def _stats(x: torch.Tensor) -> Stats:
+    low, high = torch.aminmax(x)
+    std, mean = torch.std_mean(x, correction=0)
+    low_v, high_v, mean_v, std_v = (
+        round_significant(float(v.item()), STATS_DIGITS) for v in (low, high, mean, std)
+    )
+    return Stats.model_construct(min=low_v, max=high_v, mean=mean_v, std=std_v)
 
 
-def round_significant(a: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
-    """Values rounded to a number of significant digits (previews need no more)."""
-    with np.errstate(all="ignore"):
-        magnitude = np.floor(np.log10(np.abs(a)))
-        magnitude = np.where(np.isfinite(magnitude), magnitude, 0)
-        factor = 10.0 ** (digits - 1 - magnitude)
-        return np.where(np.isfinite(a), np.round(a * factor) / factor, a)
-
-
-def _heatmap(t: torch.Tensor) -> list[list[float]] | None:
-    if t.dim() < 2 or t.is_complex():
+def _heatmap(x: torch.Tensor) -> list[list[float]] | None:
+    if x.dim() < 2:
         return None
-    plane = t.reshape(t.shape[0], -1).to(torch.float32)
+    plane = x.reshape(x.shape[0], -1).to(torch.float32)
     rows, cols = plane.shape
     if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
-        plane = F.adaptive_avg_pool2d(
-            plane[None, None], (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
-        )[0, 0]
-    return round_significant(plane.to(torch.float64).numpy()).tolist()
+        size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
+        plane = F.adaptive_avg_pool2d(plane[None, None], size)[0, 0]
+    return round_tensor(plane.to(torch.float64), PREVIEW_DIGITS).tolist()
 
 
-def _histogram(a: np.ndarray) -> Histogram | None:
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
+def _histogram(x: torch.Tensor) -> Histogram | None:
+    finite = x if bool(torch.isfinite(x).all()) else x[torch.isfinite(x)]
+    if finite.numel() == 0:
         return None
-    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
-    return Histogram.model_construct(
-        edges=round_significant(edges).tolist(), counts=counts.tolist()
-    )
+    finite = finite.to(torch.float32)
+    low, high = (float(v) for v in torch.aminmax(finite))
+    counts = torch.histc(finite, bins=HISTOGRAM_BINS, min=low, max=high)
+    step = (high - low) / HISTOGRAM_BINS
+    edges = [round_significant(low + i * step, PREVIEW_DIGITS) for i in range(HISTOGRAM_BINS + 1)]
+    return Histogram.model_construct(edges=edges, counts=[int(c) for c in counts.tolist()])
 
 
 def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> TensorData:
@@ -67,24 +82,24 @@ def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> Tenso
         t = t.cpu()
     shape = list(t.shape)
     dtype = dtype_name(t.dtype)
-    numel = t.numel()
-    if numel == 0:
+    if t.numel() == 0:
         return TensorData.model_construct(
             shape=shape, dtype=dtype, values=t.tolist(), stats=None, heatmap=None, histogram=None
         )
-    a = _as_float64(t)
-    if numel <= inline_limit:
-        values = t.tolist() if not t.is_complex() else a.tolist()
+    x = _as_real_float(t)
+    stats = _stats(x)
+    if t.numel() <= inline_limit:
+        values = x.tolist() if t.is_complex() else t.tolist()
         return TensorData.model_construct(
-            shape=shape, dtype=dtype, values=values, stats=_stats(a), heatmap=None, histogram=None
+            shape=shape, dtype=dtype, values=values, stats=stats, heatmap=None, histogram=None
         )
     return TensorData.model_construct(
         shape=shape,
         dtype=dtype,
         values=None,
-        stats=_stats(a),
-        heatmap=_heatmap(t) if preview else None,
-        histogram=_histogram(a.ravel()) if preview else None,
+        stats=stats,
+        heatmap=_heatmap(x) if preview else None,
+        histogram=_histogram(x) if preview else None,
     )
 
 
