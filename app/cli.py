@@ -33,14 +33,18 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     """Print the recorded Graph of a program."""
-    from app.graph_tracer import DeviceUnavailable, LimitExceeded, trace_code
+    from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+    from app.graph_tracer import trace_code
 
     code = _read_program(args.file)
     try:
         graph = trace_code(code, device=args.device, seed=args.seed)
     except DeviceUnavailable as exc:
-        print(f"autograd-explorer: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
+    except PolicyError as exc:
+        where = f" (line {exc.line}, column {exc.col})" if exc.line else ""
+        print(f"autograd-explorer: refused{where}: {exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except LimitExceeded as exc:
         print(f"autograd-explorer: limit '{exc.limit}' exceeded: {exc.message}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -64,17 +68,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Start the web server."""
     import uvicorn
 
+    from app.config import get_settings
     from app.main import create_app
 
-    if not _is_loopback(args.host):
-        print(
-            "autograd-explorer: refusing to listen on a non-loopback address: programs run "
-            "in-process without the sandbox in this version",
-            file=sys.stderr,
+    settings = get_settings()
+    if not _is_loopback(args.host) and not settings.isolation:
+        raise UsageError(
+            "refusing to listen on a non-loopback address with AE_ISOLATION=false: "
+            "programs would run in the server process"
         )
-        return EXIT_USAGE
     print(f"Autograd Explorer on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 
 

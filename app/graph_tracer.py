@@ -17,7 +17,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
 from app.sandbox import runner
+from app.sandbox.capabilities import Capabilities
+from app.sandbox.policy import PolicyLimits
 from app.schemas import (
     BackwardPass,
     BackwardStep,
@@ -50,19 +53,6 @@ class TraceOptions:
     max_passes: int = 8
     max_series_points: int = 10_000
     max_saved_repr: int = 120
-
-
-class LimitExceeded(Exception):
-    """A recording went past one of its bounds."""
-
-    def __init__(self, limit: str, message: str) -> None:
-        super().__init__(message)
-        self.limit = limit
-        self.message = message
-
-
-class DeviceUnavailable(Exception):
-    """The requested device is not present on this machine."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -826,26 +816,34 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type(exc).__name__, message=message[:2000], line=line)
 
 
+_OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
+
+
 def trace_code(
     code: str,
     device: str = "cpu",
     seed: int = 0,
     options: TraceOptions | None = None,
-    namespace_extra: Mapping[str, Any] | None = None,
+    limits: PolicyLimits | None = None,
+    max_tensor_elements: int = 2**26,
 ) -> Graph:
-    """Run a program on real tensors and record its autograd graph and backward passes."""
+    """Run a program on real tensors and record its autograd graph and backward passes.
+
+    PolicyError, LimitExceeded and DeviceUnavailable end the trace; an exception of the program
+    itself is recorded in the Graph with the part recorded before it.
+    """
     options = options or TraceOptions()
     target = resolve_device(device)
-    recorder = Recorder(
-        str(target) if target.type == "cpu" else f"cuda:{target.index or 0}", options
-    )
+    label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
+    recorder = Recorder(label, options)
     stdout = runner.BoundedWriter()
     try:
-        program = runner.compile_program(code)
+        program = runner.compile_program(code, limits)
     except SyntaxError as exc:
         recorder.graph.error = _error_info(exc)
         return recorder.finish()
-    namespace = runner.make_namespace(recorder.bind, stdout, dict(namespace_extra or {}))
+    capabilities = Capabilities(max_tensor_elements, cuda_allowed=target.type == "cuda")
+    namespace = runner.make_namespace(recorder.bind, stdout, capabilities)
     with _TRACE_LOCK:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
@@ -856,17 +854,29 @@ def trace_code(
                 _WarningsAsNotes(recorder),
                 RecordingMode(recorder),
             ):
-                try:
-                    runner.execute(program, namespace)
-                except LimitExceeded:
-                    raise
-                except Exception as exc:  # the program's own failure is part of the recording
-                    recorder.graph.error = _error_info(exc)
+                _run_program(recorder, program, namespace)
                 if recorder.graph.error is None and not recorder.graph.backward:
                     _add_implicit_backward(recorder)
         finally:
             recorder.graph.stdout = stdout.text()
     return recorder.finish()
+
+
+def _run_program(recorder: Recorder, program: Any, namespace: dict[str, Any]) -> None:
+    try:
+        runner.execute(program, namespace)
+    except (PolicyError, LimitExceeded) as exc:
+        if isinstance(exc, PolicyError) and exc.line is None:
+            exc.line = _error_info(exc).line
+        raise
+    except MemoryError:
+        raise LimitExceeded("memory", "the program ran out of its memory limit") from None
+    except RecursionError as exc:
+        recorder.graph.error = _error_info(exc)
+    except Exception as exc:  # the program's own failure is part of the recording
+        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY):
+            raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None
+        recorder.graph.error = _error_info(exc)
 
 
 def _add_implicit_backward(recorder: Recorder) -> None:
@@ -881,6 +891,36 @@ def _add_implicit_backward(recorder: Recorder) -> None:
     )
 
 
+def _name_inputs(recorder: Recorder, names: Mapping[str, torch.Tensor | nn.Module] | None) -> None:
+    for name, value in (names or {}).items():
+        if isinstance(value, nn.Module):
+            recorder._module_names[id(value)] = (name, value)
+            for pname, param in value.named_parameters():
+                recorder._param_names.setdefault(id(param), f"{name}.{pname}")
+        elif isinstance(value, torch.Tensor):
+            recorder._bindings[id(value)] = (name, 0, True, value)
+
+
+def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> None:
+    """One pass from the scalar roots through autograd.grad, so no .grad is touched."""
+    scalar_roots = [t for t in roots if t.numel() == 1 and t.grad_fn is not None]
+    if not scalar_roots:
+        return
+    for t in scalar_roots:
+        recorder.tensor_node(t)
+    leaves = [
+        recorder._tensor_refs[n.variable]
+        for n in recorder.graph.nodes
+        if isinstance(n, OpNode) and n.variable is not None
+    ]
+    if leaves:
+        recorder.run_pass(
+            torch.autograd.grad,
+            (scalar_roots,),
+            {"inputs": leaves, "retain_graph": True, "allow_unused": True},
+        )
+
+
 def trace_tensors(
     *tensors: torch.Tensor,
     names: Mapping[str, torch.Tensor | nn.Module] | None = None,
@@ -891,12 +931,7 @@ def trace_tensors(
     options = options or TraceOptions()
     device = str(tensors[0].device) if tensors else "cpu"
     recorder = Recorder(device, options)
-    for name, value in (names or {}).items():
-        if isinstance(value, nn.Module):
-            for pname, param in value.named_parameters():
-                recorder._param_names.setdefault(id(param), f"{name}.{pname}")
-        elif isinstance(value, torch.Tensor):
-            recorder._bindings[id(value)] = (name, 0, True, value)
+    _name_inputs(recorder, names)
     with _TRACE_LOCK:
         fns = Recorder._reachable([t.grad_fn for t in tensors])
         for fn in sorted(
@@ -921,17 +956,37 @@ def trace_tensors(
             )
         for t in tensors:
             recorder.tensor_node(t)
-        scalar_roots = [t for t in tensors if t.numel() == 1 and t.grad_fn is not None]
-        if backward and scalar_roots:
-            leaves = [
-                recorder._tensor_refs[n.variable]
-                for n in recorder.graph.nodes
-                if isinstance(n, OpNode) and n.variable is not None
-            ]
-            if leaves:
-                recorder.run_pass(
-                    torch.autograd.grad,
-                    (scalar_roots,),
-                    {"inputs": leaves, "retain_graph": True, "allow_unused": True},
-                )
+        if backward:
+            _record_gradient_pass(recorder, tensors)
     return recorder.finish()
+
+
+def trace_callable(
+    fn: Callable[..., Any],
+    *args: Any,
+    names: Mapping[str, torch.Tensor | nn.Module] | None = None,
+    backward: bool = True,
+    options: TraceOptions | None = None,
+    **kwargs: Any,
+) -> tuple[Graph, Any]:
+    """Run fn(*args, **kwargs) under the recorder (trusted code, no sandbox): (Graph, result).
+
+    Forward calls are recorded with their nn.Module paths; a scalar result's backward pass is
+    recorded without touching any .grad.
+    """
+    options = options or TraceOptions()
+    recorder = Recorder("cpu", options)
+    _name_inputs(recorder, names)
+    with _TRACE_LOCK:
+        with _ModuleHooks(recorder), RecordingMode(recorder):
+            result = fn(*args, **kwargs)
+        outputs = list(iter_tensors(result))
+        if outputs:
+            recorder.graph.device = str(outputs[0].device)
+        for t in outputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in recorder._op_of_fn:
+                recorder.record_unseen(t, None)
+            recorder.tensor_node(t)
+        if backward:
+            _record_gradient_pass(recorder, outputs)
+    return recorder.finish(), result

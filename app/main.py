@@ -1,18 +1,41 @@
-"""Assemble the FastAPI application: routers and static files."""
+"""Assemble the FastAPI application: settings, the trace service, routers, static files."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.config import Settings, get_settings
+from app.middleware import BodySizeLimit
 from app.resources import static_dir
 from app.routes import api, pages
+from app.sandbox.pool import WorkerPool
+from app.service import TraceService
 
 
-def create_app() -> FastAPI:
-    """The explorer's web application."""
-    app = FastAPI(title="Autograd Explorer", version=__version__)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The explorer's web application; its worker pool starts with the app."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = WorkerPool(settings) if settings.isolation else None
+        if pool is not None:
+            await run_in_threadpool(pool.start)
+        app.state.service = TraceService(settings, pool)
+        try:
+            yield
+        finally:
+            if pool is not None:
+                pool.close()
+
+    app = FastAPI(title="Autograd Explorer", version=__version__, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")

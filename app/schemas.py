@@ -168,6 +168,60 @@ class Truncation(Contract):
     passes_total: int
 
 
+class LayoutNode(Contract):
+    """A drawn box: one graph node, or a collapsed module / source line holding several."""
+
+    id: str
+    kind: Literal["tensor", "op", "module", "line"]
+    label: str
+    x: float = Field(description="left edge, px")
+    y: float = Field(description="top edge, px")
+    width: float
+    height: float
+    members: list[str] = Field(default_factory=list, description="graph nodes inside a box")
+    module: str | None = None
+    parameters: int | None = Field(None, description="parameter count of a collapsed module")
+    shape: list[int] | None = Field(None, description="output shape of a collapsed module")
+
+
+class LayoutEdge(Contract):
+    """A drawn edge between two layout nodes, with its SVG path."""
+
+    id: str
+    source: str
+    target: str
+    path: str
+    members: list[str] = Field(default_factory=list, description="graph edges it stands for")
+
+
+class LayoutCluster(Contract):
+    """The frame of an expanded module."""
+
+    id: str
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Layout(Contract):
+    """Positions of the visible part of a graph, from graphviz dot."""
+
+    width: float
+    height: float
+    expanded: list[str] = Field(default_factory=list)
+    collapsible: list[str] = Field(
+        default_factory=list, description="module / line groups that can be expanded or collapsed"
+    )
+    nodes: list[LayoutNode]
+    edges: list[LayoutEdge]
+    clusters: list[LayoutCluster] = Field(default_factory=list)
+    node_of: dict[str, str] = Field(
+        default_factory=dict, description="graph node id -> layout node id that shows it"
+    )
+
+
 class Graph(Contract):
     """A recorded run: nodes, edges, forward steps, backward passes."""
 
@@ -178,7 +232,7 @@ class Graph(Contract):
     forward: list[ForwardStep] = Field(default_factory=list)
     backward: list[BackwardPass] = Field(default_factory=list)
     error: ErrorInfo | None = None
-    layout: dict[str, Any] | None = None
+    layout: Layout | None = None
     series: list[Series] = Field(default_factory=list)
     truncated: Truncation | None = None
     stdout: str = ""
@@ -201,6 +255,14 @@ class HealthResponse(Contract):
     torch: str
     cuda: bool
     layers: dict[str, bool] = Field(default_factory=dict)
+    layout: bool = Field(True, description="whether graphviz dot is installed")
+    notes: list[str] = Field(default_factory=list)
+
+
+class LayoutRequest(TraceRequest):
+    """Body of POST /api/v1/layout: the program and the modules to show expanded."""
+
+    expanded: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class ExampleSummary(Contract):

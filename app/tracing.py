@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.graph_tracer import DeviceUnavailable, LimitExceeded, TraceOptions, trace_code
+from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+from app.graph_tracer import TraceOptions, trace_code
+from app.sandbox.policy import PolicyLimits
 from app.schemas import ErrorDetail, TraceRequest
 
 
@@ -26,25 +28,50 @@ def options_from(settings: Settings) -> TraceOptions:
     )
 
 
+def limits_from(settings: Settings) -> PolicyLimits:
+    """PolicyLimits from the server settings."""
+    return PolicyLimits(
+        max_bytes=settings.max_code_bytes,
+        max_lines=settings.max_code_lines,
+        max_nodes=settings.max_ast_nodes,
+        max_nesting=settings.max_nesting,
+    )
+
+
+def limit_failure(limit: str, message: str) -> TraceFailure:
+    """A 422 LimitExceeded failure."""
+    return TraceFailure(422, ErrorDetail(type="LimitExceeded", limit=limit, message=message))
+
+
 def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
-    """Run and record the program in this process; Graph JSON bytes or TraceFailure."""
+    """Check, run and record the program in this process; Graph JSON bytes or TraceFailure."""
+    if request.device == "cuda" and not settings.allow_cuda:
+        raise TraceFailure(
+            400, ErrorDetail(type="DeviceUnavailable", message="CUDA is disabled on this server")
+        )
     try:
-        graph = trace_code(request.code, request.device, request.seed, options_from(settings))
+        graph = trace_code(
+            request.code,
+            request.device if settings.allow_cuda else "cpu",
+            request.seed,
+            options_from(settings),
+            limits_from(settings),
+            settings.max_tensor_elements,
+        )
+        payload = graph.model_dump_json().encode()
+    except PolicyError as exc:
+        detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
+        raise TraceFailure(400, detail) from None
     except LimitExceeded as exc:
-        raise TraceFailure(
-            422, ErrorDetail(type="LimitExceeded", limit=exc.limit, message=exc.message)
-        ) from exc
+        raise limit_failure(exc.limit, exc.message) from None
     except DeviceUnavailable as exc:
-        raise TraceFailure(400, ErrorDetail(type="DeviceUnavailable", message=str(exc))) from exc
-    payload = graph.model_dump_json().encode()
+        raise TraceFailure(400, ErrorDetail(type="DeviceUnavailable", message=str(exc))) from None
+    except MemoryError:
+        raise limit_failure("memory", "the program ran out of its memory limit") from None
     if len(payload) > settings.max_response_bytes:
-        raise TraceFailure(
-            422,
-            ErrorDetail(
-                type="LimitExceeded",
-                limit="response_bytes",
-                message=f"the recorded graph is {len(payload)} bytes, over the limit of "
-                f"{settings.max_response_bytes}",
-            ),
+        raise limit_failure(
+            "response_bytes",
+            f"the recorded graph is {len(payload)} bytes, over the limit of "
+            f"{settings.max_response_bytes}",
         )
     return payload

@@ -14,7 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} from Debian" >&2
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-      "${need_apt[@]}" fonts-noto-cjk >/dev/null
+      "${need_apt[@]}" fonts-wqy-microhei >/dev/null
   else
     echo "setup: please install ${need_apt[*]} (no apt-get here)" >&2
   fi

@@ -28,3 +28,28 @@ def tensor_named(graph: Graph, name: str) -> TensorNode:
 def node_by_id(graph: Graph, node_id: str) -> TensorNode | OpNode:
     """A node by id."""
     return next(n for n in graph.nodes if n.id == node_id)
+
+
+SAFE_PROGRAM = (
+    "import torch\nw = torch.tensor([1.], requires_grad=True)\nx = torch.tensor([2.], requires_grad=True)\n"
+    "y = (x + w) * (w + 1)\ny.backward()\n"
+)
+
+
+def w_grad(graph: dict) -> list[float]:
+    """.grad of the tensor named w after the first pass of a Graph as JSON."""
+    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
+    return graph["backward"][0]["grads"][w["id"]]["values"]
+
+
+@pytest.fixture(scope="session")
+def api_client():
+    """A client of the real app with its isolated worker pool (short limits for tests)."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings(wall_seconds=4, cpu_seconds=4, workers=2, queue_size=32, cache_entries=16)
+    with TestClient(create_app(settings)) as client:
+        yield client

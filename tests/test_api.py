@@ -1,73 +1,199 @@
-"""The JSON API: status codes, fields and the contract."""
+"""The JSON API: status codes, fields and the error model, through the real worker pool."""
 
 from __future__ import annotations
 
-import pytest
+import time
+
 from fastapi.testclient import TestClient
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.main import create_app
+from tests.conftest import SAFE_PROGRAM, w_grad
 
 
-@pytest.fixture
-def client() -> TestClient:
-    return TestClient(create_app())
-
-
-def test_health(client: TestClient) -> None:
-    body = client.get("/api/v1/health").json()
+def test_health_reports_layers(api_client: TestClient) -> None:
+    body = api_client.get("/api/v1/health").json()
     assert body["status"] == "ok" and body["torch"].startswith("2.")
+    layers = body["layers"]
+    assert layers["policy"] and layers["capabilities"] and layers["fresh_process"]
+    assert layers["cpu_time"] and layers["wall_time"] and layers["memory"]
 
 
-def test_trace_returns_graph(client: TestClient) -> None:
-    code = "import torch\nw = torch.tensor([1.], requires_grad=True)\nx = torch.tensor([2.], requires_grad=True)\ny = (x + w) * (w + 1)\ny.backward()\n"
-    response = client.post("/api/v1/trace", json={"code": code})
+def test_trace_returns_graph(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
     assert response.status_code == 200
-    graph = response.json()
-    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
-    assert graph["backward"][0]["grads"][w["id"]]["values"] == [5.0]
+    assert w_grad(response.json()) == [5.0]
 
 
-def test_user_exception_is_200_with_error(client: TestClient) -> None:
-    response = client.post(
+def test_identical_requests_come_from_the_cache(api_client: TestClient) -> None:
+    body = {"code": SAFE_PROGRAM + "print('cached')\n", "seed": 123}
+    first = api_client.post("/api/v1/trace", json=body)
+    start = time.perf_counter()
+    second = api_client.post("/api/v1/trace", json=body)
+    assert second.content == first.content and first.json()["stdout"] == "cached\n"
+    assert (
+        api_client.app.state.service.cache.get(
+            api_client.app.state.service.cache.key(
+                __import__("app.schemas").schemas.TraceRequest(**body)
+            )
+        )
+        == first.content
+    )
+    assert time.perf_counter() - start < 5
+
+
+def test_user_exception_is_200_with_error(api_client: TestClient) -> None:
+    response = api_client.post(
         "/api/v1/trace", json={"code": "import torch\nx = torch.ones(2)\ny = x[5]\n"}
     )
     assert response.status_code == 200
-    assert response.json()["error"]["type"] == "IndexError"
-    assert response.json()["error"]["line"] == 3
-
-
-def test_bad_request_bodies(client: TestClient) -> None:
-    assert client.post("/api/v1/trace", json={"code": "x", "device": "tpu"}).status_code == 422
-    assert client.post("/api/v1/trace", json={"code": "x", "seed": -1}).status_code == 422
-    assert client.post("/api/v1/trace", json={"nocode": 1}).status_code == 422
-
-
-def test_graph_size_limit_is_422(client: TestClient) -> None:
-    app = client.app
-    app.dependency_overrides[get_settings] = lambda: Settings(max_nodes=20)
-    code = (
-        "import torch\nx = torch.ones(1, requires_grad=True)\nfor i in range(50):\n    x = x * 2\n"
-    )
-    response = client.post("/api/v1/trace", json={"code": code})
-    assert response.status_code == 422
-    assert response.json()["detail"] == {
-        "type": "LimitExceeded",
-        "limit": "nodes",
-        "message": response.json()["detail"]["message"],
+    assert response.json()["error"] == {
+        "type": "IndexError",
+        "message": response.json()["error"]["message"],
+        "line": 3,
     }
 
 
-def test_examples(client: TestClient) -> None:
-    listing = client.get("/api/v1/examples").json()
+def test_policy_error_is_400_with_line_and_col(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/trace", json={"code": "import torch\nimport os\n"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail["type"] == "PolicyError" and detail["line"] == 2 and detail["col"] == 1
+
+
+def test_runtime_refusal_is_400_with_line(api_client: TestClient) -> None:
+    response = api_client.post(
+        "/api/v1/trace", json={"code": "import torch\nx = torch.ones(2)\ntorch.save(x, 'f')\n"}
+    )
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"]["line"] == 3
+        and "torch.save" in response.json()["detail"]["message"]
+    )
+
+
+def test_stdout_is_captured(api_client: TestClient) -> None:
+    response = api_client.post(
+        "/api/v1/trace", json={"code": "print('hello', 1 + 1)\nprint('a', 'b', sep='-')"}
+    )
+    assert response.json()["stdout"] == "hello 2\na-b\n"
+
+
+def test_bad_request_bodies(api_client: TestClient) -> None:
+    assert api_client.post("/api/v1/trace", json={"code": "x", "device": "tpu"}).status_code == 422
+    assert api_client.post("/api/v1/trace", json={"code": "x", "seed": -1}).status_code == 422
+    assert api_client.post("/api/v1/trace", json={"nocode": 1}).status_code == 422
+    assert api_client.post("/api/v1/trace", json={"code": "x", "extra": 1}).status_code == 422
+    assert (
+        api_client.post(
+            "/api/v1/trace", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+
+
+def test_request_size_cap_is_413(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/trace", json={"code": "x = 1\n" * 60_000})
+    assert response.status_code == 413
+    assert response.json()["detail"]["limit"] == "request_bytes"
+
+
+def test_code_size_limit_is_422(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/trace", json={"code": "x = 1\n" * 5000})
+    assert response.status_code == 422
+    assert response.json()["detail"]["limit"] == "code_bytes"
+
+
+def test_cuda_request_without_cuda_is_400(api_client: TestClient) -> None:
+    if api_client.get("/api/v1/health").json()["cuda"]:
+        return
+    response = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM, "device": "cuda"})
+    assert response.status_code == 400 and response.json()["detail"]["type"] == "DeviceUnavailable"
+    auto = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM, "device": "auto"})
+    assert auto.status_code == 200 and auto.json()["device"] == "cpu"
+
+
+def test_examples(api_client: TestClient) -> None:
+    listing = api_client.get("/api/v1/examples").json()
     assert len(listing) >= 12 and "code" not in listing[0]
-    one = client.get(f"/api/v1/examples/{listing[0]['id']}").json()
+    one = api_client.get(f"/api/v1/examples/{listing[0]['id']}").json()
     assert one["code"].startswith("import torch")
-    missing = client.get("/api/v1/examples/nope")
+    missing = api_client.get("/api/v1/examples/nope")
     assert missing.status_code == 404 and missing.json()["detail"]["type"] == "NotFound"
 
 
-def test_first_page_and_static(client: TestClient) -> None:
-    page = client.get("/")
+def test_every_example_traces_through_the_pool(api_client: TestClient) -> None:
+    for summary in api_client.get("/api/v1/examples").json():
+        code = api_client.get(f"/api/v1/examples/{summary['id']}").json()["code"]
+        response = api_client.post("/api/v1/trace", json={"code": code})
+        assert response.status_code == 200, (summary["id"], response.text[:300])
+        graph = response.json()
+        assert graph["nodes"] and (graph["backward"] or graph["error"])
+
+
+def test_first_page_and_static(api_client: TestClient) -> None:
+    page = api_client.get("/")
     assert page.status_code == 200 and 'data-testid="editor"' in page.text
-    assert client.get("/static/js/api.js").status_code == 200
+    assert api_client.get("/static/js/api.js").status_code == 200
+
+
+def test_in_process_mode_and_graph_size_limit() -> None:
+    settings = Settings(isolation=False, max_nodes=20)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/health").json()["layers"]["fresh_process"] is False
+        code = "import torch\nx = torch.ones(1, requires_grad=True)\nfor i in range(50):\n    x = x * 2\n"
+        response = client.post("/api/v1/trace", json={"code": code})
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail["type"] == "LimitExceeded" and detail["limit"] == "nodes"
+
+
+def test_rate_limit_per_client() -> None:
+    settings = Settings(isolation=False, rate_limit_per_minute=3, rate_limit_localhost=True)
+    with TestClient(create_app(settings)) as client:
+        codes = [
+            client.post("/api/v1/trace", json={"code": "x = 1", "seed": i}).status_code
+            for i in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+        limited = client.post("/api/v1/trace", json={"code": "x = 1", "seed": 9})
+        assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_trace_comes_laid_out(api_client: TestClient) -> None:
+    graph = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM, "seed": 3}).json()
+    layout = graph["layout"]
+    assert layout["nodes"] and layout["width"] > 0
+    assert set(layout["node_of"]) == {n["id"] for n in graph["nodes"]}
+    assert api_client.get("/api/v1/health").json()["layout"] is True
+
+
+def test_layout_endpoint_expands_a_module(api_client: TestClient) -> None:
+    code = api_client.get("/api/v1/examples/mlp_cross_entropy").json()["code"]
+    first = api_client.post("/api/v1/trace", json={"code": code}).json()["layout"]
+    assert "group:fc1" in {n["id"] for n in first["nodes"]}
+    response = api_client.post("/api/v1/layout", json={"code": code, "expanded": ["fc1"]})
+    assert response.status_code == 200
+    expanded = response.json()
+    assert expanded["expanded"] == ["fc1"] and [c["label"] for c in expanded["clusters"]] == ["fc1"]
+    assert "group:fc1" not in {n["id"] for n in expanded["nodes"]}
+    again = api_client.post("/api/v1/layout", json={"code": code, "expanded": ["fc1"]})
+    assert again.content == response.content
+
+
+def test_layout_of_refused_program_is_400(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/layout", json={"code": "import os", "expanded": []})
+    assert response.status_code == 400 and response.json()["detail"]["type"] == "PolicyError"
+
+
+def test_without_dot_the_server_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with TestClient(create_app(Settings(isolation=False))) as client:
+        health = client.get("/api/v1/health").json()
+        assert health["layout"] is False and "apt-get install graphviz" in health["notes"][0]
+        graph = client.post("/api/v1/trace", json={"code": SAFE_PROGRAM}).json()
+        assert graph["layout"] is None and any("graphviz" in n for n in graph["notes"])
+        assert w_grad(graph) == [5.0]
+        layout = client.post("/api/v1/layout", json={"code": SAFE_PROGRAM})
+        assert layout.status_code == 503 and layout.json()["detail"]["type"] == "LayoutUnavailable"
+        assert client.get("/").status_code == 200

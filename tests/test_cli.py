@@ -73,6 +73,22 @@ def test_schema_is_json_schema_of_graph(capsys: pytest.CaptureFixture[str]) -> N
     assert {"nodes", "edges", "forward", "backward", "error"} <= set(schema["properties"])
 
 
-def test_serve_refuses_public_address(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "serve", "--host", "0.0.0.0")
+def test_serve_refuses_public_address_without_isolation(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("AE_ISOLATION", "false")
+    get_settings.cache_clear()
+    try:
+        code, _, err = run(capsys, "serve", "--host", "0.0.0.0")
+    finally:
+        get_settings.cache_clear()
     assert code == 2 and "non-loopback" in err
+
+
+def test_trace_policy_refusal_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "p.py"
+    program.write_text("import torch\nimport os\n")
+    code, out, err = run(capsys, "trace", str(program))
+    assert code == 1 and out == "" and "line 2" in err and "import of 'os'" in err

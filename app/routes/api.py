@@ -2,43 +2,97 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from app import __version__
-from app.config import Settings, get_settings
 from app.examples import UnknownExample, get_example, summaries
-from app.schemas import ErrorResponse, Example, ExampleSummary, Graph, HealthResponse, TraceRequest
-from app.tracing import TraceFailure, trace_to_json
+from app.layout import INSTALL_HINT, dot_available
+from app.schemas import (
+    ErrorResponse,
+    Example,
+    ExampleSummary,
+    Graph,
+    HealthResponse,
+    Layout,
+    LayoutRequest,
+    TraceRequest,
+)
+from app.service import LayoutUnavailable, PoolBusy, RateLimited, TraceFailure, TraceService
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ERRORS = {
-    400: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
+    400: {"model": ErrorResponse, "description": "the policy refused the program"},
+    413: {"model": ErrorResponse, "description": "the request body is too large"},
+    422: {"model": ErrorResponse, "description": "a limit was hit"},
+    429: {"model": ErrorResponse, "description": "too many requests from this client"},
+    503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
 }
 
 
+def get_service(request: Request) -> TraceService:
+    """The app's trace service (created at start-up)."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[TraceService, Depends(get_service)]
+
+
 @router.get("/health", response_model=HealthResponse)
-def health() -> HealthResponse:
-    """Whether the server is up, its versions, and whether CUDA is available."""
+async def health(service: ServiceDep) -> HealthResponse:
+    """Whether the server is up, its versions, CUDA, and which isolation layers are active."""
+    cuda = service.pool.cuda if service.pool is not None else torch.cuda.is_available()
+    layout = dot_available()
     return HealthResponse(
-        status="ok", version=__version__, torch=torch.__version__, cuda=torch.cuda.is_available()
+        status="ok",
+        version=__version__,
+        torch=torch.__version__,
+        cuda=cuda,
+        layers=service.layers(),
+        layout=layout,
+        notes=[] if layout else [INSTALL_HINT],
     )
 
 
-@router.post("/trace", response_model=Graph, responses=ERRORS)
-def trace(request: TraceRequest, settings: SettingsDep) -> Response:
-    """Run a program on real tensors and return its recorded autograd graph."""
+async def _answer(work: Awaitable[bytes]) -> Response:
+    """JSON bytes from the service, or the error model of the API."""
     try:
-        payload = trace_to_json(request, settings)
+        payload = await work
     except TraceFailure as failure:
         raise HTTPException(failure.status, failure.detail.model_dump(exclude_none=True)) from None
+    except PoolBusy as busy:
+        raise HTTPException(
+            503,
+            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
+            headers={"Retry-After": "2"},
+        ) from None
+    except RateLimited as limited:
+        raise HTTPException(
+            429,
+            {"type": "RateLimited", "message": str(limited)},
+            headers={"Retry-After": str(limited.retry_after)},
+        ) from None
+    except LayoutUnavailable as missing:
+        raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
     return Response(content=payload, media_type="application/json")
+
+
+@router.post("/trace", response_model=Graph, responses=ERRORS)
+async def trace(body: TraceRequest, request: Request, service: ServiceDep) -> Response:
+    """Run a program on real tensors and return its recorded autograd graph, laid out."""
+    client = request.client.host if request.client else None
+    return await _answer(service.trace(body, client))
+
+
+@router.post("/layout", response_model=Layout, responses=ERRORS)
+async def layout(body: LayoutRequest, request: Request, service: ServiceDep) -> Response:
+    """Lay out a program's graph again with the given modules (or line groups) expanded."""
+    client = request.client.host if request.client else None
+    return await _answer(service.layout(body, client))
 
 
 @router.get("/examples", response_model=list[ExampleSummary])

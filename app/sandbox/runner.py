@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ast
-import builtins
 import io
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
 from app.bindings import BIND_FUNCTION, instrument
+from app.sandbox import policy
+from app.sandbox.capabilities import PROGRAM_MODULE, Capabilities
+from app.sandbox.guard import GETATTR, SETATTR, guard_attributes
 
 USER_FILENAME = "<program>"
 STDOUT_LIMIT = 64 * 1024
@@ -38,31 +39,29 @@ class BoundedWriter(io.StringIO):
         return kept
 
 
-def compile_program(code: str) -> CodeType:
-    """Parse, instrument and compile a program; raises SyntaxError with its line."""
-    tree = ast.parse(code, filename=USER_FILENAME, mode="exec")
-    tree = ast.fix_missing_locations(instrument(tree))
+def compile_program(code: str, limits: policy.PolicyLimits | None = None) -> CodeType:
+    """Check, instrument and compile a program (PolicyError, LimitExceeded or SyntaxError)."""
+    tree = policy.check(code, limits)
+    tree = guard_attributes(instrument(tree))
     return compile(tree, USER_FILENAME, "exec", dont_inherit=True)
 
 
 def make_namespace(
-    bind: Callable[..., None], stdout: BoundedWriter, extra: dict[str, Any] | None = None
+    bind: Callable[..., None], stdout: BoundedWriter, capabilities: Capabilities
 ) -> dict[str, Any]:
-    """The globals a program starts with: builtins with a captured print, and the bind hook."""
+    """The globals a program starts with: allowed builtins, a captured print, the guards."""
 
     def captured_print(*args: object, sep: str | None = " ", end: str | None = "\n") -> None:
         text = (" " if sep is None else str(sep)).join(str(a) for a in args)
         stdout.write(text + ("\n" if end is None else str(end)))
 
-    safe_builtins = dict(vars(builtins))
-    safe_builtins["print"] = captured_print
-    namespace: dict[str, Any] = {
-        "__builtins__": safe_builtins,
-        "__name__": "program",
+    return {
+        "__builtins__": capabilities.builtins(captured_print),
+        "__name__": PROGRAM_MODULE,
         BIND_FUNCTION: bind,
+        GETATTR: capabilities.getattr,
+        SETATTR: capabilities.setattr,
     }
-    namespace.update(extra or {})
-    return namespace
 
 
 def execute(program: CodeType, namespace: dict[str, Any]) -> None:

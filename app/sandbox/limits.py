@@ -1,0 +1,191 @@
+"""Operating-system limits a worker child puts on itself before it runs a program."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import resource
+import signal
+import sys
+from dataclasses import dataclass
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+CLONE_THREAD = 0x00010000
+
+# Syscalls a program never needs: new programs, other processes, the network, the file system's
+# shape, the kernel's state.
+DENIED_SYSCALLS = (
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
+    "mount",
+    "umount2",
+    "unshare",
+    "setns",
+    "chroot",
+    "pivot_root",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "symlink",
+    "symlinkat",
+    "link",
+    "linkat",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "truncate",
+    "ftruncate",
+    "memfd_create",
+    "userfaultfd",
+    "io_uring_setup",
+    "personality",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "creat",
+    "name_to_handle_at",
+    "open_by_handle_at",
+)
+WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
+DEVICE_SAFE_WRITE_FLAGS = (os.O_CREAT, os.O_TRUNC, os.O_APPEND)  # CUDA opens /dev/nvidia* O_RDWR
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """The limits of one worker child."""
+
+    cpu_seconds: int
+    memory_margin_bytes: int | None  # None: no address-space limit (CUDA needs a large one)
+    work_dir: str
+    cuda: bool = False
+
+
+def _current_address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[0])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _set(limit: int, value: int) -> bool:
+    try:
+        resource.setrlimit(limit, (value, value))
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _open_fd_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 64
+
+
+def leave_network() -> bool:
+    """Move into a new, empty network namespace (no interfaces but a down loopback)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return True
+    return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
+
+
+def install_seccomp(cuda: bool) -> bool:
+    """Deny process creation, networking, file-system changes and opening files for writing."""
+    try:
+        import pyseccomp as seccomp
+    except (ImportError, OSError):
+        return False
+    try:
+        deny = seccomp.ERRNO(errno.EPERM)
+        filt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+        for name in DENIED_SYSCALLS:
+            try:
+                filt.add_rule(deny, name)
+            except (RuntimeError, ValueError, OSError):
+                continue  # a syscall this architecture does not have
+        filt.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+        filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
+        filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
+        me = os.getpid()
+        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
+        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
+        for flag in DEVICE_SAFE_WRITE_FLAGS if cuda else WRITE_FLAGS:
+            filt.add_rule(deny, "open", seccomp.Arg(1, seccomp.MASKED_EQ, flag, flag))
+            filt.add_rule(deny, "openat", seccomp.Arg(2, seccomp.MASKED_EQ, flag, flag))
+        filt.load()
+        return True
+    except (RuntimeError, ValueError, OSError):
+        return False
+
+
+def apply(limits: ChildLimits) -> dict[str, bool]:
+    """Put every limit on this process that the host allows; which ones took effect."""
+    layers: dict[str, bool] = {"fresh_process": True}
+    sys.dont_write_bytecode = True
+    os.chdir(limits.work_dir)
+    os.environ["TMPDIR"] = limits.work_dir
+    layers["no_core_dumps"] = _set(resource.RLIMIT_CORE, 0)
+    soft_cpu = max(1, limits.cpu_seconds)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))
+        layers["cpu_time"] = True
+    except (ValueError, OSError):
+        layers["cpu_time"] = False
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    layers["file_size"] = _set(resource.RLIMIT_FSIZE, 0)
+    layers["open_files"] = _set(resource.RLIMIT_NOFILE, _open_fd_count() + 32)
+    if limits.memory_margin_bytes is not None:
+        layers["memory"] = _set(
+            resource.RLIMIT_AS, _current_address_space() + limits.memory_margin_bytes
+        )
+    else:
+        layers["memory"] = False
+    layers["network"] = leave_network()
+    layers["seccomp"] = install_seccomp(limits.cuda)
+    layers["processes"] = layers["seccomp"]
+    return layers

@@ -1,0 +1,193 @@
+"""The trace service behind the API: cache, per-client rate limit, dispatch to the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import time
+from collections import OrderedDict, deque
+from typing import Any, Generic, TypeVar
+
+import torch
+from starlette.concurrency import run_in_threadpool
+
+from app import __version__
+from app.config import Settings
+from app.errors import LimitExceeded
+from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available, layout_graph
+from app.sandbox.pool import PoolBusy, WorkerPool
+from app.schemas import ErrorDetail, Graph, LayoutRequest, TraceRequest
+from app.tracing import TraceFailure, limit_failure, trace_to_json
+
+RETRY_AFTER_SECONDS = 2
+
+
+class RateLimited(Exception):
+    """A client sent more requests than its per-minute allowance."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def request_key(request: TraceRequest) -> str:
+    """Hash of everything that decides a trace's result."""
+    material = json.dumps(
+        [request.code, request.device, request.seed, __version__, torch.__version__]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+V = TypeVar("V")
+
+
+class ResultCache(Generic[V]):
+    """Least-recently-used values by key."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[Any, V] = OrderedDict()
+
+    key = staticmethod(request_key)
+
+    def get(self, key: Any) -> V | None:
+        """The cached value, refreshed as most recent."""
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: V) -> None:
+        """Remember a result, forgetting the oldest past the bound."""
+        if self.entries <= 0:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+
+class RateLimiter:
+    """Sliding one-minute window of request times per client."""
+
+    def __init__(self, per_minute: int, limit_localhost: bool) -> None:
+        self.per_minute = per_minute
+        self.limit_localhost = limit_localhost
+        self._seen: dict[str, deque[float]] = {}
+
+    def check(self, client: str | None) -> None:
+        """RateLimited when the client is over its allowance."""
+        if self.per_minute <= 0 or client is None:
+            return
+        if not self.limit_localhost and _is_loopback(client):
+            return
+        now = time.monotonic()
+        window = self._seen.setdefault(client, deque())
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            raise RateLimited(max(1, int(60 - (now - window[0])) + 1))
+        window.append(now)
+        if len(self._seen) > 10_000:  # forget idle clients
+            for key in [k for k, v in self._seen.items() if not v or now - v[-1] > 60]:
+                del self._seen[key]
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "testclient"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TraceService:
+    """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
+    lays out their graphs."""
+
+    def __init__(self, settings: Settings, pool: WorkerPool | None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.cache: ResultCache[bytes] = ResultCache(settings.cache_entries)
+        self.graphs: ResultCache[Graph] = ResultCache(max(2, settings.cache_entries // 4))
+        self.layouts: ResultCache[bytes] = ResultCache(settings.cache_entries * 4)
+        self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
+
+    async def trace(self, request: TraceRequest, client: str | None) -> bytes:
+        """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
+        size = len(request.code.encode("utf-8", "surrogatepass"))
+        if size > self.settings.max_code_bytes:
+            raise limit_failure(
+                "code_bytes",
+                f"the program is {size} bytes; the limit is {self.settings.max_code_bytes}",
+            )
+        key = request_key(request)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        self.rate.check(client)
+        if self.pool is None:
+            result = await run_in_threadpool(trace_to_json, request, self.settings)
+        else:
+            future = self.pool.submit(request)
+            try:
+                result = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+        result = await run_in_threadpool(self._with_layout, result, key)
+        self.cache.put(key, result)
+        return result
+
+    def _with_layout(self, payload: bytes, key: str) -> bytes:
+        graph = Graph.model_validate_json(payload)
+        self.graphs.put(key, graph)
+        if not dot_available():
+            graph.notes.append(INSTALL_HINT)
+        else:
+            try:
+                graph.layout = layout_graph(graph, [])
+            except LimitExceeded as exc:
+                graph.notes.append(f"No layout: {exc.message}")
+        return graph.model_dump_json().encode()
+
+    async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
+        """Layout JSON bytes of the program's graph with the given modules expanded."""
+        if not dot_available():
+            raise LayoutUnavailable(INSTALL_HINT)
+        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
+        key = request_key(trace_request)
+        layout_key = (key, tuple(sorted(set(request.expanded))))
+        cached = self.layouts.get(layout_key)
+        if cached is not None:
+            return cached
+        graph = self.graphs.get(key)
+        if graph is None:
+            payload = await self.trace(trace_request, client)
+            graph = self.graphs.get(key) or Graph.model_validate_json(payload)
+        try:
+            layout = await run_in_threadpool(layout_graph, graph, request.expanded)
+        except LimitExceeded as exc:
+            raise limit_failure(exc.limit, exc.message) from None
+        result = layout.model_dump_json().encode()
+        self.layouts.put(layout_key, result)
+        return result
+
+    def layers(self) -> dict[str, bool]:
+        """Which isolation layers are active."""
+        if self.pool is None:
+            return {"policy": True, "capabilities": True, "fresh_process": False}
+        return dict(self.pool.layers)
+
+
+__all__ = [
+    "ErrorDetail",
+    "LayoutUnavailable",
+    "PoolBusy",
+    "RateLimited",
+    "TraceFailure",
+    "TraceService",
+]
