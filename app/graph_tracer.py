@@ -350,8 +350,13 @@ class Recorder:
         while stack:
             fn = stack.pop()
             target = self._op_of_fn[id(fn)]
+            next_ops: list[str | None] = []
+            target_node = self._nodes_by_id[target]
+            if isinstance(target_node, OpNode):
+                target_node.next = next_ops
             for producer, output_nr in fn.next_functions:
                 if producer is None:
+                    next_ops.append(None)
                     continue
                 is_new = id(producer) not in self._op_of_fn
                 source = self.op_node(producer, line, module, call)
@@ -362,6 +367,7 @@ class Recorder:
                     if node.grad_fn != ACCUMULATE_GRAD:
                         created.append(source)
                         stack.append(producer)
+                next_ops.append(source)
                 self._link(producer, output_nr, source, target)
         return created
 

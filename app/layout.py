@@ -48,6 +48,9 @@ def node_lines(node: TensorNode | OpNode) -> tuple[str, str]:
     """The two text lines a node shows: name and shape, or op and grad_fn."""
     if isinstance(node, TensorNode):
         return node.label, f"{shape_text(node.shape)} {node.dtype}"
+    if node.variable is not None:  # 'AccumulateGrad(w)' -> 'AccumulateGrad' over 'w.grad'
+        leaf = node.label.removeprefix("AccumulateGrad(").removesuffix(")")
+        return "AccumulateGrad", f"→ {leaf}.grad"
     return node.label, node.grad_fn or ""
 
 
@@ -149,6 +152,7 @@ class _Box:
     id: str
     kind: str
     label: str
+    detail: str
     width: float
     height: float
     module: str | None
@@ -184,12 +188,16 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
             title = f"line {path[5:]}" if path.startswith("line:") else path
             width, height = box_size(title, subtitle)
             kind = "line" if path.startswith("line:") else "module"
-            boxes[unit] = _Box(unit, kind, title, width, height + 8, path, members, params, shape)
+            boxes[unit] = _Box(
+                unit, kind, title, subtitle, width, height + 8, path, members, params, shape
+            )
         else:
             node = by_id[unit]
             title, subtitle = node_lines(node)
             width, height = box_size(title, subtitle)
-            boxes[unit] = _Box(unit, node.kind, title, width, height, groups.get(unit), [])
+            boxes[unit] = _Box(
+                unit, node.kind, title, subtitle, width, height, groups.get(unit), []
+            )
     return boxes
 
 
@@ -351,6 +359,7 @@ def layout_graph(graph: Graph, expanded: list[str] | set[str] | None = None) -> 
                 id=box.id,
                 kind=box.kind,
                 label=box.label,
+                detail=box.detail,
                 x=cx - x0 - box.width / 2,
                 y=height - (cy - y0) - box.height / 2,
                 width=box.width,

@@ -92,6 +92,10 @@ class OpNode(Contract):
         None, description="index of the create_graph pass whose gradient graph holds it"
     )
     saved: list[SavedTensor] = Field(default_factory=list)
+    next: list[str | None] = Field(
+        default_factory=list,
+        description="op node of each next_functions entry, in the order of grad_inputs",
+    )
 
 
 Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
@@ -174,6 +178,7 @@ class LayoutNode(Contract):
     id: str
     kind: Literal["tensor", "op", "module", "line"]
     label: str
+    detail: str = Field("", description="second line: shape and dtype, grad_fn, or group size")
     x: float = Field(description="left edge, px")
     y: float = Field(description="top edge, px")
     width: float

@@ -17,3 +17,9 @@ templates = Jinja2Templates(directory=str(templates_dir()))
 def explorer(request: Request) -> HTMLResponse:
     """The explorer: editor, gallery, graph, player, inspector."""
     return templates.TemplateResponse(request, "index.html", {"default_example": DEFAULT_EXAMPLE})
+
+
+@router.get("/embed", response_class=HTMLResponse, include_in_schema=False)
+def embed(request: Request) -> HTMLResponse:
+    """The graph and player only, sized to an iframe, with a link back to the explorer."""
+    return templates.TemplateResponse(request, "embed.html", {"default_example": DEFAULT_EXAMPLE})

@@ -1,33 +1,37 @@
 // The JSON API of the server, /api/v1: one function per endpoint.
+import { stateToQuery } from "./state.js";
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfter) {
     super(detail?.message ?? `HTTP ${status}`);
     this.status = status;
     this.detail = detail ?? {};
+    this.retryAfter = retryAfter;
   }
 }
 
 async function request(path, options = {}) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body?.detail);
+  if (!response.ok) {
+    const detail = Array.isArray(body?.detail) ? { message: body.detail.map((d) => d.msg).join("; ") } : body?.detail;
+    throw new ApiError(response.status, detail, response.headers.get("Retry-After"));
+  }
   return body;
 }
 
-export function listExamples() {
-  return request("/api/v1/examples");
-}
+const post = (path, payload, signal) => request(path, {
+  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload), signal,
+});
 
-export function getExample(id) {
-  return request(`/api/v1/examples/${encodeURIComponent(id)}`);
-}
+export const health = () => request("/api/v1/health");
+export const listExamples = () => request("/api/v1/examples");
+export const getExample = (id) => request(`/api/v1/examples/${encodeURIComponent(id)}`);
+export const trace = ({ code, device = "cpu", seed = 0 }, signal) => post("/api/v1/trace", { code, device, seed }, signal);
+export const layout = ({ code, device = "cpu", seed = 0, expanded = [] }, signal) => post("/api/v1/layout", { code, device, seed, expanded }, signal);
 
-export function trace({ code, device = "cpu", seed = 0 }, signal) {
-  return request("/api/v1/trace", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ code, device, seed }),
-    signal,
-  });
+// A download link of the current view: format svg | png | dot | html.
+export function renderUrl({ format, theme = "light", ...state }) {
+  const query = stateToQuery({ code: state.code, device: state.device, step: state.step, expanded: state.expanded, lang: state.lang });
+  return `/api/v1/render?${query}&format=${encodeURIComponent(format)}&theme=${encodeURIComponent(theme)}`;
 }

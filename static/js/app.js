@@ -1,0 +1,298 @@
+// The explorer page: wires the editor, gallery, graph view, player and inspector together.
+import * as api from "./api.js";
+import { el, clear } from "./dom.js";
+import { createEditor } from "./editor.js";
+import { GraphView } from "./graph-view.js";
+import { createTranslator, preferredLanguage, rememberLanguage, translatePage } from "./i18n.js";
+import { renderInspector } from "./inspector.js";
+import { Player } from "./player.js";
+import { seriesChart } from "./charts.js";
+import { formatStep, parseStep, readState, stateToQuery, writeState } from "./state.js";
+import { Timeline } from "./timeline.js";
+
+const $ = (id) => document.getElementById(id);
+const THEME_KEY = "autograd-explorer.theme";
+
+class Explorer {
+  constructor() {
+    const url = readState();
+    this.lang = url.lang ?? preferredLanguage();
+    this.t = createTranslator(this.lang);
+    this.url = url;
+    this.graph = null;
+    this.timeline = null;
+    this.layout = null;
+    this.expanded = url.expanded ?? [];
+    this.selected = url.select ?? null;
+    this.position = null;
+    this.pass = 0;
+    this.request = null;
+    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync() });
+    this.view = new GraphView($("graph"), {
+      t: this.t,
+      onSelect: (id) => this.select(id),
+      onToggleGroup: (path) => this.toggleGroup(path),
+    });
+    this.player = new Player($("player"), {
+      t: this.t,
+      onPosition: (position) => this.show(position),
+      onPass: (pass) => this.choosePass(pass),
+    });
+    this.bindControls();
+    this.applyTheme(localStorage.getItem(THEME_KEY) ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
+  }
+
+  bindControls() {
+    $("run").addEventListener("click", () => this.run());
+    $("cancel").addEventListener("click", () => this.request?.abort());
+    $("device").addEventListener("change", () => this.sync());
+    $("lang").addEventListener("change", () => this.setLanguage($("lang").value));
+    $("theme").addEventListener("click", () => this.applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
+    $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
+    $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
+    $("fit").addEventListener("click", () => this.view.fit());
+    $("copy-link").addEventListener("click", async () => {
+      this.sync();
+      $("copy-link").dataset.href = location.href;
+      const copied = navigator.clipboard?.writeText(location.href).then(() => true, () => false) ?? Promise.resolve(false);
+      const done = await Promise.race([copied, new Promise((resolve) => setTimeout(() => resolve(false), 1000))]);
+      this.status(done ? this.t("copied") : location.href);
+    });
+    window.addEventListener("resize", () => this.view.fit());
+  }
+
+  applyTheme(theme) {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem(THEME_KEY, theme);
+  }
+
+  async start() {
+    $("lang").value = this.lang;
+    translatePage(document, this.t, this.lang);
+    this.examples = await api.listExamples();
+    this.renderGallery();
+    if (this.url.device) $("device").value = this.url.device;
+    const health = await api.health().catch(() => null);
+    if (health && !health.cuda) $("device").querySelector('option[value="cuda"]').disabled = true;
+    let code = this.url.code;
+    if (!code) {
+      const id = this.url.example ?? document.body.dataset.defaultExample;
+      code = (await api.getExample(id)).code;
+      this.example = id;
+    } else {
+      this.example = this.url.example ?? null;
+    }
+    this.editor.setCode(code);
+    await this.run({ step: parseStep(this.url.step) });
+  }
+
+  renderGallery() {
+    const list = $("gallery");
+    clear(list);
+    for (const example of this.examples) {
+      const title = this.lang === "zh" ? example.title_zh : example.title_en;
+      list.append(el("li", {}, el("button", {
+        type: "button", class: example.id === this.example ? "is-current" : "", "data-example": example.id,
+        title: example.lesson, onclick: () => this.loadExample(example.id),
+      }, title)));
+    }
+  }
+
+  async loadExample(id) {
+    this.example = id;
+    this.expanded = [];
+    this.selected = null;
+    this.editor.setCode((await api.getExample(id)).code);
+    this.renderGallery();
+    await this.run();
+  }
+
+  status(text) {
+    $("status").textContent = text;
+  }
+
+  async run({ step = null } = {}) {
+    this.request?.abort();
+    const controller = new AbortController();
+    this.request = controller;
+    const started = performance.now();
+    $("cancel").hidden = false;
+    document.body.dataset.busy = "true";
+    const timer = setInterval(() => this.status(this.t("running", { s: ((performance.now() - started) / 1000).toFixed(1) })), 100);
+    this.status(this.t("running", { s: "0.0" }));
+    const code = this.editor.getCode();
+    const device = $("device").value;
+    try {
+      const graph = await api.trace({ code, device }, controller.signal);
+      this.code = code;
+      this.device = device;
+      await this.showGraph(graph, step);
+      this.status(this.t("done", { nodes: graph.nodes.length, passes: graph.backward.length }));
+    } catch (error) {
+      if (error.name === "AbortError") this.status("");
+      else this.showFailure(error);
+    } finally {
+      clearInterval(timer);
+      if (this.request === controller) {
+        this.request = null;
+        $("cancel").hidden = true;
+        document.body.dataset.busy = "false";
+      }
+    }
+  }
+
+  showFailure(error) {
+    const detail = error.detail ?? {};
+    let text;
+    if (error.status === 400 && detail.type === "PolicyError") {
+      text = this.t("refused", { line: detail.line ?? "?", message: detail.message });
+      this.editor.markError(detail.line ?? null);
+    } else if (error.status === 422 && detail.type === "LimitExceeded") {
+      text = this.t("limit", { limit: detail.limit, message: detail.message });
+    } else if (error.status === 503 || error.status === 429) {
+      text = this.t("busy", { s: error.retryAfter ?? 2 });
+    } else {
+      text = this.t("failed", { message: detail.message ?? error.message });
+    }
+    this.showError(text);
+    this.status("");
+  }
+
+  showError(text) {
+    document.body.dataset.failures = String(Number(document.body.dataset.failures ?? 0) + (text ? 1 : 0));
+    const box = $("error");
+    box.hidden = !text;
+    box.textContent = text ?? "";
+  }
+
+  async showGraph(graph, step) {
+    this.graph = graph;
+    this.timeline = new Timeline(graph);
+    this.layout = graph.layout;
+    this.editor.markError(null);
+    this.showError(null);
+    if (this.expanded.length) this.layout = await api.layout({ code: this.code, device: this.device, expanded: this.expanded }).catch(() => graph.layout);
+    else this.layout = graph.layout;
+    this.view.setGraph(graph, this.layout);
+    this.view.fit();
+    if (graph.error) {
+      this.editor.markError(graph.error.line);
+      this.showError(this.t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message }));
+    }
+    $("stdout").textContent = graph.stdout;
+    const notes = [...graph.notes];
+    if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
+    $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
+    const plotted = graph.series.filter((s) => s.values.length > 1);
+    $("series-panel").hidden = !plotted.length;
+    $("series").replaceChildren(...(plotted.length ? [seriesChart(plotted)] : []));
+    this.pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
+    this.player.setPasses(graph.backward, this.pass);
+    const positions = this.timeline.positions(this.pass);
+    let index = 0;
+    if (step) {
+      const found = positions.findIndex((p) => p.phase === step.phase && p.index === step.index && (p.phase === "forward" || p.pass === step.pass));
+      if (found >= 0) index = found;
+    } else if (graph.error) {
+      index = Math.max(0, graph.forward.length - 1);
+    }
+    if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
+    this.view.select(this.selected);
+    if (positions.length) this.player.setPositions(positions, index);
+    else this.show(null);
+    document.body.dataset.shown = String(Number(document.body.dataset.shown ?? 0) + 1);
+  }
+
+  choosePass(pass) {
+    this.pass = pass;
+    const positions = this.timeline.positions(pass);
+    this.player.setPositions(positions, this.graph.forward.length);
+  }
+
+  show(position) {
+    this.position = position;
+    if (!this.timeline) return;
+    const state = this.timeline.state(position);
+    this.state = state;
+    this.view.setState(state);
+    this.editor.highlightLine(state.line);
+    this.renderInspector();
+    this.sync();
+  }
+
+  renderInspector() {
+    if (!this.timeline) return;
+    renderInspector($("inspector"), {
+      graph: this.graph, timeline: this.timeline, state: this.state ?? this.timeline.state(null),
+      nodeId: this.selected, t: this.t, onSelect: (id) => this.select(id),
+    });
+  }
+
+  select(id) {
+    this.selected = id;
+    this.view.select(id);
+    this.renderInspector();
+    this.sync();
+  }
+
+  async toggleGroup(path) {
+    if (!path || !this.graph) return;
+    const open = this.expanded.includes(path);
+    this.expanded = open
+      ? this.expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
+      : [...this.expanded, path];
+    try {
+      this.layout = await api.layout({ code: this.code, device: this.device, expanded: this.expanded });
+    } catch (error) {
+      this.showFailure(error);
+      return;
+    }
+    this.view.setGraph(this.graph, this.layout);
+    this.view.fit();
+    this.view.select(this.selected);
+    if (this.state) this.view.setState(this.state);
+    this.sync();
+  }
+
+  setLanguage(lang) {
+    this.lang = lang;
+    rememberLanguage(lang);
+    this.t = createTranslator(lang);
+    this.view.t = this.t;
+    this.player.t = this.t;
+    translatePage(document, this.t, lang);
+    this.renderGallery();
+    if (this.graph) {
+      this.player.setPasses(this.graph.backward, this.pass);
+      this.view.setGraph(this.graph, this.layout);
+      this.view.fit();
+      this.view.select(this.selected);
+      this.player.go(this.player.index);
+    }
+    this.sync();
+  }
+
+  viewState() {
+    return {
+      example: this.example ?? undefined,
+      code: this.editor.getCode(),
+      device: $("device").value,
+      step: formatStep(this.position),
+      expanded: this.expanded,
+      lang: this.lang,
+      select: this.selected ?? undefined,
+    };
+  }
+
+  sync() {
+    const state = this.viewState();
+    writeState(state);
+    const query = stateToQuery(state);
+    $("embed-snippet").value = `<iframe src="${location.origin}/embed#${query}" width="900" height="560" style="border:0" title="Autograd Explorer"></iframe>`;
+    for (const link of document.querySelectorAll("[data-format]")) {
+      link.href = api.renderUrl({ ...state, format: link.dataset.format, theme: document.documentElement.dataset.theme });
+    }
+  }
+}
+
+new Explorer().start();

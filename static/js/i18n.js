@@ -1,0 +1,89 @@
+// English and Chinese strings; the chosen language is remembered in localStorage.
+
+const STRINGS = {
+  en: {
+    title: "Autograd Explorer", run: "Run", running: "Running… {s} s", cancel: "Cancel",
+    gallery: "Gallery", program: "Program", device: "Device", forward: "Forward", backward: "Backward",
+    pass: "Pass {n}", passAdded: "Pass {n} (added)", stepBack: "Step back", stepForward: "Step forward",
+    play: "Play", pause: "Pause", toStart: "To start", toEnd: "To end", speed: "Speed",
+    inspector: "Inspector", selectNode: "Select a node in the graph to see everything recorded about it.",
+    legend: "Legend", leafGrad: "leaf, requires grad", parameter: "parameter", leafNoGrad: "leaf, no grad",
+    nonLeaf: "non-leaf tensor", op: "op (forward · grad_fn)", gradient: "gradient", module: "module (click to expand)",
+    name: "name", shape: "shape", dtype: "dtype", deviceField: "device", requiresGrad: "requires_grad",
+    isLeaf: "is_leaf", retainsGrad: "retains_grad", gradFn: "grad_fn", version: "version", value: "value",
+    gradNow: "gradient at this step", gradAttr: ".grad", saved: "saved tensors", op_: "op", line: "line",
+    moduleField: "module", none: "None", noneNoGrad: "None (requires_grad=False)",
+    nonLeafNote: "Non-leaf: .grad stays None after backward unless retain_grad() was called; the gradient that flowed through it is shown above.",
+    retainedNote: "retain_grad() was called, so .grad keeps the gradient that flowed through it.",
+    notArrived: "not arrived yet", contributions: "contributions", sumInto: "sum into .grad",
+    errorAt: "{type} at line {line}: {message}", refused: "Refused at line {line}: {message}",
+    limit: "Limit '{limit}' exceeded: {message}", busy: "The server is busy; retry in {s} s.",
+    failed: "Request failed: {message}", done: "Recorded {nodes} nodes, {passes} backward passes",
+    copyLink: "Copy link", copied: "Link copied", download: "Download", embed: "Embed",
+    openInExplorer: "Open in Autograd Explorer", fit: "Fit", zoomIn: "Zoom in", zoomOut: "Zoom out",
+    theme: "Theme", series: "Training series", stdout: "Output", notes: "Notes", language: "Language",
+    stepLabel: "{phase} step {i} of {n}", start: "Start", collapse: "collapse", expand: "expand",
+    params: "{n} params", nodesCount: "{n} nodes", truncated: "Recorded {r} of {t} passes in full; the rest as series.",
+    added: "added by the explorer", atEnd: "at the end of the program:",
+  },
+  zh: {
+    title: "自动求导探索器", run: "运行", running: "运行中… {s} 秒", cancel: "取消",
+    gallery: "示例", program: "程序", device: "设备", forward: "前向", backward: "反向",
+    pass: "第 {n} 次反向", passAdded: "第 {n} 次反向(自动添加)", stepBack: "后退一步", stepForward: "前进一步",
+    play: "播放", pause: "暂停", toStart: "回到开头", toEnd: "跳到结尾", speed: "速度",
+    inspector: "检查器", selectNode: "在图中选择一个节点,查看记录的全部信息。",
+    legend: "图例", leafGrad: "叶子节点,需要梯度", parameter: "参数", leafNoGrad: "叶子节点,不需要梯度",
+    nonLeaf: "非叶子张量", op: "运算(前向 · grad_fn)", gradient: "梯度", module: "模块(点击展开)",
+    name: "名称", shape: "形状", dtype: "数据类型", deviceField: "设备", requiresGrad: "requires_grad",
+    isLeaf: "is_leaf", retainsGrad: "retains_grad", gradFn: "grad_fn", version: "版本", value: "值",
+    gradNow: "此步的梯度", gradAttr: ".grad", saved: "保存的张量", op_: "运算", line: "行",
+    moduleField: "模块", none: "None", noneNoGrad: "None(requires_grad=False)",
+    nonLeafNote: "非叶子节点:除非调用 retain_grad(),反向传播后 .grad 仍为 None;上面显示的是流经它的梯度。",
+    retainedNote: "调用了 retain_grad(),所以 .grad 保留了流经它的梯度。",
+    notArrived: "梯度尚未到达", contributions: "各路梯度", sumInto: "求和写入 .grad",
+    errorAt: "第 {line} 行 {type}:{message}", refused: "第 {line} 行被拒绝:{message}",
+    limit: "超出限制 '{limit}':{message}", busy: "服务器繁忙,请 {s} 秒后重试。",
+    failed: "请求失败:{message}", done: "记录了 {nodes} 个节点,{passes} 次反向传播",
+    copyLink: "复制链接", copied: "链接已复制", download: "下载", embed: "嵌入",
+    openInExplorer: "在自动求导探索器中打开", fit: "适应窗口", zoomIn: "放大", zoomOut: "缩小",
+    theme: "主题", series: "训练曲线", stdout: "输出", notes: "提示", language: "语言",
+    stepLabel: "{phase} 第 {i}/{n} 步", start: "开始", collapse: "折叠", expand: "展开",
+    params: "{n} 个参数", nodesCount: "{n} 个节点", truncated: "前 {r} 次反向(共 {t} 次)完整记录,其余只记录曲线。",
+    added: "由探索器添加", atEnd: "程序结束时:",
+  },
+};
+
+const STORAGE_KEY = "autograd-explorer.lang";
+
+export function languages() {
+  return Object.keys(STRINGS);
+}
+
+export function preferredLanguage() {
+  const stored = globalThis.localStorage?.getItem(STORAGE_KEY);
+  if (stored && STRINGS[stored]) return stored;
+  return navigator.language?.toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+export function createTranslator(lang) {
+  const table = STRINGS[lang] ?? STRINGS.en;
+  return (key, vars = {}) => {
+    const template = table[key] ?? STRINGS.en[key] ?? key;
+    return template.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+  };
+}
+
+export function rememberLanguage(lang) {
+  globalThis.localStorage?.setItem(STORAGE_KEY, lang);
+}
+
+// Fill every element marked data-i18n (text) or data-i18n-label (aria-label and title).
+export function translatePage(root, t, lang) {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n-label]")) {
+    const text = t(node.dataset.i18nLabel);
+    node.setAttribute("aria-label", text);
+    node.setAttribute("title", text);
+  }
+}

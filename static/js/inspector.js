@@ -1,0 +1,91 @@
+// Everything recorded about the selected node, at the player's current step.
+import { clear, el } from "./dom.js";
+import { formatData, formatNumber, shapeText } from "./format.js";
+import { heatmap, histogram } from "./charts.js";
+
+function row(label, ...value) {
+  return [el("dt", {}, label), el("dd", {}, ...value)];
+}
+
+function valueBlock(data) {
+  if (!data) return el("span", { class: "muted" }, "None");
+  const parts = [];
+  if (data.values !== null && data.values !== undefined) {
+    parts.push(el("code", { class: "values" }, JSON.stringify(data.values, (_, v) => (typeof v === "number" ? Number(formatNumber(v)) : v))));
+    if (Array.isArray(data.values) && Array.isArray(data.values[0]) && typeof data.values[0][0] === "number") {
+      parts.push(heatmap(data.values, { cell: Math.max(6, Math.min(16, 160 / data.values[0].length)) }));
+    }
+  } else {
+    parts.push(el("span", {}, `${shapeText(data.shape)} · ${formatData(data)}`));
+  }
+  if (data.stats) {
+    const s = data.stats;
+    parts.push(el("div", { class: "stats" }, `min ${formatNumber(s.min)} · max ${formatNumber(s.max)} · mean ${formatNumber(s.mean)} · std ${formatNumber(s.std)}`));
+  }
+  if (data.heatmap) parts.push(heatmap(data.heatmap, { cell: 10 }));
+  if (data.histogram) parts.push(histogram(data.histogram));
+  return el("div", { class: "value-block" }, ...parts);
+}
+
+export function renderInspector(container, { graph, timeline, state, nodeId, t, onSelect }) {
+  clear(container);
+  const node = nodeId ? timeline.byId.get(nodeId) : null;
+  if (!node) {
+    container.append(el("p", { class: "muted" }, t("selectNode")));
+    return;
+  }
+  const fields = [];
+  const link = (id) => el("button", { type: "button", class: "link", onclick: () => onSelect(id) }, timeline.byId.get(id)?.label ?? id);
+  if (node.kind === "tensor") {
+    container.append(el("h3", { "data-testid": "inspector-title" }, node.name ?? node.label));
+    const grad = state.grads.get(node.id);
+    fields.push(
+      ...row(t("name"), node.name ?? "—", node.line ? ` (${t("line")} ${node.line})` : ""),
+      ...row(t("shape"), `[${node.shape.join(", ")}]`),
+      ...row(t("dtype"), node.dtype),
+      ...row(t("deviceField"), node.device),
+      ...row(t("requiresGrad"), String(node.requires_grad)),
+      ...row(t("isLeaf"), String(node.is_leaf)),
+      ...row(t("retainsGrad"), String(node.retains_grad)),
+      ...row(t("gradFn"), node.grad_fn ?? "None"),
+      ...row(t("version"), String(node.version)),
+      ...row(t("value"), valueBlock(node.value)),
+    );
+    if (state.position?.phase === "backward") {
+      const now = grad ? el("div", {},
+        grad.parts.length > 1 ? el("div", { class: "parts" }, `${t("contributions")}: ${grad.parts.map((p) => formatData(p, 3)).join(" + ")}`) : null,
+        grad.total ? valueBlock(grad.total) : valueBlock(grad.parts[0])) : el("span", { class: "muted" }, t("notArrived"));
+      fields.push(...row(t("gradNow"), now));
+    }
+    let dotGrad;
+    const muted = (text) => el("span", { class: "muted" }, text);
+    if (!node.requires_grad) dotGrad = muted(t("noneNoGrad"));
+    else if (!node.is_leaf) dotGrad = node.retains_grad && node.grad ? valueBlock(node.grad) : muted("None");
+    else if (state.position?.phase === "backward") dotGrad = grad?.accumulated ? valueBlock(grad.accumulated) : muted(t("notArrived"));
+    else dotGrad = node.grad ? el("div", {}, muted(t("atEnd")), valueBlock(node.grad)) : muted("None");
+    dotGrad = el("div", { "data-testid": "dot-grad" }, dotGrad);
+    fields.push(...row(t("gradAttr"), dotGrad));
+    container.append(el("dl", { class: "fields" }, ...fields));
+    if (!node.is_leaf) container.append(el("p", { class: "note" }, t(node.retains_grad ? "retainedNote" : "nonLeafNote")));
+    return;
+  }
+  container.append(el("h3", { "data-testid": "inspector-title" }, `${node.label} · ${node.grad_fn ?? ""}`));
+  fields.push(
+    ...row(t("op_"), node.op),
+    ...row(t("gradFn"), node.grad_fn ?? "None"),
+    ...row(t("line"), node.line ? String(node.line) : "—"),
+    ...row(t("moduleField"), node.module ?? "—"),
+  );
+  if (node.variable) fields.push(...row("variable", link(node.variable)));
+  const record = graph.backward[state.position?.pass ?? 0];
+  const step = state.position?.phase === "backward" ? record?.steps.find((s, i) => s.node === node.id && i <= state.position.index) : null;
+  if (step) {
+    fields.push(...row("grad_outputs", el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g)))));
+    fields.push(...row("grad_inputs", el("div", {}, ...step.grad_inputs.map((g, k) => el("div", {}, node.next[k] ? `→ ${timeline.byId.get(node.next[k])?.label ?? node.next[k]}: ` : "→ None: ", g ? formatData(g, 4) : "None")))));
+  }
+  if (node.saved?.length) {
+    fields.push(...row(t("saved"), el("ul", { class: "saved" }, ...node.saved.map((s) => el("li", {}, `${s.name}: `,
+      s.tensor ? link(s.tensor) : s.value ? formatData(s.value, 4) : s.repr ?? "")))));
+  }
+  container.append(el("dl", { class: "fields" }, ...fields));
+}

@@ -1,0 +1,124 @@
+// What the graph shows at each position of the player, read off the server's recording.
+// No DOM here: GraphView and Inspector draw what this returns.
+
+export class Timeline {
+  constructor(graph) {
+    this.graph = graph;
+    this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
+    this.producer = new Map(); // tensor id -> op id that output it (or AccumulateGrad for a leaf)
+    this.consumers = new Map(); // tensor id -> [op ids]
+    for (const edge of graph.edges) {
+      const source = this.byId.get(edge.source);
+      const target = this.byId.get(edge.target);
+      if (source?.kind === "op" && target?.kind === "tensor") this.producer.set(target.id, source.id);
+      if (source?.kind === "tensor" && target?.kind === "op") {
+        if (!this.consumers.has(source.id)) this.consumers.set(source.id, []);
+        this.consumers.get(source.id).push(target.id);
+      }
+    }
+    this.outputsOf = new Map(); // op id -> [tensor ids it output]
+    this.between = new Map(); // "producer|consumer" -> tensor id carrying the gradient back
+    for (const [tensor, op] of this.producer) {
+      if (!this.outputsOf.has(op)) this.outputsOf.set(op, []);
+      this.outputsOf.get(op).push(tensor);
+      for (const consumer of this.consumers.get(tensor) ?? []) this.between.set(`${op}|${consumer}`, tensor);
+    }
+    this.accumulatorOf = new Map(); // leaf id -> AccumulateGrad op id
+    for (const node of graph.nodes) if (node.kind === "op" && node.variable) this.accumulatorOf.set(node.variable, node.id);
+    this.forwardCount = graph.forward.length;
+  }
+
+  passCount() {
+    return this.graph.backward.length;
+  }
+
+  // Positions of one play-through: every forward step, then the chosen pass's backward steps.
+  positions(pass) {
+    const list = this.graph.forward.map((_, index) => ({ phase: "forward", pass, index }));
+    const record = this.graph.backward[pass];
+    if (record) record.steps.forEach((_, index) => list.push({ phase: "backward", pass, index }));
+    return list;
+  }
+
+  // The tensor that carries a gradient from consumer op back to producer op, if one was recorded.
+  tensorBetween(producerOp, consumerOp) {
+    const producer = this.byId.get(producerOp);
+    if (producer?.variable) return producer.variable;
+    return this.between.get(`${producerOp}|${consumerOp}`) ?? null;
+  }
+
+  state(position) {
+    const active = new Set();
+    const current = new Set();
+    const values = new Map(); // tensor id -> TensorData shown on the node
+    const grads = new Map(); // tensor id -> {total, parts: [TensorData], accumulated}
+    const ranOps = new Set();
+    const flows = []; // gradients leaving the current op: {from, to, tensor, grad}
+    let line = null;
+    const graph = this.graph;
+    const pass = position?.pass ?? 0;
+    const addTensor = (id) => {
+      active.add(id);
+      const node = this.byId.get(id);
+      if (node?.kind === "tensor") values.set(id, node.value);
+      const acc = this.accumulatorOf.get(id);
+      if (acc) active.add(acc);
+    };
+    if (!position) return { active, current, values, grads, ranOps, flows, line, position };
+    const lastForward = position.phase === "forward" ? position.index : this.forwardCount - 1;
+    for (let i = 0; i <= lastForward; i += 1) {
+      const step = graph.forward[i];
+      step.inputs.forEach(addTensor);
+      step.nodes.forEach((id) => active.add(id));
+      active.add(step.node);
+      step.outputs.forEach(addTensor);
+      if (position.phase === "forward" && i === position.index) {
+        step.nodes.forEach((id) => current.add(id));
+        current.add(step.node);
+        step.outputs.forEach((id) => current.add(id));
+        line = step.line;
+      }
+    }
+    if (position.phase === "backward") {
+      for (const node of graph.nodes) {
+        if (node.kind === "op" && node.created_by_pass !== null && node.created_by_pass !== undefined && node.created_by_pass < pass) active.add(node.id);
+      }
+      const record = graph.backward[pass];
+      record.root.forEach(addTensor);
+      record.inputs.forEach(addTensor);
+      for (let i = 0; i <= position.index && i < record.steps.length; i += 1) {
+        const step = record.steps[i];
+        const op = this.byId.get(step.node);
+        ranOps.add(step.node);
+        active.add(step.node);
+        (op.next ?? []).forEach((producer, k) => {
+          const grad = step.grad_inputs[k];
+          if (!producer || !grad) return;
+          const tensor = this.tensorBetween(producer, step.node);
+          if (tensor) {
+            if (!grads.has(tensor)) grads.set(tensor, { total: null, parts: [], accumulated: null });
+            grads.get(tensor).parts.push(grad);
+          }
+          if (i === position.index) flows.push({ from: step.node, to: producer, tensor, grad });
+        });
+        for (const tensor of this.outputsOf.get(step.node) ?? []) {
+          const entry = grads.get(tensor) ?? { total: null, parts: [], accumulated: null };
+          entry.total = record.tensor_grads[tensor] ?? entry.total;
+          if (op.variable === tensor) {
+            entry.total = step.grad_outputs[0] ?? entry.total;
+            entry.accumulated = record.grads[tensor] ?? null;
+          }
+          grads.set(tensor, entry);
+        }
+        if (i === position.index) {
+          current.add(step.node);
+          line = op.line ?? null;
+        }
+      }
+      for (const root of record.root) {
+        if (!grads.has(root) && record.tensor_grads[root]) grads.set(root, { total: record.tensor_grads[root], parts: [], accumulated: null });
+      }
+    }
+    return { active, current, values, grads, ranOps, flows, line, position };
+  }
+}
