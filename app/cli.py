@@ -56,6 +56,36 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write the graph of a program as SVG, PNG, DOT or a standalone HTML player."""
+    from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+    from app.export import BadStep, LayoutUnavailable, filename, render
+    from app.graph_tracer import trace_code
+
+    code = _read_program(args.file)
+    try:
+        graph = trace_code(code, device=args.device, seed=args.seed)
+        expanded = [p for p in (args.expanded or "").split(",") if p]
+        data = render(graph, args.format, expanded, args.step, args.theme, args.lang)
+    except (DeviceUnavailable, BadStep) as exc:
+        raise UsageError(str(exc)) from None
+    except (PolicyError, LimitExceeded, LayoutUnavailable) as exc:
+        print(f"autograd-explorer: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    out = Path(args.output or filename(args.format))
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc}") from None
+    print(f"wrote {out} ({len(data)} bytes)", file=sys.stderr)
+    if graph.error is not None:
+        print(
+            f"{graph.error.type} (line {graph.error.line}): {graph.error.message}", file=sys.stderr
+        )
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the Graph (the v1 contract)."""
     from app.schemas import Graph
@@ -99,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--format", choices=["json"], default="json")
     trace.add_argument("--pretty", action="store_true", help="indent the JSON")
     trace.set_defaults(run=cmd_trace)
+
+    render = sub.add_parser("render", help="export a program's graph for slides")
+    render.add_argument("file", help="a .py program")
+    render.add_argument("--format", choices=["svg", "png", "dot", "html"], default="svg")
+    render.add_argument("-o", "--output", help="output file (default: autograd-graph.FORMAT)")
+    render.add_argument("--step", help="forward:N or backward:P:N (default: end of the last pass)")
+    render.add_argument("--theme", choices=["light", "dark"], default="light")
+    render.add_argument("--lang", choices=["en", "zh"], default="en")
+    render.add_argument("--expanded", help="comma-separated modules to show expanded")
+    render.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    render.add_argument("--seed", type=int, default=0)
+    render.set_defaults(run=cmd_render)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the Graph")
     schema.set_defaults(run=cmd_schema)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.errors import LimitExceeded
@@ -223,8 +224,26 @@ def _cluster_tree(boxes: dict[str, _Box], expanded: set[str]) -> dict[str | None
     return tree
 
 
-def to_dot(graph: Graph, expanded: set[str]) -> tuple[str, dict[str, _Box], _Units]:
-    """The DOT source of the visible part of the graph, with the boxes it places."""
+@dataclass(frozen=True)
+class DotStyle:
+    """How to_dot dresses the graph: the layout's bare sized boxes, or an export's look."""
+
+    header: tuple[str, ...] = (
+        "graph [rankdir=TB, nodesep=0.25, ranksep=0.4, splines=spline, fontsize=14];",
+        'node [shape=box, fixedsize=true, label=""];',
+    )
+    node_attributes: Callable[[_Box], str] | None = None
+    edge_attributes: Callable[[str, str], str] | None = None
+    cluster_attributes: str = "margin=12;"
+    footer: tuple[str, ...] = ()
+
+
+def _size_attributes(box: _Box) -> str:
+    return f"width={box.width / DPI:.3f}, height={box.height / DPI:.3f}"
+
+
+def visible_boxes(graph: Graph, expanded: set[str]) -> tuple[dict[str, _Box], _Units]:
+    """The boxes shown with the given modules expanded, and which box shows each node."""
     groups = node_groups(graph)
     units = _units(graph, groups, expanded)
     boxes = _boxes(graph, units, groups)
@@ -233,23 +252,27 @@ def to_dot(graph: Graph, expanded: set[str]) -> tuple[str, dict[str, _Box], _Uni
             "layout_nodes",
             f"{len(boxes)} boxes would be visible; the limit is {MAX_VISIBLE}: collapse modules",
         )
-    lines = [
-        "digraph G {",
-        "  graph [rankdir=TB, nodesep=0.25, ranksep=0.4, splines=spline, fontsize=14];",
-        '  node [shape=box, fixedsize=true, label=""];',
-    ]
+    return boxes, units
+
+
+def to_dot(
+    graph: Graph, expanded: set[str], style: DotStyle | None = None
+) -> tuple[str, dict[str, _Box], _Units]:
+    """The DOT source of the visible part of the graph, with the boxes it places."""
+    style = style or DotStyle()
+    boxes, units = visible_boxes(graph, expanded)
+    node_attributes = style.node_attributes or _size_attributes
+    lines = ["digraph G {", *(f"  {line}" for line in style.header)]
     tree = _cluster_tree(boxes, expanded)
     counter = iter(range(1_000_000))
 
     def emit(path: str | None, indent: str) -> None:
         for box_id in tree.get(path, []):
-            box = boxes[box_id]
-            size = f"width={box.width / DPI:.3f}, height={box.height / DPI:.3f}"
-            lines.append(f"{indent}{_quote(box.id)} [{size}];")
+            lines.append(f"{indent}{_quote(box_id)} [{node_attributes(boxes[box_id])}];")
         children = sorted(p for p in tree if p is not None and _parent(p, expanded) == path)
         for child in children:
             lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
-            lines.append(f"{indent}  label={_quote(child)}; margin=12;")
+            lines.append(f"{indent}  label={_quote(child)}; {style.cluster_attributes}")
             emit(child, indent + "  ")
             lines.append(f"{indent}}}")
 
@@ -266,11 +289,16 @@ def to_dot(graph: Graph, expanded: set[str]) -> tuple[str, dict[str, _Box], _Uni
         if source == target or (source, target) in seen:
             continue
         seen.add((source, target))
+        extra = style.edge_attributes(source, target) if style.edge_attributes else ""
         node = by_id[edge.source]
         if isinstance(node, OpNode) and node.variable == edge.target:
-            lines.append(f"  {_quote(target)} -> {_quote(source)} [dir=back, constraint=false];")
+            attrs = ", ".join(a for a in ("dir=back, constraint=false", extra) if a)
+            lines.append(f"  {_quote(target)} -> {_quote(source)} [{attrs}];")
         else:
-            lines.append(f"  {_quote(source)} -> {_quote(target)};")
+            lines.append(
+                f"  {_quote(source)} -> {_quote(target)}" + (f" [{extra}];" if extra else ";")
+            )
+    lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
     return "\n".join(lines), boxes, units
 

@@ -264,6 +264,16 @@ class HealthResponse(Contract):
     notes: list[str] = Field(default_factory=list)
 
 
+class RenderRequest(TraceRequest):
+    """Body of POST /api/v1/render: the program, the view and the format to export."""
+
+    format: Literal["svg", "png", "dot", "html"] = "svg"
+    step: str | None = Field(None, pattern=r"^(forward:\d+|backward:\d+:\d+)$")
+    theme: Literal["light", "dark"] = "light"
+    lang: Literal["en", "zh"] = "en"
+    expanded: list[str] = Field(default_factory=list, max_length=1000)
+
+
 class LayoutRequest(TraceRequest):
     """Body of POST /api/v1/layout: the program and the modules to show expanded."""
 

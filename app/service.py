@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__
 from app.config import Settings
 from app.errors import LimitExceeded
+from app.export import BadStep, render
 from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available, layout_graph
 from app.sandbox.pool import PoolBusy, WorkerPool
-from app.schemas import ErrorDetail, Graph, LayoutRequest, TraceRequest
+from app.schemas import ErrorDetail, Graph, LayoutRequest, RenderRequest, TraceRequest
 from app.tracing import TraceFailure, limit_failure, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
@@ -175,6 +176,31 @@ class TraceService:
         result = layout.model_dump_json().encode()
         self.layouts.put(layout_key, result)
         return result
+
+    async def render(self, request: RenderRequest, client: str | None) -> bytes:
+        """Export bytes of the program's graph in the requested format, view and step."""
+        if not dot_available():
+            raise LayoutUnavailable(INSTALL_HINT)
+        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
+        key = request_key(trace_request)
+        graph = self.graphs.get(key)
+        if graph is None:
+            payload = await self.trace(trace_request, client)
+            graph = self.graphs.get(key) or Graph.model_validate_json(payload)
+        try:
+            return await run_in_threadpool(
+                render,
+                graph,
+                request.format,
+                request.expanded,
+                request.step,
+                request.theme,
+                request.lang,
+            )
+        except BadStep as exc:
+            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
+        except LimitExceeded as exc:
+            raise limit_failure(exc.limit, exc.message) from None
 
     def layers(self) -> dict[str, bool]:
         """Which isolation layers are active."""

@@ -133,8 +133,23 @@ def test_every_example_traces_through_the_pool(api_client: TestClient) -> None:
 
 def test_first_page_and_static(api_client: TestClient) -> None:
     page = api_client.get("/")
-    assert page.status_code == 200 and 'data-testid="editor"' in page.text
-    assert api_client.get("/static/js/api.js").status_code == 200
+    assert page.status_code == 200 and 'id="editor"' in page.text
+    assert 'data-testid="run"' in page.text and "/static/js/app.js" in page.text
+    for module in (
+        "api",
+        "app",
+        "graph-view",
+        "player",
+        "inspector",
+        "editor",
+        "i18n",
+        "state",
+        "timeline",
+    ):
+        response = api_client.get(f"/static/js/{module}.js")
+        assert response.status_code == 200 and "javascript" in response.headers["content-type"]
+    embed = api_client.get("/embed")
+    assert embed.status_code == 200 and "/static/js/embed.js" in embed.text
 
 
 def test_in_process_mode_and_graph_size_limit() -> None:

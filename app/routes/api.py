@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable
 from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from app import __version__
 from app.examples import UnknownExample, get_example, summaries
+from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
 from app.schemas import (
     ErrorResponse,
@@ -20,6 +24,7 @@ from app.schemas import (
     HealthResponse,
     Layout,
     LayoutRequest,
+    RenderRequest,
     TraceRequest,
 )
 from app.service import LayoutUnavailable, PoolBusy, RateLimited, TraceFailure, TraceService
@@ -58,8 +63,10 @@ async def health(service: ServiceDep) -> HealthResponse:
     )
 
 
-async def _answer(work: Awaitable[bytes]) -> Response:
-    """JSON bytes from the service, or the error model of the API."""
+async def _answer(
+    work: Awaitable[bytes], media_type: str = "application/json", headers: dict | None = None
+) -> Response:
+    """Bytes from the service, or the error model of the API."""
     try:
         payload = await work
     except TraceFailure as failure:
@@ -78,7 +85,7 @@ async def _answer(work: Awaitable[bytes]) -> Response:
         ) from None
     except LayoutUnavailable as missing:
         raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
-    return Response(content=payload, media_type="application/json")
+    return Response(content=payload, media_type=media_type, headers=headers)
 
 
 @router.post("/trace", response_model=Graph, responses=ERRORS)
@@ -93,6 +100,58 @@ async def layout(body: LayoutRequest, request: Request, service: ServiceDep) -> 
     """Lay out a program's graph again with the given modules (or line groups) expanded."""
     client = request.client.host if request.client else None
     return await _answer(service.layout(body, client))
+
+
+RENDER_RESPONSES = {
+    200: {"content": {t: {} for t, _ in FORMATS.values()}, "description": "the export"},
+    **ERRORS,
+}
+
+
+async def _render(body: RenderRequest, request: Request, service: TraceService) -> Response:
+    client = request.client.host if request.client else None
+    media_type = FORMATS[body.format][0]
+    disposition = "inline" if body.format == "svg" else "attachment"
+    headers = {"Content-Disposition": f'{disposition}; filename="{filename(body.format)}"'}
+    return await _answer(service.render(body, client), media_type, headers)
+
+
+@router.post("/render", response_class=Response, responses=RENDER_RESPONSES)
+async def render_post(body: RenderRequest, request: Request, service: ServiceDep) -> Response:
+    """Export a program's graph at a step as SVG, PNG, DOT or a standalone HTML player."""
+    return await _render(body, request, service)
+
+
+@router.get("/render", response_class=Response, responses=RENDER_RESPONSES)
+async def render_get(
+    request: Request,
+    service: ServiceDep,
+    code: str,
+    format: str = "svg",
+    device: str = "cpu",
+    seed: int = 0,
+    step: str | None = None,
+    theme: str = "light",
+    lang: str = "en",
+    expanded: str = "",
+) -> Response:
+    """The same export for links: code is base64url-encoded UTF-8, expanded comma-separated."""
+    try:
+        padded = code + "=" * (-len(code) % 4)
+        source = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode("utf-8")
+        body = RenderRequest(
+            code=source,
+            format=format,
+            device=device,
+            seed=seed,
+            step=step,
+            theme=theme,
+            lang=lang,
+            expanded=[p for p in expanded.split(",") if p],
+        )
+    except (ValueError, binascii.Error, ValidationError) as exc:
+        raise HTTPException(400, {"type": "BadRequest", "message": str(exc)[:500]}) from None
+    return await _render(body, request, service)
 
 
 @router.get("/examples", response_model=list[ExampleSummary])

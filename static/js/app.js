@@ -166,6 +166,7 @@ class Explorer {
   }
 
   async showGraph(graph, step) {
+    performance.mark("graph-received");
     this.graph = graph;
     this.timeline = new Timeline(graph);
     this.layout = graph.layout;
@@ -200,6 +201,8 @@ class Explorer {
     this.view.select(this.selected);
     if (positions.length) this.player.setPositions(positions, index);
     else this.show(null);
+    performance.mark("graph-drawn");
+    performance.measure("draw", "graph-received", "graph-drawn");
     document.body.dataset.shown = String(Number(document.body.dataset.shown ?? 0) + 1);
   }
 

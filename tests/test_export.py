@@ -1,0 +1,164 @@
+"""Exports: SVG parses and names every variable, PNG is a PNG, DOT is graphviz, HTML plays offline."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.examples import get_example
+from app.export import BadStep, render, step_view, styled_dot
+from app.graph_tracer import trace_code
+from app.schemas import TensorNode
+
+pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return trace_code(get_example("mlp_cross_entropy").code)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return trace_code(get_example("shared_weight").code)
+
+
+def svg_text(data: bytes) -> str:
+    root = ET.fromstring(data)
+    return " ".join(t for t in root.itertext())
+
+
+@pytest.mark.parametrize(
+    "example", ["linear_expression", "shared_weight", "custom_function", "two_layer_relu"]
+)
+def test_svg_parses_and_names_every_variable(example: str) -> None:
+    graph = trace_code(get_example(example).code)
+    data = render(graph, "svg")
+    text = svg_text(data)
+    names = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.name}
+    assert names and all(name in text for name in names), names
+    assert "leaf, requires grad" in text  # the legend
+    root = ET.fromstring(data)
+    sizes = [float(e.get("font-size")) for e in root.iter() if e.get("font-size")]
+    assert min(sizes) >= 12
+
+
+def test_svg_at_a_step_shows_its_values(shared) -> None:
+    text = svg_text(render(shared, "svg", step="backward:0:4"))
+    assert "∂ [5] → .grad [5]" in text and "step 5/5" in text
+    forward = svg_text(render(shared, "svg", step="forward:0"))
+    assert "= [3]" in forward and "forward step 1/3" in forward
+
+
+def test_png_signature_and_size(shared) -> None:
+    data = render(shared, "png", theme="dark", lang="zh")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 400 <= width <= 6000 and 400 <= height <= 6000
+
+
+def test_dot_source_collapses_modules(mlp) -> None:
+    source = render(mlp, "dot").decode()
+    assert source.startswith("digraph G {") and '"group:fc1"' in source
+    expanded = render(mlp, "dot", expanded=["fc1"]).decode()
+    assert '"group:fc1"' not in expanded and "cluster_" in expanded
+
+
+def test_bad_steps_are_refused(shared) -> None:
+    for step in ("forward:99", "backward:3:0", "sideways:1", "backward:0:99"):
+        with pytest.raises(BadStep):
+            step_view(shared, step)
+
+
+def test_labels_are_escaped(shared) -> None:
+    shared.nodes[0].label = "<b>&evil"
+    source = styled_dot(shared, [], None, "light", "en")
+    assert "&lt;b&gt;&amp;evil" in source
+
+
+def test_cli_render_writes_files(tmp_path: Path, capsys) -> None:
+    program = tmp_path / "p.py"
+    program.write_text(get_example("shared_weight").code)
+    for fmt in ("svg", "png", "dot", "html"):
+        out = tmp_path / f"g.{fmt}"
+        assert (
+            main(
+                ["render", str(program), "--format", fmt, "-o", str(out), "--step", "backward:0:1"]
+            )
+            == 0
+        )
+        assert out.stat().st_size > 500
+    assert main(["render", str(program), "--step", "nope", "-o", str(tmp_path / "x.svg")]) == 2
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    page_file = tmp_path / "graph.html"
+    page_file.write_bytes(render(shared, "html", step="forward:2"))
+    assert b"http://" not in page_file.read_bytes().replace(b"http://www.w3.org", b"")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        context = browser.new_context(offline=True)
+        requests: list[str] = []
+        context.on("request", lambda r: requests.append(r.url))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(page_file.as_uri())
+        page.wait_for_selector("body[data-ready=true]")
+        expect(page.get_by_test_id("position")).to_contain_text("Forward step 3 of 3")
+        page.get_by_test_id("step-forward").click()
+        expect(page.get_by_test_id("position")).to_contain_text("Backward step 1 of 5")
+        page.get_by_test_id("to-end").click()
+        badge = page.locator('[data-testid="node"][data-name="w"] .badge-text')
+        expect(badge).to_contain_text("= [5]")
+        page.screenshot(path=str(Path(__file__).parent / "artifacts" / "html_export.png"))
+        browser.close()
+    assert errors == []
+    assert all(u.startswith(("file:", "blob:", "data:")) for u in requests), requests
+
+
+def test_render_api(api_client) -> None:
+    code = get_example("shared_weight").code
+    encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
+    svg = api_client.get(f"/api/v1/render?code={encoded}&format=svg&step=backward:0:4")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert 'filename="autograd-graph.svg"' in svg.headers["content-disposition"]
+    ET.fromstring(svg.content)
+    png = api_client.post("/api/v1/render", json={"code": code, "format": "png", "theme": "dark"})
+    assert (
+        png.status_code == 200
+        and png.content[:4] == b"\x89PNG"
+        and png.headers["content-type"] == "image/png"
+    )
+    html = api_client.post("/api/v1/render", json={"code": code, "format": "html"})
+    assert html.headers["content-type"].startswith("text/html") and b"graph-data" in html.content
+    dot = api_client.post("/api/v1/render", json={"code": code, "format": "dot"})
+    assert dot.headers["content-type"].startswith("text/vnd.graphviz") and dot.text.startswith(
+        "digraph"
+    )
+    bad = api_client.post(
+        "/api/v1/render", json={"code": code, "format": "svg", "step": "backward:7:0"}
+    )
+    assert bad.status_code == 400 and bad.json()["detail"]["type"] == "BadStep"
+    assert api_client.get("/api/v1/render?code=***&format=svg").status_code == 400
+    refused = api_client.post("/api/v1/render", json={"code": "import os", "format": "svg"})
+    assert refused.status_code == 400 and refused.json()["detail"]["type"] == "PolicyError"
