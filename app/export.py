@@ -38,6 +38,7 @@ PLAYER_MODULES = (
     "timeline.js",
     "graph-view.js",
     "player.js",
+    "standalone.js",
     "offline.js",
 )
 

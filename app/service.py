@@ -155,6 +155,17 @@ class TraceService:
                 graph.notes.append(f"No layout: {exc.message}")
         return graph.model_dump_json().encode()
 
+    async def _graph(self, request: TraceRequest, key: str, client: str | None) -> Graph:
+        """The recorded Graph of a request: parsed and cached, traced when not seen yet."""
+        graph = self.graphs.get(key)
+        if graph is None:
+            payload = await self.trace(request, client)
+            graph = self.graphs.get(key)
+            if graph is None:  # the bytes came from the cache; the parsed graph was evicted
+                graph = await run_in_threadpool(Graph.model_validate_json, payload)
+                self.graphs.put(key, graph)
+        return graph
+
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         if not dot_available():
@@ -165,10 +176,7 @@ class TraceService:
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
-        graph = self.graphs.get(key)
-        if graph is None:
-            payload = await self.trace(trace_request, client)
-            graph = self.graphs.get(key) or Graph.model_validate_json(payload)
+        graph = await self._graph(trace_request, key, client)
         try:
             layout = await run_in_threadpool(layout_graph, graph, request.expanded)
         except LimitExceeded as exc:
@@ -183,10 +191,7 @@ class TraceService:
             raise LayoutUnavailable(INSTALL_HINT)
         trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
         key = request_key(trace_request)
-        graph = self.graphs.get(key)
-        if graph is None:
-            payload = await self.trace(trace_request, client)
-            graph = self.graphs.get(key) or Graph.model_validate_json(payload)
+        graph = await self._graph(trace_request, key, client)
         try:
             return await run_in_threadpool(
                 render,

@@ -12,17 +12,9 @@ import time
 from playwright.sync_api import sync_playwright
 
 from app.config import Settings
+from tests.browser_support import launch
 from tests.live_server import live_server
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BUDGET_MS = 1000 / 60
 
 FRAME_PROBE = """async ([kind, count]) => {
@@ -56,7 +48,7 @@ def summary(times: list[float]) -> str:
 
 def main() -> None:
     with live_server(Settings(wall_seconds=60)) as (base, _), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        browser = launch(p)
         warm = browser.new_page()
         warm.goto(f"{base}/#example=shared_weight")  # warm: server, caches, browser
         warm.wait_for_selector("body[data-shown]")

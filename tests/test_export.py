@@ -14,18 +14,9 @@ from app.examples import get_example
 from app.export import BadStep, render, step_view, styled_dot
 from app.graph_tracer import trace_code
 from app.schemas import TensorNode
+from tests.browser_support import ARTIFACTS, CHROMIUM, launch
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +105,7 @@ def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> No
     page_file.write_bytes(render(shared, "html", step="forward:2"))
     assert b"http://" not in page_file.read_bytes().replace(b"http://www.w3.org", b"")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        browser = launch(p)
         context = browser.new_context(offline=True)
         requests: list[str] = []
         context.on("request", lambda r: requests.append(r.url))
@@ -130,7 +121,8 @@ def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> No
         page.get_by_test_id("to-end").click()
         badge = page.locator('[data-testid="node"][data-name="w"] .badge-text')
         expect(badge).to_contain_text("= [5]")
-        page.screenshot(path=str(Path(__file__).parent / "artifacts" / "html_export.png"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "html_export.png"))
         browser.close()
     assert errors == []
     assert all(u.startswith(("file:", "blob:", "data:")) for u in requests), requests
