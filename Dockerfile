@@ -18,8 +18,7 @@ COPY templates ./templates
 RUN pip install --no-cache-dir .
 
 USER explorer
-ENV AE_HOST=0.0.0.0 \
-    PYTHONUNBUFFERED=1
+ENV PYTHONUNBUFFERED=1
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=4)"
 CMD ["autograd-explorer", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -116,6 +116,7 @@ class TraceService:
         self.graphs: ResultCache[Graph] = ResultCache(max(2, settings.cache_entries // 4))
         self.layouts: ResultCache[bytes] = ResultCache(settings.cache_entries * 4)
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
+        self.programs_run = 0  # traces that ran a program (not served from the cache)
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
@@ -130,6 +131,7 @@ class TraceService:
         if cached is not None:
             return cached
         self.rate.check(client)
+        self.programs_run += 1
         if self.pool is None:
             result = await run_in_threadpool(trace_to_json, request, self.settings)
         else:
