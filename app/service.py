@@ -157,6 +157,14 @@ class TraceService:
                 graph.notes.append(f"No layout: {exc.message}")
         return graph.model_dump_json().encode()
 
+    @staticmethod
+    def _program_of(request: TraceRequest) -> tuple[TraceRequest, str]:
+        """The trace behind a layout or render request and its cache key (graphviz needed)."""
+        if not dot_available():
+            raise LayoutUnavailable(INSTALL_HINT)
+        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
+        return trace_request, request_key(trace_request)
+
     async def _graph(self, request: TraceRequest, key: str, client: str | None) -> Graph:
         """The recorded Graph of a request: parsed and cached, traced when not seen yet."""
         graph = self.graphs.get(key)
@@ -170,10 +178,7 @@ class TraceService:
 
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
-        if not dot_available():
-            raise LayoutUnavailable(INSTALL_HINT)
-        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
-        key = request_key(trace_request)
+        trace_request, key = self._program_of(request)
         layout_key = (key, tuple(sorted(set(request.expanded))))
         cached = self.layouts.get(layout_key)
         if cached is not None:
@@ -189,10 +194,7 @@ class TraceService:
 
     async def render(self, request: RenderRequest, client: str | None) -> bytes:
         """Export bytes of the program's graph in the requested format, view and step."""
-        if not dot_available():
-            raise LayoutUnavailable(INSTALL_HINT)
-        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
-        key = request_key(trace_request)
+        trace_request, key = self._program_of(request)
         graph = await self._graph(trace_request, key, client)
         try:
             return await run_in_threadpool(
