@@ -184,7 +184,8 @@ class Explorer {
     const notes = [...graph.notes];
     if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
     $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
-    const plotted = graph.series.filter((s) => s.values.length > 1);
+    // a plot only for programs that train in a loop (three or more backward passes)
+    const plotted = graph.series.filter((s) => s.values.length >= 3);
     $("series-panel").hidden = !plotted.length;
     $("series").replaceChildren(...(plotted.length ? [seriesChart(plotted)] : []));
     this.pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
