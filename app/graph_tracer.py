@@ -202,7 +202,9 @@ class Recorder:
             return
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
-        self.graph.edges.append(Edge(id=f"e{len(self.graph.edges)}", source=source, target=target))
+        self.graph.edges.append(
+            Edge.model_construct(id=f"e{len(self.graph.edges)}", source=source, target=target)
+        )
 
     def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         return summarize(t, self.options.inline_limit, preview)
@@ -230,7 +232,7 @@ class Recorder:
             label = f"{op_label or op_name_of(fn_name or '')}_out"
         else:
             label = "param" if isinstance(t, nn.Parameter) else "leaf"
-        node = TensorNode(
+        node = TensorNode.model_construct(
             id=node_id,
             label=label,
             name=name,
@@ -274,7 +276,7 @@ class Recorder:
         node_id = f"op{len(self._op_of_fn)}"
         fn_name = grad_fn_name(fn)
         seq = fn._sequence_nr()
-        node = OpNode(
+        node = OpNode.model_construct(
             id=node_id,
             label=op_name_of(fn_name),
             op=op_name_of(fn_name),
@@ -283,6 +285,10 @@ class Recorder:
             module=module,
             call=call,
             sequence_nr=seq if seq < _SEQUENCE_NR_MAX else None,
+            variable=None,
+            created_by_pass=None,
+            saved=[],  # given, so that no default factory runs (pydantic inspects each one)
+            next=[],
         )
         self._add_node(node)
         self._op_of_fn[id(fn)] = node_id
@@ -309,7 +315,7 @@ class Recorder:
             if isinstance(value, torch.Tensor):
                 linked = self._match_tensor(value)
                 saved.append(
-                    SavedTensor(
+                    SavedTensor.model_construct(
                         name=name,
                         tensor=linked,
                         value=None if linked else self._summary(value, preview=False),
@@ -319,7 +325,9 @@ class Recorder:
                 text = repr(value)
                 limit = self.options.max_saved_repr
                 saved.append(
-                    SavedTensor(name=name, repr=text[:limit] + ("…" if len(text) > limit else ""))
+                    SavedTensor.model_construct(
+                        name=name, repr=text[:limit] + ("…" if len(text) > limit else "")
+                    )
                 )
         return saved
 
@@ -433,7 +441,7 @@ class Recorder:
         output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
         self._reconnect_outputs(output_ids)
         self.graph.forward.append(
-            ForwardStep(
+            ForwardStep.model_construct(
                 node=head,
                 nodes=group,
                 call=call_name,
@@ -456,7 +464,7 @@ class Recorder:
         self._reconnect_outputs([output_id])
         inputs = self.tensor_inputs_of(head)
         self.graph.forward.append(
-            ForwardStep(
+            ForwardStep.model_construct(
                 node=head,
                 nodes=group,
                 call=op_name_of(name),
@@ -655,7 +663,7 @@ class Recorder:
 
         for op_id in run.order:
             record.steps.append(
-                BackwardStep(
+                BackwardStep.model_construct(
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
@@ -952,7 +960,7 @@ def trace_tensors(
             recorder._reconnect_outputs(outputs)
             inputs = recorder.tensor_inputs_of(head)
             recorder.graph.forward.append(
-                ForwardStep(
+                ForwardStep.model_construct(
                     node=head,
                     nodes=[head],
                     call=op_name_of(grad_fn_name(fn)),
