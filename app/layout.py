@@ -221,6 +221,11 @@ def _cluster_tree(boxes: dict[str, _Box], expanded: set[str]) -> dict[str | None
         while path and path not in expanded:
             path = path.rsplit(".", 1)[0] if "." in path else None
         tree[path].append(box.id)
+    for path in list(tree):  # frames that hold only expanded sub-modules still need drawing
+        parent = _parent(path, expanded) if path else None
+        while parent is not None and parent not in tree:
+            tree[parent] = []
+            parent = _parent(parent, expanded)
     return tree
 
 
@@ -264,14 +269,13 @@ def to_dot(
     node_attributes = style.node_attributes or _size_attributes
     lines = ["digraph G {", *(f"  {line}" for line in style.header)]
     tree = _cluster_tree(boxes, expanded)
-    counter = iter(range(1_000_000))
 
     def emit(path: str | None, indent: str) -> None:
         for box_id in tree.get(path, []):
             lines.append(f"{indent}{_quote(box_id)} [{node_attributes(boxes[box_id])}];")
         children = sorted(p for p in tree if p is not None and _parent(p, expanded) == path)
         for child in children:
-            lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
+            lines.append(f"{indent}subgraph {cluster_name(child)} {{")
             lines.append(f"{indent}  label={_quote(child)}; {style.cluster_attributes}")
             emit(child, indent + "  ")
             lines.append(f"{indent}}}")
@@ -301,6 +305,16 @@ def to_dot(
     lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
     return "\n".join(lines), boxes, units
+
+
+def cluster_name(path: str) -> str:
+    """A DOT-safe cluster id that still tells its module path."""
+    return f"cluster_{path.encode('utf-8').hex()}"
+
+
+def cluster_path(name: str) -> str:
+    """The module path of a cluster id made by cluster_name."""
+    return bytes.fromhex(name.removeprefix("cluster_")).decode("utf-8")
 
 
 def _parent(path: str, expanded: set[str]) -> str | None:
@@ -369,7 +383,7 @@ def layout_graph(graph: Graph, expanded: list[str] | set[str] | None = None) -> 
             clusters.append(
                 LayoutCluster(
                     id=obj["name"],
-                    label=obj.get("label", ""),
+                    label=cluster_path(obj["name"]),
                     x=bx0 - x0,
                     y=height - (by1 - y0),
                     width=bx1 - bx0,

@@ -77,8 +77,9 @@ def test_bad_steps_are_refused(shared) -> None:
 
 
 def test_labels_are_escaped(shared) -> None:
-    shared.nodes[0].label = "<b>&evil"
-    source = styled_dot(shared, [], None, "light", "en")
+    graph = shared.model_copy(deep=True)  # the module's graph stays as recorded
+    graph.nodes[0].label = "<b>&evil"
+    source = styled_dot(graph, [], None, "light", "en")
     assert "&lt;b&gt;&amp;evil" in source
 
 

@@ -7,7 +7,7 @@ import torch
 
 from app.examples import all_examples, get_example
 from app.graph_tracer import trace_callable, trace_code
-from app.layout import layout_graph, node_groups, to_dot
+from app.layout import layout_graph, node_groups
 from app.schemas import Layout
 from benchmarks.models import encoder
 
@@ -102,9 +102,48 @@ def test_module_less_big_graphs_group_by_line() -> None:
     assert len(opened.nodes) > 200
 
 
-def test_labels_are_escaped_in_dot() -> None:
-    graph = trace_code("import torch\nx = torch.ones(1, requires_grad=True)\ny = x * 2\n")
-    graph.nodes[0].label = 'evil" -> "x"; label="'
-    source, _, _ = to_dot(graph, set())
-    assert '\\"' not in source or source.count("digraph") == 1
-    assert_well_placed(layout_graph(graph))
+def test_module_names_with_quotes_reach_dot_escaped() -> None:
+    key = 'odd" -> evil; x="'
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.blocks = nn.ModuleDict({{'{key}': nn.Linear(2, 2)}})\n"
+        "    def forward(self, x):\n"
+        f"        return self.blocks['{key}'](x)\n"
+        "y = Net()(torch.ones(1, 2)).sum()\n"
+    )
+    graph = trace_code(code)
+    assert graph.error is None, graph.error
+    paths = {n.module for n in graph.nodes if n.kind == "op" and n.module}
+    inner = f"blocks.{key}".replace("\\", "")
+    assert paths == {inner}
+    collapsed = layout_graph(graph)
+    assert "group:blocks" in {n.id for n in collapsed.nodes}
+    expanded = layout_graph(graph, ["blocks", inner])
+    assert_well_placed(expanded)
+    assert {c.label for c in expanded.clusters} == {"blocks", inner}
+
+
+def test_fully_expanded_nesting_keeps_every_box() -> None:
+    code = (
+        get_example("dynamic_net")
+        .code.replace("DynamicNet(3, 5, 2)", "Wrapper()")
+        .replace(
+            "model = Wrapper()",
+            "class Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.net = DynamicNet(3, 5, 2)\n    def forward(self, x, depth):\n"
+            "        return self.net(x, depth)\n\n\nmodel = Wrapper()",
+        )
+    )
+    graph = trace_code(code)
+    assert graph.error is None, graph.error
+    groups = {n.module for n in graph.nodes if n.kind == "op" and n.module}
+    assert groups == {"net", "net.input_linear", "net.middle_linear", "net.output_linear"}
+    everything = sorted(groups)
+    layout = layout_graph(graph, everything)
+    assert_well_placed(layout)
+    assert set(layout.node_of.values()) == {n.id for n in layout.nodes}
+    assert set(layout.node_of) == {n.id for n in graph.nodes}
+    assert all(layout.node_of[n.id] == n.id for n in graph.nodes)  # nothing hidden in a box

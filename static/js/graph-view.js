@@ -53,7 +53,7 @@ export class GraphView {
     if (!layout) return;
     this.root.setAttribute("data-width", layout.width);
     for (const cluster of layout.clusters) {
-      const label = cluster.label.replace(/^"|"$/g, "");
+      const label = cluster.label;
       const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
         svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }),
         svg("text", { x: cluster.x + 10, y: cluster.y + 16, class: "cluster-label" }, `▾ ${label}`));
