@@ -235,3 +235,31 @@ def test_training_loop_plots_series(page) -> None:
     playwright_api.expect(page.get_by_test_id("series")).to_be_visible()
     assert page.locator('[data-testid="series"] polyline').count() >= 2
     playwright_api.expect(page.get_by_test_id("notes")).to_contain_text("passes")
+
+
+def test_editor_tab_play_zoom_and_theme(page) -> None:
+    open_example(page, "linear_expression")
+    editor = page.get_by_test_id("editor")
+    editor.fill("x = 1")
+    editor.press("End")
+    editor.press("Tab")
+    assert editor.input_value() == "x = 1    "
+    after_new_graph(page, lambda: page.click('[data-example="shared_weight"]'))
+    page.get_by_test_id("to-start").click()
+    page.get_by_test_id("play").click()
+    playwright_api.expect(page.get_by_test_id("position")).to_have_text(
+        re.compile("Backward step 5 of 5"), timeout=20_000
+    )
+    scale = float(page.locator(".graph-svg").get_attribute("data-scale"))
+    page.get_by_test_id("zoom-in").click()
+    assert float(page.locator(".graph-svg").get_attribute("data-scale")) > scale
+    page.get_by_test_id("fit").click()
+    assert float(page.locator(".graph-svg").get_attribute("data-scale")) == pytest.approx(
+        scale, rel=1e-3
+    )
+    before = page.evaluate("document.documentElement.dataset.theme")
+    page.get_by_test_id("theme").click()
+    assert page.evaluate("document.documentElement.dataset.theme") != before
+    node(page, "w").focus()
+    page.keyboard.press("Enter")
+    playwright_api.expect(page.get_by_test_id("inspector-title")).to_have_text("w")
