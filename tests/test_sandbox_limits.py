@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.sandbox.limits import ChildLimits, apply
+from app.sandbox.pool import collect_child
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux limits")
 
@@ -56,12 +57,7 @@ def run_limited(tmp_path: Path, outside: Path) -> dict:
         finally:
             os._exit(0)
     os.close(write_fd)
-    data = b""
-    while chunk := os.read(read_fd, 65536):
-        data += chunk
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+    return json.loads(collect_child(pid, read_fd))
 
 
 def test_child_limits(tmp_path: Path) -> None:

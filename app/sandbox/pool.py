@@ -273,11 +273,7 @@ class _Zygote:
             finally:
                 os._exit(0)
         os.close(write_fd)
-        data = b""
-        while chunk := os.read(read_fd, 65536):
-            data += chunk
-        os.close(read_fd)
-        os.waitpid(pid, 0)
+        data = collect_child(pid, read_fd)
         shutil.rmtree(work_dir, ignore_errors=True)
         layers = json.loads(data) if data else {}
         layers.update(policy=True, capabilities=True, wall_time=True)
@@ -459,6 +455,16 @@ def _limit_cuda_memory(fraction: float) -> None:
 
     if torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(fraction)
+
+
+def collect_child(pid: int, read_fd: int) -> bytes:
+    """Everything a forked child wrote to its pipe, once it has exited."""
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:
