@@ -198,9 +198,10 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
                 grad = format_data(record.grads.get(op.variable))
                 view.badges[op.variable] = f"∂ {total} → .grad {grad}"
                 view.gradient_badges.add(op.variable)
+        ran_ops = {s.node for s in ran}
+        producer_of = {e.target: e.source for e in graph.edges if e.source in ran_ops}
         for tensor, data in record.tensor_grads.items():
-            producer = next((e.source for e in graph.edges if e.target == tensor), None)
-            if producer in {s.node for s in ran}:
+            if tensor in producer_of:
                 view.badges[tensor] = f"∂ {format_data(data)}"
                 view.gradient_badges.add(tensor)
         view.title = titles[1].format(p=pass_index + 1, i=index + 1, n=len(record.steps))
@@ -210,7 +211,7 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
     return view
 
 
-def _kind(node: TensorNode | OpNode | None, box_kind: str) -> str:
+def _kind(node: TensorNode | OpNode | None) -> str:
     if node is None:
         return "module"
     if isinstance(node, OpNode):
@@ -230,7 +231,7 @@ def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, 
 
     def node_attributes(box: Any) -> str:
         node = by_id.get(box.id)
-        kind = _kind(node, box.kind)
+        kind = _kind(node)
         fill, line = colours[kind]
         title = html.escape(box.label if node is not None else f"▸ {box.label}")
         detail = html.escape(box.detail)

@@ -168,7 +168,6 @@ class Recorder:
         self.passes_total = 0
         self._fn_refs: list[Any] = []  # keeps node ids stable while recording
         self._op_of_fn: dict[int, str] = {}
-        self._fn_of_op: dict[str, Any] = {}
         self._tensor_of_key: dict[tuple[Any, ...], str] = {}
         self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
         self._tensor_refs: dict[str, torch.Tensor] = {}
@@ -292,7 +291,6 @@ class Recorder:
         )
         self._add_node(node)
         self._op_of_fn[id(fn)] = node_id
-        self._fn_of_op[node_id] = fn
         self._fn_refs.append(fn)
         if fn_name == ACCUMULATE_GRAD:
             leaf = fn.variable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import unicodedata
@@ -45,13 +46,12 @@ def shape_text(shape: list[int]) -> str:
     return "×".join(str(s) for s in shape) if shape else "scalar"
 
 
-def node_lines(node: TensorNode | OpNode) -> tuple[str, str]:
+def node_lines(node: TensorNode | OpNode, by_id: dict[str, TensorNode | OpNode]) -> tuple[str, str]:
     """The two text lines a node shows: name and shape, or op and grad_fn."""
     if isinstance(node, TensorNode):
         return node.label, f"{shape_text(node.shape)} {node.dtype}"
-    if node.variable is not None:  # 'AccumulateGrad(w)' -> 'AccumulateGrad' over 'w.grad'
-        leaf = node.label.removeprefix("AccumulateGrad(").removesuffix(")")
-        return "AccumulateGrad", f"→ {leaf}.grad"
+    if node.variable is not None:  # the leaf's current name, not the one it had at creation
+        return "AccumulateGrad", f"→ {by_id[node.variable].label}.grad"
     return node.label, node.grad_fn or ""
 
 
@@ -176,7 +176,7 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
         if unit in units.groups:
             path = unit.removeprefix("group:")
             params = sum(
-                _numel(by_id[m].shape)
+                math.prod(by_id[m].shape)
                 for m in members
                 if isinstance(by_id[m], TensorNode) and by_id[m].is_parameter
             )
@@ -194,19 +194,12 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
             )
         else:
             node = by_id[unit]
-            title, subtitle = node_lines(node)
+            title, subtitle = node_lines(node, by_id)
             width, height = box_size(title, subtitle)
             boxes[unit] = _Box(
                 unit, node.kind, title, subtitle, width, height, groups.get(unit), []
             )
     return boxes
-
-
-def _numel(shape: list[int]) -> int:
-    total = 1
-    for s in shape:
-        total *= s
-    return total
 
 
 def _cluster_tree(boxes: dict[str, _Box], expanded: set[str]) -> dict[str | None, list[str]]:

@@ -51,8 +51,6 @@ class ResultCache(Generic[V]):
         self.entries = entries
         self._items: OrderedDict[Any, V] = OrderedDict()
 
-    key = staticmethod(request_key)
-
     def get(self, key: Any) -> V | None:
         """The cached value, refreshed as most recent."""
         value = self._items.get(key)
