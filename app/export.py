@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.badges import badge_track, badges_at
 from app.layout import (  # noqa: F401  (re-exported for callers)
     INSTALL_HINT,
     DotStyle,
@@ -18,8 +19,9 @@ from app.layout import (  # noqa: F401  (re-exported for callers)
     run_dot,
     to_dot,
 )
+from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
 from app.resources import static_dir, templates_dir
-from app.schemas import Graph, OpNode, TensorData, TensorNode
+from app.schemas import Graph, OpNode, TensorNode
 
 Format = Literal["svg", "png", "dot", "html"]
 FORMATS: dict[str, tuple[str, str]] = {  # format -> (content type, file extension)
@@ -113,35 +115,6 @@ class StepView:
     gradient_badges: set[str] = field(default_factory=set)
 
 
-def format_number(value: float | int | str | bool) -> str:
-    """A value with at most 4 significant digits."""
-    if isinstance(value, (str, bool)) or isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def format_data(data: TensorData | None, items: int = 3) -> str:
-    """Short text for TensorData: a number, a few values, or mean and std."""
-    if data is None:
-        return "None"
-    if data.values is not None:
-        if not isinstance(data.values, list):
-            return format_number(data.values)
-        flat: list[Any] = []
-        stack: list[Any] = [data.values]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(reversed(item))
-            else:
-                flat.append(item)
-        shown = ", ".join(format_number(v) for v in flat[:items])
-        return f"[{shown}{', …' if len(flat) > items else ''}]"
-    if data.stats is not None:
-        return f"μ {format_number(data.stats.mean)} σ {format_number(data.stats.std)}"
-    return "×".join(map(str, data.shape))
-
-
 def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
     """The state at 'forward:N' or 'backward:P:N'; by default the end of the last pass."""
     if step is None:
@@ -156,7 +129,6 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
         raise BadStep(f"step must look like forward:N or backward:P:N, not {step!r}")
     parts = [int(p) for p in step.split(":")[1:]]
     titles = TITLES.get(lang, TITLES["en"])
-    by_id = {n.id: n for n in graph.nodes}
     view = StepView(title="")
     if step.startswith("forward"):
         (index,) = parts
@@ -165,14 +137,12 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
         last_forward = index
     else:
         last_forward = len(graph.forward) - 1
+    track = graph.badges or badge_track(graph)
     for i, forward in enumerate(graph.forward[: last_forward + 1]):
         view.active.update(forward.inputs, forward.nodes, forward.outputs, [forward.node])
         if step.startswith("forward") and i == last_forward:
             view.current.update(forward.nodes, forward.outputs, [forward.node])
-            for tensor in forward.outputs:
-                node = by_id[tensor]
-                if isinstance(node, TensorNode):
-                    view.badges[tensor] = f"= {format_data(node.value)}"
+            view.badges = badges_at(track, "forward", 0, index)
             view.title = titles[0].format(i=index + 1, n=len(graph.forward))
     if step.startswith("backward"):
         pass_index, index = parts
@@ -189,21 +159,8 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
             ):
                 view.active.add(n.id)
         view.active.update(s.node for s in ran)
-        for done in ran:
-            op = by_id[done.node]
-            if not isinstance(op, OpNode):
-                continue
-            if op.variable is not None:
-                total = format_data(done.grad_outputs[0] if done.grad_outputs else None)
-                grad = format_data(record.grads.get(op.variable))
-                view.badges[op.variable] = f"∂ {total} → .grad {grad}"
-                view.gradient_badges.add(op.variable)
-        ran_ops = {s.node for s in ran}
-        producer_of = {e.target: e.source for e in graph.edges if e.source in ran_ops}
-        for tensor, data in record.tensor_grads.items():
-            if tensor in producer_of:
-                view.badges[tensor] = f"∂ {format_data(data)}"
-                view.gradient_badges.add(tensor)
+        view.badges = badges_at(track, "backward", pass_index, index)
+        view.gradient_badges = {k for k, text in view.badges.items() if text.startswith("∂")}
         view.title = titles[1].format(p=pass_index + 1, i=index + 1, n=len(record.steps))
     for n in graph.nodes:  # an AccumulateGrad shows with its leaf
         if isinstance(n, OpNode) and n.variable in view.active:
@@ -277,7 +234,7 @@ def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, 
         cluster_attributes=f'margin=12; style="dashed,rounded"; color="{colours["module"][1]}"; '
         f'fontcolor="{colours["module"][1]}";',
     )
-    source, _, _ = to_dot(graph, set(expanded), style)
+    source, _, _ = to_dot(pass_subgraph(graph, pass_of_step(step, graph)), set(expanded), style)
     return source
 
 
@@ -304,8 +261,17 @@ def render_html(
     """One HTML file with the graph, styles and player inline, that plays with no network."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    if graph.layout is None or sorted(graph.layout.expanded) != sorted(expanded):
-        graph = graph.model_copy(update={"layout": layout_graph(graph, expanded)})
+    shown = pass_of_step(step, graph) if splits_by_pass(graph) else None
+    layout = graph.layout
+    if layout is None or sorted(layout.expanded) != sorted(expanded) or layout.pass_index != shown:
+        graph = graph.model_copy(update={"layout": layout_pass(graph, expanded, shown)})
+    if graph.badges is None:
+        graph = graph.model_copy(update={"badges": badge_track(graph)})
+    layouts: dict[int, Any] = {}  # the offline pass picker redraws from these
+    if shown is not None:
+        for index in range(len(graph.backward)):
+            layout = graph.layout if index == shown else layout_pass(graph, expanded, index)
+            layouts[index] = json.loads(layout.model_dump_json()) if layout else None
     scripts = static_dir() / "js"
     modules = {name: (scripts / name).read_text(encoding="utf-8") for name in PLAYER_MODULES}
     env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape())
@@ -313,7 +279,7 @@ def render_html(
         css=(static_dir() / "css" / "explorer.css").read_text(encoding="utf-8"),
         graph_json=_script_json(json.loads(graph.model_dump_json())),
         modules_json=_script_json({"order": list(PLAYER_MODULES), "sources": modules}),
-        settings_json=_script_json({"step": step, "lang": lang}),
+        settings_json=_script_json({"step": step, "lang": lang, "layouts": layouts}),
         theme=theme,
         lang="zh-CN" if lang == "zh" else "en",
     )

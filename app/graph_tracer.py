@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+from app.module_text import describe_module
 from app.sandbox import runner
 from app.sandbox.capabilities import Capabilities
 from app.sandbox.policy import PolicyLimits
@@ -528,6 +529,8 @@ class Recorder:
             return
         names = self._module_stack[-1][0]
         path = names.get(id(module), type(module).__name__)
+        if path not in self.graph.modules:
+            self.graph.modules[path] = describe_module(module)
         self._module_stack.append((names, path))
 
     def module_left(self) -> None:

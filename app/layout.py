@@ -15,8 +15,9 @@ from app.errors import LimitExceeded
 from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, OpNode, TensorNode
 
 DPI = 72.0  # dot works in points; at 72 dpi a point is a CSS pixel
-FONT_PX = 14.0
-SMALL_FONT_PX = 12.0
+FONT_PX = 16.0  # node titles; on a 960×540 slide no text may drop under 14 px
+SMALL_FONT_PX = 14.0
+BOX_HEIGHT = 52.0
 LINE_GROUP_THRESHOLD = 300  # module-less graphs larger than this are grouped by source line
 MAX_VISIBLE = 2500
 DOT_TIMEOUT_S = 60.0
@@ -55,10 +56,12 @@ def node_lines(node: TensorNode | OpNode, by_id: dict[str, TensorNode | OpNode])
     return node.label, node.grad_fn or ""
 
 
-def box_size(title: str, subtitle: str) -> tuple[float, float]:
+def box_size(title: str, subtitle: str, pill: bool = False) -> tuple[float, float]:
     """Width and height in px of a box holding a title and a smaller subtitle."""
     width = max(text_width(title, FONT_PX), text_width(subtitle, SMALL_FONT_PX)) + 24
-    return max(64.0, width), 46.0
+    if pill:  # rounded ends take half the height on each side
+        width += BOX_HEIGHT / 2
+    return max(64.0, width), BOX_HEIGHT
 
 
 @dataclass
@@ -187,6 +190,8 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
             if shape is not None:
                 subtitle += f" → {shape_text(shape)}"
             title = f"line {path[5:]}" if path.startswith("line:") else path
+            if path in graph.modules:
+                title = f"{path} · {graph.modules[path]}"
             width, height = box_size(title, subtitle)
             kind = "line" if path.startswith("line:") else "module"
             boxes[unit] = _Box(
@@ -195,7 +200,7 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
         else:
             node = by_id[unit]
             title, subtitle = node_lines(node, by_id)
-            width, height = box_size(title, subtitle)
+            width, height = box_size(title, subtitle, pill=isinstance(node, OpNode))
             boxes[unit] = _Box(
                 unit, node.kind, title, subtitle, width, height, groups.get(unit), []
             )

@@ -216,6 +216,9 @@ class Layout(Contract):
     width: float
     height: float
     expanded: list[str] = Field(default_factory=list)
+    pass_index: int | None = Field(
+        None, description="the backward pass whose part of the graph is laid out; None: all"
+    )
     collapsible: list[str] = Field(
         default_factory=list, description="module / line groups that can be expanded or collapsed"
     )
@@ -224,6 +227,18 @@ class Layout(Contract):
     clusters: list[LayoutCluster] = Field(default_factory=list)
     node_of: dict[str, str] = Field(
         default_factory=dict, description="graph node id -> layout node id that shows it"
+    )
+
+
+class BadgeTrack(Contract):
+    """Text beside nodes at each player step; the page and every export show exactly this."""
+
+    forward: list[dict[str, str]] = Field(
+        default_factory=list, description="per forward step: output tensor id -> '= value'"
+    )
+    backward: list[list[dict[str, str]]] = Field(
+        default_factory=list,
+        description="per pass, per step: node id -> gradient text from that step on",
     )
 
 
@@ -242,6 +257,10 @@ class Graph(Contract):
     truncated: Truncation | None = None
     stdout: str = ""
     notes: list[str] = Field(default_factory=list)
+    badges: BadgeTrack | None = Field(None, description="filled by app/badges.py")
+    modules: dict[str, str] = Field(
+        default_factory=dict, description="module path -> class and sizes ('Linear(4→8)')"
+    )
 
 
 class TraceRequest(Contract):
@@ -275,9 +294,12 @@ class RenderRequest(TraceRequest):
 
 
 class LayoutRequest(TraceRequest):
-    """Body of POST /api/v1/layout: the program and the modules to show expanded."""
+    """Body of POST /api/v1/layout: the program, the modules to show expanded, and the pass."""
 
     expanded: list[str] = Field(default_factory=list, max_length=1000)
+    pass_index: int | None = Field(
+        None, ge=0, le=10_000, description="lay out only this pass's part of a multi-pass graph"
+    )
 
 
 class ExampleSummary(Contract):
@@ -287,6 +309,7 @@ class ExampleSummary(Contract):
     title_en: str
     title_zh: str
     lesson: str
+    lesson_zh: str = Field("", description="the lesson's point in one sentence, in Chinese")
 
 
 class Example(ExampleSummary):

@@ -14,10 +14,12 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.badges import badge_track
 from app.config import Settings
 from app.errors import LimitExceeded
 from app.export import BadStep, render
-from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available, layout_graph
+from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available
+from app.pass_view import layout_pass
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import ErrorDetail, Graph, LayoutRequest, RenderRequest, TraceRequest
 from app.tracing import TraceFailure, limit_failure, trace_to_json
@@ -145,12 +147,13 @@ class TraceService:
 
     def _with_layout(self, payload: bytes, key: str) -> bytes:
         graph = Graph.model_validate_json(payload)
+        graph.badges = badge_track(graph)
         self.graphs.put(key, graph)
         if not dot_available():
             graph.notes.append(INSTALL_HINT)
         else:
             try:
-                graph.layout = layout_graph(graph, [])
+                graph.layout = layout_pass(graph, [], 0)
             except LimitExceeded as exc:
                 graph.notes.append(f"No layout: {exc.message}")
         return graph.model_dump_json().encode()
@@ -177,13 +180,15 @@ class TraceService:
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         trace_request, key = self._program_of(request)
-        layout_key = (key, tuple(sorted(set(request.expanded))))
+        layout_key = (key, tuple(sorted(set(request.expanded))), request.pass_index)
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
         graph = await self._graph(trace_request, key, client)
         try:
-            layout = await run_in_threadpool(layout_graph, graph, request.expanded)
+            layout = await run_in_threadpool(
+                layout_pass, graph, request.expanded, request.pass_index
+            )
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
         result = layout.model_dump_json().encode()

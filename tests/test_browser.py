@@ -85,6 +85,13 @@ def after_failure(page, action) -> None:
     )
 
 
+def editor_text(page) -> str:
+    """The program in the editor, line by line as CodeMirror shows it."""
+    return page.evaluate(
+        "[...document.querySelectorAll('#editor .cm-line')].map((l) => l.textContent).join('\\n')"
+    )
+
+
 def node(page, name: str):
     return page.locator(f'[data-testid="node"][data-name="{name}"]')
 
@@ -93,7 +100,7 @@ def test_page_loads_with_an_example(page) -> None:
     page.goto(page.base + "/")
     page.wait_for_selector('[data-testid="node"]')
     expect_status_done(page)
-    assert "torch" in page.get_by_test_id("editor").input_value()
+    assert "torch" in editor_text(page)
     assert page.locator('[data-testid="node"]').count() >= 8
     assert page.locator(".legend li").count() == 7
 
@@ -112,7 +119,7 @@ def test_forward_steps_highlight_the_source_line(page) -> None:
     open_example(page, "linear_expression")
     page.get_by_test_id("to-start").click()
     editor = page.locator("#editor")
-    code = page.get_by_test_id("editor").input_value().splitlines()
+    code = editor_text(page).splitlines()
     line = int(editor.get_attribute("data-current-line"))
     assert code[line - 1].startswith("y = x * w + b")
     playwright_api.expect(page.get_by_test_id("position")).to_have_text(
@@ -133,10 +140,10 @@ def test_backward_to_the_end_reads_w_grad_5(page) -> None:
     )
     node(page, "w").click()
     inspector = page.get_by_test_id("inspector")
-    playwright_api.expect(inspector.get_by_test_id("dot-grad")).to_contain_text("[5]")
+    playwright_api.expect(inspector.get_by_test_id("dot-grad")).to_contain_text("[5.]")
     badge = node(page, "w").locator(".badge-text")
     playwright_api.expect(badge).to_contain_text("+")  # the two contributions that met at w
-    playwright_api.expect(badge).to_contain_text("= [5]")
+    playwright_api.expect(badge).to_contain_text("= [5.]")
 
 
 def test_four_accumulating_passes_read_20(page) -> None:
@@ -146,10 +153,10 @@ def test_four_accumulating_passes_read_20(page) -> None:
     picker.select_option("3")
     page.get_by_test_id("to-end").click()
     node(page, "w").click()
-    playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[20]")
+    playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[20.]")
     picker.select_option("1")
     page.get_by_test_id("to-end").click()
-    playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[10]")
+    playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[10.]")
 
 
 def test_broken_code_shows_error_at_its_line_with_partial_graph(page) -> None:
@@ -227,13 +234,14 @@ def test_embed_shows_graph_and_player(page) -> None:
     )
     assert page.get_by_test_id("editor").count() == 0
     assert page.get_by_test_id("open-in-explorer").get_attribute("href").startswith("/#")
-    playwright_api.expect(node(page, "w").locator(".badge-text")).to_contain_text("= [5]")
+    playwright_api.expect(node(page, "w").locator(".badge-text")).to_contain_text("= [5.]")
 
 
 def test_training_loop_plots_series(page) -> None:
     open_example(page, "linear_regression")
     playwright_api.expect(page.get_by_test_id("series")).to_be_visible()
-    assert page.locator('[data-testid="series"] polyline').count() >= 2
+    assert page.locator('[data-testid="series"] canvas').count() >= 1  # uPlot draws on a canvas
+    assert page.locator('[data-testid="series"] .series-legend li').count() >= 2
     playwright_api.expect(page.get_by_test_id("notes")).to_contain_text("passes")
 
 
@@ -243,7 +251,11 @@ def test_editor_tab_play_zoom_and_theme(page) -> None:
     editor.fill("x = 1")
     editor.press("End")
     editor.press("Tab")
-    assert editor.input_value() == "x = 1    "
+    assert editor_text(page) == "    x = 1"  # Tab indents the line
+    editor.press("Escape")
+    editor.press("Tab")  # Esc then Tab leaves the editor instead of indenting
+    assert editor_text(page) == "    x = 1"
+    assert page.evaluate("!document.activeElement.closest('.cm-editor')")
     after_new_graph(page, lambda: page.click('[data-example="shared_weight"]'))
     page.get_by_test_id("to-start").click()
     page.get_by_test_id("play").click()
@@ -263,3 +275,14 @@ def test_editor_tab_play_zoom_and_theme(page) -> None:
     node(page, "w").focus()
     page.keyboard.press("Enter")
     playwright_api.expect(page.get_by_test_id("inspector-title")).to_have_text("w")
+
+
+def test_gradient_accumulation_plots_w_grad_rising(page) -> None:
+    open_example(page, "grad_accumulation")
+    legend = page.locator('[data-testid="series"] .series-legend')
+    playwright_api.expect(legend).to_contain_text("w.grad: 5. → 20.")
+    chart = page.locator('[data-testid="series"] .series-chart')
+    playwright_api.expect(chart).to_have_attribute("data-y-max", re.compile(r"\d"))
+    # one shared y scale spans w.grad's 5 to 20 and the other series
+    assert float(chart.get_attribute("data-y-min")) <= 5
+    assert float(chart.get_attribute("data-y-max")) >= 20

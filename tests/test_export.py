@@ -51,9 +51,9 @@ def test_svg_parses_and_names_every_variable(example: str) -> None:
 
 def test_svg_at_a_step_shows_its_values(shared) -> None:
     text = svg_text(render(shared, "svg", step="backward:0:4"))
-    assert "∂ [5] → .grad [5]" in text and "step 5/5" in text
+    assert "∂ [3.] + [2.] = [5.] → .grad [5.]" in text and "step 5/5" in text
     forward = svg_text(render(shared, "svg", step="forward:0"))
-    assert "= [3]" in forward and "forward step 1/3" in forward
+    assert "= [3.]" in forward and "forward step 1/3" in forward
 
 
 def test_png_signature_and_size(shared) -> None:
@@ -121,7 +121,7 @@ def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> No
         expect(page.get_by_test_id("position")).to_contain_text("Backward step 1 of 5")
         page.get_by_test_id("to-end").click()
         badge = page.locator('[data-testid="node"][data-name="w"] .badge-text')
-        expect(badge).to_contain_text("= [5]")
+        expect(badge).to_contain_text("= [5.]")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "html_export.png"))
         browser.close()

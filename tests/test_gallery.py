@@ -32,7 +32,7 @@ def test_gallery_has_every_lesson() -> None:
     ]:
         assert needed in ids
     for summary in summaries():
-        assert summary.title_en and summary.title_zh and summary.lesson
+        assert summary.title_en and summary.title_zh and summary.lesson and summary.lesson_zh
         assert any("\u4e00" <= ch <= "\u9fff" for ch in summary.title_zh)
 
 

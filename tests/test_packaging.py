@@ -39,6 +39,9 @@ def test_wheel_ships_static_templates_and_examples(tmp_path: Path) -> None:
     for expected in (
         "app/static/js/app.js",
         "app/static/css/explorer.css",
+        "app/static/vendor/codemirror/codemirror.js",
+        "app/static/vendor/codemirror/LICENSE",
+        "app/static/vendor/uplot/uPlot.esm.js",
         "app/templates/index.html",
         "app/templates/export.html",
         "app/examples/shared_weight.py",

@@ -1,4 +1,4 @@
-"""The gallery: one small program per lesson, each with an English and a Chinese title."""
+"""The gallery: one small program per lesson, each with English and Chinese titles and captions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from importlib import resources
 
 from app.schemas import Example, ExampleSummary
 
-HEADER_KEYS = ("title", "title_zh", "lesson")
+HEADER_KEYS = ("title", "title_zh", "lesson", "lesson_zh")
 ORDER = (
     "linear_expression",
     "shared_weight",
@@ -45,6 +45,7 @@ def _parse(example_id: str, source: str) -> Example:
         title_en=header["title"],
         title_zh=header["title_zh"],
         lesson=header.get("lesson", ""),
+        lesson_zh=header.get("lesson_zh", ""),
         code="".join(body).lstrip("\n"),
     )
 

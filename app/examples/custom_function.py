@@ -1,6 +1,7 @@
 # title: A custom autograd.Function (ReLU)
 # title_zh: 自定义 autograd.Function(ReLU)
 # lesson: the custom node appears under its own class name and its backward runs in the pass.
+# lesson_zh: 自定义节点以它自己的类名出现,它的 backward 在反向传播中运行。
 import torch
 
 

@@ -1,6 +1,7 @@
 # title: Control flow and weight sharing
 # title_zh: 控制流与权重共享
 # lesson: the graph is rebuilt each run; a loop reuses one layer, so its weight collects several gradients.
+# lesson_zh: 每次运行都重建计算图;循环复用同一层,所以它的权重收到多份梯度。
 import torch
 import torch.nn as nn
 

@@ -1,6 +1,7 @@
 # title: Linear regression by hand
 # title_zh: 手写线性回归
 # lesson: each iteration builds a new graph on the same leaves w and b; the loss falls.
+# lesson_zh: 每次迭代都在同样的叶子 w 和 b 上建一张新图;损失逐步下降。
 import torch
 
 torch.manual_seed(10)

@@ -1,6 +1,7 @@
 # title: Logistic regression: nn.Linear + Sigmoid + BCELoss + SGD
 # title_zh: 逻辑回归:nn.Linear + Sigmoid + BCELoss + SGD
 # lesson: ops grouped by module (features, sigmoid); parameters are leaves; SGD updates them.
+# lesson_zh: 运算按模块分组(features、sigmoid);参数是叶子;SGD 更新它们。
 import torch
 import torch.nn as nn
 import torch.optim as optim

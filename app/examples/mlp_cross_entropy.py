@@ -1,6 +1,7 @@
 # title: MLP classifier with CrossEntropyLoss
 # title_zh: 多层感知机与交叉熵损失
 # lesson: cross_entropy is one call made of log_softmax and nll_loss; fc1 and fc2 group their ops.
+# lesson_zh: cross_entropy 是一次调用,由 log_softmax 和 nll_loss 组成;fc1 和 fc2 各自归组。
 import torch
 import torch.nn as nn
 import torch.optim as optim

@@ -1,6 +1,7 @@
 # title: is_leaf and retain_grad()
 # title_zh: is_leaf 与 retain_grad()
 # lesson: a non-leaf's .grad stays None after backward unless retain_grad() was called on it.
+# lesson_zh: 反向传播后,非叶子张量的 .grad 仍是 None,除非先调用 retain_grad()。
 import torch
 
 w = torch.tensor([1.], requires_grad=True)

@@ -1,6 +1,7 @@
 # title: A 24-layer transformer encoder
 # title_zh: 24 层 Transformer 编码器
 # lesson: a big graph: ops group by module (layers.0, layers.1, ...); expand one to look inside.
+# lesson_zh: 大图:运算按模块分组(layers.0、layers.1……);展开一个即可看到内部。
 import torch
 import torch.nn as nn
 

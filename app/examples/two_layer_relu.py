@@ -1,6 +1,7 @@
 # title: Two-layer ReLU network with raw tensors
 # title_zh: 用张量手写两层 ReLU 网络
 # lesson: autograd computes the backward pass of mm, clamp and the squared error for us.
+# lesson_zh: autograd 替我们算出 mm、clamp 和平方误差的反向传播。
 import torch
 
 torch.manual_seed(0)

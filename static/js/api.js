@@ -28,7 +28,7 @@ export const health = () => request("/api/v1/health");
 export const listExamples = () => request("/api/v1/examples");
 export const getExample = (id) => request(`/api/v1/examples/${encodeURIComponent(id)}`);
 export const trace = ({ code, device = "cpu", seed = 0 }, signal) => post("/api/v1/trace", { code, device, seed }, signal);
-export const layout = ({ code, device = "cpu", seed = 0, expanded = [] }, signal) => post("/api/v1/layout", { code, device, seed, expanded }, signal);
+export const layout = ({ code, device = "cpu", seed = 0, expanded = [], pass = null }, signal) => post("/api/v1/layout", { code, device, seed, expanded, pass_index: pass }, signal);
 
 // A download link of the current view: format svg | png | dot | html.
 export function renderUrl({ format, theme = "light", ...state }) {

@@ -7,7 +7,9 @@ import { createTranslator, preferredLanguage, rememberLanguage, translatePage } 
 import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
-import { formatStep, parseStep, readState, stateToQuery, writeState } from "./state.js";
+import { noteTexts } from "./notes.js";
+import { trainingSeries } from "./series.js";
+import { downloadName, formatStep, parseStep, pushState, readState, stateToQuery, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,7 +29,7 @@ class Explorer {
     this.position = null;
     this.pass = 0;
     this.request = null;
-    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync() });
+    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync(), label: this.t("program") });
     this.view = new GraphView($("graph"), {
       t: this.t,
       onSelect: (id) => this.select(id),
@@ -51,6 +53,18 @@ class Explorer {
     $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
     $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
     $("fit").addEventListener("click", () => this.view.fit());
+    $("present").addEventListener("click", () => this.present(!document.body.classList.contains("presenting")));
+    // Only one menu open at a time, so Download and Embed never overlap.
+    for (const menu of document.querySelectorAll("details.menu")) {
+      menu.addEventListener("toggle", () => {
+        if (!menu.open) return;
+        for (const other of document.querySelectorAll("details.menu")) if (other !== menu) other.open = false;
+      });
+    }
+    window.addEventListener("popstate", () => this.restore());
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && document.body.classList.contains("presenting") && !event.target.closest?.(".cm-editor")) this.present(false);
+    });
     $("copy-link").addEventListener("click", async () => {
       this.sync();
       $("copy-link").dataset.href = location.href;
@@ -58,7 +72,7 @@ class Explorer {
       const done = await Promise.race([copied, new Promise((resolve) => setTimeout(() => resolve(false), 1000))]);
       this.status(done ? this.t("copied") : location.href);
     });
-    window.addEventListener("resize", () => this.view.fit());
+    new ResizeObserver(() => this.view.fit()).observe($("graph"));
   }
 
   applyTheme(theme) {
@@ -70,7 +84,6 @@ class Explorer {
     $("lang").value = this.lang;
     translatePage(document, this.t, this.lang);
     this.examples = await api.listExamples();
-    this.renderGallery();
     if (this.url.device) $("device").value = this.url.device;
     const health = await api.health().catch(() => null);
     if (health && !health.cuda) $("device").querySelector('option[value="cuda"]').disabled = true;
@@ -82,8 +95,31 @@ class Explorer {
     } else {
       this.example = this.url.example ?? null;
     }
+    this.renderGallery();
     this.editor.setCode(code);
     await this.run({ step: parseStep(this.url.step) });
+  }
+
+  // Back and Forward: show the run or lesson that the history entry recorded.
+  async restore() {
+    const url = readState();
+    if (url.lang && url.lang !== this.lang) this.setLanguage(url.lang);
+    const code = url.code ?? (url.example ? (await api.getExample(url.example)).code : null);
+    if (code === null) return;
+    this.example = url.example ?? null;
+    this.expanded = url.expanded ?? [];
+    this.selected = url.select ?? null;
+    this.renderGallery();
+    this.editor.setCode(code);
+    await this.run({ step: parseStep(url.step), remember: false });
+  }
+
+  present(on) {
+    document.body.classList.toggle("presenting", on);
+    $("present").setAttribute("aria-pressed", String(on));
+    this.view.minScale = on ? 1 : 0.5;
+    this.view.maxScale = on ? 3 : 2;
+    this.view.fit();
   }
 
   renderGallery() {
@@ -91,11 +127,24 @@ class Explorer {
     clear(list);
     for (const example of this.examples) {
       const title = this.lang === "zh" ? example.title_zh : example.title_en;
+      const current = example.id === this.example;
       list.append(el("li", {}, el("button", {
-        type: "button", class: example.id === this.example ? "is-current" : "", "data-example": example.id,
-        title: example.lesson, onclick: () => this.loadExample(example.id),
+        type: "button", class: current ? "is-current" : "", "data-example": example.id, "aria-current": current ? "true" : null,
+        title: this.lessonOf(example), onclick: () => this.loadExample(example.id),
       }, title)));
     }
+    this.renderCaption();
+  }
+
+  lessonOf(example) {
+    return (this.lang === "zh" ? example.lesson_zh : example.lesson) || example.lesson;
+  }
+
+  // One sentence above the graph that says what the lesson shows.
+  renderCaption() {
+    const example = this.examples?.find((e) => e.id === this.example);
+    $("lesson").textContent = example ? this.lessonOf(example) : "";
+    $("caption").hidden = !example;
   }
 
   async loadExample(id) {
@@ -111,7 +160,7 @@ class Explorer {
     $("status").textContent = text;
   }
 
-  async run({ step = null } = {}) {
+  async run({ step = null, remember = true } = {}) {
     this.request?.abort();
     const controller = new AbortController();
     this.request = controller;
@@ -124,8 +173,10 @@ class Explorer {
     const device = $("device").value;
     try {
       const graph = await api.trace({ code, device }, controller.signal);
-      this.code = code;
       this.device = device;
+      if (remember && this.code !== undefined && (code !== this.code || this.example !== this.shownExample)) pushState(this.viewState());
+      this.code = code;
+      this.shownExample = this.example;
       await this.showGraph(graph, step);
       this.status(this.t("done", { nodes: graph.nodes.length, passes: graph.backward.length }));
     } catch (error) {
@@ -172,25 +223,18 @@ class Explorer {
     this.layout = graph.layout;
     this.editor.markError(null);
     this.showError(null);
-    if (this.expanded.length) this.layout = await api.layout({ code: this.code, device: this.device, expanded: this.expanded }).catch(() => graph.layout);
-    else this.layout = graph.layout;
+    this.pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
+    this.layout = await this.layoutFor(this.pass);
     this.view.setGraph(graph, this.layout);
-    this.view.fit();
     if (graph.error) {
       this.editor.markError(graph.error.line);
       this.showError(this.t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message }));
     }
     $("stdout").textContent = graph.stdout;
-    const notes = [...graph.notes];
-    if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
-    $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
-    // a plot only for programs that train in a loop (three or more backward passes)
-    const plotted = graph.series.filter((s) => s.values.length >= 3);
-    $("series-panel").hidden = !plotted.length;
-    $("series").replaceChildren(...(plotted.length ? [seriesChart(plotted)] : []));
-    this.pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
+    this.renderNotes();
+    this.renderSeries();
     this.player.setPasses(graph.backward, this.pass);
-    const positions = this.timeline.positions(this.pass);
+    const positions = this.timeline.positions(this.pass, this.layout);
     let index = 0;
     if (step) {
       const found = positions.findIndex((p) => p.phase === step.phase && p.index === step.index && (p.phase === "forward" || p.pass === step.pass));
@@ -200,17 +244,52 @@ class Explorer {
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
     this.view.select(this.selected);
+    $("hint").hidden = Boolean(step) || !positions.length;
+    this.startIndex = index;
     if (positions.length) this.player.setPositions(positions, index);
     else this.show(null);
+    this.view.fit();
     performance.mark("graph-drawn");
     performance.measure("draw", "graph-received", "graph-drawn");
     document.body.dataset.shown = String(Number(document.body.dataset.shown ?? 0) + 1);
   }
 
-  choosePass(pass) {
+  renderNotes() {
+    const graph = this.graph;
+    if (!graph) return;
+    const notes = noteTexts(graph, this.t);
+    if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
+    $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
+  }
+
+  // A plot only for programs that train in a loop (three or more backward passes).
+  renderSeries() {
+    const plotted = trainingSeries(this.graph).filter((s) => s.values.length >= 3);
+    $("series-panel").hidden = !plotted.length;
+    this.chart?.plot.destroy();
+    this.chart = plotted.length ? seriesChart(plotted, { width: Math.max(240, $("series").clientWidth || 300), t: this.t }) : null;
+    $("series").replaceChildren(...(this.chart ? [this.chart.element] : []));
+  }
+
+  // The layout that draws a pass: one iteration of a training loop, or the whole graph.
+  async layoutFor(pass) {
+    const graph = this.graph;
+    const perPass = graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== undefined;
+    if (!this.expanded.length && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
+    return api.layout({ code: this.code, device: this.device, expanded: this.expanded, pass: perPass ? pass : null }).catch((error) => {
+      this.showFailure(error);
+      return graph.layout;
+    });
+  }
+
+  async choosePass(pass) {
     this.pass = pass;
-    const positions = this.timeline.positions(pass);
-    this.player.setPositions(positions, this.graph.forward.length);
+    this.layout = await this.layoutFor(pass);
+    this.view.setGraph(this.graph, this.layout);
+    this.view.select(this.selected);
+    const positions = this.timeline.positions(pass, this.layout);
+    this.player.setPositions(positions, positions.findIndex((p) => p.phase === "backward"));
+    this.view.fit();
   }
 
   show(position) {
@@ -219,7 +298,9 @@ class Explorer {
     const state = this.timeline.state(position);
     this.state = state;
     this.view.setState(state);
+    this.view.follow(state.current);
     this.editor.highlightLine(state.line);
+    if (this.startIndex !== undefined && this.player.index !== this.startIndex) $("hint").hidden = true;
     this.renderInspector();
     this.sync();
   }
@@ -245,12 +326,7 @@ class Explorer {
     this.expanded = open
       ? this.expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
       : [...this.expanded, path];
-    try {
-      this.layout = await api.layout({ code: this.code, device: this.device, expanded: this.expanded });
-    } catch (error) {
-      this.showFailure(error);
-      return;
-    }
+    this.layout = await this.layoutFor(this.pass);
     this.view.setGraph(this.graph, this.layout);
     this.view.fit();
     this.view.select(this.selected);
@@ -265,8 +341,12 @@ class Explorer {
     this.view.t = this.t;
     this.player.t = this.t;
     translatePage(document, this.t, lang);
+    this.editor.element.setAttribute("aria-label", this.t("program"));
     this.renderGallery();
     if (this.graph) {
+      this.renderNotes();
+      this.renderSeries();
+      if (this.graph.error) this.showError(this.t("errorAt", { type: this.graph.error.type, line: this.graph.error.line ?? "?", message: this.graph.error.message }));
       this.player.setPasses(this.graph.backward, this.pass);
       this.view.setGraph(this.graph, this.layout);
       this.view.fit();
@@ -292,9 +372,10 @@ class Explorer {
     const state = this.viewState();
     writeState(state);
     const query = stateToQuery(state);
-    $("embed-snippet").value = `<iframe src="${location.origin}/embed#${query}" width="900" height="560" style="border:0" title="Autograd Explorer"></iframe>`;
+    $("embed-snippet").value = `<iframe src="${location.origin}/embed#${query}" width="960" height="540" style="border:0" title="Autograd Explorer"></iframe>`;
     for (const link of document.querySelectorAll("[data-format]")) {
       link.href = api.renderUrl({ ...state, format: link.dataset.format, theme: document.documentElement.dataset.theme });
+      link.download = downloadName(state, link.dataset.format);
     }
   }
 }

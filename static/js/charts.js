@@ -1,6 +1,7 @@
 // Small SVG charts: heatmap of a 2-D preview, histogram, and training series.
 import { el, svg } from "./dom.js";
 import { formatNumber } from "./format.js";
+import uPlot from "../vendor/uplot/uPlot.esm.js";
 
 function colour(value, low, high) {
   const span = Math.max(Math.abs(low), Math.abs(high)) || 1;
@@ -18,13 +19,22 @@ export function heatmap(rows, { cell = 10, title = "" } = {}) {
     chart.append(svg("rect", { x: j * cell, y: i * cell, width: cell, height: cell, fill: typeof value === "number" ? colour(value, low, high) : "#999" },
       svg("title", {}, `[${i}, ${j}] ${formatNumber(value)}`)));
   }));
-  return chart;
+  return el("figure", { class: "heatmap-figure" }, chart, colourKey(low, high));
 }
 
-export function histogram(hist, { width = 220, height = 60 } = {}) {
+// The key under a heatmap: blue for negative, red for positive, labelled with the range's ends.
+export function colourKey(low, high) {
+  const span = Math.max(Math.abs(low), Math.abs(high)) || 1;
+  return el("div", { class: "colour-key", "data-testid": "colour-key" },
+    el("span", {}, formatNumber(-span)),
+    el("span", { class: "colour-ramp", "aria-hidden": "true" }),
+    el("span", {}, formatNumber(span)));
+}
+
+export function histogram(hist, { width = 220, height = 60, title = "histogram" } = {}) {
   const max = Math.max(...hist.counts, 1);
   const bar = width / hist.counts.length;
-  const chart = svg("svg", { class: "histogram", width, height: height + 14, viewBox: `0 0 ${width} ${height + 14}`, role: "img", "aria-label": "histogram" });
+  const chart = svg("svg", { class: "histogram", width, height: height + 14, viewBox: `0 0 ${width} ${height + 14}`, role: "img", "aria-label": title });
   hist.counts.forEach((count, i) => {
     const h = (count / max) * height;
     chart.append(svg("rect", { x: i * bar + 1, y: height - h, width: bar - 2, height: h },
@@ -35,23 +45,39 @@ export function histogram(hist, { width = 220, height = 60 } = {}) {
   return chart;
 }
 
-const PALETTE = ["#d6604d", "#4393c3", "#5aae61", "#9970ab", "#e08214", "#35978f"];
+const PALETTE = ["#c0392b", "#1f6fb2", "#2e7d32", "#7b4fa0", "#b35900", "#00796b"];
 
-export function seriesChart(series, { width = 300, height = 120 } = {}) {
-  const chart = svg("svg", { class: "series", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "training series" });
+// Loss, parameters and one-element .grad values per backward pass: one shared y scale, with axes.
+export function seriesChart(series, { width = 320, height = 200, t = (k) => k } = {}) {
+  const shown = series.slice(0, PALETTE.length);
+  const length = Math.max(...shown.map((s) => s.values.length));
+  const xs = Array.from({ length }, (_, i) => i + 1);
+  const data = [xs, ...shown.map((s) => xs.map((_, i) => (typeof s.values[i] === "number" ? s.values[i] : null)))];
+  const box = el("div", { class: "series-chart", role: "img", "aria-label": t("seriesLabel") });
+  const styles = getComputedStyle(document.documentElement);
+  const ink = styles.getPropertyValue("--fg").trim() || "#1f2328";
+  const grid = styles.getPropertyValue("--line").trim() || "#d9d6cf";
+  const axis = { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font: "13px system-ui, sans-serif", labelFont: "13px system-ui, sans-serif" };
+  const options = {
+    width, height,
+    legend: { show: false },
+    cursor: { show: true, points: { size: 6 } },
+    scales: { x: { time: false } },
+    axes: [{ ...axis, label: t("passAxis"), incrs: [1, 2, 5, 10, 20, 50, 100], values: (_, ticks) => ticks.map((v) => String(v)) },
+      { ...axis, size: 56, values: (_, ticks) => ticks.map((v) => formatNumber(v)) }],
+    series: [{ label: t("passAxis") }, ...shown.map((s, i) => ({ label: s.name, stroke: PALETTE[i], width: s.kind === "loss" ? 3 : 2, points: { show: length <= 12 } }))],
+  };
+  options.hooks = { setScale: [(u, key) => {
+    if (key !== "y") return;
+    box.dataset.yMin = String(u.scales.y.min);
+    box.dataset.yMax = String(u.scales.y.max);
+  }] };
+  const plot = new uPlot(options, data, box);
   const legend = el("ul", { class: "series-legend" });
-  series.slice(0, PALETTE.length).forEach((s, index) => {
-    const values = s.values.map((v) => (typeof v === "number" ? v : null));
-    const numbers = values.filter((v) => v !== null);
+  shown.forEach((s, i) => {
+    const numbers = s.values.filter((v) => typeof v === "number");
     if (!numbers.length) return;
-    const low = Math.min(...numbers);
-    const high = Math.max(...numbers);
-    const span = high - low || 1;
-    const step = width / Math.max(1, values.length - 1);
-    const points = values.map((v, i) => (v === null ? null : `${(i * step).toFixed(1)},${(height - ((v - low) / span) * (height - 8) - 4).toFixed(1)}`)).filter(Boolean);
-    chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[index], "stroke-width": s.kind === "loss" ? 2.5 : 1.5 },
-      svg("title", {}, `${s.name}: ${formatNumber(numbers[0])} → ${formatNumber(numbers.at(-1))}`)));
-    legend.append(el("li", { style: `--swatch: ${PALETTE[index]}` }, `${s.name}: ${formatNumber(numbers[0])} → ${formatNumber(numbers.at(-1))}`));
+    legend.append(el("li", { style: `--swatch: ${PALETTE[i]}` }, `${s.name}: ${formatNumber(numbers[0])} → ${formatNumber(numbers.at(-1))}`));
   });
-  return el("div", { class: "series-chart" }, chart, legend);
+  return { element: el("div", { class: "series-panel-body" }, box, legend), plot };
 }

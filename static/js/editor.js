@@ -1,69 +1,107 @@
-// The code editor: line numbers, Tab inserts spaces, Ctrl/Cmd+Enter runs, a line highlight and error marks.
-import { el } from "./dom.js";
+// The code editor (CodeMirror 6): Python highlighting, Ctrl/Cmd+Enter runs, the player's line and error marks.
+// Tab indents; Esc then Tab moves focus on, so the keyboard never gets trapped.
+import {
+  Decoration, EditorState, EditorView, HighlightStyle, StateEffect, StateField, defaultKeymap, drawSelection,
+  history, historyKeymap, indentUnit, indentWithTab, keymap, lineNumbers, python, syntaxHighlighting, tags,
+} from "../vendor/codemirror/codemirror.js";
 
-export function createEditor(container, { onRun = () => {}, onChange = () => {} } = {}) {
-  const gutter = el("div", { class: "gutter", "aria-hidden": "true" });
-  const highlight = el("div", { class: "line-highlight", hidden: true });
-  const errorMark = el("div", { class: "line-error", hidden: true });
-  const area = el("textarea", { "data-testid": "editor", spellcheck: "false", autocapitalize: "off", autocomplete: "off", wrap: "off", "aria-label": "program" });
-  const body = el("div", { class: "editor-body" }, highlight, errorMark, area);
-  container.append(el("div", { class: "editor" }, gutter, body));
-  const lineHeight = () => parseFloat(getComputedStyle(area).lineHeight) || 20;
-  const paddingTop = () => parseFloat(getComputedStyle(area).paddingTop) || 0;
+// Colours come from the page's CSS variables, so light and dark both meet AA contrast.
+const highlighting = HighlightStyle.define([
+  { tag: [tags.keyword, tags.controlKeyword, tags.definitionKeyword, tags.moduleKeyword, tags.operatorKeyword], color: "var(--syn-keyword)", fontWeight: "600" },
+  { tag: [tags.string, tags.special(tags.string)], color: "var(--syn-string)" },
+  { tag: [tags.number, tags.bool, tags.null], color: "var(--syn-number)" },
+  { tag: [tags.comment, tags.lineComment], color: "var(--syn-comment)", fontStyle: "italic" },
+  { tag: [tags.function(tags.variableName), tags.function(tags.propertyName), tags.className], color: "var(--syn-function)" },
+]);
 
-  function renumber() {
-    const count = area.value.split("\n").length;
-    if (gutter.childElementCount !== count) {
-      gutter.replaceChildren(...Array.from({ length: count }, (_, i) => el("div", {}, String(i + 1))));
-    }
-  }
+const setMarks = StateEffect.define();
 
-  function place(marker, line) {
-    if (!line) { marker.hidden = true; return; }
-    marker.hidden = false;
-    marker.style.top = `${paddingTop() + (line - 1) * lineHeight() - area.scrollTop}px`;
-    marker.style.height = `${lineHeight()}px`;
-    marker.dataset.line = String(line);
-  }
+// Two line marks: the player's current source line and the line an error points at.
+const marks = StateField.define({
+  create: () => ({ step: null, error: null, decorations: Decoration.none }),
+  update(value, transaction) {
+    let { step, error } = value;
+    for (const effect of transaction.effects) if (effect.is(setMarks)) ({ step, error } = { step, error, ...effect.value });
+    const doc = transaction.state.doc;
+    const valid = (line) => (line && line >= 1 && line <= doc.lines ? line : null);
+    step = valid(step);
+    error = valid(error);
+    const ranges = [];
+    if (step) ranges.push(Decoration.line({ class: "cm-step-line" }).range(doc.line(step).from));
+    if (error) ranges.push(Decoration.line({ class: "cm-error-line", attributes: { "aria-invalid": "true" } }).range(doc.line(error).from));
+    ranges.sort((a, b) => a.from - b.from);
+    return { step, error, decorations: Decoration.set(ranges, true) };
+  },
+  provide: (field) => EditorView.decorations.from(field, (value) => value.decorations),
+});
 
-  let current = null;
-  let errorLine = null;
-  area.addEventListener("scroll", () => {
-    gutter.scrollTop = area.scrollTop;
-    place(highlight, current);
-    place(errorMark, errorLine);
+export function createEditor(container, { onRun = () => {}, onChange = () => {}, label = "program" } = {}) {
+  const listeners = new Set();
+  let silent = false;
+  const view = new EditorView({
+    parent: container,
+    state: EditorState.create({
+      doc: "",
+      extensions: [
+        lineNumbers(),
+        history(),
+        drawSelection(),
+        indentUnit.of("    "),
+        EditorState.tabSize.of(4),
+        python(),
+        syntaxHighlighting(highlighting),
+        marks,
+        keymap.of([{ key: "Mod-Enter", preventDefault: true, run: () => { onRun(); return true; } }, ...defaultKeymap, ...historyKeymap, indentWithTab]),
+        EditorView.contentAttributes.of({ "data-testid": "editor", "aria-label": label, spellcheck: "false", autocapitalize: "off", autocorrect: "off" }),
+        EditorView.updateListener.of((update) => {
+          if (!update.docChanged || silent) return;
+          const value = update.state.doc.toString();
+          onChange(value);
+          for (const listener of listeners) listener(value);
+        }),
+      ],
+    }),
   });
-  area.addEventListener("input", () => { renumber(); onChange(area.value); });
-  area.addEventListener("keydown", (event) => {
-    if (event.key === "Tab" && !event.shiftKey) {
-      event.preventDefault();
-      area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
-      renumber();
-      onChange(area.value);
-    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      event.preventDefault();
-      onRun();
+  container.classList.add("editor");
+
+  const field = () => view.state.field(marks);
+  const mark = (change) => {
+    view.dispatch({ effects: setMarks.of(change) });
+    const { step, error } = field();
+    container.dataset.currentLine = step ? String(step) : "";
+    container.dataset.errorLine = error ? String(error) : "";
+  };
+  const setValue = (code) => {
+    silent = true;
+    try {
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: code }, selection: { anchor: 0 } });
+    } finally {
+      silent = false;
     }
-  });
+    view.scrollDOM.scrollTop = 0;
+  };
+  const getValue = () => view.state.doc.toString();
 
   return {
-    element: area,
-    getCode: () => area.value,
-    setCode(code) { area.value = code; renumber(); area.scrollTop = 0; },
+    view,
+    element: view.contentDOM,
+    getValue,
+    setValue,
+    getCode: getValue,
+    setCode: setValue,
+    // A change event for other modules (live mode): the listener gets the new text.
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    focus: () => view.focus(),
     highlightLine(line) {
-      current = line;
-      place(highlight, line);
-      if (line) {
-        const top = paddingTop() + (line - 1) * lineHeight();
-        if (top < area.scrollTop || top > area.scrollTop + area.clientHeight - lineHeight()) area.scrollTop = Math.max(0, top - area.clientHeight / 3);
-        place(highlight, line);
-      }
-      container.dataset.currentLine = line ? String(line) : "";
+      mark({ step: line ?? null });
+      const current = field().step;
+      if (current) view.dispatch({ effects: EditorView.scrollIntoView(view.state.doc.line(current).from, { y: "nearest" }) });
     },
     markError(line) {
-      errorLine = line;
-      place(errorMark, line);
-      container.dataset.errorLine = line ? String(line) : "";
+      mark({ error: line ?? null });
     },
   };
 }

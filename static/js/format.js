@@ -1,29 +1,75 @@
-// Short text for recorded values: numbers, small lists, or statistics.
+// Numbers as torch prints them (precision 4, one shared mode per tensor), short value texts.
 
-export function formatNumber(value) {
-  if (typeof value === "string") return value; // "NaN", "Infinity"
-  if (typeof value === "boolean") return String(value);
-  if (Number.isInteger(value)) return String(value);
-  const abs = Math.abs(value);
-  if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return value.toExponential(2);
-  return String(Number(value.toPrecision(4)));
+const PRECISION = 4;
+
+function asNumber(value) {
+  if (typeof value === "number") return value;
+  if (value === "NaN" || value === "nan") return NaN;
+  if (value === "Infinity" || value === "inf") return Infinity;
+  if (value === "-Infinity" || value === "-inf") return -Infinity;
+  return null;
 }
 
-function flatten(values, out = []) {
+function special(n) {
+  if (Number.isNaN(n)) return "nan";
+  if (n === Infinity) return "inf";
+  if (n === -Infinity) return "-inf";
+  return null;
+}
+
+// Python's "{:.4e}": two-digit exponent with a sign (1.2340e-05).
+function scientific(n) {
+  const [mantissa, exponent] = n.toExponential(PRECISION).split("e");
+  const e = Number(exponent);
+  return `${mantissa}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
+}
+
+export function isFloating(dtype) {
+  return !dtype || /float|double|half|complex/.test(dtype);
+}
+
+// Each value as print(tensor) shows it: all values of one tensor share the same mode.
+export function formatValues(values, floating = true) {
+  const numbers = values.map(asNumber);
+  if (numbers.some((n) => n === null)) return values.map(String);
+  if (!floating) return numbers.map((n) => special(n) ?? String(Math.trunc(n)));
+  const finite = numbers.filter(Number.isFinite).map(Math.abs);
+  const nonzero = finite.filter((n) => n !== 0);
+  const low = nonzero.length ? Math.min(...nonzero) : 0;
+  const high = nonzero.length ? Math.max(...nonzero) : 0;
+  const whole = finite.every((n) => Math.ceil(n) === n);
+  const sci = nonzero.length > 0 && (high / low > 1000 || high > 1e8 || (!whole && low < 1e-4));
+  const one = (n) => {
+    if (sci) return scientific(n);
+    return whole ? `${n.toFixed(0)}.` : n.toFixed(PRECISION);
+  };
+  return numbers.map((n) => special(n) ?? one(n));
+}
+
+export function formatNumber(value, floating = true) {
+  if (typeof value === "boolean") return String(value);
+  return formatValues([value], floating)[0];
+}
+
+export function flatten(values, out = []) {
   if (Array.isArray(values)) values.forEach((v) => flatten(v, out));
   else out.push(values);
   return out;
 }
 
-export function formatData(data, maxItems = 4) {
+export function formatData(data, maxItems = 3) {
   if (!data) return "None";
+  const floating = isFloating(data.dtype);
   if (data.values !== null && data.values !== undefined) {
-    if (!Array.isArray(data.values)) return formatNumber(data.values);
+    if (!Array.isArray(data.values)) return formatNumber(data.values, floating);
     const flat = flatten(data.values);
-    const shown = flat.slice(0, maxItems).map(formatNumber).join(", ");
+    const shown = formatValues(flat, floating).slice(0, maxItems).join(", ");
     return `[${shown}${flat.length > maxItems ? ", …" : ""}]`;
   }
-  if (data.stats) return `μ ${formatNumber(data.stats.mean)} σ ${formatNumber(data.stats.std)}`;
+  if (data.stats) {
+    const [mean, std] = formatValues([data.stats.mean, data.stats.std]);
+    return `μ ${mean} σ ${std}`;
+  }
   return `${data.shape.join("×")}`;
 }
 

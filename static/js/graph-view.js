@@ -1,6 +1,6 @@
 // Draws the server's layout as SVG and shows the player's state on it; zoom, pan, fit.
 import { clear, svg } from "./dom.js";
-import { formatData } from "./format.js";
+import { formatData, shapeText } from "./format.js";
 
 export function tensorKind(node) {
   if (node.kind !== "tensor") return node.grad_fn === "AccumulateGrad" ? "acc" : "op";
@@ -9,20 +9,22 @@ export function tensorKind(node) {
   return node.is_parameter ? "param" : "leaf";
 }
 
-// "∂ 2 + 3 = 5 → .grad 5": the contributions that met, their sum, and the leaf's .grad.
-export function gradText(grad) {
-  const parts = grad.parts.map((p) => formatData(p, 2));
-  const total = grad.total ? formatData(grad.total, 2) : null;
-  let text = "∂ ";
-  if (parts.length > 1) text += `${parts.join(" + ")}${total ? ` = ${total}` : ""}`;
-  else text += total ?? parts[0] ?? "";
-  if (grad.accumulated) text += ` → .grad ${formatData(grad.accumulated, 2)}`;
-  return text;
+const BADGE_FONT = 14; // px, monospace: about 0.6 em per character
+const BADGE_LINE = 18;
+const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
+const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
+
+// A badge's lines: short ones stay whole, long ones break before their sum and their .grad.
+export function badgeLines(text) {
+  if (text.length <= MAX_BADGE_LINE) return [text];
+  return text.split(/ (?=[=→] )/);
 }
 
 export class GraphView {
-  constructor(container, { onSelect = () => {}, onToggleGroup = () => {}, t = (k) => k } = {}) {
+  constructor(container, { onSelect = () => {}, onToggleGroup = () => {}, t = (k) => k, minScale = 0.5, maxScale = 2 } = {}) {
     this.container = container;
+    this.minScale = minScale;
+    this.maxScale = maxScale;
     this.onSelect = onSelect;
     this.onToggleGroup = onToggleGroup;
     this.t = t;
@@ -30,7 +32,7 @@ export class GraphView {
     this.elements = new Map(); // layout node id -> <g>
     this.edges = new Map(); // "source|target" (layout ids) -> <path>
     this.selected = null;
-    this.root = svg("svg", { class: "graph-svg", role: "img", "aria-label": "autograd graph" });
+    this.root = svg("svg", { class: "graph-svg", role: "group", "aria-label": t("graphLabel") });
     this.viewport = svg("g", { class: "viewport" });
     this.root.append(this.defs(), this.viewport);
     container.append(this.root);
@@ -50,13 +52,15 @@ export class GraphView {
     clear(this.viewport);
     this.elements.clear();
     this.edges.clear();
+    this.bounds = null;
     if (!layout) return;
     this.root.setAttribute("data-width", layout.width);
+    this.bounds = this.contentBounds(graph, layout);
     for (const cluster of layout.clusters) {
       const label = cluster.label;
       const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
         svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }),
-        svg("text", { x: cluster.x + 10, y: cluster.y + 16, class: "cluster-label" }, `▾ ${label}`));
+        svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`));
       frame.addEventListener("click", (event) => {
         if (event.target.classList.contains("cluster-label")) this.onToggleGroup(label);
       });
@@ -92,11 +96,15 @@ export class GraphView {
     group.append(shape);
     const [title, subtitle, tip] = this.texts(box, node);
     group.append(
-      svg("text", { x: box.width / 2, y: 19, class: "title" }, title),
-      svg("text", { x: box.width / 2, y: 36, class: "subtitle" }, subtitle),
+      svg("text", { x: box.width / 2, y: 21, class: "title" }, title),
+      svg("text", { x: box.width / 2, y: 41, class: "subtitle" }, subtitle),
       svg("title", {}, tip),
     );
-    const badge = svg("g", { class: "badge", transform: `translate(${box.width / 2},${box.height + 13})` });
+    if (node?.kind === "tensor" && node.retains_grad && !node.is_leaf) {
+      group.classList.add("keeps-grad");
+      group.append(svg("text", { x: box.width + 6, y: 20, class: "keeps-mark", "aria-label": this.t("keepsGrad") }, ".grad ✓"));
+    }
+    const badge = svg("g", { class: "badge", transform: `translate(${box.width / 2},${box.height + BADGE_GAP})` });
     badge.append(svg("text", { class: "badge-text" }));
     group.append(badge);
     const activate = () => {
@@ -112,7 +120,14 @@ export class GraphView {
   }
 
   texts(box, node) {
-    if (!node) return [`▸ ${box.label}`, box.detail, `${box.label}: ${box.detail} (${this.t("expand")})`];
+    if (!node) {
+      const title = box.kind === "line" ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}` : `▸ ${box.label}`;
+      const parts = [this.t("nodesCount", { n: box.members.length })];
+      if (box.parameters) parts.push(this.t("params", { n: box.parameters.toLocaleString("en") }));
+      if (box.shape) parts.push(`→ ${shapeText(box.shape)}`);
+      const detail = parts.join(" · ");
+      return [title, detail, `${title.slice(2)}: ${detail} (${this.t("expand")})`];
+    }
     if (node.kind === "tensor") return [box.label, box.detail, `${node.name ?? node.label} · ${box.detail} · ${formatData(node.value, 6)}`];
     return [box.label, box.detail, `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`];
   }
@@ -133,12 +148,12 @@ export class GraphView {
       group.classList.toggle("is-ran", ranUnits.has(id));
       group.classList.toggle("is-selected", id === this.selected);
       const badge = group.querySelector(".badge-text");
-      const grad = state.grads.get(id);
-      const value = state.values.get(id);
-      group.classList.toggle("has-grad", Boolean(grad));
-      if (grad) badge.textContent = gradText(grad);
-      else if (value && state.position?.phase === "forward" && state.current.has(id)) badge.textContent = `= ${formatData(value)}`;
-      else badge.textContent = "";
+      const text = state.badges?.get(id) ?? "";
+      group.classList.toggle("has-grad", text.startsWith("∂"));
+      if (badge.dataset.text !== text) {
+        badge.dataset.text = text;
+        badge.replaceChildren(...(text ? badgeLines(text) : []).map((line, i) => svg("tspan", { x: 0, dy: i ? BADGE_LINE : 0 }, line)));
+      }
     }
     for (const path of this.edges.values()) path.classList.remove("is-flow");
     clear(this.flowLayer);
@@ -170,22 +185,84 @@ export class GraphView {
     this.root.dataset.scale = k.toFixed(3);
   }
 
+  // Boxes, cluster frames and the widest badge any step puts under each box.
+  contentBounds(graph, layout) {
+    const widest = new Map();
+    const note = (texts) => {
+      for (const [id, text] of Object.entries(texts)) {
+        const lines = badgeLines(text);
+        const width = Math.max(...lines.map((l) => l.length)) * BADGE_FONT * 0.62;
+        const old = widest.get(id);
+        widest.set(id, { width: Math.max(width, old?.width ?? 0), lines: Math.max(lines.length, old?.lines ?? 0) });
+      }
+    };
+    (graph.badges?.forward ?? []).forEach(note);
+    for (const steps of graph.badges?.backward ?? []) steps.forEach(note);
+    let x0 = 0, y0 = 0, x1 = layout.width, y1 = layout.height;
+    for (const box of layout.nodes) {
+      const badge = widest.get(box.id);
+      if (!badge) continue;
+      const cx = box.x + box.width / 2;
+      x0 = Math.min(x0, cx - badge.width / 2);
+      x1 = Math.max(x1, cx + badge.width / 2);
+      y1 = Math.max(y1, box.y + box.height + BADGE_GAP + (badge.lines - 1) * BADGE_LINE + 6);
+    }
+    return { x0, y0, x1, y1 };
+  }
+
+  // Fit the whole graph; never below minScale (text stays readable), then the view follows the step.
   fit() {
-    if (!this.layout) return;
+    if (!this.layout || !this.bounds) return;
     const rect = this.container.getBoundingClientRect();
-    const pad = 24;
-    const badgeRoom = 110; // value and gradient badges reach past the boxes
-    const width = this.layout.width + badgeRoom;
-    const k = Math.min(2, (rect.width - pad * 2) / width, (rect.height - pad * 2) / (this.layout.height + 24));
-    const scale = Math.max(0.05, k);
-    this.transform = { k: scale, x: (rect.width - this.layout.width * scale) / 2, y: pad };
+    const pad = 16;
+    const { x0, y0, x1, y1 } = this.bounds;
+    const k = Math.min(this.maxScale, (rect.width - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
+    const scale = Math.max(this.minScale, k);
+    this.fits = k >= this.minScale;
+    this.root.dataset.fits = String(this.fits);
+    this.transform = {
+      k: scale,
+      x: (rect.width - (x1 + x0) * scale) / 2,
+      y: this.fits ? (rect.height - (y1 + y0) * scale) / 2 : pad - y0 * scale,
+    };
+    this.apply();
+    if (!this.fits && this.lastCurrent) this.follow(this.lastCurrent);
+  }
+
+  // Keep the current step's boxes in view when the graph is larger than the frame.
+  follow(current) {
+    this.lastCurrent = current;
+    if (!this.layout || !current?.size) return;
+    const boxes = [...new Set([...current].map((id) => this.shown(id)))]
+      .map((id) => this.layout.nodes.find((n) => n.id === id)).filter(Boolean);
+    if (!boxes.length) return;
+    const rect = this.container.getBoundingClientRect();
+    const { x, y, k } = this.transform;
+    const left = Math.min(...boxes.map((b) => b.x)) * k + x;
+    const right = Math.max(...boxes.map((b) => b.x + b.width)) * k + x;
+    const top = Math.min(...boxes.map((b) => b.y)) * k + y;
+    const bottom = Math.max(...boxes.map((b) => b.y + b.height + BADGE_GAP + BADGE_LINE)) * k + y;
+    const margin = 24;
+    if (left >= margin && right <= rect.width - margin && top >= margin && bottom <= rect.height - margin) return;
+    this.transform = {
+      k,
+      x: right - left > rect.width - 2 * margin ? x + margin - left : x + rect.width / 2 - (left + right) / 2,
+      y: bottom - top > rect.height - 2 * margin ? y + margin - top : y + rect.height / 2 - (top + bottom) / 2,
+    };
     this.apply();
   }
 
+  // Zoom about a point, by default the selected or current box rather than the canvas centre.
   zoom(factor, cx, cy) {
     const rect = this.container.getBoundingClientRect();
-    const px = cx ?? rect.width / 2;
-    const py = cy ?? rect.height / 2;
+    const focus = this.elements.get(this.selected) ?? [...this.elements.values()].find((g) => g.classList.contains("is-current"));
+    let px = cx ?? rect.width / 2;
+    let py = cy ?? rect.height / 2;
+    if (cx === undefined && focus) {
+      const box = focus.getBoundingClientRect();
+      px = box.left + box.width / 2 - rect.left;
+      py = box.top + box.height / 2 - rect.top;
+    }
     const k = Math.min(8, Math.max(0.03, this.transform.k * factor));
     const ratio = k / this.transform.k;
     this.transform = { k, x: px - (px - this.transform.x) * ratio, y: py - (py - this.transform.y) * ratio };

@@ -1,29 +1,51 @@
 // Everything recorded about the selected node, at the player's current step.
 import { clear, el } from "./dom.js";
-import { formatData, formatNumber, shapeText } from "./format.js";
+import { flatten, formatData, formatNumber, formatValues, isFloating, shapeText } from "./format.js";
 import { heatmap, histogram } from "./charts.js";
 
 function row(label, ...value) {
   return [el("dt", {}, label), el("dd", {}, ...value)];
 }
 
-function valueBlock(data) {
+const TABLE_CELLS = 64; // larger matrices show as a heatmap with its colour key only
+
+// Values as torch prints them: one number, a row of numbers, or a small table for a matrix.
+function valuesView(data) {
+  const floating = isFloating(data.dtype);
+  const values = data.values;
+  if (!Array.isArray(values)) return el("code", { class: "values scalar", "data-testid": "value-text" }, formatNumber(values, floating));
+  const flat = flatten(values);
+  const texts = formatValues(flat, floating);
+  if (data.shape.length === 2 && flat.length <= TABLE_CELLS) {
+    const columns = data.shape[1];
+    const rows = [];
+    for (let i = 0; i < data.shape[0]; i += 1) {
+      rows.push(el("tr", {}, ...texts.slice(i * columns, (i + 1) * columns).map((text) => el("td", {}, text))));
+    }
+    return el("table", { class: "values matrix", "data-testid": "value-text" }, el("tbody", {}, ...rows));
+  }
+  return el("code", { class: "values", "data-testid": "value-text" }, "[", ...texts.flatMap((text, i) => [el("span", { class: "num" }, text), i < texts.length - 1 ? ", " : ""]), "]");
+}
+
+function valueBlock(data, t) {
   if (!data) return el("span", { class: "muted" }, "None");
   const parts = [];
+  const count = data.shape.reduce((a, b) => a * b, 1);
   if (data.values !== null && data.values !== undefined) {
-    parts.push(el("code", { class: "values" }, JSON.stringify(data.values, (_, v) => (typeof v === "number" ? Number(formatNumber(v)) : v))));
-    if (Array.isArray(data.values) && Array.isArray(data.values[0]) && typeof data.values[0][0] === "number") {
-      parts.push(heatmap(data.values, { cell: Math.max(6, Math.min(16, 160 / data.values[0].length)) }));
+    parts.push(valuesView(data));
+    if (Array.isArray(data.values) && Array.isArray(data.values[0]) && typeof data.values[0][0] === "number" && count > 1) {
+      parts.push(heatmap(data.values, { cell: Math.max(10, Math.min(24, 220 / data.values[0].length)), title: t("heatmap") }));
     }
   } else {
     parts.push(el("span", {}, `${shapeText(data.shape)} · ${formatData(data)}`));
   }
-  if (data.stats) {
+  if (data.stats && count > 1) {
     const s = data.stats;
-    parts.push(el("div", { class: "stats" }, `min ${formatNumber(s.min)} · max ${formatNumber(s.max)} · mean ${formatNumber(s.mean)} · std ${formatNumber(s.std)}`));
+    const [min, max, mean, std] = formatValues([s.min, s.max, s.mean, s.std]);
+    parts.push(el("div", { class: "stats" }, `${t("min")} ${min} · ${t("max")} ${max} · ${t("mean")} ${mean} · ${t("std")} ${std}`));
   }
-  if (data.heatmap) parts.push(heatmap(data.heatmap, { cell: 10 }));
-  if (data.histogram) parts.push(histogram(data.histogram));
+  if (data.heatmap) parts.push(heatmap(data.heatmap, { cell: 12, title: t("heatmap") }));
+  if (data.histogram) parts.push(histogram(data.histogram, { title: t("histogram") }));
   return el("div", { class: "value-block" }, ...parts);
 }
 
@@ -49,20 +71,20 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
       ...row(t("retainsGrad"), String(node.retains_grad)),
       ...row(t("gradFn"), node.grad_fn ?? "None"),
       ...row(t("version"), String(node.version)),
-      ...row(t("value"), valueBlock(node.value)),
+      ...row(t("value"), valueBlock(node.value, t)),
     );
     if (state.position?.phase === "backward") {
       const now = grad ? el("div", {},
         grad.parts.length > 1 ? el("div", { class: "parts" }, `${t("contributions")}: ${grad.parts.map((p) => formatData(p, 3)).join(" + ")}`) : null,
-        grad.total ? valueBlock(grad.total) : valueBlock(grad.parts[0])) : el("span", { class: "muted" }, t("notArrived"));
+        grad.total ? valueBlock(grad.total, t) : valueBlock(grad.parts[0], t)) : el("span", { class: "muted" }, t("notArrived"));
       fields.push(...row(t("gradNow"), now));
     }
     let dotGrad;
     const muted = (text) => el("span", { class: "muted" }, text);
     if (!node.requires_grad) dotGrad = muted(t("noneNoGrad"));
-    else if (!node.is_leaf) dotGrad = node.retains_grad && node.grad ? valueBlock(node.grad) : muted("None");
-    else if (state.position?.phase === "backward") dotGrad = grad?.accumulated ? valueBlock(grad.accumulated) : muted(t("notArrived"));
-    else dotGrad = node.grad ? el("div", {}, muted(t("atEnd")), valueBlock(node.grad)) : muted("None");
+    else if (!node.is_leaf) dotGrad = node.retains_grad && node.grad ? valueBlock(node.grad, t) : muted("None");
+    else if (state.position?.phase === "backward") dotGrad = grad?.accumulated ? valueBlock(grad.accumulated, t) : muted(t("notArrived"));
+    else dotGrad = node.grad ? el("div", {}, muted(t("atEnd")), valueBlock(node.grad, t)) : muted("None");
     dotGrad = el("div", { "data-testid": "dot-grad" }, dotGrad);
     fields.push(...row(t("gradAttr"), dotGrad));
     container.append(el("dl", { class: "fields" }, ...fields));
@@ -80,7 +102,7 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
   const record = graph.backward[state.position?.pass ?? 0];
   const step = state.position?.phase === "backward" ? record?.steps.find((s, i) => s.node === node.id && i <= state.position.index) : null;
   if (step) {
-    fields.push(...row("grad_outputs", el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g)))));
+    fields.push(...row("grad_outputs", el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g, t)))));
     fields.push(...row("grad_inputs", el("div", {}, ...step.grad_inputs.map((g, k) => el("div", {}, node.next[k] ? `→ ${timeline.byId.get(node.next[k])?.label ?? node.next[k]}: ` : "→ None: ", g ? formatData(g, 4) : "None")))));
   }
   if (node.saved?.length) {

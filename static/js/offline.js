@@ -7,8 +7,10 @@ const graph = JSON.parse(document.getElementById("graph-data").textContent);
 const settings = JSON.parse(document.getElementById("settings").textContent);
 const t = createTranslator(settings.lang ?? "en");
 translatePage(document, t, settings.lang ?? "en");
+const layouts = settings.layouts ?? {};
 mountPlayer({
   graph, layout: graph.layout, step: parseStep(settings.step), t,
   graphContainer: document.getElementById("graph"), playerContainer: document.getElementById("player"),
+  layoutFor: async (pass) => layouts[pass] ?? graph.layout,
 });
 document.body.dataset.ready = "true";

@@ -24,11 +24,11 @@ export class Player {
     this.playButton = this.button("play", "play", "▶", () => this.toggle());
     this.forward = this.button("step-forward", "stepForward", "▷", () => this.step(1));
     this.toEnd = this.button("to-end", "toEnd", "▷|", () => this.go(this.positions.length - 1));
-    this.speed = el("select", { "data-testid": "speed", "aria-label": this.t("speed") },
+    this.speed = el("select", { "data-testid": "speed", "data-i18n-label": "speed", "aria-label": this.t("speed"), title: this.t("speed") },
       ...[0.5, 1, 2, 4].map((s) => el("option", { value: s, selected: s === 1 }, `${s}×`)));
-    this.passPicker = el("select", { "data-testid": "pass-picker", "aria-label": "pass", onchange: () => this.onPass(Number(this.passPicker.value)) });
+    this.passPicker = el("select", { "data-testid": "pass-picker", "data-i18n-label": "passPicker", "aria-label": this.t("passPicker"), title: this.t("passPicker"), onchange: () => this.onPass(Number(this.passPicker.value)) });
     this.label = el("span", { class: "position", "data-testid": "position", "aria-live": "polite" });
-    this.range = el("input", { type: "range", min: 0, max: 0, value: 0, "aria-label": "position", "data-testid": "scrubber", oninput: () => this.go(Number(this.range.value)) });
+    this.range = el("input", { type: "range", min: 0, max: 0, value: 0, "data-i18n-label": "positionLabel", "aria-label": this.t("positionLabel"), title: this.t("positionLabel"), "data-testid": "scrubber", oninput: () => this.go(Number(this.range.value)) });
     this.container.append(this.toStart, this.back, this.playButton, this.forward, this.toEnd, this.range, this.label, this.passPicker, this.speed);
   }
 

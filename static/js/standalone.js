@@ -3,21 +3,37 @@ import { GraphView } from "./graph-view.js";
 import { Player } from "./player.js";
 import { Timeline } from "./timeline.js";
 
-export function mountPlayer({ graph, layout, step, t, graphContainer, playerContainer }) {
+// layoutFor(pass) gives the layout that draws a pass (one iteration of a training loop).
+export function mountPlayer({ graph, layout, step, t, graphContainer, playerContainer, layoutFor = null, minScale = 1 }) {
   const timeline = new Timeline(graph);
-  const view = new GraphView(graphContainer, { t });
-  view.setGraph(graph, layout);
-  view.fit();
-  window.addEventListener("resize", () => view.fit());
+  const view = new GraphView(graphContainer, { t, minScale, maxScale: 2.5 });
   let pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
+  let shown = layout;
   const player = new Player(playerContainer, {
     t,
-    onPosition: (position) => view.setState(timeline.state(position)),
-    onPass: (chosen) => { pass = chosen; player.setPositions(timeline.positions(pass), graph.forward.length); },
+    onPosition: (position) => {
+      const state = timeline.state(position);
+      view.setState(state);
+      view.follow(state.current);
+    },
+    onPass: async (chosen) => {
+      pass = chosen;
+      if (layoutFor) {
+        shown = await layoutFor(pass);
+        view.setGraph(graph, shown);
+        view.fit();
+      }
+      const positions = timeline.positions(pass, shown);
+      player.setPositions(positions, positions.findIndex((p) => p.phase === "backward"));
+    },
   });
   player.setPasses(graph.backward, pass);
-  const positions = timeline.positions(pass);
+  // Draw after the player bar is in place, so the fit measures the room the graph really has.
+  view.setGraph(graph, shown);
+  const positions = timeline.positions(pass, shown);
   const found = step ? positions.findIndex((p) => p.phase === step.phase && p.index === step.index) : 0;
   player.setPositions(positions, Math.max(0, found));
+  view.fit();
+  new ResizeObserver(() => view.fit()).observe(graphContainer);
   return { view, player, timeline };
 }

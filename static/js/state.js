@@ -60,3 +60,15 @@ export function formatStep(position) {
   if (!position) return "";
   return position.phase === "forward" ? `forward:${position.index}` : `backward:${position.pass}:${position.index}`;
 }
+
+// A new history entry for a new run or lesson, so the browser's Back button returns to the last one.
+export function pushState(state) {
+  history.pushState(null, "", `#${stateToQuery(state)}`);
+}
+
+// Download names that say what they hold: "shared_weight-backward-1-5.svg".
+export function downloadName(state, format) {
+  const base = (state.example ?? "program").replace(/[^\w-]+/g, "_");
+  const step = state.step ? `-${state.step.replace(/:/g, "-").replace(/-(\d+)$/, (_, n) => `-${Number(n) + 1}`)}` : "";
+  return `${base}${step}.${format}`;
+}

@@ -32,9 +32,14 @@ export class Timeline {
     return this.graph.backward.length;
   }
 
-  // Positions of one play-through: every forward step, then the chosen pass's backward steps.
-  positions(pass) {
-    const list = this.graph.forward.map((_, index) => ({ phase: "forward", pass, index }));
+  // Positions of one play-through: the forward steps drawn, then the chosen pass's backward steps.
+  // A layout of one pass (training loops) draws only that iteration's forward steps.
+  positions(pass, layout = null) {
+    const drawn = layout && layout.pass_index !== null && layout.pass_index !== undefined ? layout.node_of : null;
+    const list = [];
+    this.graph.forward.forEach((step, index) => {
+      if (!drawn || step.node in drawn) list.push({ phase: "forward", pass, index });
+    });
     const record = this.graph.backward[pass];
     if (record) record.steps.forEach((_, index) => list.push({ phase: "backward", pass, index }));
     return list;
@@ -64,7 +69,8 @@ export class Timeline {
       const acc = this.accumulatorOf.get(id);
       if (acc) active.add(acc);
     };
-    if (!position) return { active, current, values, grads, ranOps, flows, line, position };
+    const badges = this.badgesAt(position);
+    if (!position) return { active, current, values, grads, ranOps, flows, line, position, badges };
     const lastForward = position.phase === "forward" ? position.index : this.forwardCount - 1;
     for (let i = 0; i <= lastForward; i += 1) {
       const step = graph.forward[i];
@@ -119,6 +125,21 @@ export class Timeline {
         if (!grads.has(root) && record.tensor_grads[root]) grads.set(root, { total: record.tensor_grads[root], parts: [], accumulated: null });
       }
     }
-    return { active, current, values, grads, ranOps, flows, line, position };
+    return { active, current, values, grads, ranOps, flows, line, position, badges };
+  }
+
+  // Badge texts at a position, as the server computed them for the page and the exports alike.
+  badgesAt(position) {
+    const track = this.graph.badges;
+    const badges = new Map();
+    if (!position || !track) return badges;
+    if (position.phase === "forward") {
+      for (const [id, text] of Object.entries(track.forward[position.index] ?? {})) badges.set(id, text);
+      return badges;
+    }
+    for (const texts of (track.backward[position.pass] ?? []).slice(0, position.index + 1)) {
+      for (const [id, text] of Object.entries(texts)) badges.set(id, text);
+    }
+    return badges;
   }
 }

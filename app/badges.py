@@ -1,0 +1,159 @@
+"""The text beside each node at every player step, computed once for the page and the exports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
+from app.torch_print import format_values
+
+BADGE_ITEMS = 3  # values shown in a badge before "…"
+
+
+def flat_values(values: Any) -> list[Any]:
+    """Nested values in row-major order, walked without recursion."""
+    flat: list[Any] = []
+    stack: list[Any] = [values]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            flat.append(item)
+    return flat
+
+
+def is_floating(dtype: str) -> bool:
+    """Whether torch prints this dtype with a decimal point."""
+    return any(word in dtype for word in ("float", "double", "half", "complex"))
+
+
+def data_text(data: TensorData | None, items: int = BADGE_ITEMS) -> str:
+    """Short text of recorded values: a number, a few values, or mean and std."""
+    if data is None:
+        return "None"
+    if data.values is not None:
+        if not isinstance(data.values, list):
+            return format_values([data.values], is_floating(data.dtype))[0]
+        flat = flat_values(data.values)
+        shown = format_values(flat, is_floating(data.dtype))[:items]
+        return f"[{', '.join(shown)}{', …' if len(flat) > items else ''}]"
+    if data.stats is not None:
+        mean, std = format_values([data.stats.mean, data.stats.std])
+        return f"μ {mean} σ {std}"
+    return "×".join(map(str, data.shape))
+
+
+@dataclass
+class _Arrival:
+    """The gradient met at one tensor so far in a pass."""
+
+    parts: list[TensorData] = field(default_factory=list)
+    total: TensorData | None = None
+    accumulated: TensorData | None = None
+    leaf: bool = False
+
+    def text(self) -> str:
+        parts = [data_text(p) for p in self.parts]
+        total = data_text(self.total) if self.total is not None else None
+        if len(parts) > 1:
+            body = " + ".join(parts) + (f" = {total}" if total else "")
+        else:
+            body = total or (parts[0] if parts else "")
+        if self.leaf:
+            body += f" → .grad {data_text(self.accumulated)}"
+        return f"∂ {body}"
+
+
+def _tensor_between(graph: Graph) -> dict[tuple[str, str], str]:
+    """(producer op, consumer op) -> tensor that carries the gradient back between them."""
+    by_id = {n.id: n for n in graph.nodes}
+    producer: dict[str, str] = {}
+    consumers: dict[str, list[str]] = {}
+    for edge in graph.edges:
+        source, target = by_id.get(edge.source), by_id.get(edge.target)
+        if isinstance(source, OpNode) and isinstance(target, TensorNode):
+            producer[target.id] = source.id
+        if isinstance(source, TensorNode) and isinstance(target, OpNode):
+            consumers.setdefault(source.id, []).append(target.id)
+    return {
+        (op, consumer): tensor
+        for tensor, op in producer.items()
+        for consumer in consumers.get(tensor, [])
+    }
+
+
+def badge_track(graph: Graph) -> BadgeTrack:
+    """Badge texts: each forward step's outputs, and each backward step's changed gradients."""
+    by_id = {n.id: n for n in graph.nodes}
+    forward = []
+    for step in graph.forward:
+        texts = {}
+        for tensor in step.outputs:
+            node = by_id.get(tensor)
+            if isinstance(node, TensorNode):
+                texts[tensor] = f"= {data_text(node.value)}"
+        forward.append(texts)
+    between = _tensor_between(graph)
+    outputs_of: dict[str, list[str]] = {}
+    for (op, _), tensor in between.items():
+        if tensor not in outputs_of.setdefault(op, []):
+            outputs_of[op].append(tensor)
+    for edge in graph.edges:  # outputs nobody consumed (the loss) still get their gradient
+        if isinstance(by_id.get(edge.source), OpNode) and isinstance(
+            by_id.get(edge.target), TensorNode
+        ):
+            if edge.target not in outputs_of.setdefault(edge.source, []):
+                outputs_of[edge.source].append(edge.target)
+    backward = []
+    for record in graph.backward:
+        arrivals: dict[str, _Arrival] = {}
+        steps = []
+        for index, step in enumerate(record.steps):
+            touched: list[str] = []
+            if index == 0:
+                for root in record.root:
+                    if root in record.tensor_grads:
+                        arrivals[root] = _Arrival(total=record.tensor_grads[root])
+                        touched.append(root)
+            op = by_id.get(step.node)
+            if not isinstance(op, OpNode):
+                steps.append({})
+                continue
+            for k, producer in enumerate(op.next):
+                grad = step.grad_inputs[k] if k < len(step.grad_inputs) else None
+                if producer is None or grad is None:
+                    continue
+                source = by_id.get(producer)
+                if isinstance(source, OpNode) and source.variable:
+                    tensor: str | None = source.variable
+                else:
+                    tensor = between.get((producer, step.node))
+                if tensor is not None:
+                    arrivals.setdefault(tensor, _Arrival()).parts.append(grad)
+                    touched.append(tensor)
+            for tensor in outputs_of.get(step.node, []):
+                arrival = arrivals.setdefault(tensor, _Arrival())
+                arrival.total = record.tensor_grads.get(tensor, arrival.total)
+                touched.append(tensor)
+            if op.variable is not None:
+                arrival = arrivals.setdefault(op.variable, _Arrival())
+                if step.grad_outputs and step.grad_outputs[0] is not None:
+                    arrival.total = step.grad_outputs[0]
+                arrival.accumulated = record.grads.get(op.variable)
+                arrival.leaf = True
+                touched.append(op.variable)
+            steps.append({tensor: arrivals[tensor].text() for tensor in dict.fromkeys(touched)})
+        backward.append(steps)
+    return BadgeTrack(forward=forward, backward=backward)
+
+
+def badges_at(track: BadgeTrack, phase: str, pass_index: int, index: int) -> dict[str, str]:
+    """Node id -> badge text at one player position (what the page shows there)."""
+    if phase == "forward":
+        return dict(track.forward[index]) if index < len(track.forward) else {}
+    shown: dict[str, str] = {}
+    for texts in track.backward[pass_index][: index + 1]:
+        shown.update(texts)
+    return shown

@@ -1,0 +1,44 @@
+"""Badge texts: one rule for the page and the exports, equal to the recorded gradients."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.badges import badge_track, badges_at, data_text
+from app.examples import get_example
+from app.graph_tracer import trace_code
+from app.schemas import TensorData
+from tests.conftest import tensor_named
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return trace_code(get_example("shared_weight").code)
+
+
+def test_w_shows_both_contributions_meeting_and_its_grad(shared) -> None:
+    track = badge_track(shared)
+    w = tensor_named(shared, "w").id
+    last = len(shared.backward[0].steps) - 1
+    assert badges_at(track, "backward", 0, last)[w] == "∂ [3.] + [2.] = [5.] → .grad [5.]"
+
+
+def test_forward_step_shows_its_output_value(shared) -> None:
+    track = badge_track(shared)
+    first = shared.forward[0]
+    texts = badges_at(track, "forward", 0, 0)
+    assert set(texts) == set(first.outputs)
+    assert all(text.startswith("= ") for text in texts.values())
+
+
+def test_every_step_before_the_end_is_a_prefix_of_later_badges(shared) -> None:
+    track = badge_track(shared)
+    steps = len(shared.backward[0].steps)
+    shown = [set(badges_at(track, "backward", 0, i)) for i in range(steps)]
+    assert all(a <= b for a, b in zip(shown, shown[1:], strict=False))
+
+
+def test_long_vectors_are_cut_and_one_value_prints_plain() -> None:
+    data = TensorData(shape=[5], dtype="float32", values=[1.5, 2, 3, 4, 5])
+    assert data_text(data) == "[1.5000, 2.0000, 3.0000, …]"
+    assert data_text(TensorData(shape=[], dtype="float32", values=138.83378601074219)) == "138.8338"

@@ -1,0 +1,49 @@
+"""Numbers print as torch prints them: compared with torch's own repr of the same tensors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from app.torch_print import format_number, format_values
+
+
+def torch_items(t: torch.Tensor) -> list[str]:
+    """The printed items of a 1-D tensor's repr, padding removed."""
+    text = repr(t)
+    inner = re.search(r"\[(.*)\]", text, re.S)
+    body = inner.group(1) if inner else re.search(r"tensor\((.*?)(,|\))", text).group(1)
+    return [item.strip() for item in body.replace("\n", " ").split(",") if item.strip()]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [138.83378601074219],
+        [5.0],
+        [3.0, 2.0, 5.0],
+        [1.5, 2.0],
+        [0.00001234, 1.0],
+        [1e9, 2.0],
+        [-0.25, 0.125, 3.0],
+        [0.0],
+        [1234.5, 0.5],
+        [float("nan"), 1.5],
+        [float("inf"), 2.0],
+    ],
+)
+def test_values_print_like_torch(values: list[float]) -> None:
+    t = torch.tensor(values, dtype=torch.float32)
+    assert format_values(t.tolist()) == torch_items(t)
+
+
+def test_micrograd_a_grad_prints_four_decimals() -> None:
+    assert format_number(138.83378601074219) == "138.8338"
+    assert format_number(5.0) == "5."
+
+
+def test_integer_tensors_print_without_a_point() -> None:
+    assert format_values([1, 2, 3], floating=False) == ["1", "2", "3"]
+    assert format_values(["NaN"]) == ["nan"]
