@@ -29,6 +29,7 @@ from app.schemas import (
     ErrorInfo,
     ForwardStep,
     Graph,
+    NoteMessage,
     OpNode,
     SavedTensor,
     Series,
@@ -514,6 +515,11 @@ class Recorder:
             if isinstance(node, TensorNode):
                 node.name, node.label, node.line = name, name, line
 
+    def note(self, key: str, text: str, **params: str | int | None) -> None:
+        """A note for the reader, in English and as a message key the page translates."""
+        self.graph.notes.append(text)
+        self.graph.messages.append(NoteMessage(key=key, params=params, text=text))
+
     def module_entered(self, module: nn.Module) -> None:
         """Forward pre-hook of every module: push its path."""
         if not self._module_stack:
@@ -576,6 +582,15 @@ class Recorder:
         self.in_pass = True
         try:
             result = func(*args, **kwargs)
+        except BaseException:
+            self.passes_total -= 1  # the program's error, not a pass left out of the recording
+            failed = len(self.graph.backward) + 1
+            self.note(
+                "failedPass",
+                f"Backward pass {failed} raised an error, so it was not recorded.",
+                n=failed,
+            )
+            raise
         finally:
             self.in_pass = False
             for handle in handles:
@@ -803,7 +818,6 @@ class _WarningsAsNotes(warnings.catch_warnings):
     def __enter__(self) -> None:
         super().__enter__()
         warnings.simplefilter("default")
-        notes = self.recorder.graph.notes
         seen: set[tuple[str, int | None]] = set()
 
         def show(
@@ -815,7 +829,13 @@ class _WarningsAsNotes(warnings.catch_warnings):
                 return
             seen.add(key)
             where = f" (line {line})" if line is not None else ""
-            notes.append(f"{category.__name__}{where}: {message}")
+            self.recorder.note(
+                "warning" if line is not None else "warningNoLine",
+                f"{category.__name__}{where}: {message}",
+                category=category.__name__,
+                line=line,
+                message=str(message),
+            )
 
         warnings.showwarning = show
 
@@ -900,9 +920,11 @@ def _add_implicit_backward(recorder: Recorder) -> None:
         return
     recorder.run_pass(torch.Tensor.backward, (t,), {}, added=True)
     name = recorder._bindings.get(id(t), ("the result",))[0]
-    recorder.graph.notes.append(
+    recorder.note(
+        "implicitBackward",
         f"The program never called backward(); the explorer ran {name}.backward() to show the "
-        "backward pass."
+        "backward pass.",
+        name=name,
     )
 
 

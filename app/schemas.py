@@ -242,6 +242,14 @@ class BadgeTrack(Contract):
     )
 
 
+class NoteMessage(Contract):
+    """A note as a message key and parameters, so the page can say it in the reader's language."""
+
+    key: str
+    params: dict[str, str | int | None] = Field(default_factory=dict)
+    text: str = Field(description="the same note in English, as in Graph.notes")
+
+
 class Graph(Contract):
     """A recorded run: nodes, edges, forward steps, backward passes."""
 
@@ -257,6 +265,9 @@ class Graph(Contract):
     truncated: Truncation | None = None
     stdout: str = ""
     notes: list[str] = Field(default_factory=list)
+    messages: list[NoteMessage] = Field(
+        default_factory=list, description="the notes as message keys with parameters"
+    )
     badges: BadgeTrack | None = Field(None, description="filled by app/badges.py")
     modules: dict[str, str] = Field(
         default_factory=dict, description="module path -> class and sizes ('Linear(4→8)')"

@@ -21,7 +21,14 @@ from app.export import BadStep, render
 from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available
 from app.pass_view import layout_pass
 from app.sandbox.pool import PoolBusy, WorkerPool
-from app.schemas import ErrorDetail, Graph, LayoutRequest, RenderRequest, TraceRequest
+from app.schemas import (
+    ErrorDetail,
+    Graph,
+    LayoutRequest,
+    NoteMessage,
+    RenderRequest,
+    TraceRequest,
+)
 from app.tracing import TraceFailure, limit_failure, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
@@ -151,11 +158,16 @@ class TraceService:
         self.graphs.put(key, graph)
         if not dot_available():
             graph.notes.append(INSTALL_HINT)
+            graph.messages.append(NoteMessage(key="noGraphviz", text=INSTALL_HINT))
         else:
             try:
                 graph.layout = layout_pass(graph, [], 0)
             except LimitExceeded as exc:
-                graph.notes.append(f"No layout: {exc.message}")
+                text = f"No layout: {exc.message}"
+                graph.notes.append(text)
+                graph.messages.append(
+                    NoteMessage(key="noLayout", params={"message": exc.message}, text=text)
+                )
         return graph.model_dump_json().encode()
 
     @staticmethod

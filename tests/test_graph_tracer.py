@@ -291,3 +291,26 @@ def test_cuda_mixed_graph_order_is_recorded_as_it_happened() -> None:
     (record,) = graph.backward
     assert record.added and len(record.steps) >= 6
     assert record.grads[tensor_named(graph, "w").id].values == [3.0, 3.0, 3.0]
+
+
+def test_a_second_backward_that_raises_is_an_error_not_a_truncation() -> None:
+    graph = trace_code(
+        "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\ny = (x * x).sum()\n"
+        "y.backward()\ny.backward()\n"
+    )
+    assert len(graph.backward) == 1 and graph.truncated is None
+    assert graph.error is not None and graph.error.line == 5
+    assert [(m.key, m.params) for m in graph.messages] == [("failedPass", {"n": 2})]
+
+
+def test_notes_carry_message_keys_for_the_page() -> None:
+    graph = trace_code(get_example("implicit_backward").code)
+    (message,) = graph.messages
+    assert message.key == "implicitBackward" and message.params["name"]
+    assert message.text in graph.notes
+
+
+def test_module_classes_are_recorded_by_path() -> None:
+    graph = trace_code(get_example("mlp_cross_entropy").code)
+    assert graph.modules["fc1"].startswith("Linear(")
+    assert "→" in graph.modules["fc1"]
