@@ -1,5 +1,5 @@
 # title: In-place op on a leaf raises
-# title_zh: 叶子节点不可执行 in-place 操作
+# title_zh: 需要梯度的叶子节点不能原地修改
 # lesson: a leaf that requires grad cannot be modified in place; the error points at its line.
 # lesson_zh: 需要梯度的叶子张量不能原地修改;报错指向出错的那一行。
 import torch

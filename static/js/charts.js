@@ -49,7 +49,7 @@ const PALETTE = ["#c0392b", "#1f6fb2", "#2e7d32", "#7b4fa0", "#b35900", "#00796b
 
 // Loss, parameters and one-element .grad values per backward pass: one shared y scale, with axes.
 export function seriesChart(series, { width = 320, height = 200, t = (k) => k } = {}) {
-  const shown = series.slice(0, PALETTE.length);
+  const shown = series.slice(0, PALETTE.length).map((s) => (s.kind === "loss" && s.name === "loss" ? { ...s, name: t("lossSeries") } : s));
   const length = Math.max(...shown.map((s) => s.values.length));
   const xs = Array.from({ length }, (_, i) => i + 1);
   const data = [xs, ...shown.map((s) => xs.map((_, i) => (typeof s.values[i] === "number" ? s.values[i] : null)))];

@@ -52,7 +52,7 @@ export function createEditor(container, { onRun = () => {}, onChange = () => {},
         syntaxHighlighting(highlighting),
         marks,
         keymap.of([{ key: "Mod-Enter", preventDefault: true, run: () => { onRun(); return true; } }, ...defaultKeymap, ...historyKeymap, indentWithTab]),
-        EditorView.contentAttributes.of({ "data-testid": "editor", "aria-label": label, spellcheck: "false", autocapitalize: "off", autocorrect: "off" }),
+        EditorView.contentAttributes.of({ "data-testid": "editor", "aria-label": label, tabindex: "0", spellcheck: "false", autocapitalize: "off", autocorrect: "off" }),
         EditorView.updateListener.of((update) => {
           if (!update.docChanged || silent) return;
           const value = update.state.doc.toString();

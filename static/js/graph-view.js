@@ -128,7 +128,10 @@ export class GraphView {
       const detail = parts.join(" · ");
       return [title, detail, `${title.slice(2)}: ${detail} (${this.t("expand")})`];
     }
-    if (node.kind === "tensor") return [box.label, box.detail, `${node.name ?? node.label} · ${box.detail} · ${formatData(node.value, 6)}`];
+    if (node.kind === "tensor") {
+      const detail = `${node.shape.length ? shapeText(node.shape) : this.t("scalar")} ${node.dtype}`;
+      return [box.label, detail, `${node.name ?? node.label} · ${detail} · ${formatData(node.value, 6)}`];
+    }
     return [box.label, box.detail, `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`];
   }
 

@@ -3,6 +3,9 @@ import { clear, el } from "./dom.js";
 import { flatten, formatData, formatNumber, formatValues, isFloating, shapeText } from "./format.js";
 import { heatmap, histogram } from "./charts.js";
 
+// Booleans as Python prints them.
+const pyBool = (value) => (value ? "True" : "False");
+
 function row(label, ...value) {
   return [el("dt", {}, label), el("dd", {}, ...value)];
 }
@@ -66,9 +69,9 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
       ...row(t("shape"), `[${node.shape.join(", ")}]`),
       ...row(t("dtype"), node.dtype),
       ...row(t("deviceField"), node.device),
-      ...row(t("requiresGrad"), String(node.requires_grad)),
-      ...row(t("isLeaf"), String(node.is_leaf)),
-      ...row(t("retainsGrad"), String(node.retains_grad)),
+      ...row(t("requiresGrad"), pyBool(node.requires_grad)),
+      ...row(t("isLeaf"), pyBool(node.is_leaf)),
+      ...row(t("retainsGrad"), pyBool(node.retains_grad)),
       ...row(t("gradFn"), node.grad_fn ?? "None"),
       ...row(t("version"), String(node.version)),
       ...row(t("value"), valueBlock(node.value, t)),
