@@ -192,7 +192,7 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
             title = f"line {path[5:]}" if path.startswith("line:") else path
             if path in graph.modules:
                 title = f"{path} · {graph.modules[path]}"
-            width, height = box_size(title, subtitle)
+            width, height = box_size(f"▸ {title}", subtitle)  # drawn with a ▸ before it
             kind = "line" if path.startswith("line:") else "module"
             boxes[unit] = _Box(
                 unit, kind, title, subtitle, width, height + 8, path, members, params, shape

@@ -162,6 +162,7 @@ def test_embed_in_a_960x540_slide(pages, server, example) -> None:
     page.screenshot(path=str(VIEWS / f"960x540-embed-{example}.png"))
     assert bar["height"] < 60, "the player bar stays on one line"
     assert result["out"] == [], result
+    (VIEWS / f"960x540-embed-{example}.txt").write_text(f"fits={result['fits']} smallest={smallest}\n")
     if example != "transformer_encoder":
         assert smallest >= 14, smallest
 

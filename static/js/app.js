@@ -3,7 +3,7 @@ import * as api from "./api.js";
 import { el, clear } from "./dom.js";
 import { createEditor } from "./editor.js";
 import { GraphView } from "./graph-view.js";
-import { createTranslator, preferredLanguage, rememberLanguage, translatePage } from "./i18n.js";
+import { createTranslator, preferredLanguage, rememberLanguage, storage, translatePage } from "./i18n.js";
 import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
@@ -41,7 +41,7 @@ class Explorer {
       onPass: (pass) => this.choosePass(pass),
     });
     this.bindControls();
-    this.applyTheme(localStorage.getItem(THEME_KEY) ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
+    this.applyTheme(storage()?.getItem(THEME_KEY) ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
   }
 
   bindControls() {
@@ -77,7 +77,7 @@ class Explorer {
 
   applyTheme(theme) {
     document.documentElement.dataset.theme = theme;
-    localStorage.setItem(THEME_KEY, theme);
+    storage()?.setItem(THEME_KEY, theme);
   }
 
   async start() {

@@ -34,7 +34,10 @@ async function start() {
       graph, layout, step, t, layoutFor,
       graphContainer, playerContainer: document.getElementById("player"),
     });
-    if (graph.error) status.textContent = t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message });
+    if (graph.error) {
+      status.textContent = t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message });
+      status.title = status.textContent;
+    }
   } catch (error) {
     if (error instanceof api.ApiError) status.textContent = t("failed", { message: error.message });
     else showOffline(t, graphContainer, () => location.reload());

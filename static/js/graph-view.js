@@ -124,8 +124,7 @@ export class GraphView {
       const title = box.kind === "line" ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}` : `▸ ${box.label}`;
       const parts = [this.t("nodesCount", { n: box.members.length })];
       if (box.parameters) parts.push(this.t("params", { n: box.parameters.toLocaleString("en") }));
-      if (box.shape) parts.push(`→ ${shapeText(box.shape)}`);
-      const detail = parts.join(" · ");
+      const detail = parts.join(" · ") + (box.shape ? ` → ${shapeText(box.shape)}` : "");
       return [title, detail, `${title.slice(2)}: ${detail} (${this.t("expand")})`];
     }
     if (node.kind === "tensor") {
@@ -217,7 +216,7 @@ export class GraphView {
   fit() {
     if (!this.layout || !this.bounds) return;
     const rect = this.container.getBoundingClientRect();
-    const pad = 16;
+    const pad = 10;
     const { x0, y0, x1, y1 } = this.bounds;
     const k = Math.min(this.maxScale, (rect.width - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
     const scale = Math.max(this.minScale, k);
@@ -235,7 +234,7 @@ export class GraphView {
   // Keep the current step's boxes in view when the graph is larger than the frame.
   follow(current) {
     this.lastCurrent = current;
-    if (!this.layout || !current?.size) return;
+    if (this.fits || !this.layout || !current?.size) return; // all of it is in view already
     const boxes = [...new Set([...current].map((id) => this.shown(id)))]
       .map((id) => this.layout.nodes.find((n) => n.id === id)).filter(Boolean);
     if (!boxes.length) return;
@@ -247,10 +246,17 @@ export class GraphView {
     const bottom = Math.max(...boxes.map((b) => b.y + b.height + BADGE_GAP + BADGE_LINE)) * k + y;
     const margin = 24;
     if (left >= margin && right <= rect.width - margin && top >= margin && bottom <= rect.height - margin) return;
-    this.transform = {
-      k,
+    const wanted = {
       x: right - left > rect.width - 2 * margin ? x + margin - left : x + rect.width / 2 - (left + right) / 2,
       y: bottom - top > rect.height - 2 * margin ? y + margin - top : y + rect.height / 2 - (top + bottom) / 2,
+    };
+    // no empty room beyond the graph's edges when the graph is larger than the frame
+    const clamp = (value, low, high) => (low > high ? (low + high) / 2 : Math.min(high, Math.max(low, value)));
+    const { x0, y0, x1, y1 } = this.bounds ?? { x0: 0, y0: 0, x1: this.layout.width, y1: this.layout.height };
+    this.transform = {
+      k,
+      x: clamp(wanted.x, rect.width - margin - x1 * k, margin - x0 * k),
+      y: clamp(wanted.y, rect.height - margin - y1 * k, margin - y0 * k),
     };
     this.apply();
   }
@@ -266,6 +272,7 @@ export class GraphView {
       px = box.left + box.width / 2 - rect.left;
       py = box.top + box.height / 2 - rect.top;
     }
+    this.fits = false; // zoomed by hand: from now on the view follows the step
     const k = Math.min(8, Math.max(0.03, this.transform.k * factor));
     const ratio = k / this.transform.k;
     this.transform = { k, x: px - (px - this.transform.x) * ratio, y: py - (py - this.transform.y) * ratio };

@@ -85,8 +85,17 @@ export function languages() {
   return Object.keys(STRINGS);
 }
 
+// Storage may be refused (an iframe in slides, a file:// export): then nothing is remembered.
+export function storage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export function preferredLanguage() {
-  const stored = globalThis.localStorage?.getItem(STORAGE_KEY);
+  const stored = storage()?.getItem(STORAGE_KEY);
   if (stored && STRINGS[stored]) return stored;
   return navigator.language?.toLowerCase().startsWith("zh") ? "zh" : "en";
 }
@@ -100,7 +109,7 @@ export function createTranslator(lang) {
 }
 
 export function rememberLanguage(lang) {
-  globalThis.localStorage?.setItem(STORAGE_KEY, lang);
+  storage()?.setItem(STORAGE_KEY, lang);
 }
 
 // Fill every element marked data-i18n (text) or data-i18n-label (aria-label and title).
