@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
 from app.torch_print import format_values
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
+MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
 
 
 def flat_values(values: Any) -> list[Any]:
@@ -157,3 +159,22 @@ def badges_at(track: BadgeTrack, phase: str, pass_index: int, index: int) -> dic
     for texts in track.backward[pass_index][: index + 1]:
         shown.update(texts)
     return shown
+
+
+def badge_lines(text: str) -> list[str]:
+    """The lines a badge is drawn on: short ones whole, long ones broken before '=' and '→'."""
+    if len(text) <= MAX_BADGE_LINE:
+        return [text]
+    return re.split(r" (?=[=→] )", text)
+
+
+def widest_badges(track: BadgeTrack) -> dict[str, tuple[int, int]]:
+    """Node id -> (most characters on one line, most lines) over every step's badge."""
+    widest: dict[str, tuple[int, int]] = {}
+    steps = [*track.forward, *(texts for record in track.backward for texts in record)]
+    for texts in steps:
+        for node, text in texts.items():
+            lines = badge_lines(text)
+            chars, count = widest.get(node, (0, 0))
+            widest[node] = (max(chars, *(len(line) for line in lines)), max(count, len(lines)))
+    return widest

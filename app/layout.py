@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.badges import badge_track, widest_badges
 from app.errors import LimitExceeded
 from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, OpNode, TensorNode
 
@@ -18,6 +19,9 @@ DPI = 72.0  # dot works in points; at 72 dpi a point is a CSS pixel
 FONT_PX = 16.0  # node titles; on a 960×540 slide no text may drop under 14 px
 SMALL_FONT_PX = 14.0
 BOX_HEIGHT = 52.0
+BADGE_FONT_PX = 14.0  # the badges under boxes (graph-view.js draws them the same way)
+BADGE_GAP_PX = 16.0
+BADGE_LINE_PX = 18.0
 LINE_GROUP_THRESHOLD = 300  # module-less graphs larger than this are grouped by source line
 MAX_VISIBLE = 2500
 DOT_TIMEOUT_S = 60.0
@@ -163,6 +167,18 @@ class _Box:
     members: list[str]
     parameters: int | None = None
     shape: list[int] | None = None
+    below: float = 0.0  # room kept under the box for its value and gradient badges
+    span: float = 0.0  # width the widest badge needs
+
+
+def _reserve_badges(graph: Graph, boxes: dict[str, _Box]) -> None:
+    """Keep room under each box for the widest badge any step shows, so none covers a node."""
+    for node, (chars, lines) in widest_badges(graph.badges or badge_track(graph)).items():
+        box = boxes.get(node)
+        if box is None:
+            continue
+        box.span = chars * BADGE_FONT_PX * 0.62 + 8
+        box.below = BADGE_GAP_PX + 4 + (lines - 1) * BADGE_LINE_PX
 
 
 def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[str, _Box]:
@@ -232,7 +248,7 @@ class DotStyle:
     """How to_dot dresses the graph: the layout's bare sized boxes, or an export's look."""
 
     header: tuple[str, ...] = (
-        "graph [rankdir=TB, nodesep=0.25, ranksep=0.4, splines=spline, fontsize=14];",
+        "graph [rankdir=TB, nodesep=0.25, ranksep=0.32, splines=spline, fontsize=14];",
         'node [shape=box, fixedsize=true, label=""];',
     )
     node_attributes: Callable[[_Box], str] | None = None
@@ -242,7 +258,8 @@ class DotStyle:
 
 
 def _size_attributes(box: _Box) -> str:
-    return f"width={box.width / DPI:.3f}, height={box.height / DPI:.3f}"
+    width, height = max(box.width, box.span), box.height + box.below
+    return f"width={width / DPI:.3f}, height={height / DPI:.3f}"
 
 
 def visible_boxes(graph: Graph, expanded: set[str]) -> tuple[dict[str, _Box], _Units]:
@@ -250,6 +267,7 @@ def visible_boxes(graph: Graph, expanded: set[str]) -> tuple[dict[str, _Box], _U
     groups = node_groups(graph)
     units = _units(graph, groups, expanded)
     boxes = _boxes(graph, units, groups)
+    _reserve_badges(graph, boxes)
     if len(boxes) > MAX_VISIBLE:
         raise LimitExceeded(
             "layout_nodes",
@@ -401,7 +419,7 @@ def layout_graph(graph: Graph, expanded: list[str] | set[str] | None = None) -> 
                 label=box.label,
                 detail=box.detail,
                 x=cx - x0 - box.width / 2,
-                y=height - (cy - y0) - box.height / 2,
+                y=height - (cy - y0) - (box.height + box.below) / 2,
                 width=box.width,
                 height=box.height,
                 members=box.members,

@@ -32,6 +32,7 @@ class Explorer {
     this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync(), label: this.t("program") });
     this.view = new GraphView($("graph"), {
       t: this.t,
+      reserveRight: 56, // the zoom buttons
       onSelect: (id) => this.select(id),
       onToggleGroup: (path) => this.toggleGroup(path),
     });

@@ -21,8 +21,9 @@ export function badgeLines(text) {
 }
 
 export class GraphView {
-  constructor(container, { onSelect = () => {}, onToggleGroup = () => {}, t = (k) => k, minScale = 0.5, maxScale = 2 } = {}) {
+  constructor(container, { onSelect = () => {}, onToggleGroup = () => {}, t = (k) => k, minScale = 0.5, maxScale = 2, reserveRight = 0 } = {}) {
     this.container = container;
+    this.reserveRight = reserveRight; // room kept free for controls over the graph's right edge
     this.minScale = minScale;
     this.maxScale = maxScale;
     this.onSelect = onSelect;
@@ -218,13 +219,14 @@ export class GraphView {
     const rect = this.container.getBoundingClientRect();
     const pad = 10;
     const { x0, y0, x1, y1 } = this.bounds;
-    const k = Math.min(this.maxScale, (rect.width - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
+    const room = rect.width - this.reserveRight;
+    const k = Math.min(this.maxScale, (room - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
     const scale = Math.max(this.minScale, k);
     this.fits = k >= this.minScale;
     this.root.dataset.fits = String(this.fits);
     this.transform = {
       k: scale,
-      x: (rect.width - (x1 + x0) * scale) / 2,
+      x: (room - (x1 + x0) * scale) / 2,
       y: this.fits ? (rect.height - (y1 + y0) * scale) / 2 : pad - y0 * scale,
     };
     this.apply();
