@@ -162,7 +162,9 @@ def test_embed_in_a_960x540_slide(pages, server, example) -> None:
     page.screenshot(path=str(VIEWS / f"960x540-embed-{example}.png"))
     assert bar["height"] < 60, "the player bar stays on one line"
     assert result["out"] == [], result
-    (VIEWS / f"960x540-embed-{example}.txt").write_text(f"fits={result['fits']} smallest={smallest}\n")
+    (VIEWS / f"960x540-embed-{example}.txt").write_text(
+        f"fits={result['fits']} smallest={smallest}\n"
+    )
     if example != "transformer_encoder":
         assert smallest >= 14, smallest
 
@@ -425,3 +427,18 @@ def test_training_loop_shows_one_pass_at_a_time(pages, server) -> None:
     assert page.locator('[data-testid="node"][data-name="loss"]').count() == 1
     assert page.locator('[data-testid="node"]').count() <= first + 12
     assert float(page.locator("svg.graph-svg").get_attribute("data-scale")) >= 0.5
+
+
+def test_collapsed_modules_step_one_call_at_a_time(pages, server) -> None:
+    page = pages["1440x900"]
+    open_lesson(page, server, "transformer_encoder")
+    to_end(page)
+    label = page.get_by_test_id("position").inner_text()
+    # 241 forward and 1343 backward autograd steps; one step per call of a visible box
+    assert int(re.search(r"of (\d+)", label).group(1)) < 100, label
+    page.keyboard.press("Home")
+    expect(page.get_by_test_id("position")).to_contain_text("Forward step 1 of")
+    total = int(re.search(r"of (\d+)", page.get_by_test_id("position").inner_text()).group(1))
+    assert total < 50
+    page.keyboard.press("ArrowRight")
+    assert page.locator(".node.is-current").count() >= 1  # the view shows the current box

@@ -238,7 +238,8 @@ class Explorer {
     const positions = this.timeline.positions(this.pass, this.layout);
     let index = 0;
     if (step) {
-      const found = positions.findIndex((p) => p.phase === step.phase && p.index === step.index && (p.phase === "forward" || p.pass === step.pass));
+      // the first position that reaches the step (steps inside a collapsed module play as one)
+      const found = positions.findIndex((p) => p.phase === step.phase && p.index >= step.index && (p.phase === "forward" || p.pass === step.pass));
       if (found >= 0) index = found;
     } else if (graph.error) {
       index = Math.max(0, graph.forward.length - 1);
@@ -329,9 +330,13 @@ class Explorer {
       : [...this.expanded, path];
     this.layout = await this.layoutFor(this.pass);
     this.view.setGraph(this.graph, this.layout);
-    this.view.fit();
     this.view.select(this.selected);
-    if (this.state) this.view.setState(this.state);
+    // expanding or collapsing a module changes which steps play as one
+    const position = this.position;
+    const positions = this.timeline.positions(this.pass, this.layout);
+    const index = position ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index) : 0;
+    this.player.setPositions(positions, Math.max(0, index));
+    this.view.fit();
     this.sync();
   }
 

@@ -31,7 +31,7 @@ export function mountPlayer({ graph, layout, step, t, graphContainer, playerCont
   // Draw after the player bar is in place, so the fit measures the room the graph really has.
   view.setGraph(graph, shown);
   const positions = timeline.positions(pass, shown);
-  const found = step ? positions.findIndex((p) => p.phase === step.phase && p.index === step.index) : 0;
+  const found = step ? positions.findIndex((p) => p.phase === step.phase && p.index >= step.index) : 0;
   player.setPositions(positions, Math.max(0, found));
   view.fit();
   new ResizeObserver(() => view.fit()).observe(graphContainer);

@@ -33,16 +33,27 @@ export class Timeline {
   }
 
   // Positions of one play-through: the forward steps drawn, then the chosen pass's backward steps.
-  // A layout of one pass (training loops) draws only that iteration's forward steps.
+  // A layout of one pass (training loops) draws only that iteration's forward steps, and steps
+  // inside one collapsed module box play as one step: one step per call of a visible box.
   positions(pass, layout = null) {
     const drawn = layout && layout.pass_index !== null && layout.pass_index !== undefined ? layout.node_of : null;
+    const groups = new Set((layout?.nodes ?? []).filter((n) => n.kind === "module" || n.kind === "line").map((n) => n.id));
+    const boxOf = (id) => {
+      const unit = layout?.node_of?.[id];
+      return unit && groups.has(unit) ? unit : null;
+    };
     const list = [];
+    const add = (position, box) => {
+      const last = list.at(-1);
+      if (box && last && last.phase === position.phase && last.box === box) last.index = position.index;
+      else list.push({ ...position, box });
+    };
     this.graph.forward.forEach((step, index) => {
-      if (!drawn || step.node in drawn) list.push({ phase: "forward", pass, index });
+      if (!drawn || step.node in drawn) add({ phase: "forward", pass, index }, boxOf(step.node));
     });
     const record = this.graph.backward[pass];
-    if (record) record.steps.forEach((_, index) => list.push({ phase: "backward", pass, index }));
-    return list;
+    if (record) record.steps.forEach((step, index) => add({ phase: "backward", pass, index }, boxOf(step.node)));
+    return list.map(({ box, ...position }) => position);
   }
 
   // The tensor that carries a gradient from consumer op back to producer op, if one was recorded.
