@@ -179,6 +179,9 @@ def _reserve_badges(graph: Graph, boxes: dict[str, _Box]) -> None:
             continue
         box.span = chars * BADGE_FONT_PX * 0.62 + 8
         box.below = BADGE_GAP_PX + 4 + (lines - 1) * BADGE_LINE_PX
+    for node in graph.nodes:  # an AccumulateGrad beside its leaf keeps its top level with it
+        if isinstance(node, OpNode) and node.variable in boxes and node.id in boxes:
+            boxes[node.id].below = max(boxes[node.id].below, boxes[node.variable].below)
 
 
 def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[str, _Box]:
