@@ -113,8 +113,18 @@ def _rsub_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     )
 
 
+def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
+    """A saved operand that may be a plain number (MulBackward1's other)."""
+    operand = view.operand(key, slot)
+    number = view.number(key, None) if operand.value is None else None
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        value = torch.tensor(float(number), dtype=torch.float64)
+        return Operand(format_number(number), value, [])
+    return operand
+
+
 def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
-    a, b = view.operand("self", 0), view.operand("other", 1)
+    a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
     return f"{view.output} = {a.name} * {b.name}", _terms(
         view,
         (0, lambda: elementwise(view, 0, b.name, b.value, b.shape)),
@@ -123,7 +133,7 @@ def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
 
 
 def _div(view: StepView) -> tuple[str, list[RuleTerm]]:
-    a, b = view.operand("self", 0), view.operand("other", 1)
+    a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
     inverse = 1 / b.value if b.value is not None else None
     minus = -a.value / b.value**2 if a.value is not None and b.value is not None else None
     return f"{view.output} = {a.name} / {b.name}", _terms(
@@ -139,7 +149,8 @@ def _pow_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     if not isinstance(n, (int, float)):
         return f"{view.output} = {x.name} ** n", []
     value = n * x.value ** (n - 1) if x.value is not None else None
-    local = f"{format_number(n)}·{_group(x.name)}^{_group(format_number(n - 1))}"
+    power = {0: "", 1: f"·{_group(x.name)}"}.get(n - 1, f"·{_group(x.name)}^{format_number(n - 1)}")
+    local = f"{format_number(n)}{power}"
     return f"{view.output} = {x.name} ** {format_number(n)}", _terms(
         view, (0, lambda: elementwise(view, 0, local, value, x.shape))
     )

@@ -36,7 +36,8 @@ def format_number(value: float | int | bool | str) -> str:
     if v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     if abs(v) < 1e-3 or abs(v) >= 1e5:
-        return f"{v:.2e}"
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{mantissa}e{int(exponent):+d}"  # 1.00e-5, as JavaScript writes it
     return format(float(f"{v:.4g}"), "g")
 
 
@@ -208,11 +209,10 @@ class StepView:
         shape = recorded.shape if recorded else None
         result = Operand("", value, shape)
         items = [Operand("", p, list(p.shape)) if isinstance(p, torch.Tensor) else p for p in parts]
-        operands = [p for p in items if isinstance(p, Operand)] + [result]
-        small = all(o.value is not None and o.value.numel() <= TEXT_LIMIT for o in operands)
         text = []
         for item in [*items, " = ", result]:
             if isinstance(item, Operand):
+                small = item.value is not None and item.value.numel() <= TEXT_LIMIT
                 text.append(format_tensor(item.value) if small else shape_text(item.shape))
             elif item is not None:
                 text.append(item)
