@@ -352,10 +352,21 @@ class ExampleSummary(Contract):
     lesson: str
 
 
+class Caption(Contract):
+    """Narration of one player step, in English and Chinese."""
+
+    en: str
+    zh: str
+
+
 class Example(ExampleSummary):
     """One gallery program with its code."""
 
     code: str
+    captions: dict[str, Caption] = Field(
+        default_factory=dict,
+        description="narration by player step: 'forward:N' or 'backward:PASS:N'",
+    )
 
 
 class ErrorDetail(Contract):
