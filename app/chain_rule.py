@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from app.local_rules import RULES
 from app.schemas import (
     Accumulation,
@@ -18,6 +20,7 @@ from app.schemas import (
 from app.step_view import TEXT_LIMIT, StepView, format_tensor, shape_text, to_tensor
 
 ACCUMULATE_GRAD = "AccumulateGrad"
+MAX_EXPLAINED_STEPS = 20_000  # bounds the work and the JSON that rules add to big runs
 
 
 class _GraphIndex:
@@ -159,7 +162,7 @@ def explain_step(
         )
         try:
             expression, terms = rule(view)
-        except (RuntimeError, ValueError, IndexError, TypeError, ZeroDivisionError):
+        except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
             note = f"the rule of {grad_fn} could not be applied to the recorded values"
     else:
         note = f"no rule for {grad_fn}; its gradients are shown as recorded"
@@ -180,21 +183,35 @@ def attach_rules(graph: Graph) -> Graph:
     if not graph.backward:
         return graph
     index = _GraphIndex(graph)
-    for record in graph.backward:
-        sent: dict[str, list[GradientPart]] = {}
-        for step in record.steps:
-            op = index.nodes.get(step.node)
-            if not isinstance(op, OpNode):
-                continue
-            rule = explain_step(index, op, step, record)
-            parts = sent.get(step.node, [])
-            total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
-            if len(parts) >= 2 and total is not None:
-                rule.meet = _meet(parts, total)
-            step.rule = rule
-            for slot, producer in enumerate(op.next):
-                grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
-                if producer is not None and grad is not None:
-                    part = GradientPart.model_construct(source=step.node, value=grad)
-                    sent.setdefault(producer, []).append(part)
+    budget = MAX_EXPLAINED_STEPS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the rules' arithmetic on recorded values is not news
+        for record in graph.backward:
+            if len(record.steps) > budget:
+                graph.notes.append(
+                    f"Chain rules are shown for the first {MAX_EXPLAINED_STEPS} backward steps."
+                )
+                break
+            budget -= len(record.steps)
+            _explain_pass(index, record)
     return graph
+
+
+def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
+    """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
+    sent: dict[str, list[GradientPart]] = {}
+    for step in record.steps:
+        op = index.nodes.get(step.node)
+        if not isinstance(op, OpNode):
+            continue
+        rule = explain_step(index, op, step, record)
+        parts = sent.get(step.node, [])
+        total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
+        if len(parts) >= 2 and total is not None:
+            rule.meet = _meet(parts, total)
+        step.rule = rule
+        for slot, producer in enumerate(op.next):
+            grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
+            if producer is not None and grad is not None:
+                part = GradientPart.model_construct(source=step.node, value=grad)
+                sent.setdefault(producer, []).append(part)

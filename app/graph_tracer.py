@@ -160,7 +160,7 @@ class _PassRun:
     grad_outputs: dict[str, tuple[Any, ...]]
     grad_inputs: dict[str, tuple[Any, ...]]
     lock: threading.Lock
-    grad_before: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    grad_before: dict[str, TensorData | None] = field(default_factory=dict)
 
 
 class Recorder:
@@ -645,7 +645,7 @@ class Recorder:
                     run.order.append(op_id)
                     if leaf is not None:  # .grad before AccumulateGrad adds to it
                         before = leaf.grad
-                        run.grad_before[op_id] = None if before is None else before.detach().clone()
+                        run.grad_before[op_id] = None if before is None else self._summary(before)
                     run.grad_outputs[op_id] = tuple(
                         g.detach() if g is not None else None for g in grad_outputs
                     )
@@ -681,7 +681,7 @@ class Recorder:
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
-                    grad_before=summarize_once(run.grad_before.get(op_id)),
+                    grad_before=run.grad_before.get(op_id),
                     rule=None,
                 )
             )

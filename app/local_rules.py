@@ -481,7 +481,7 @@ RULES: dict[str, Rule] = {
     "AddmmBackward0": _addmm,
     "MvBackward0": _mv,
     "DotBackward0": _dot,
-    "TBackward0": _shape_op("{y} = {x}ᵀ", "{g}ᵀ", lambda v: v.grad.value.T),
+    "TBackward0": _shape_op("{y} = {x}ᵀ", "{g}ᵀ", lambda v: v.grad.value.t()),
     "TransposeBackward0": _shape_op(
         "{y} = {x}.transpose({dim0}, {dim1})",
         "{g}.transpose({dim0}, {dim1})",

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app import local_rules
+from app import chain_rule, local_rules
 from app.examples import get_example
 from app.graph_tracer import trace_code
 from app.schemas import BackwardStep, Graph, OpNode, StepRule
@@ -295,3 +295,12 @@ def test_rules_travel_in_the_json_contract() -> None:
         }
     )
     assert plain.backward[0].steps[0].rule is None  # v1 graphs without rules stay valid
+
+
+def test_rules_stop_at_a_bound_on_big_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chain_rule, "MAX_EXPLAINED_STEPS", 6)
+    graph = trace_code(get_example("grad_accumulation").code)
+    assert all(s.rule is not None for s in graph.backward[0].steps)
+    assert all(s.rule is None for p in graph.backward[1:] for s in p.steps)
+    assert any("first 6 backward steps" in note for note in graph.notes)
+    assert graph.backward[3].grads  # the recording itself is complete
