@@ -257,12 +257,12 @@ class Recorder:
         return node_id
 
     def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
+        param = self._param_names.get(id(t)) if isinstance(t, nn.Parameter) else None
+        if param is not None:  # a parameter keeps its module path (model.0.weight)
+            return param, None
         binding = self._bindings.get(id(t))
         if binding is not None and binding[3] is t:
             return binding[0], binding[1]
-        param = self._param_names.get(id(t))
-        if param is not None:
-            return param, None
         return None, None
 
     def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
@@ -484,10 +484,22 @@ class Recorder:
         finally:
             self.busy = False
 
+    def _name_module(self, name: str, module: nn.Module) -> None:
+        """Give a module bound to a variable, its sub-modules and parameters their paths."""
+        if id(module) in self._module_names:
+            return  # a sub-module keeps the path of the model it belongs to
+        for path, sub in module.named_modules():
+            self._module_names.setdefault(id(sub), (f"{name}.{path}" if path else name, sub))
+        for pname, param in module.named_parameters():
+            self._param_names.setdefault(id(param), f"{name}.{pname}")
+
     def _bind_one(self, name: str, value: Any, line: int, module_scope: bool) -> None:
         if isinstance(value, nn.Module):
-            self._module_names[id(value)] = (name, value)
+            if module_scope:  # names inside functions and __init__ are temporaries
+                self._name_module(name, value)
             return
+        if isinstance(value, nn.Parameter) and id(value) in self._param_names:
+            return  # `for p in model.parameters()` must not rename model.0.weight to p
         if isinstance(value, (list, tuple)) and len(value) <= 64:
             for index, item in enumerate(value):
                 if isinstance(item, torch.Tensor):
