@@ -21,8 +21,8 @@ import httpx
 import app.graph_tracer as graph_tracer
 from app.config import Settings
 from app.examples import get_example
-from app.graph_tracer import trace_code
 from app.layout import layout_graph
+from app.tracing import trace_code
 from tests.live_server import live_server
 
 TARGET_MS = 100.0

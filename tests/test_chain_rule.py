@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from app import chain_rule, local_rules
 from app.examples import get_example
-from app.graph_tracer import trace_code
 from app.schemas import BackwardStep, Graph, OpNode, StepRule
 from app.step_view import format_number
+from app.tracing import trace_code
 from tests.conftest import tensor_named
 
 
