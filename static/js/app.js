@@ -89,6 +89,9 @@ class Explorer {
       this.example = id;
     } else {
       this.example = this.url.example ?? null;
+      // a shared link to a lesson keeps its narration while the code is the lesson's (issue 10)
+      const example = this.example ? await api.getExample(this.example).catch(() => null) : null;
+      if (example) this.lesson = { code: example.code, captions: example.captions ?? {} };
     }
     this.editor.setCode(code);
     await this.run({ step: parseStep(this.url.step) });
