@@ -75,3 +75,15 @@ def test_tutorial_constructs_run_unchanged() -> None:
     graph = trace_program(code, checks=PolicyLimits())
     assert graph.error is None, graph.error
     assert graph.stdout.strip() == "[4.0, 6.0] True ('Tensor', True, True) 4"
+
+
+def test_notebook_cells_run_with_magics_skipped_and_display() -> None:
+    code = (
+        "%matplotlib inline\nimport torch\nx = torch.ones(2, requires_grad=True)\n"
+        "if True:\n    !pip install nothing\n    y = (x * 2).sum()\ndisplay(y)\ny.backward()\n"
+    )
+    graph = trace_program(code, checks=PolicyLimits())
+    assert graph.error is None and "tensor(4." in graph.stdout
+    assert any("%matplotlib inline" in note for note in graph.notes)
+    (x,) = [n for n in graph.nodes if n.kind == "tensor" and n.name == "x"]
+    assert graph.backward[0].grads[x.id].values == [2.0, 2.0]
