@@ -9,6 +9,7 @@ import resource
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -103,6 +104,28 @@ class ChildLimits:
     memory_margin_bytes: int | None  # None: no address-space limit (CUDA needs a large one)
     work_dir: str
     cuda: bool = False
+    idle_after_cpu_seconds: float | None = None  # then drop to idle priority
+
+
+def lower_priority_after(cpu_seconds: float) -> bool:
+    """Drop this process to idle priority once it has used cpu_seconds of CPU time."""
+
+    def to_idle(signum: int, frame: object) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
+        except OSError:
+            pass
+
+    try:
+        signal.signal(signal.SIGPROF, to_idle)
+        signal.setitimer(signal.ITIMER_PROF, max(cpu_seconds, 0.001))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _current_address_space() -> int:
@@ -134,12 +157,17 @@ def leave_network() -> bool:
     return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
 
 
-def install_seccomp(cuda: bool) -> bool:
-    """Deny process creation, networking, file-system changes and opening files for writing."""
+_prepared_filters: dict[bool, Any] = {}
+
+
+def prepare_seccomp(cuda: bool) -> Any:
+    """The filter's rules that do not depend on the child, built once (building is slow)."""
+    if cuda in _prepared_filters:
+        return _prepared_filters[cuda]
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError):
-        return False
+        return None
     try:
         deny = seccomp.ERRNO(errno.EPERM)
         filt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -151,12 +179,28 @@ def install_seccomp(cuda: bool) -> bool:
         filt.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
-        me = os.getpid()
-        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
-        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
         for flag in DEVICE_SAFE_WRITE_FLAGS if cuda else WRITE_FLAGS:
             filt.add_rule(deny, "open", seccomp.Arg(1, seccomp.MASKED_EQ, flag, flag))
             filt.add_rule(deny, "openat", seccomp.Arg(2, seccomp.MASKED_EQ, flag, flag))
+    except (RuntimeError, ValueError, OSError):
+        return None
+    _prepared_filters[cuda] = filt
+    return filt
+
+
+def install_seccomp(cuda: bool) -> bool:
+    """Deny process creation, networking, file-system changes, opening files for writing and
+    signals to any other process."""
+    filt = prepare_seccomp(cuda)
+    if filt is None:
+        return False
+    import pyseccomp as seccomp
+
+    try:
+        deny = seccomp.ERRNO(errno.EPERM)
+        me = os.getpid()
+        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
+        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
         filt.load()
         return True
     except (RuntimeError, ValueError, OSError):
@@ -186,6 +230,8 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     else:
         layers["memory"] = False
     layers["network"] = leave_network()
+    if limits.idle_after_cpu_seconds is not None:
+        layers["fair_priority"] = lower_priority_after(limits.idle_after_cpu_seconds)
     layers["seccomp"] = install_seccomp(limits.cuda)
     layers["processes"] = layers["seccomp"]
     return layers

@@ -11,6 +11,8 @@ import { noteTexts } from "./notes.js";
 import { trainingSeries } from "./series.js";
 import { downloadName, formatStep, parseStep, pushState, readState, stateToQuery, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
+import { Caption } from "./caption.js"; // chain rule (issue 10)
+import { createLiveMode, isSmallProgram, sameShape } from "./live.js"; // live mode (issue 10)
 
 const $ = (id) => document.getElementById(id);
 const THEME_KEY = "autograd-explorer.theme";
@@ -29,7 +31,11 @@ class Explorer {
     this.position = null;
     this.pass = 0;
     this.request = null;
-    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync(), label: this.t("program") });
+    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => { this.sync(); this.live.changed(); }, label: this.t("program") });
+    // chain rule caption and live mode (issue 10)
+    this.caption = new Caption($("caption"));
+    this.lesson = null; // {code, captions} of the gallery entry in the editor
+    this.live = createLiveMode({ toggle: $("live"), run: () => this.run({ live: true }) });
     this.view = new GraphView($("graph"), {
       t: this.t,
       reserveRight: 56, // the zoom buttons
@@ -91,10 +97,15 @@ class Explorer {
     let code = this.url.code;
     if (!code) {
       const id = this.url.example ?? document.body.dataset.defaultExample;
-      code = (await api.getExample(id)).code;
+      const example = await api.getExample(id);
+      code = example.code;
+      this.lesson = { code, captions: example.captions ?? {} };
       this.example = id;
     } else {
       this.example = this.url.example ?? null;
+      // a shared link to a lesson keeps its narration while the code is the lesson's (issue 10)
+      const example = this.example ? await api.getExample(this.example).catch(() => null) : null;
+      if (example) this.lesson = { code: example.code, captions: example.captions ?? {} };
     }
     this.renderGallery();
     this.editor.setCode(code);
@@ -105,9 +116,12 @@ class Explorer {
   async restore() {
     const url = readState();
     if (url.lang && url.lang !== this.lang) this.setLanguage(url.lang);
-    const code = url.code ?? (url.example ? (await api.getExample(url.example)).code : null);
+    const example = url.example ? await api.getExample(url.example).catch(() => null) : null;
+    const code = url.code ?? example?.code ?? null;
     if (code === null) return;
+    this.live.cancel();
     this.example = url.example ?? null;
+    this.lesson = example ? { code: example.code, captions: example.captions ?? {} } : null;
     this.expanded = url.expanded ?? [];
     this.selected = url.select ?? null;
     this.renderGallery();
@@ -134,7 +148,7 @@ class Explorer {
         title: this.lessonOf(example), onclick: () => this.loadExample(example.id),
       }, title)));
     }
-    this.renderCaption();
+    this.renderLesson();
   }
 
   lessonOf(example) {
@@ -142,17 +156,20 @@ class Explorer {
   }
 
   // One sentence above the graph that says what the lesson shows.
-  renderCaption() {
+  renderLesson() {
     const example = this.examples?.find((e) => e.id === this.example);
     $("lesson").textContent = example ? this.lessonOf(example) : "";
-    $("caption").hidden = !example;
+    $("lesson-bar").hidden = !example;
   }
 
   async loadExample(id) {
     this.example = id;
     this.expanded = [];
     this.selected = null;
-    this.editor.setCode((await api.getExample(id)).code);
+    const example = await api.getExample(id);
+    this.lesson = { code: example.code, captions: example.captions ?? {} };
+    this.live.cancel();
+    this.editor.setCode(example.code);
     this.renderGallery();
     await this.run();
   }
@@ -161,7 +178,8 @@ class Explorer {
     $("status").textContent = text;
   }
 
-  async run({ step = null, remember = true } = {}) {
+  async run({ step = null, live = false, remember = !live } = {}) {
+    if (!live) this.live.cancel();
     this.request?.abort();
     const controller = new AbortController();
     this.request = controller;
@@ -174,11 +192,20 @@ class Explorer {
     const device = $("device").value;
     try {
       const graph = await api.trace({ code, device }, controller.signal);
+      if (live && graph.error?.type === "SyntaxError" && this.graph) {
+        // half-typed code: keep the last graph, point at the line
+        this.editor.markError(graph.error.line);
+        this.showError(this.t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message }));
+        this.status("");
+        return;
+      }
+      if (live && sameShape(this.graph, graph)) step = this.position; // keep the step
       this.device = device;
       if (remember && this.code !== undefined && (code !== this.code || this.example !== this.shownExample)) pushState(this.viewState());
       this.code = code;
       this.shownExample = this.example;
       await this.showGraph(graph, step);
+      this.live.suggest(isSmallProgram(code, graph));
       this.status(this.t("done", { nodes: graph.nodes.length, passes: graph.backward.length }));
     } catch (error) {
       if (error.name === "AbortError") this.status("");
@@ -304,7 +331,13 @@ class Explorer {
     this.editor.highlightLine(state.line);
     if (this.startIndex !== undefined && this.player.index !== this.startIndex) $("hint").hidden = true;
     this.renderInspector();
+    this.showCaption();
     this.sync();
+  }
+
+  showCaption() {
+    const narration = this.lesson && this.lesson.code === this.code ? this.lesson.captions : null;
+    this.caption.show({ graph: this.graph, position: this.position, narration, lang: this.lang, t: this.t });
   }
 
   renderInspector() {
