@@ -6,8 +6,8 @@ import pytest
 
 from app.badges import badge_track, badges_at, data_text
 from app.examples import get_example
-from app.graph_tracer import trace_code
 from app.schemas import TensorData
+from app.tracing import trace_code
 from tests.conftest import tensor_named
 
 

@@ -98,7 +98,13 @@ export function createEditor(container, { onRun = () => {}, onChange = () => {},
     highlightLine(line) {
       mark({ step: line ?? null });
       const current = field().step;
-      if (current) view.dispatch({ effects: EditorView.scrollIntoView(view.state.doc.line(current).from, { y: "nearest" }) });
+      if (!current) return;
+      // scroll the editor only, never the page (on a phone the graph sits above the editor)
+      const block = view.lineBlockAt(view.state.doc.line(current).from);
+      const scroller = view.scrollDOM;
+      if (block.top < scroller.scrollTop || block.bottom > scroller.scrollTop + scroller.clientHeight) {
+        scroller.scrollTop = Math.max(0, block.top - scroller.clientHeight / 3);
+      }
     },
     markError(line) {
       mark({ error: line ?? null });
