@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
+import platform
+import resource
 import sys
 from pathlib import Path
 
@@ -114,3 +118,65 @@ def test_a_long_run_drops_to_idle_priority(tmp_path: Path) -> None:
     os.close(write_fd)
     before, after, nice = json.loads(collect_child(pid, read_fd))
     assert before == os.SCHED_OTHER and after == os.SCHED_IDLE and nice == 19
+
+
+def test_a_limited_child_cannot_reach_other_processes(tmp_path: Path) -> None:
+    """Signals, limits and scheduling of another process: each refused, harmless if not."""
+    parent = os.getpid()
+    tkill = {"x86_64": 200, "aarch64": 130}.get(platform.machine())
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            layers = apply(
+                ChildLimits(cpu_seconds=5, memory_margin_bytes=None, work_dir=str(tmp_path))
+            )
+            libc = ctypes.CDLL(None, use_errno=True)
+
+            def libc_call(name: str, *args: object) -> int:
+                if libc[name](*args) == -1:
+                    raise OSError(ctypes.get_errno(), name)
+                return 0
+
+            pipe_r, _ = os.pipe()
+            nice = os.getpriority(os.PRIO_PROCESS, parent)
+            # signal 0 and unchanged values: a filter that let these through would harm nothing
+            attempts = [
+                ("kill", lambda: os.kill(parent, 0)),
+                ("tgkill", lambda: libc_call("tgkill", parent, parent, 0)),
+                ("sigqueue", lambda: libc_call("sigqueue", parent, 0, None)),
+                ("pidfd_open", lambda: os.close(os.pidfd_open(parent))),
+                ("set_owner", lambda: fcntl.fcntl(pipe_r, fcntl.F_SETOWN, parent)),
+                ("prlimit", lambda: resource.prlimit(parent, resource.RLIMIT_CORE)),
+                ("renice", lambda: os.setpriority(os.PRIO_PROCESS, parent, nice)),
+                ("affinity", lambda: os.sched_setaffinity(parent, os.sched_getaffinity(parent))),
+                ("scheduler", lambda: os.sched_setparam(parent, os.sched_getparam(parent))),
+            ]
+            if tkill is not None:
+                attempts.append(("tkill", lambda: libc_call("syscall", tkill, parent, 0)))
+            own = [
+                ("own_signal", lambda: os.kill(os.getpid(), 0)),
+                ("own_limit", lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))),
+                (
+                    "own_nice",
+                    lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0)),
+                ),
+                ("own_affinity", lambda: os.sched_setaffinity(0, os.sched_getaffinity(0))),
+            ]
+            results = dict(attempt(label, action) for label, action in attempts + own)
+            os.write(
+                write_fd, json.dumps({"seccomp": layers["seccomp"], "results": results}).encode()
+            )
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    report = json.loads(collect_child(pid, read_fd))
+    if not report["seccomp"]:
+        pytest.skip("seccomp is not available here")
+    results = report["results"]
+    for label in ("own_signal", "own_limit", "own_nice", "own_affinity"):
+        assert results.pop(label) == "allowed", label
+    assert len(results) >= 9
+    for label, outcome in results.items():
+        assert outcome == "PermissionError", (label, outcome)

@@ -90,7 +90,24 @@ DENIED_SYSCALLS = (
     "creat",
     "name_to_handle_at",
     "open_by_handle_at",
+    # a process handle signals like kill() but is not checked against the caller's pid
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
 )
+# Syscalls that signal a process or thread named by their first argument: only this process.
+SIGNAL_SYSCALLS = ("kill", "tgkill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+# Syscalls that change another process's limits or scheduling when their first argument names
+# it (the zygote's would be inherited by every later child): only pid 0, this process.
+OTHER_PROCESS_SYSCALLS = (
+    "prlimit64",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "sched_setaffinity",
+)
+# fcntl and ioctl commands that make the kernel send SIGIO (or any signal) to another process.
+F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 15, 0x8901, 0x8902
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 DEVICE_SAFE_WRITE_FLAGS = (os.O_CREAT, os.O_TRUNC, os.O_APPEND)  # CUDA opens /dev/nvidia* O_RDWR
 
@@ -157,7 +174,7 @@ def leave_network() -> bool:
 
 
 def install_seccomp(cuda: bool) -> bool:
-    """Deny process creation, networking, file-system changes and opening files for writing."""
+    """Deny new processes, networking, file-system changes, writes, and reaching other processes."""
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError):
@@ -174,8 +191,19 @@ def install_seccomp(cuda: bool) -> bool:
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
         me = os.getpid()
-        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
-        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
+        for name in SIGNAL_SYSCALLS:
+            filt.add_rule(deny, name, seccomp.Arg(0, seccomp.NE, me))
+        for name in OTHER_PROCESS_SYSCALLS:
+            filt.add_rule(deny, name, seccomp.Arg(0, seccomp.NE, 0))
+        # setpriority(which, who): PRIO_PROCESS (0) of this process (0) only, never a group or
+        # the user, whose processes are the zygote and every other child
+        filt.add_rule(deny, "setpriority", seccomp.Arg(0, seccomp.NE, 0))
+        filt.add_rule(deny, "setpriority", seccomp.Arg(1, seccomp.NE, 0))
+        low32 = 0xFFFFFFFF  # commands are 32-bit: the kernel ignores the upper half
+        for command in (F_SETOWN, F_SETOWN_EX):
+            filt.add_rule(deny, "fcntl", seccomp.Arg(1, seccomp.MASKED_EQ, low32, command))
+        for command in (FIOSETOWN, SIOCSPGRP):
+            filt.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, low32, command))
         for flag in DEVICE_SAFE_WRITE_FLAGS if cuda else WRITE_FLAGS:
             filt.add_rule(deny, "open", seccomp.Arg(1, seccomp.MASKED_EQ, flag, flag))
             filt.add_rule(deny, "openat", seccomp.Arg(2, seccomp.MASKED_EQ, flag, flag))
