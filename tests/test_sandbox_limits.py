@@ -9,11 +9,12 @@ import os
 import platform
 import resource
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from app.sandbox.limits import ChildLimits, apply
+from app.sandbox.limits import MAX_THREADS, ChildLimits, apply
 from app.sandbox.pool import collect_child
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux limits")
@@ -153,6 +154,15 @@ def test_a_limited_child_cannot_reach_other_processes(tmp_path: Path) -> None:
                 ("affinity", lambda: os.sched_setaffinity(parent, os.sched_getaffinity(parent))),
                 ("scheduler", lambda: os.sched_setparam(parent, os.sched_getparam(parent))),
             ]
+            # IPC objects outlive the child: looked up without creating, so refusal is EPERM
+            # and a filter that allowed them would only report ENOENT
+            key = 0x41450001
+            attempts += [
+                ("shmget", lambda: libc_call("shmget", key, 4096, 0)),
+                ("msgget", lambda: libc_call("msgget", key, 0)),
+                ("semget", lambda: libc_call("semget", key, 1, 0)),
+                ("mq_open", lambda: libc_call("mq_open", b"/ae-no-such-queue", os.O_RDONLY)),
+            ]
             if tkill is not None:
                 attempts.append(("tkill", lambda: libc_call("syscall", tkill, parent, 0)))
             own = [
@@ -177,6 +187,39 @@ def test_a_limited_child_cannot_reach_other_processes(tmp_path: Path) -> None:
     results = report["results"]
     for label in ("own_signal", "own_limit", "own_nice", "own_affinity"):
         assert results.pop(label) == "allowed", label
-    assert len(results) >= 9
+    assert len(results) >= 13
     for label, outcome in results.items():
         assert outcome == "PermissionError", (label, outcome)
+
+
+def test_a_child_cannot_start_a_thread_bomb() -> None:
+    """RLIMIT_NPROC bounds a child's threads (for a uid that is not root; root is exempt)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            if os.getuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            layers = apply(ChildLimits(cpu_seconds=5, memory_margin_bytes=None, work_dir="/tmp"))
+            threading.stack_size(64 * 1024)
+            release = threading.Event()
+            started: list[threading.Thread] = []
+            try:
+                for _ in range(4 * MAX_THREADS):
+                    thread = threading.Thread(target=release.wait)
+                    thread.start()
+                    started.append(thread)
+            except RuntimeError:
+                pass
+            release.set()
+            for thread in started:
+                thread.join()
+            os.write(write_fd, json.dumps([layers["threads"], len(started)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    enforced, started = json.loads(collect_child(pid, read_fd))
+    assert enforced is True
+    assert 0 < started < MAX_THREADS

@@ -539,3 +539,20 @@ def test_a_running_request_cannot_read_another(server: Server) -> None:
         if label.startswith(("maps_", "mem_")):  # nor the worker parent's, nor bubblewrap's
             assert outcome == "PermissionError", (label, outcome)
     assert marker not in response.text
+
+
+def test_nothing_a_request_creates_outlives_it(server: Server) -> None:
+    """IPC objects would stay in the jail's IPC namespace: memory no limit counts, and a channel."""
+    create = os.O_CREAT | os.O_RDWR
+    outcomes = server.attack(
+        "attempt('shmget', lambda: libc_call('shmget', 0, 16 << 20, 0o1600))\n"
+        "attempt('msgget', lambda: libc_call('msgget', 0, 0o1600))\n"
+        "attempt('semget', lambda: libc_call('semget', 0, 1, 0o1600))\n"
+        f"attempt('mq_open', lambda: libc_call('mq_open', b'/ae-wall', {create}, 0o600, None))\n"
+    )
+    assert outcomes == dict.fromkeys(("shmget", "msgget", "semget", "mq_open"), "PermissionError")
+    later = server.attack(
+        "for kind in ('shm', 'msg', 'sem'):\n"
+        "    attempt(kind, lambda: len(open(f'/proc/sysvipc/{kind}').read().splitlines()))\n"
+    )
+    assert later == dict.fromkeys(("shm", "msg", "sem"), "ok 1")  # the header line only

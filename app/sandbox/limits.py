@@ -90,6 +90,13 @@ DENIED_SYSCALLS = (
     "creat",
     "name_to_handle_at",
     "open_by_handle_at",
+    # System V and POSIX IPC objects outlive the child in the jail's IPC namespace: memory no
+    # limit counts, and a channel to later requests
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
     # a process handle signals like kill() but is not checked against the caller's pid
     "pidfd_open",
     "pidfd_send_signal",
@@ -108,6 +115,9 @@ OTHER_PROCESS_SYSCALLS = (
 )
 # fcntl and ioctl commands that make the kernel send SIGIO (or any signal) to another process.
 F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 15, 0x8901, 0x8902
+# Threads (and processes) of one child: enough for torch's and CUDA's helpers, not a bomb that
+# exhausts the host's process ids. The kernel does not apply it to a uid that maps to root.
+MAX_THREADS = 256
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 DEVICE_SAFE_WRITE_FLAGS = (os.O_CREAT, os.O_TRUNC, os.O_APPEND)  # CUDA opens /dev/nvidia* O_RDWR
 
@@ -156,6 +166,21 @@ def _set(limit: int, value: int) -> bool:
         return True
     except (ValueError, OSError):
         return False
+
+
+def _maps_to_root() -> bool:
+    """Whether this process's uid is root outside every user namespace (RLIMIT_NPROC exempt)."""
+    if os.getuid() == 0:
+        return True
+    try:
+        with open("/proc/self/uid_map") as uid_map:
+            for line in uid_map:
+                inside, outside, count = (int(part) for part in line.split())
+                if inside <= os.getuid() < inside + count:
+                    return outside + os.getuid() - inside == 0
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _open_fd_count() -> int:
@@ -229,6 +254,7 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     layers["file_size"] = _set(resource.RLIMIT_FSIZE, 0)
     layers["open_files"] = _set(resource.RLIMIT_NOFILE, _open_fd_count() + 32)
+    layers["threads"] = _set(resource.RLIMIT_NPROC, MAX_THREADS) and not _maps_to_root()
     if limits.memory_margin_bytes is not None:
         layers["memory"] = _set(
             resource.RLIMIT_AS, _current_address_space() + limits.memory_margin_bytes
