@@ -202,3 +202,57 @@ def test_repr_html_plays_in_a_browser_offline(lesson) -> None:
         browser.close()
     assert errors == []
     assert all(u.startswith(("about:", "blob:", "data:")) for u in requests), requests
+
+
+NOTEBOOK_CELLS = [
+    "import torch\n"
+    "from app import explore\n"
+    "w = torch.tensor([1.0], requires_grad=True)\n"
+    "x = torch.tensor([2.0], requires_grad=True)\n"
+    "y = (x + w) * (w + 1)\n"
+    "w.grad = torch.tensor([7.0])",
+    "exploration = explore(y)\nexploration",
+    "print(w.grad.tolist(), x.grad, exploration.to_dict()['backward'][0]['kind'])",
+]
+
+
+@pytest.mark.slow
+def test_a_jupyter_kernel_displays_the_player(tmp_path: Path) -> None:
+    """A real notebook run by nbclient in an IPython kernel of this interpreter."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    # A kernelspec for this very interpreter, so no `ipykernel install` is needed beforehand.
+    spec_dir = tmp_path / "kernels" / "autograd-explorer-test"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "autograd-explorer test",
+                "language": "python",
+            }
+        )
+    )
+    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    manager = KernelManager(kernel_name="autograd-explorer-test", kernel_spec_manager=specs)
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS]
+    )
+    root = Path(__file__).resolve().parents[1]
+    client = nbclient.NotebookClient(
+        notebook, km=manager, timeout=300, resources={"metadata": {"path": str(root)}}
+    )
+    client.execute()
+
+    shown = notebook.cells[1].outputs
+    (result,) = [o for o in shown if o.output_type == "execute_result"]
+    page = result.data["text/html"]
+    assert page.startswith('<iframe class="autograd-explorer"') and "srcdoc=" in page
+    player = links_of(page).srcdocs[0]
+    assert 'id="player"' in player and "export class Player" in player
+    assert result.data["text/plain"].startswith("<Exploration: 3 tensors")
+    (printed,) = [o for o in notebook.cells[2].outputs if o.output_type == "stream"]
+    assert printed.text.strip() == "[7.0] None grad"  # the live .grad untouched
