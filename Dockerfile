@@ -36,11 +36,12 @@ RUN pip install --no-cache-dir .
 RUN useradd --create-home --uid 10001 explorer
 USER explorer
 
-# Limits and pool size, as in the README's Settings; change them with `docker run -e AE_...`.
-ENV AE_WORKERS=2 \
-    AE_QUEUE_SIZE=8 \
-    AE_WALL_SECONDS=20 \
-    AE_CPU_SECONDS=20 \
+# Limits, as in the README's Settings; change them with `docker run -e AE_...`. AE_WORKERS is
+# left to its default (twice the cores), which counts the host's cores, not a --cpus quota.
+ENV AE_QUEUE_SIZE=8 \
+    AE_WALL_SECONDS=30 \
+    AE_CPU_SECONDS=30 \
+    AE_IDLE_AFTER_CPU_SECONDS=0.5 \
     AE_MEMORY_MARGIN_MB=1536 \
     AE_MAX_NODES=20000 \
     AE_MAX_CODE_BYTES=20000 \

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from app.export import render, step_view
-from app.graph_tracer import trace_code, trace_tensors
+from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
 from app.schemas import Graph
+from app.tracing import trace_code
 
 ExportFormat = Literal["svg", "png", "dot", "html"]
 FREED_GRAPH_NOTE = (

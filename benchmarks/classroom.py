@@ -17,7 +17,7 @@ import httpx
 
 from app.config import Settings
 from app.examples import get_example
-from app.graph_tracer import trace_code
+from app.tracing import trace_code
 from tests.live_server import live_server
 
 

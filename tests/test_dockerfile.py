@@ -79,9 +79,7 @@ def test_healthcheck_calls_a_real_route() -> None:
 def test_settings_in_the_image_are_real_and_the_readme_defaults() -> None:
     env = env_of_image()
     limits = {k: v for k, v in env.items() if k.startswith("AE_")}
-    assert {"AE_WORKERS", "AE_WALL_SECONDS", "AE_MEMORY_MARGIN_MB", "AE_CORS_ORIGINS"} <= set(
-        limits
-    )
+    assert {"AE_WALL_SECONDS", "AE_MEMORY_MARGIN_MB", "AE_CORS_ORIGINS"} <= set(limits)
     fields = Settings.model_fields
     parsed = Settings()  # the defaults
     with pytest.MonkeyPatch.context() as patch:
@@ -130,4 +128,6 @@ def test_the_readme_says_how_the_jail_works_in_a_container() -> None:
     text = readme()
     for flag in ("seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"):
         assert f"--security-opt {flag}" in text
-    assert "`jail: false`" in text
+    assert "`jail: true`" in text and "--allow-unjailed" in text
+    assert "--allow-unjailed" not in one("CMD")  # the image never runs programs unjailed
+    assert "allow_unjailed" in vars(build_parser().parse_args(["serve"]))

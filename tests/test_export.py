@@ -12,8 +12,8 @@ import pytest
 from app.cli import main
 from app.examples import get_example
 from app.export import BadStep, render, step_view, styled_dot
-from app.graph_tracer import trace_code
 from app.schemas import TensorNode
+from app.tracing import trace_code
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
@@ -153,5 +153,7 @@ def test_render_api(api_client) -> None:
     )
     assert bad.status_code == 400 and bad.json()["detail"]["type"] == "BadStep"
     assert api_client.get("/api/v1/render?code=***&format=svg").status_code == 400
-    refused = api_client.post("/api/v1/render", json={"code": "import os", "format": "svg"})
+    refused = api_client.post(
+        "/api/v1/render", json={"code": "import os\nos.system('ls')\n", "format": "svg"}
+    )
     assert refused.status_code == 400 and refused.json()["detail"]["type"] == "PolicyError"

@@ -7,8 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from app.graph_tracer import trace_code
 from app.schemas import graph_json_schema
+from app.tracing import trace_code
 from tests.conftest import SAFE_PROGRAM
 
 jsonschema = pytest.importorskip("jsonschema")
