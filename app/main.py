@@ -14,7 +14,7 @@ from app import __version__
 from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit
 from app.resources import static_dir
-from app.routes import api, pages
+from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
 
@@ -35,7 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pool is not None:
                 pool.close()
 
-    app = FastAPI(title="Autograd Explorer", version=__version__, lifespan=lifespan)
+    # /docs is served by api_docs with a vendored Swagger UI; ReDoc would load from a CDN.
+    app = FastAPI(
+        title="Autograd Explorer",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -48,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
     return app
