@@ -322,7 +322,17 @@ HEALTH: dict[str, Any] = {
     "version": "0.1.0",
     "torch": "2.13.0+cpu",
     "cuda": False,
-    "layers": {"policy": True, "fresh_process": True, "cpu_time": True, "memory": True},
+    "layers": {
+        "jail": True,
+        "fresh_process": True,
+        "clean_memory": True,
+        "seccomp": True,
+        "network": True,
+        "memory": True,
+        "cpu_time": True,
+        "wall_time": True,
+        "language_policy": True,
+    },
     "layout": True,
     "notes": [],
 }

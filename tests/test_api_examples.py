@@ -132,3 +132,9 @@ def test_the_example_id_parameter_names_a_real_example(
     (parameter,) = openapi["paths"]["/api/v1/examples/{example_id}"]["get"]["parameters"]
     for example in parameter["examples"].values():
         assert api_client.get(f"/api/v1/examples/{example['value']}").json() == api_examples.EXAMPLE
+
+
+def test_the_health_example_names_real_layers(api_client: TestClient) -> None:
+    real = api_client.get("/api/v1/health").json()
+    assert set(api_examples.HEALTH["layers"]) <= set(real["layers"])
+    assert set(api_examples.HEALTH) == set(real)
