@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import re
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -473,6 +476,15 @@ class Recorder:
         )
         return output_id
 
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Run torch's own work (gradcheck's passes) without recording it."""
+        previous, self.in_pass = self.in_pass, True
+        try:
+            yield
+        finally:
+            self.in_pass = previous
+
     def bind(self, line: int, module_scope: bool, *pairs: tuple[str, Any]) -> None:
         """Called by instrumented code after each assignment: names tensors and modules."""
         if self.busy:
@@ -749,6 +761,23 @@ class Recorder:
         return self.graph
 
 
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+# files on the way from a backward()/grad() call to the mode: the dispatcher and the functions
+_DISPATCH_FILES = frozenset(
+    str(Path(m.__file__).resolve())
+    for m in (torch.overrides, torch.autograd, torch._tensor)
+    if getattr(m, "__file__", None)
+)
+
+
+def _called_from_torch() -> bool:
+    """Whether the backward()/grad() being dispatched was called by torch's own code."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in _DISPATCH_FILES:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR)
+
+
 class RecordingMode(TorchFunctionMode):
     """Routes every torch call of the program through the Recorder."""
 
@@ -768,6 +797,9 @@ class RecordingMode(TorchFunctionMode):
         if rec.busy or rec.in_pass:
             return func(*args, **kwargs)
         if func in PASS_FUNCTIONS:
+            if _called_from_torch():  # gradcheck, jacobian: torch's own passes, not the program's
+                with rec.quiet():
+                    return func(*args, **kwargs)
             return rec.run_pass(func, args, kwargs)
         out = func(*args, **kwargs)
         if rec.recording:
