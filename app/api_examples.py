@@ -55,6 +55,7 @@ GRAPH: dict[str, Any] = {
                     },
                 }
             ],
+            "constants": ["3"],
             "next": ["op1", None],
         },
         {
@@ -67,6 +68,7 @@ GRAPH: dict[str, Any] = {
             "call": 0,
             "variable": "t0",
             "saved": [],
+            "constants": [],
             "next": [],
         },
         {
@@ -158,6 +160,23 @@ GRAPH: dict[str, Any] = {
                             "stats": {"min": 1.0, "max": 1.0, "mean": 1.0, "std": 0.0},
                         }
                     ],
+                    "rule": {
+                        "known": True,
+                        "grad_fn": "MulBackward0",
+                        "output": "y",
+                        "expression": "y = w * 3",
+                        "terms": [
+                            {
+                                "slot": 0,
+                                "input": "t0",
+                                "name": "w",
+                                "local": "3",
+                                "product": "grad_y · 3",
+                                "numbers": "1 · 3 = 3",
+                                "agrees": True,
+                            }
+                        ],
+                    },
                 },
                 {
                     "node": "op1",
@@ -170,6 +189,30 @@ GRAPH: dict[str, Any] = {
                             "stats": {"min": 3.0, "max": 3.0, "mean": 3.0, "std": 0.0},
                         }
                     ],
+                    "rule": {
+                        "known": True,
+                        "grad_fn": "AccumulateGrad",
+                        "output": "w",
+                        "expression": "w.grad += grad_w",
+                        "terms": [],
+                        "accumulate": {
+                            "leaf": "t0",
+                            "name": "w",
+                            "added": {
+                                "shape": [1],
+                                "dtype": "float32",
+                                "values": [3.0],
+                                "stats": {"min": 3.0, "max": 3.0, "mean": 3.0, "std": 0.0},
+                            },
+                            "after": {
+                                "shape": [1],
+                                "dtype": "float32",
+                                "values": [3.0],
+                                "stats": {"min": 3.0, "max": 3.0, "mean": 3.0, "std": 0.0},
+                            },
+                            "text": "w.grad = None + 3 = 3",
+                        },
+                    },
                 },
             ],
             "grads": {
@@ -279,6 +322,7 @@ GRAPH: dict[str, Any] = {
     ],
     "stdout": "",
     "notes": [],
+    "figures": [],
 }
 TRACE_REQUESTS: dict[str, dict[str, Any]] = {
     "leaf used twice": {
@@ -338,10 +382,13 @@ HEALTH: dict[str, Any] = {
 }
 EXAMPLE_SUMMARIES: list[dict[str, Any]] = [
     {
-        "id": "shared_weight",
-        "title_en": "y = (x + w) * (w + 1): one leaf, two paths",
-        "title_zh": "y = (x + w) * (w + 1):一个叶子,两条路径",
-        "lesson": "w feeds two ops; both gradients arrive at w and sum into w.grad = 5.",
+        "id": "implicit_backward",
+        "title_en": "A neuron without backward(): the explorer runs it",
+        "title_zh": "没有调用 backward() 的神经元:由探索器运行",
+        "lesson": (
+            "the last result is a scalar that requires grad, "
+            "so the explorer runs its backward for you."
+        ),
     }
 ]
 EXAMPLE: dict[str, Any] = {
@@ -349,20 +396,18 @@ EXAMPLE: dict[str, Any] = {
     "code": (
         "import torch\n"
         "\n"
-        "w = torch.tensor([1.], requires_grad=True)\n"
-        "x = torch.tensor([2.], requires_grad=True)\n"
-        "a = torch.add(w, x)\n"
-        "b = torch.add(w, 1)\n"
-        "y = torch.mul(a, b)\n"
-        "y.backward()\n"
-        'print("w.grad:", w.grad)\n'
-        'print("grad_fn:", a.grad_fn, b.grad_fn, y.grad_fn)\n'
+        "x = torch.tensor([1.0, 2.0, 3.0])\n"
+        "w = torch.tensor([0.5, -0.25, 0.1], requires_grad=True)\n"
+        "b = torch.tensor(0.2, requires_grad=True)\n"
+        "z = torch.dot(w, x) + b\n"
+        "out = torch.sigmoid(z)\n"
     ),
+    "captions": {},
 }
 ERROR: dict[str, Any] = {
     "detail": {
         "type": "LimitExceeded",
         "limit": "wall_time",
-        "message": "the program ran longer than 20 s",
+        "message": "the program ran longer than 30 s",
     }
 }

@@ -206,3 +206,18 @@ def test_without_dot_the_server_says_what_to_install(monkeypatch) -> None:
         layout = client.post("/api/v1/layout", json={"code": SAFE_PROGRAM})
         assert layout.status_code == 503 and layout.json()["detail"]["type"] == "LayoutUnavailable"
         assert client.get("/").status_code == 200
+
+
+def test_trace_carries_rules_and_examples_carry_narration(api_client: TestClient) -> None:
+    example = api_client.get("/api/v1/examples/shared_weight").json()
+    assert "2 + 3 = 5" in example["captions"]["backward:0:3"]["en"]
+    assert "2 + 3 = 5" in example["captions"]["backward:0:3"]["zh"]
+    assert "captions" not in api_client.get("/api/v1/examples").json()[0]
+    graph = api_client.post("/api/v1/trace", json={"code": example["code"]}).json()
+    steps = graph["backward"][0]["steps"]
+    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
+    (acc,) = [
+        s for s in steps if s["rule"]["accumulate"] and s["rule"]["accumulate"]["leaf"] == w["id"]
+    ]
+    assert acc["rule"]["meet"]["text"] in ("2 + 3 = 5", "3 + 2 = 5")
+    assert steps[0]["rule"]["expression"] == "y = a * b"

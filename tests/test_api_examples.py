@@ -84,7 +84,7 @@ def test_response_examples_match_their_models() -> None:
     ErrorResponse.model_validate(api_examples.ERROR)
     listed = TypeAdapter(list[ExampleSummary]).validate_python(api_examples.EXAMPLE_SUMMARIES)
     assert listed[0] in summaries()
-    assert Example.model_validate(api_examples.EXAMPLE) == get_example("shared_weight")
+    assert Example.model_validate(api_examples.EXAMPLE) == get_example("implicit_backward")
 
 
 def test_the_graph_example_is_what_trace_returns(api_client: TestClient) -> None:

@@ -200,7 +200,7 @@ def list_examples() -> list[ExampleSummary]:
 )
 def one_example(
     example_id: Annotated[
-        str, Path(openapi_examples={"shared weight": {"value": "shared_weight"}})
+        str, Path(openapi_examples={"no backward call": {"value": "implicit_backward"}})
     ],
 ) -> Example:
     """One gallery program with its code."""
