@@ -146,6 +146,10 @@ def badge_track(graph: Graph) -> BadgeTrack:
                 arrival.accumulated = record.grads.get(op.variable)
                 arrival.leaf = True
                 touched.append(op.variable)
+            if index == len(record.steps) - 1:  # autograd.grad's results, once the pass is done
+                for tensor, data in record.results.items():
+                    arrivals.setdefault(tensor, _Arrival()).total = data
+                    touched.append(tensor)
             steps.append({tensor: arrivals[tensor].text() for tensor in dict.fromkeys(touched)})
         backward.append(steps)
     return BadgeTrack(forward=forward, backward=backward)

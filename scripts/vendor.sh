@@ -1,35 +1,64 @@
 #!/usr/bin/env bash
-# Rebuild static/vendor/ from the pinned npm packages in scripts/vendor/package.json:
-# CodeMirror 6 bundled into one ES module by esbuild, uPlot and axe-core copied as built,
-# each with its licence. node_modules stays in scripts/vendor/ and is never committed.
+# Rebuild the pinned third-party front-end files under static/vendor/ from the npm registry.
+# Swagger UI is fetched with `npm pack` at an exact version; CodeMirror 6, uPlot and axe-core
+# come from scripts/vendor/package.json and its lock file (`npm ci`), CodeMirror bundled into
+# one ES module by esbuild. Only the built files the pages load are kept, with each licence;
+# node_modules stays in scripts/vendor/ and is never committed.
 set -euo pipefail
-cd "$(dirname "$0")/vendor"
-npm ci --no-audit --no-fund --ignore-scripts
-out=../../static/vendor
-rm -rf "$out"
-mkdir -p "$out/codemirror" "$out/uplot" "$out/axe"
-version() { node -p "JSON.parse(require('fs').readFileSync('node_modules/$1/package.json')).version"; }
+cd "$(dirname "$0")/.."
 
-node node_modules/esbuild/bin/esbuild codemirror-entry.js --bundle --format=esm --minify \
-  --legal-comments=none --target=es2020 --outfile="$out/codemirror/codemirror.js"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+unpack() {  # unpack NAME@VERSION: the package's files in $work/NAME
+  local spec=$1 name=${1%@*}
+  (cd "$work" && npm pack --silent "$spec" >/dev/null)
+  mkdir -p "$work/$name"
+  tar -xzf "$work/${name//\//-}"-*.tgz -C "$work/$name" --strip-components=1
+}
+
+# Swagger UI: the OpenAPI page at /docs, served from here so it works without internet.
+SWAGGER_UI=swagger-ui-dist@5.35.0
+unpack "$SWAGGER_UI"
+out=static/vendor/swagger_ui
+rm -rf "$out" && mkdir -p "$out"
+for file in swagger-ui-bundle.js swagger-ui.css; do
+  # no source-map comment: the maps are not shipped
+  sed -e '/^\/[/*]# sourceMappingURL=/d' "$work/swagger-ui-dist/$file" > "$out/$file"
+done
+cp "$work/swagger-ui-dist/LICENSE" "$work/swagger-ui-dist/NOTICE" \
+   "$work/swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt" "$out/"
+echo "$SWAGGER_UI" > "$out/VERSION"
+
+# The editor, the charts and the accessibility checker of the browser tests.
+vendor=static/vendor
+(cd scripts/vendor && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
+modules=scripts/vendor/node_modules
+version() { node -p "JSON.parse(require('fs').readFileSync('$modules/$1/package.json')).version"; }
+rm -rf "$vendor/codemirror" "$vendor/uplot" "$vendor/axe"
+mkdir -p "$vendor/codemirror" "$vendor/uplot" "$vendor/axe"
+
+(cd scripts/vendor && node node_modules/esbuild/bin/esbuild codemirror-entry.js --bundle \
+  --format=esm --minify --legal-comments=none --target=es2020 \
+  --outfile="../../$vendor/codemirror/codemirror.js" --log-level=warning)
 {
-  for pkg in state view commands language lang-python; do
-    echo "== @codemirror/$pkg $(version "@codemirror/$pkg") =="
-    cat "node_modules/@codemirror/$pkg/LICENSE"; echo
-  done
-  for pkg in @lezer/common @lezer/highlight @lezer/lr @lezer/python style-mod w3c-keyname crelt @marijn/find-cluster-break; do
-    [ -d "node_modules/$pkg" ] || continue
+  for pkg in @codemirror/state @codemirror/view @codemirror/commands @codemirror/language \
+    @codemirror/lang-python @lezer/common @lezer/highlight @lezer/lr @lezer/python style-mod \
+    w3c-keyname crelt @marijn/find-cluster-break; do
+    [ -d "$modules/$pkg" ] || continue
     echo "== $pkg $(version "$pkg") =="
-    cat "node_modules/$pkg/LICENSE"* 2>/dev/null || echo "MIT (see package.json)"; echo
+    cat "$modules/$pkg/LICENSE"* 2>/dev/null || echo "MIT (see its package.json)"
+    echo
   done
-} > "$out/codemirror/LICENSE"
+} > "$vendor/codemirror/LICENSE"
 
-cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css "$out/uplot/"
-cp node_modules/uplot/LICENSE "$out/uplot/LICENSE"
-cp node_modules/axe-core/axe.min.js "$out/axe/"
-cp node_modules/axe-core/LICENSE "$out/axe/LICENSE"
+cp "$modules/uplot/dist/uPlot.esm.js" "$modules/uplot/dist/uPlot.min.css" "$vendor/uplot/"
+cp "$modules/uplot/LICENSE" "$vendor/uplot/LICENSE"
+cp "$modules/axe-core/axe.min.js" "$vendor/axe/"
+cp "$modules/axe-core/LICENSE" "$vendor/axe/LICENSE"
 for pkg in @codemirror/state @codemirror/view @codemirror/commands @codemirror/language \
   @codemirror/lang-python @lezer/highlight uplot axe-core esbuild; do
   echo "$pkg $(version "$pkg")"
-done > "$out/VERSIONS"
-echo "vendor: rebuilt $out" >&2
+done > "$vendor/VERSIONS"
+
+echo "vendor: static/vendor rebuilt" >&2
