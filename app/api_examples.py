@@ -322,6 +322,10 @@ GRAPH: dict[str, Any] = {
     ],
     "stdout": "",
     "notes": [],
+    "badges": {
+        "forward": [{"t1": "= [6.]"}],
+        "backward": [[{"t1": "∂ [1.]", "t0": "∂ [3.]"}, {"t0": "∂ [3.] → .grad [3.]"}]],
+    },
     "figures": [],
 }
 TRACE_REQUESTS: dict[str, dict[str, Any]] = {
@@ -389,6 +393,7 @@ EXAMPLE_SUMMARIES: list[dict[str, Any]] = [
             "the last result is a scalar that requires grad, "
             "so the explorer runs its backward for you."
         ),
+        "lesson_zh": "最后的结果是需要梯度的标量,所以由探索器替你调用 backward。",
     }
 ]
 EXAMPLE: dict[str, Any] = {

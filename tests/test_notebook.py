@@ -127,7 +127,8 @@ def test_to_json_svg_and_save(tmp_path: Path, lesson) -> None:
     root = ET.fromstring(exploration.to_svg())
     text = " ".join(root.itertext())
     assert {"x", "w", "y"} <= set(text.split())
-    assert "∂ [5]" in text and "∂ [2]" in text  # what autograd.grad returned for w and x
+    # what autograd.grad returned for w (both paths summed) and x, as the page shows it
+    assert "∂ [3.] + [2.] = [5.]" in text and "∂ [2.]" in text
     forward = exploration.with_view(step="forward:0").to_svg()
     assert "forward step 1/3" in forward
     written = {
@@ -196,7 +197,7 @@ def test_repr_html_plays_in_a_browser_offline(lesson) -> None:
         expect(frame.get_by_test_id("position")).to_contain_text("Forward step 1 of 3")
         frame.get_by_test_id("to-end").click()
         badge = frame.locator('[data-testid="node"][data-name="w"] .badge-text')
-        expect(badge).to_have_text("∂ [3] + [2] = [5]")  # both paths, summed by autograd.grad
+        expect(badge).to_have_text("∂ [3.] + [2.] = [5.]")  # both paths, summed by autograd.grad
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "notebook_repr_html.png"))
         browser.close()
