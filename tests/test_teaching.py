@@ -412,7 +412,9 @@ def test_menus_never_overlap_and_downloads_are_named(pages, server) -> None:
     open_lesson(page, server, "shared_weight", "&step=backward:0:4")
     page.locator('[data-testid="download-menu"] summary').click()
     page.locator('[data-testid="embed-menu"] summary').click()
-    assert page.locator('[data-testid="download-menu"]').evaluate("e => e.open") is False
+    # the menus close each other on their (asynchronous) toggle event
+    page.wait_for_function("!document.querySelector('[data-testid=download-menu]').open")
+    assert page.locator('[data-testid="embed-menu"]').evaluate("e => e.open") is True
     name = page.get_by_test_id("download-svg").get_attribute("download")
     assert name == "shared_weight-backward-0-5.svg"
 
