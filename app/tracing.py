@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
 from app.graph_tracer import TraceOptions, trace_code
+from app.json_text import model_json_bytes
 from app.sandbox.policy import PolicyLimits
 from app.schemas import ErrorDetail, TraceRequest
 
@@ -58,7 +59,7 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             limits_from(settings),
             settings.max_tensor_elements,
         )
-        payload = graph.model_dump_json().encode()
+        payload = model_json_bytes(graph)
     except PolicyError as exc:
         detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
         raise TraceFailure(400, detail) from None
