@@ -8,6 +8,7 @@ import ipaddress
 import json
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -17,7 +18,16 @@ from app import __version__
 from app.config import Settings
 from app.errors import LimitExceeded
 from app.export import BadStep, render
-from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available, layout_graph
+from app.json_text import has_lone_surrogate, model_json_bytes
+from app.layout import (
+    INSTALL_HINT,
+    DotFailed,
+    DotLimits,
+    LayoutBusy,
+    LayoutUnavailable,
+    dot_available,
+    layout_graph,
+)
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import ErrorDetail, Graph, LayoutRequest, RenderRequest, TraceRequest
 from app.tracing import TraceFailure, limit_failure, trace_to_json
@@ -42,30 +52,41 @@ def request_key(request: TraceRequest) -> str:
 
 
 V = TypeVar("V")
+R = TypeVar("R")
 
 
 class ResultCache(Generic[V]):
-    """Least-recently-used values by key."""
+    """Least-recently-used values by key, bounded in entries and in bytes."""
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, entries: int, max_bytes: int) -> None:
         self.entries = entries
-        self._items: OrderedDict[Any, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Any, tuple[V, int]] = OrderedDict()
 
     def get(self, key: Any) -> V | None:
         """The cached value, refreshed as most recent."""
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: V) -> None:
-        """Remember a result, forgetting the oldest past the bound."""
-        if self.entries <= 0:
-            return
-        self._items[key] = value
+        item = self._items.get(key)
+        if item is None:
+            return None
         self._items.move_to_end(key)
-        while len(self._items) > self.entries:
-            self._items.popitem(last=False)
+        return item[0]
+
+    def put(self, key: Any, value: V, size: int) -> None:
+        """Remember a result of about size bytes, forgetting the oldest past either bound."""
+        if self.entries <= 0 or size > self.max_bytes:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._items[key] = (value, size)
+        self.bytes += size
+        while len(self._items) > self.entries or self.bytes > self.max_bytes:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class RateLimiter:
@@ -103,32 +124,60 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+PARSED_GRAPH_WEIGHT = 10  # a parsed Graph takes about ten times the memory of its JSON
+
+
 class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
-    lays out their graphs."""
+    lays out and exports their graphs, caching each result and bounding the work."""
 
     def __init__(self, settings: Settings, pool: WorkerPool | None) -> None:
         self.settings = settings
         self.pool = pool
-        self.cache: ResultCache[bytes] = ResultCache(settings.cache_entries)
-        self.graphs: ResultCache[Graph] = ResultCache(max(2, settings.cache_entries // 4))
-        self.layouts: ResultCache[bytes] = ResultCache(settings.cache_entries * 4)
+        entries, max_bytes = settings.cache_entries, settings.cache_mb * 1024 * 1024
+        self.cache: ResultCache[bytes] = ResultCache(entries, max_bytes)
+        self.graphs: ResultCache[Graph] = ResultCache(max(2, entries // 4), max_bytes)
+        self.layouts: ResultCache[bytes] = ResultCache(entries, max_bytes)
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
+        self.dot_limits = DotLimits(
+            seconds=settings.layout_seconds,
+            memory_mb=settings.layout_memory_mb,
+            max_edges=settings.layout_max_edges,
+        )
         self.programs_run = 0  # traces that ran a program (not served from the cache)
+        self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
-        size = len(request.code.encode("utf-8", "surrogatepass"))
+        key = self._checked_key(request)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        self.rate.check(client)
+        return await self._run(request, key)
+
+    def _checked_key(self, request: TraceRequest, texts: tuple[str, ...] = ()) -> str:
+        """The request's cache key once its text is valid and its code within the size limit."""
+        for field, text in (("code", request.code), *(("expanded", t) for t in texts)):
+            if has_lone_surrogate(text):
+                raise TraceFailure(
+                    400,
+                    ErrorDetail(
+                        type="BadRequest",
+                        message=f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
+                        "which is not text: send valid Unicode",
+                    ),
+                )
+        size = len(request.code.encode("utf-8"))
         if size > self.settings.max_code_bytes:
             raise limit_failure(
                 "code_bytes",
                 f"the program is {size} bytes; the limit is {self.settings.max_code_bytes}",
             )
-        key = request_key(request)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        self.rate.check(client)
+        return request_key(request)
+
+    async def _run(self, request: TraceRequest, key: str) -> bytes:
+        """Run the program (not cached yet), lay its graph out and cache the answer."""
         self.programs_run += 1
         if self.pool is None:
             result = await run_in_threadpool(trace_to_json, request, self.settings)
@@ -139,75 +188,108 @@ class TraceService:
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-        result = await run_in_threadpool(self._with_layout, result, key)
-        self.cache.put(key, result)
+        result, complete = await run_in_threadpool(self._with_layout, result, key)
+        if complete:  # a layout skipped only because graphviz was busy is tried again later
+            self.cache.put(key, result, len(result))
         return result
 
-    def _with_layout(self, payload: bytes, key: str) -> bytes:
+    def _with_layout(self, payload: bytes, key: str) -> tuple[bytes, bool]:
+        """The graph JSON with its default layout, and whether the answer may be cached."""
         graph = Graph.model_validate_json(payload)
-        self.graphs.put(key, graph)
+        self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
+        complete = True
         if not dot_available():
             graph.notes.append(INSTALL_HINT)
         else:
             try:
-                graph.layout = layout_graph(graph, [])
-            except LimitExceeded as exc:
-                graph.notes.append(f"No layout: {exc.message}")
-        return graph.model_dump_json().encode()
+                graph.layout = layout_graph(graph, [], self.dot_limits)
+            except (LimitExceeded, DotFailed) as exc:
+                graph.notes.append(f"No layout: {getattr(exc, 'message', exc)}")
+            except LayoutBusy as exc:
+                graph.notes.append(f"No layout yet: {exc}; expand or reload to try again")
+                complete = False
+        result = model_json_bytes(graph)
+        self._check_size(len(result))
+        return result, complete
 
-    @staticmethod
-    def _program_of(request: TraceRequest) -> tuple[TraceRequest, str]:
+    def _check_size(self, size: int) -> None:
+        if size > self.settings.max_response_bytes:
+            raise limit_failure(
+                "response_bytes",
+                f"the answer is {size} bytes, over the limit of "
+                f"{self.settings.max_response_bytes}: collapse modules or trace less",
+            )
+
+    def _program_of(self, request: LayoutRequest | RenderRequest) -> tuple[TraceRequest, str]:
         """The trace behind a layout or render request and its cache key (graphviz needed)."""
         if not dot_available():
             raise LayoutUnavailable(INSTALL_HINT)
         trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
-        return trace_request, request_key(trace_request)
+        return trace_request, self._checked_key(trace_request, tuple(request.expanded))
 
-    async def _graph(self, request: TraceRequest, key: str, client: str | None) -> Graph:
+    async def _graph(self, request: TraceRequest, key: str) -> Graph:
         """The recorded Graph of a request: parsed and cached, traced when not seen yet."""
         graph = self.graphs.get(key)
         if graph is None:
-            payload = await self.trace(request, client)
+            payload = self.cache.get(key)
+            if payload is None:
+                payload = await self._run(request, key)
             graph = self.graphs.get(key)
             if graph is None:  # the bytes came from the cache; the parsed graph was evicted
                 graph = await run_in_threadpool(Graph.model_validate_json, payload)
-                self.graphs.put(key, graph)
+                self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
         return graph
 
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         trace_request, key = self._program_of(request)
-        layout_key = (key, tuple(sorted(set(request.expanded))))
+        layout_key = (key, "layout", tuple(sorted(set(request.expanded))))
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
-        graph = await self._graph(trace_request, key, client)
-        try:
-            layout = await run_in_threadpool(layout_graph, graph, request.expanded)
-        except LimitExceeded as exc:
-            raise limit_failure(exc.limit, exc.message) from None
+        self.rate.check(client)
+        graph = await self._graph(trace_request, key)
+        layout = await self._graphviz(layout_graph, graph, request.expanded, self.dot_limits)
         result = layout.model_dump_json().encode()
-        self.layouts.put(layout_key, result)
+        self._check_size(len(result))
+        self.layouts.put(layout_key, result, len(result))
         return result
 
     async def render(self, request: RenderRequest, client: str | None) -> bytes:
         """Export bytes of the program's graph in the requested format, view and step."""
         trace_request, key = self._program_of(request)
-        graph = await self._graph(trace_request, key, client)
+        view = (request.format, request.step, request.theme, request.lang)
+        render_key = (key, "render", *view, tuple(sorted(set(request.expanded))))
+        cached = self.layouts.get(render_key)
+        if cached is not None:
+            return cached
+        self.rate.check(client)
+        graph = await self._graph(trace_request, key)
+        result = await self._graphviz(
+            render,
+            graph,
+            request.format,
+            request.expanded,
+            request.step,
+            request.theme,
+            request.lang,
+            self.dot_limits,
+        )
+        self._check_size(len(result))
+        self.layouts.put(render_key, result, len(result))
+        return result
+
+    async def _graphviz(self, work: Callable[..., R], *args: Any) -> R:
+        """Run a layout or an export off the event loop, its failures as API errors."""
+        self.exports_made += 1
         try:
-            return await run_in_threadpool(
-                render,
-                graph,
-                request.format,
-                request.expanded,
-                request.step,
-                request.theme,
-                request.lang,
-            )
+            return await run_in_threadpool(work, *args)
         except BadStep as exc:
             raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
+        except DotFailed as exc:
+            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
 
     def layers(self) -> dict[str, bool]:
         """Which isolation layers are active."""
@@ -218,6 +300,7 @@ class TraceService:
 
 __all__ = [
     "ErrorDetail",
+    "LayoutBusy",
     "LayoutUnavailable",
     "PoolBusy",
     "RateLimited",
