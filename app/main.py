@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.config import Settings, get_settings
-from app.middleware import BodySizeLimit
+from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
 from app.routes import api, pages
 from app.sandbox.pool import WorkerPool
@@ -34,8 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pool is not None:
                 pool.close()
 
-    app = FastAPI(title="Autograd Explorer", version=__version__, lifespan=lifespan)
+    # No slash redirects: their Location would be built from the client's Host header.
+    app = FastAPI(
+        title="Autograd Explorer", version=__version__, lifespan=lifespan, redirect_slashes=False
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ForwardedFor, proxies=settings.proxy_networks())
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")

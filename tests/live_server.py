@@ -12,6 +12,7 @@ import httpx
 import uvicorn
 
 from app.config import Settings
+from app.http_server import server_config
 from app.main import create_app
 
 
@@ -26,7 +27,8 @@ def live_server(settings: Settings) -> Iterator[tuple[str, object]]:
     """(base URL, app) of a server that stops when the block ends."""
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = server_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
