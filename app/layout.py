@@ -55,7 +55,7 @@ class DotLimits:
 
 
 # One dot per core at a time, for the whole process: a layout past that waits for a slot.
-DOT_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+DOT_SLOTS = threading.BoundedSemaphore(len(os.sched_getaffinity(0)) or 1)
 
 
 def dot_available() -> bool:
@@ -124,7 +124,8 @@ def node_groups(graph: Graph, by_line: bool | None = None) -> dict[str, str | No
     for edge in graph.edges:
         source, target = by_id[edge.source], by_id[edge.target]
         if isinstance(source, OpNode) and isinstance(target, TensorNode):
-            producers.setdefault(target.id, source.id)
+            if source.variable != target.id:  # AccumulateGrad follows its leaf, not the reverse
+                producers.setdefault(target.id, source.id)
         elif isinstance(source, TensorNode) and isinstance(target, OpNode):
             consumers[source.id].append(target.id)
     ops = [n for n in graph.nodes if isinstance(n, OpNode)]
