@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -248,12 +249,20 @@ def fake_dot(tmp_path, monkeypatch):
     return write
 
 
-def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot) -> None:
-    fake_dot("cat >/dev/null; echo $(ulimit -v) $(ulimit -t) $(nice)")
+@pytest.mark.parametrize("wrapped", [True, False], ids=["prlimit", "preexec_fn"])
+def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot, monkeypatch, wrapped) -> None:
+    if not wrapped:  # a system without util-linux's prlimit
+        real_which = shutil.which
+        monkeypatch.setattr(
+            shutil, "which", lambda name: None if name == "prlimit" else real_which(name)
+        )
+    elif shutil.which("prlimit") is None:
+        pytest.skip("prlimit is not installed")
+    fake_dot("cat >/dev/null; echo $(ulimit -v) $(ulimit -t) $(ulimit -c) $(nice)")
     out = run_dot("digraph G {}", "json0", DotLimits(seconds=7, memory_mb=300))
-    memory_kb, cpu_s, niceness = out.split()
-    assert int(memory_kb) == 300 * 1024 and int(cpu_s) == 8
-    assert int(niceness) >= os.nice(0) + 10 or int(niceness) == 19
+    memory_kb, cpu_s, core, niceness = out.split()
+    assert int(memory_kb) == 300 * 1024 and int(cpu_s) == 8 and int(core) == 0
+    assert int(niceness) == min(19, os.nice(0) + 10)
 
 
 def test_dot_past_its_time_is_layout_time(fake_dot) -> None:
