@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import re
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +20,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
-from app.sandbox import runner
-from app.sandbox.capabilities import Capabilities
-from app.sandbox.policy import PolicyLimits
+from app.errors import DeviceUnavailable, LimitExceeded
 from app.schemas import (
     BackwardPass,
     BackwardStep,
@@ -42,6 +42,7 @@ PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.bac
 _SEQUENCE_NR_MAX = 2**63
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _TRACE_LOCK = threading.RLock()  # module hooks and the default device are process-wide
+PROGRAM_FILENAME = "<program>"  # the file name a traced program is compiled under
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def iter_tensors(value: Any) -> Iterable[torch.Tensor]:
             stack.extend(reversed(list(item.values())))
 
 
-def _user_line(filename: str = runner.USER_FILENAME) -> int | None:
+def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == filename:
@@ -259,12 +260,12 @@ class Recorder:
         return node_id
 
     def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
+        param = self._param_names.get(id(t)) if isinstance(t, nn.Parameter) else None
+        if param is not None:  # a parameter keeps its module path (model.0.weight)
+            return param, None
         binding = self._bindings.get(id(t))
         if binding is not None and binding[3] is t:
             return binding[0], binding[1]
-        param = self._param_names.get(id(t))
-        if param is not None:
-            return param, None
         return None, None
 
     def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
@@ -475,6 +476,15 @@ class Recorder:
         )
         return output_id
 
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Run torch's own work (gradcheck's passes) without recording it."""
+        previous, self.in_pass = self.in_pass, True
+        try:
+            yield
+        finally:
+            self.in_pass = previous
+
     def bind(self, line: int, module_scope: bool, *pairs: tuple[str, Any]) -> None:
         """Called by instrumented code after each assignment: names tensors and modules."""
         if self.busy:
@@ -486,10 +496,22 @@ class Recorder:
         finally:
             self.busy = False
 
+    def _name_module(self, name: str, module: nn.Module) -> None:
+        """Give a module bound to a variable, its sub-modules and parameters their paths."""
+        if id(module) in self._module_names:
+            return  # a sub-module keeps the path of the model it belongs to
+        for path, sub in module.named_modules():
+            self._module_names.setdefault(id(sub), (f"{name}.{path}" if path else name, sub))
+        for pname, param in module.named_parameters():
+            self._param_names.setdefault(id(param), f"{name}.{pname}")
+
     def _bind_one(self, name: str, value: Any, line: int, module_scope: bool) -> None:
         if isinstance(value, nn.Module):
-            self._module_names[id(value)] = (name, value)
+            if module_scope:  # names inside functions and __init__ are temporaries
+                self._name_module(name, value)
             return
+        if isinstance(value, nn.Parameter) and id(value) in self._param_names:
+            return  # `for p in model.parameters()` must not rename model.0.weight to p
         if isinstance(value, (list, tuple)) and len(value) <= 64:
             for index, item in enumerate(value):
                 if isinstance(item, torch.Tensor):
@@ -739,6 +761,23 @@ class Recorder:
         return self.graph
 
 
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+# files on the way from a backward()/grad() call to the mode: the dispatcher and the functions
+_DISPATCH_FILES = frozenset(
+    str(Path(m.__file__).resolve())
+    for m in (torch.overrides, torch.autograd, torch._tensor)
+    if getattr(m, "__file__", None)
+)
+
+
+def _called_from_torch() -> bool:
+    """Whether the backward()/grad() being dispatched was called by torch's own code."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in _DISPATCH_FILES:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR)
+
+
 class RecordingMode(TorchFunctionMode):
     """Routes every torch call of the program through the Recorder."""
 
@@ -758,6 +797,9 @@ class RecordingMode(TorchFunctionMode):
         if rec.busy or rec.in_pass:
             return func(*args, **kwargs)
         if func in PASS_FUNCTIONS:
+            if _called_from_torch():  # gradcheck, jacobian: torch's own passes, not the program's
+                with rec.quiet():
+                    return func(*args, **kwargs)
             return rec.run_pass(func, args, kwargs)
         out = func(*args, **kwargs)
         if rec.recording:
@@ -819,10 +861,10 @@ class _WarningsAsNotes(warnings.catch_warnings):
 
 def _error_info(exc: BaseException) -> ErrorInfo:
     line = None
-    if isinstance(exc, SyntaxError) and exc.filename == runner.USER_FILENAME:
+    if isinstance(exc, SyntaxError) and exc.filename == PROGRAM_FILENAME:
         line = exc.lineno
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_code.co_filename == runner.USER_FILENAME:
+        if frame.f_code.co_filename == PROGRAM_FILENAME:
             line = lineno
     message = str(exc.msg if isinstance(exc, SyntaxError) else exc) or type(exc).__name__
     return ErrorInfo(type=type(exc).__name__, message=message[:2000], line=line)
@@ -831,60 +873,64 @@ def _error_info(exc: BaseException) -> ErrorInfo:
 _OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
 
 
-def trace_code(
-    code: str,
+class ProgramExit(Exception):
+    """The program ended itself early (exit(), sys.exit()): the recording so far stands."""
+
+
+def _warm_up_storage_types() -> None:
+    # torch.Tensor([...]) as the first tensor of a process trips an internal assert under a
+    # TorchFunctionMode; building one before the mode is entered loads what it needs.
+    torch.Tensor([0.0])
+
+
+def record_program(
+    execute: Callable[[Recorder], None],
     device: str = "cpu",
     seed: int = 0,
     options: TraceOptions | None = None,
-    limits: PolicyLimits | None = None,
-    max_tensor_elements: int = 2**26,
 ) -> Graph:
-    """Run a program on real tensors and record its autograd graph and backward passes.
+    """Record the autograd graph and backward passes of a program run by `execute(recorder)`.
 
-    PolicyError, LimitExceeded and DeviceUnavailable end the trace; an exception of the program
-    itself is recorded in the Graph with the part recorded before it.
+    `execute` runs code compiled under PROGRAM_FILENAME whose variable bindings call
+    `recorder.bind`. LimitExceeded and DeviceUnavailable end the recording; an exception of the
+    program itself is recorded in the Graph with the part recorded before it.
     """
     options = options or TraceOptions()
     target = resolve_device(device)
     label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
     recorder = Recorder(label, options)
-    stdout = runner.BoundedWriter()
-    try:
-        program = runner.compile_program(code, limits)
-    except SyntaxError as exc:
-        recorder.graph.error = _error_info(exc)
-        return recorder.finish()
-    capabilities = Capabilities(max_tensor_elements, cuda_allowed=target.type == "cuda")
-    namespace = runner.make_namespace(recorder.bind, stdout, capabilities)
+    _warm_up_storage_types()
     with _TRACE_LOCK:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
-        try:
-            with (
-                target,
-                _ModuleHooks(recorder),
-                _WarningsAsNotes(recorder),
-                RecordingMode(recorder),
-            ):
-                _run_program(recorder, program, namespace)
-                if recorder.graph.error is None and not recorder.graph.backward:
-                    _add_implicit_backward(recorder)
-        finally:
-            recorder.graph.stdout = stdout.text()
+        with (
+            target,
+            _ModuleHooks(recorder),
+            _WarningsAsNotes(recorder),
+            RecordingMode(recorder),
+        ):
+            _run_program(recorder, execute)
+            if recorder.graph.error is None and not recorder.graph.backward:
+                _add_implicit_backward(recorder)
     return recorder.finish()
 
 
-def _run_program(recorder: Recorder, program: Any, namespace: dict[str, Any]) -> None:
+def record_error(exc: BaseException, device: str = "cpu") -> Graph:
+    """An empty recording that holds only the program's error (e.g. a SyntaxError)."""
+    recorder = Recorder(device, TraceOptions())
+    recorder.graph.error = _error_info(exc)
+    return recorder.finish()
+
+
+def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> None:
     try:
-        runner.execute(program, namespace)
-    except (PolicyError, LimitExceeded) as exc:
-        if isinstance(exc, PolicyError) and exc.line is None:
-            exc.line = _error_info(exc).line
+        execute(recorder)
+    except LimitExceeded:
         raise
+    except ProgramExit:
+        pass
     except MemoryError:
         raise LimitExceeded("memory", "the program ran out of its memory limit") from None
-    except RecursionError as exc:
-        recorder.graph.error = _error_info(exc)
     except Exception as exc:  # the program's own failure is part of the recording
         if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY):
             raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.examples import get_example
-from app.graph_tracer import trace_code
 from app.layout import layout_graph
 from app.main import create_app
 from app.sandbox import policy, runner
 from app.schemas import Graph
+from app.tracing import trace_code
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from app.cli import main
 from app.examples import get_example
 from app.export import BadStep, render, script_json, step_view, styled_dot
-from app.graph_tracer import trace_code
 from app.layout import layout_graph
 from app.schemas import TensorNode
+from app.tracing import trace_code
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
 from tests.test_layout import ODD_KEY, odd_module_graph
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from app.examples import all_examples, get_example, summaries
-from app.graph_tracer import trace_code
 from app.schemas import TensorNode
+from app.tracing import trace_code
 from tests.ground_truth import resolve, run_plain
 
 EXAMPLES = [e.id for e in all_examples()]

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from app.examples import get_example
-from app.graph_tracer import LimitExceeded, TraceOptions, trace_code, trace_tensors
+from app.graph_tracer import LimitExceeded, TraceOptions, trace_tensors
 from app.schemas import Graph, OpNode, TensorNode
+from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
 
 
@@ -291,3 +292,19 @@ def test_cuda_mixed_graph_order_is_recorded_as_it_happened() -> None:
     (record,) = graph.backward
     assert record.added and len(record.steps) >= 6
     assert record.grads[tensor_named(graph, "w").id].values == [3.0, 3.0, 3.0]
+
+
+def test_parameters_keep_their_module_path_through_loop_variables() -> None:
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))\n"
+        "for param in model.parameters():\n    param.requires_grad_(True)\n"
+        "params = list(model.parameters())\nfirst = params[0]\n"
+        "for name, layer in model.named_modules():\n    pass\n"
+        "loss = model(torch.randn(2, 3)).sum()\nloss.backward()\n"
+    )
+    graph = trace_code(code)
+    labels = {n.label for n in graph.nodes if n.kind == "tensor" and n.is_parameter}
+    assert labels == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
+    modules = {n.module for n in graph.nodes if n.kind == "op" and n.module}
+    assert modules == {"0", "1", "2"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.graph_tracer import trace_code
 from app.json_text import has_lone_surrogate, model_json_bytes
 from app.schemas import Graph
+from app.tracing import trace_code
 
 
 def test_lone_surrogates_are_found() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from app.errors import LimitExceeded
 from app.examples import all_examples, get_example
-from app.graph_tracer import trace_callable, trace_code
+from app.graph_tracer import trace_callable
 from app.layout import (
     DOT_SLOTS,
     LABEL_CHARS,
@@ -24,6 +24,7 @@ from app.layout import (
     to_dot,
 )
 from app.schemas import Layout
+from app.tracing import trace_code
 from benchmarks.models import encoder
 
 pytestmark = pytest.mark.skipif(
