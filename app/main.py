@@ -27,10 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = WorkerPool(settings) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
-        app.state.service = TraceService(settings, pool)
+        app.state.service = service = TraceService(settings, pool)
         try:
             yield
         finally:
+            await run_in_threadpool(service.close)
             if pool is not None:
                 pool.close()
 

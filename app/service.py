@@ -8,7 +8,6 @@ import ipaddress
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -17,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__
 from app.config import Settings
 from app.errors import LimitExceeded
-from app.export import BadStep, render
-from app.json_text import has_lone_surrogate, model_json_bytes
+from app.export import BadStep
+from app.graph_jobs import BIG_GRAPH_BYTES, GraphHelper, do_job, unpack
+from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
     DotFailed,
@@ -26,7 +26,6 @@ from app.layout import (
     LayoutBusy,
     LayoutUnavailable,
     dot_available,
-    layout_graph,
 )
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import ErrorDetail, Graph, LayoutRequest, RenderRequest, TraceRequest
@@ -52,7 +51,6 @@ def request_key(request: TraceRequest) -> str:
 
 
 V = TypeVar("V")
-R = TypeVar("R")
 
 
 class ResultCache(Generic[V]):
@@ -146,6 +144,7 @@ class TraceService:
         )
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
+        self.helper = GraphHelper()
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
@@ -188,29 +187,26 @@ class TraceService:
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-        result, complete = await run_in_threadpool(self._with_layout, result, key)
+        result, complete = await self._on_graph("trace", result, key, (self.dot_limits,))
+        self._check_size(len(result))
         if complete:  # a layout skipped only because graphviz was busy is tried again later
             self.cache.put(key, result, len(result))
         return result
 
-    def _with_layout(self, payload: bytes, key: str) -> tuple[bytes, bool]:
-        """The graph JSON with its default layout, and whether the answer may be cached."""
-        graph = Graph.model_validate_json(payload)
-        self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
-        complete = True
-        if not dot_available():
-            graph.notes.append(INSTALL_HINT)
-        else:
-            try:
-                graph.layout = layout_graph(graph, [], self.dot_limits)
-            except (LimitExceeded, DotFailed) as exc:
-                graph.notes.append(f"No layout: {getattr(exc, 'message', exc)}")
-            except LayoutBusy as exc:
-                graph.notes.append(f"No layout yet: {exc}; expand or reload to try again")
-                complete = False
-        result = model_json_bytes(graph)
-        self._check_size(len(result))
-        return result, complete
+    async def _on_graph(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
+        """Run a graph job: on the cached parse in a thread, or for a big graph in the helper
+        process, so that no parse of megabytes holds up the event loop."""
+        if len(payload) > BIG_GRAPH_BYTES:
+            future = self.helper.submit(job, payload, args)
+            return unpack(await asyncio.wrap_future(future))
+        return await run_in_threadpool(self._job_here, job, payload, key, args)
+
+    def _job_here(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
+        graph = None if job == "trace" else self.graphs.get(key)
+        if graph is None:
+            graph = Graph.model_validate_json(payload)
+            self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
+        return do_job(graph, job, args)
 
     def _check_size(self, size: int) -> None:
         if size > self.settings.max_response_bytes:
@@ -227,18 +223,23 @@ class TraceService:
         trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
         return trace_request, self._checked_key(trace_request, tuple(request.expanded))
 
-    async def _graph(self, request: TraceRequest, key: str) -> Graph:
-        """The recorded Graph of a request: parsed and cached, traced when not seen yet."""
-        graph = self.graphs.get(key)
-        if graph is None:
-            payload = self.cache.get(key)
-            if payload is None:
-                payload = await self._run(request, key)
-            graph = self.graphs.get(key)
-            if graph is None:  # the bytes came from the cache; the parsed graph was evicted
-                graph = await run_in_threadpool(Graph.model_validate_json, payload)
-                self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
-        return graph
+    async def _graphviz(self, job: str, request: TraceRequest, key: str, *args: Any) -> bytes:
+        """A layout or an export of the request's graph (traced first when not cached), its
+        failures as API errors."""
+        payload = self.cache.get(key)
+        if payload is None:
+            payload = await self._run(request, key)
+        self.exports_made += 1
+        try:
+            result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
+        except BadStep as exc:
+            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
+        except LimitExceeded as exc:
+            raise limit_failure(exc.limit, exc.message) from None
+        except DotFailed as exc:
+            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
+        self._check_size(len(result))
+        return result
 
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
@@ -248,10 +249,7 @@ class TraceService:
         if cached is not None:
             return cached
         self.rate.check(client)
-        graph = await self._graph(trace_request, key)
-        layout = await self._graphviz(layout_graph, graph, request.expanded, self.dot_limits)
-        result = layout.model_dump_json().encode()
-        self._check_size(len(result))
+        result = await self._graphviz("layout", trace_request, key, request.expanded)
         self.layouts.put(layout_key, result, len(result))
         return result
 
@@ -264,32 +262,15 @@ class TraceService:
         if cached is not None:
             return cached
         self.rate.check(client)
-        graph = await self._graph(trace_request, key)
         result = await self._graphviz(
-            render,
-            graph,
-            request.format,
-            request.expanded,
-            request.step,
-            request.theme,
-            request.lang,
-            self.dot_limits,
+            "render", trace_request, key, request.format, request.expanded, *view[1:]
         )
-        self._check_size(len(result))
         self.layouts.put(render_key, result, len(result))
         return result
 
-    async def _graphviz(self, work: Callable[..., R], *args: Any) -> R:
-        """Run a layout or an export off the event loop, its failures as API errors."""
-        self.exports_made += 1
-        try:
-            return await run_in_threadpool(work, *args)
-        except BadStep as exc:
-            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
-        except LimitExceeded as exc:
-            raise limit_failure(exc.limit, exc.message) from None
-        except DotFailed as exc:
-            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
+    def close(self) -> None:
+        """Stop the helper process of big graphs."""
+        self.helper.close()
 
     def layers(self) -> dict[str, bool]:
         """Which isolation layers are active."""

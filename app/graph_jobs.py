@@ -1,0 +1,93 @@
+"""Layout and export jobs on a graph's JSON, run in the server or, for big graphs, in a helper
+process whose parse (about a second for 5 MB, holding the GIL) cannot stall the server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import threading
+from typing import Any
+
+from app.errors import LimitExceeded
+from app.export import BadStep, render
+from app.json_text import model_json_bytes
+from app.layout import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available, layout_graph
+from app.schemas import Graph
+
+BIG_GRAPH_BYTES = 1 << 20  # graphs above this are parsed and laid out in the helper process
+
+
+def add_default_layout(graph: Graph, limits: DotLimits) -> bool:
+    """Lay out the collapsed view into graph.layout (or note why not); False when dot was busy."""
+    if not dot_available():
+        graph.notes.append(INSTALL_HINT)
+        return True
+    try:
+        graph.layout = layout_graph(graph, [], limits)
+    except (LimitExceeded, DotFailed) as exc:
+        graph.notes.append(f"No layout: {getattr(exc, 'message', exc)}")
+    except LayoutBusy as exc:
+        graph.notes.append(f"No layout yet: {exc}; expand or reload to try again")
+        return False
+    return True
+
+
+def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
+    """One job on a parsed graph.
+
+    ("trace", (limits,)) -> (answer bytes with the default layout, cacheable);
+    ("layout", (expanded, limits)) -> layout JSON bytes;
+    ("render", (fmt, expanded, step, theme, lang, limits)) -> export bytes."""
+    if job == "trace":
+        complete = add_default_layout(graph, *args)
+        return model_json_bytes(graph), complete
+    if job == "layout":
+        return layout_graph(graph, *args).model_dump_json().encode()
+    return render(graph, *args)
+
+
+def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """Parse a graph's JSON and run one job on it; failures come back as plain tuples."""
+    try:
+        return "ok", do_job(Graph.model_validate_json(payload), job, args)
+    except LimitExceeded as exc:
+        return "limit", (exc.limit, exc.message)
+    except LayoutBusy as exc:
+        return "busy", str(exc)
+    except DotFailed as exc:
+        return "failed", str(exc)
+    except BadStep as exc:
+        return "badstep", str(exc)
+
+
+def unpack(outcome: tuple[str, Any]) -> Any:
+    """The result of run_job, or its failure raised again as the original exception."""
+    kind, value = outcome
+    if kind == "ok":
+        return value
+    if kind == "limit":
+        raise LimitExceeded(*value)
+    raise {"busy": LayoutBusy, "failed": DotFailed, "badstep": BadStep}[kind](value)
+
+
+class GraphHelper:
+    """One spawned helper process for big graphs, started on first use."""
+
+    def __init__(self) -> None:
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: str, payload: bytes, args: tuple[Any, ...]) -> concurrent.futures.Future:
+        """Run run_job in the helper process."""
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("spawn")  # never fork a threaded server
+                self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+            return self._executor.submit(run_job, job, payload, args)
+
+    def close(self) -> None:
+        """Stop the helper process, if it was started."""
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
