@@ -8,6 +8,7 @@ import ipaddress
 import json
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -125,6 +126,14 @@ def _is_loopback(host: str) -> bool:
 PARSED_GRAPH_WEIGHT = 10  # a parsed Graph takes about ten times the memory of its JSON
 
 
+@dataclass
+class _Flight:
+    """A trace being run, and how many requests wait for it."""
+
+    task: asyncio.Future[bytes]
+    waiters: int = 0
+
+
 class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
     lays out and exports their graphs, caching each result and bounding the work."""
@@ -145,15 +154,42 @@ class TraceService:
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
+        self._flights: dict[str, _Flight] = {}  # traces running now, by request key
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
-        key = self._checked_key(request)
+        return await self._answer(request, self._checked_key(request), client)
+
+    async def _answer(
+        self, request: TraceRequest, key: str, client: str | None, counted: bool = True
+    ) -> bytes:
+        """The cached answer, or a run shared by identical requests that arrive meanwhile
+        (only the first asker counts against the rate limit, when counted)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        self.rate.check(client)
-        return await self._run(request, key)
+        flight = self._flights.get(key)
+        if flight is None:  # the first asker runs it; identical requests meanwhile share the run
+            if counted:
+                self.rate.check(client)
+            flight = _Flight(asyncio.ensure_future(self._run(request, key)))
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda _: self._land(key, flight))
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1 and not flight.task.done():
+                flight.task.cancel()  # nobody else waits: free the worker
+            raise
+        finally:
+            flight.waiters -= 1
+
+    def _land(self, key: str, flight: _Flight) -> None:
+        if not flight.task.cancelled():
+            flight.task.exception()  # a failure whose askers all left is not logged as lost
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     def _checked_key(self, request: TraceRequest, texts: tuple[str, ...] = ()) -> str:
         """The request's cache key once its text is valid and its code within the size limit."""
@@ -226,9 +262,7 @@ class TraceService:
     async def _graphviz(self, job: str, request: TraceRequest, key: str, *args: Any) -> bytes:
         """A layout or an export of the request's graph (traced first when not cached), its
         failures as API errors."""
-        payload = self.cache.get(key)
-        if payload is None:
-            payload = await self._run(request, key)
+        payload = await self._answer(request, key, None, counted=False)  # counted by the caller
         self.exports_made += 1
         try:
             result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
