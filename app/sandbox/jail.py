@@ -107,6 +107,14 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
         "--clearenv",
         "--cap-drop",
         "ALL",
+        # the private /tmp first: binds that follow may lie beneath it (a checkout or a virtual
+        # environment under /tmp), and a tmpfs mounted after them would hide them
+        "--tmpfs",
+        "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
     ]
     for path in _read_only_paths():
         command += ["--ro-bind", path, path]
@@ -119,8 +127,6 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
     for shared in ("/etc/ld.so.cache", "/etc/fonts"):  # library and font look-up, no secrets
         if os.path.exists(shared):
             command += ["--ro-bind", shared, shared]
-    # /tmp last: a later tmpfs would hide anything bound beneath it
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     if gpu:
         for device in _gpu_devices():
             command += ["--dev-bind", device, device]
