@@ -155,6 +155,8 @@ def probe(timeout: float = 30.0) -> JailStatus:
         return JailStatus(False, f"bubblewrap could not start: {exc}")
     if result.returncode != 0 or result.stdout.strip() != str(JAIL_UID).encode():
         message = result.stderr.decode(errors="replace").strip()[:300] or "no output"
+        if "execvp" in message:  # the jail stood, but Python was not where it was bound
+            return JailStatus(False, f"bubblewrap could not start Python in the jail ({message})")
         return JailStatus(
             False,
             f"bubblewrap could not create its namespaces ({message}); in a container, see "
