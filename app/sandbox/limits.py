@@ -241,6 +241,15 @@ def prepare_seccomp(cuda: bool) -> Any:
     return filt
 
 
+PR_SET_DUMPABLE = 4
+
+
+def not_dumpable() -> bool:
+    """No other process of the same user may read this one's memory (/proc/PID/mem, ptrace)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
 def install_seccomp(cuda: bool) -> bool:
     """Deny new processes, networking, file-system changes, writes, and reaching other processes."""
     filt = prepare_seccomp(cuda)
@@ -283,6 +292,7 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     else:
         layers["memory"] = False
     layers["network"] = leave_network()
+    layers["not_dumpable"] = not_dumpable()
     if limits.idle_after_cpu_seconds is not None:
         layers["fair_priority"] = lower_priority_after(limits.idle_after_cpu_seconds)
     layers["seccomp"] = install_seccomp(limits.cuda)
