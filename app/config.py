@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(60, ge=0)
     rate_limit_localhost: bool = False
+    client_in_flight: int = Field(
+        2, ge=0, description="traces one client may have running at once (0: no cap)"
+    )
+    client_queue: int = Field(
+        4, ge=0, description="further traces of one client that wait; past them, 503"
+    )
     allow_cuda: bool = True
     isolation: bool = True
     jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")

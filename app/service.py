@@ -15,6 +15,7 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.client_slots import ClientSlots
 from app.config import Settings
 from app.errors import LimitExceeded
 from app.export import BadStep
@@ -155,6 +156,13 @@ class TraceService:
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
+        self.slots = ClientSlots(settings.client_in_flight, settings.client_queue)
+
+    def _capped(self, client: str | None) -> bool:
+        """Whether the per-client cap applies (loopback is exempt, as for the rate limit)."""
+        return client is not None and (
+            self.settings.rate_limit_localhost or not _is_loopback(client)
+        )
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
@@ -172,9 +180,17 @@ class TraceService:
         if flight is None:  # the first asker runs it; identical requests meanwhile share the run
             if counted:
                 self.rate.check(client)
-            flight = _Flight(asyncio.ensure_future(self._run(request, key)))
-            self._flights[key] = flight
-            flight.task.add_done_callback(lambda _: self._land(key, flight))
+            holder = client if self._capped(client) else None
+            await self.slots.acquire(holder)
+            flight = self._flights.get(key)  # an identical request may have started meanwhile
+            if flight is not None:
+                self.slots.release(holder)
+            else:
+                flight = _Flight(asyncio.ensure_future(self._run(request, key)))
+                self._flights[key] = flight
+                flight.task.add_done_callback(
+                    lambda _, f=flight, h=holder: (self._land(key, f), self.slots.release(h))
+                )
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)
