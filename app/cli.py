@@ -132,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.config import get_settings
+    from app.http_server import server_config
     from app.main import create_app
 
     settings = get_settings()
@@ -150,7 +151,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "serve on 127.0.0.1, or pass --allow-unjailed to accept the risk"
             )
     print(f"Autograd Explorer on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    config = server_config(create_app(settings), settings, host=args.host, port=args.port)
+    uvicorn.Server(config).run()
     return EXIT_OK
 
 

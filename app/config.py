@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from typing import Annotated, Any
@@ -25,7 +26,12 @@ class Settings(BaseSettings):
     max_nodes: int = Field(20_000, ge=10)
     max_passes: int = Field(8, ge=1)
     inline_limit: int = Field(64, ge=1, le=4096)
-    max_response_bytes: int = Field(48 * 1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="largest answer (graph JSON or export) the server sends; past it 422 "
+        "response_bytes",
+    )
     max_request_bytes: int = Field(256 * 1024, ge=1024)
     wall_seconds: float = Field(30.0, gt=0, description="wall-clock limit of one program")
     cpu_seconds: int = Field(30, ge=1, description="CPU-time limit of one program")
@@ -41,9 +47,49 @@ class Settings(BaseSettings):
         0.5, ge=0, description="CPU time after which a program runs at idle priority"
     )
     queue_size: int = Field(8, ge=0)
-    cache_entries: int = Field(64, ge=0)
+    cache_entries: int = Field(256, ge=0, description="most results each cache keeps")
+    cache_mb: int = Field(
+        64,
+        ge=0,
+        description="bytes (MiB) each result cache (traces, parsed graphs, layouts and "
+        "exports) may hold; a parsed graph counts ten times its JSON size",
+    )
+    layout_seconds: float = Field(
+        20.0, gt=0, description="wall and CPU time of one graphviz run; past it 422 layout_time"
+    )
+    layout_memory_mb: int = Field(
+        1024, ge=64, description="address space of one graphviz run; past it 422 layout_memory"
+    )
+    layout_max_edges: int = Field(
+        20_000,
+        ge=10,
+        description="most edges handed to graphviz: past it ops outside modules are grouped "
+        "by source line, then 422 edges",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open HTTP connections served at once (kept below the open-file limit); "
+        "past it new requests get 503",
+    )
+    header_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="a connection whose request headers are not complete by then is closed",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For names the client; none by default",
+    )
     rate_limit_per_minute: int = Field(60, ge=0)
     rate_limit_localhost: bool = False
+    client_in_flight: int = Field(
+        2, ge=0, description="traces one client may have running at once (0: no cap)"
+    )
+    client_queue: int = Field(
+        4, ge=0, description="further traces of one client that wait; past them, 503"
+    )
     allow_cuda: bool = True
     isolation: bool = True
     jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")
@@ -66,7 +112,16 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.max_code_bytes > self.max_request_bytes:
             raise ValueError("max_code_bytes must not exceed max_request_bytes")
+        self.proxy_networks()  # a malformed entry fails at start-up, not per request
         return self
+
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks named by trusted_proxies."""
+        return [
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        ]
 
 
 @lru_cache

@@ -12,8 +12,10 @@ from typing import Any, Literal
 from app.badges import badge_track, badges_at
 from app.layout import (  # noqa: F401  (re-exported for callers)
     INSTALL_HINT,
+    DotLimits,
     DotStyle,
     LayoutUnavailable,
+    clip_label,
     dot_available,
     layout_graph,
     run_dot,
@@ -180,7 +182,14 @@ def _kind(node: TensorNode | OpNode | None) -> str:
     return "param" if node.is_parameter else "leaf"
 
 
-def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, lang: str) -> str:
+def styled_dot(
+    graph: Graph,
+    expanded: list[str],
+    step: str | None,
+    theme: str,
+    lang: str,
+    limits: DotLimits | None = None,
+) -> str:
     """Graphviz source of the graph at a step, coloured like the explorer, with a legend."""
     colours = THEMES.get(theme, THEMES["light"])
     view = step_view(graph, step, lang)
@@ -198,7 +207,8 @@ def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, 
         badge = view.badges.get(box.id)
         if badge:
             colour = colours["grad"] if box.id in view.gradient_badges else colours["fg"]
-            rows += f'<br/><font point-size="13" color="{colour}">{html.escape(badge)}</font>'
+            badge = html.escape(clip_label(badge))
+            rows += f'<br/><font point-size="13" color="{colour}">{badge}</font>'
         active = node is None or box.id in view.active or not view.active
         shape = "box"
         style = "filled,rounded" if kind != "const" else "filled,rounded,dashed"
@@ -217,7 +227,7 @@ def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, 
         for k, text in LEGEND.get(lang, LEGEND["en"])
     )
     title_row = (
-        f'<tr><td colspan="2" align="left"><b>{html.escape(view.title)}</b></td></tr>'
+        f'<tr><td colspan="2" align="left"><b>{html.escape(clip_label(view.title))}</b></td></tr>'
         if view.title
         else ""
     )
@@ -234,29 +244,48 @@ def styled_dot(graph: Graph, expanded: list[str], step: str | None, theme: str, 
         cluster_attributes=f'margin=12; style="dashed,rounded"; color="{colours["module"][1]}"; '
         f'fontcolor="{colours["module"][1]}";',
     )
-    source, _, _ = to_dot(pass_subgraph(graph, pass_of_step(step, graph)), set(expanded), style)
+    shown = pass_subgraph(graph, pass_of_step(step, graph))
+    source, _, _ = to_dot(shown, set(expanded), style, limits)
     return source
 
 
 def render_graphviz(
-    graph: Graph, fmt: Format, expanded: list[str], step: str | None, theme: str, lang: str
+    graph: Graph,
+    fmt: Format,
+    expanded: list[str],
+    step: str | None,
+    theme: str,
+    lang: str,
+    limits: DotLimits | None = None,
 ) -> bytes:
     """SVG, PNG or DOT bytes of the graph at a step."""
-    source = styled_dot(graph, expanded, step, theme, lang)
+    source = styled_dot(graph, expanded, step, theme, lang, limits)
     if fmt == "dot":
-        return source.encode()
+        return source.encode("utf-8", "replace")
     if fmt == "png":
-        return run_dot(source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1), "png")
-    return run_dot(source, "svg")
+        source = source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1)
+        return run_dot(source, "png", limits)
+    return run_dot(source, "svg", limits)
 
 
-def _script_json(value: Any) -> str:
-    """JSON safe inside a <script> element."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+# Characters that could end or comment out a <script> element, or end a line in old parsers.
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(value: Any) -> str:
+    """JSON that is inert inside a <script> element for any string it holds."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
 
 
 def render_html(
-    graph: Graph, expanded: list[str], step: str | None, theme: str, lang: str
+    graph: Graph,
+    expanded: list[str],
+    step: str | None,
+    theme: str,
+    lang: str,
+    limits: DotLimits | None = None,
 ) -> bytes:
     """One HTML file with the graph, styles and player inline, that plays with no network."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -264,26 +293,29 @@ def render_html(
     shown = pass_of_step(step, graph) if splits_by_pass(graph) else None
     layout = graph.layout
     if layout is None or sorted(layout.expanded) != sorted(expanded) or layout.pass_index != shown:
-        graph = graph.model_copy(update={"layout": layout_pass(graph, expanded, shown)})
+        graph = graph.model_copy(update={"layout": layout_pass(graph, expanded, shown, limits)})
     if graph.badges is None:
         graph = graph.model_copy(update={"badges": badge_track(graph)})
     layouts: dict[int, Any] = {}  # the offline pass picker redraws from these
     if shown is not None:
         for index in range(len(graph.backward)):
-            layout = graph.layout if index == shown else layout_pass(graph, expanded, index)
+            if index == shown:
+                layout = graph.layout
+            else:
+                layout = layout_pass(graph, expanded, index, limits)
             layouts[index] = json.loads(layout.model_dump_json()) if layout else None
     scripts = static_dir() / "js"
     modules = {name: (scripts / name).read_text(encoding="utf-8") for name in PLAYER_MODULES}
     env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape())
     page = env.get_template("export.html").render(
         css=(static_dir() / "css" / "explorer.css").read_text(encoding="utf-8"),
-        graph_json=_script_json(json.loads(graph.model_dump_json())),
-        modules_json=_script_json({"order": list(PLAYER_MODULES), "sources": modules}),
-        settings_json=_script_json({"step": step, "lang": lang, "layouts": layouts}),
+        graph_json=script_json(json.loads(graph.model_dump_json())),
+        modules_json=script_json({"order": list(PLAYER_MODULES), "sources": modules}),
+        settings_json=script_json({"step": step, "lang": lang, "layouts": layouts}),
         theme=theme,
         lang="zh-CN" if lang == "zh" else "en",
     )
-    return page.encode()
+    return page.encode("utf-8", "replace")
 
 
 def render(
@@ -293,6 +325,7 @@ def render(
     step: str | None = None,
     theme: str = "light",
     lang: str = "en",
+    limits: DotLimits | None = None,
 ) -> bytes:
     """The graph exported in a format; LayoutUnavailable without graphviz, BadStep for bad steps."""
     expanded = list(expanded or [])
@@ -300,8 +333,8 @@ def render(
     if not dot_available():
         raise LayoutUnavailable(INSTALL_HINT)
     if fmt == "html":
-        return render_html(graph, expanded, step, theme, lang)
-    return render_graphviz(graph, fmt, expanded, step, theme, lang)
+        return render_html(graph, expanded, step, theme, lang, limits)
+    return render_graphviz(graph, fmt, expanded, step, theme, lang, limits)
 
 
 def filename(fmt: str) -> str:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.config import Settings, get_settings
-from app.middleware import BodySizeLimit
+from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
 from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
@@ -28,20 +28,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = WorkerPool(settings) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
-        app.state.service = TraceService(settings, pool)
+        app.state.service = service = TraceService(settings, pool)
         try:
             yield
         finally:
+            await run_in_threadpool(service.close)
             if pool is not None:
                 pool.close()
 
     # /docs is served by api_docs with a vendored Swagger UI; ReDoc would load from a CDN.
+    # No slash redirects: their Location would be built from the client's Host header.
     app = FastAPI(
         title="Autograd Explorer",
         version=__version__,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After", "Content-Disposition"],
             max_age=600,
         )
+    app.add_middleware(ForwardedFor, proxies=settings.proxy_networks())
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(api_docs.router)

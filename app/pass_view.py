@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.layout import layout_graph
+from app.layout import DotLimits, layout_graph
 from app.schemas import Graph, Layout, OpNode, TensorNode
 
 
@@ -47,12 +47,17 @@ def pass_subgraph(graph: Graph, pass_index: int | None) -> Graph:
     )
 
 
-def layout_pass(graph: Graph, expanded: list[str] | set[str], pass_index: int | None) -> Layout:
+def layout_pass(
+    graph: Graph,
+    expanded: list[str] | set[str],
+    pass_index: int | None,
+    limits: DotLimits | None = None,
+) -> Layout:
     """Positions of one pass's part of the graph (all of it for one-pass programs)."""
     shown = pass_index if splits_by_pass(graph) else None
     if shown is not None:
         shown = min(max(shown, 0), len(graph.backward) - 1)
-    layout = layout_graph(pass_subgraph(graph, shown), expanded)
+    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits)
     layout.pass_index = shown
     return layout
 

@@ -15,18 +15,25 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.badges import badge_track
+from app.client_slots import ClientSlots
 from app.config import Settings
 from app.errors import LimitExceeded
-from app.export import BadStep, render
-from app.layout import INSTALL_HINT, LayoutUnavailable, dot_available
-from app.pass_view import layout_pass
+from app.export import BadStep
+from app.graph_jobs import BIG_GRAPH_BYTES, GraphHelper, do_job, unpack
+from app.json_text import has_lone_surrogate
+from app.layout import (
+    INSTALL_HINT,
+    DotFailed,
+    DotLimits,
+    LayoutBusy,
+    LayoutUnavailable,
+    dot_available,
+)
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import (
     ErrorDetail,
     Graph,
     LayoutRequest,
-    NoteMessage,
     RenderRequest,
     TraceRequest,
 )
@@ -55,27 +62,37 @@ V = TypeVar("V")
 
 
 class ResultCache(Generic[V]):
-    """Least-recently-used values by key."""
+    """Least-recently-used values by key, bounded in entries and in bytes."""
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, entries: int, max_bytes: int) -> None:
         self.entries = entries
-        self._items: OrderedDict[Any, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Any, tuple[V, int]] = OrderedDict()
 
     def get(self, key: Any) -> V | None:
         """The cached value, refreshed as most recent."""
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: V) -> None:
-        """Remember a result, forgetting the oldest past the bound."""
-        if self.entries <= 0:
-            return
-        self._items[key] = value
+        item = self._items.get(key)
+        if item is None:
+            return None
         self._items.move_to_end(key)
-        while len(self._items) > self.entries:
-            self._items.popitem(last=False)
+        return item[0]
+
+    def put(self, key: Any, value: V, size: int) -> None:
+        """Remember a result of about size bytes, forgetting the oldest past either bound."""
+        if self.entries <= 0 or size > self.max_bytes:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._items[key] = (value, size)
+        self.bytes += size
+        while len(self._items) > self.entries or self.bytes > self.max_bytes:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class RateLimiter:
@@ -113,6 +130,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+PARSED_GRAPH_WEIGHT = 10  # a parsed Graph takes about ten times the memory of its JSON
+
+
 @dataclass
 class _Flight:
     """A trace being run, and how many requests wait for it."""
@@ -123,36 +143,60 @@ class _Flight:
 
 class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
-    lays out their graphs."""
+    lays out and exports their graphs, caching each result and bounding the work."""
 
     def __init__(self, settings: Settings, pool: WorkerPool | None) -> None:
         self.settings = settings
         self.pool = pool
-        self.cache: ResultCache[bytes] = ResultCache(settings.cache_entries)
-        self.graphs: ResultCache[Graph] = ResultCache(max(2, settings.cache_entries // 4))
-        self.layouts: ResultCache[bytes] = ResultCache(settings.cache_entries * 4)
+        entries, max_bytes = settings.cache_entries, settings.cache_mb * 1024 * 1024
+        self.cache: ResultCache[bytes] = ResultCache(entries, max_bytes)
+        self.graphs: ResultCache[Graph] = ResultCache(max(2, entries // 4), max_bytes)
+        self.layouts: ResultCache[bytes] = ResultCache(entries, max_bytes)
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
+        self.dot_limits = DotLimits(
+            seconds=settings.layout_seconds,
+            memory_mb=settings.layout_memory_mb,
+            max_edges=settings.layout_max_edges,
+        )
         self.programs_run = 0  # traces that ran a program (not served from the cache)
+        self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
+        self.helper = GraphHelper()
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
+        self.slots = ClientSlots(settings.client_in_flight, settings.client_queue)
+
+    def _capped(self, client: str | None) -> bool:
+        """Whether the per-client cap applies (loopback is exempt, as for the rate limit)."""
+        return client is not None and (
+            self.settings.rate_limit_localhost or not _is_loopback(client)
+        )
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
-        size = len(request.code.encode("utf-8", "surrogatepass"))
-        if size > self.settings.max_code_bytes:
-            raise limit_failure(
-                "code_bytes",
-                f"the program is {size} bytes; the limit is {self.settings.max_code_bytes}",
-            )
-        key = request_key(request)
+        return await self._answer(request, self._checked_key(request), client)
+
+    async def _answer(
+        self, request: TraceRequest, key: str, client: str | None, counted: bool = True
+    ) -> bytes:
+        """The cached answer, or a run shared by identical requests that arrive meanwhile
+        (only the first asker counts against the rate limit, when counted)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         flight = self._flights.get(key)
         if flight is None:  # the first asker runs it; identical requests meanwhile share the run
-            self.rate.check(client)
-            flight = _Flight(asyncio.ensure_future(self._run(request, key)))
-            self._flights[key] = flight
-            flight.task.add_done_callback(lambda _: self._land(key, flight))
+            if counted:
+                self.rate.check(client)
+            holder = client if self._capped(client) else None
+            await self.slots.acquire(holder)
+            flight = self._flights.get(key)  # an identical request may have started meanwhile
+            if flight is not None:
+                self.slots.release(holder)
+            else:
+                flight = _Flight(asyncio.ensure_future(self._run(request, key)))
+                self._flights[key] = flight
+                flight.task.add_done_callback(
+                    lambda _, f=flight, h=holder: (self._land(key, f), self.slots.release(h))
+                )
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)
@@ -169,8 +213,28 @@ class TraceService:
         if self._flights.get(key) is flight:
             del self._flights[key]
 
+    def _checked_key(self, request: TraceRequest, texts: tuple[str, ...] = ()) -> str:
+        """The request's cache key once its text is valid and its code within the size limit."""
+        for field, text in (("code", request.code), *(("expanded", t) for t in texts)):
+            if has_lone_surrogate(text):
+                raise TraceFailure(
+                    400,
+                    ErrorDetail(
+                        type="BadRequest",
+                        message=f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
+                        "which is not text: send valid Unicode",
+                    ),
+                )
+        size = len(request.code.encode("utf-8"))
+        if size > self.settings.max_code_bytes:
+            raise limit_failure(
+                "code_bytes",
+                f"the program is {size} bytes; the limit is {self.settings.max_code_bytes}",
+            )
+        return request_key(request)
+
     async def _run(self, request: TraceRequest, key: str) -> bytes:
-        """Run the program (a worker, or this process) and cache its laid-out Graph JSON."""
+        """Run the program (not cached yet), lay its graph out and cache the answer."""
         self.programs_run += 1
         if self.pool is None:
             result = await run_in_threadpool(trace_to_json, request, self.settings)
@@ -181,83 +245,90 @@ class TraceService:
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-        result = await run_in_threadpool(self._with_layout, result, key)
-        self.cache.put(key, result)
+        result, complete = await self._on_graph("trace", result, key, (self.dot_limits,))
+        self._check_size(len(result))
+        if complete:  # a layout skipped only because graphviz was busy is tried again later
+            self.cache.put(key, result, len(result))
         return result
 
-    def _with_layout(self, payload: bytes, key: str) -> bytes:
-        graph = Graph.model_validate_json(payload)
-        graph.badges = badge_track(graph)
-        self.graphs.put(key, graph)
-        if not dot_available():
-            graph.notes.append(INSTALL_HINT)
-            graph.messages.append(NoteMessage(key="noGraphviz", text=INSTALL_HINT))
-        else:
-            try:
-                graph.layout = layout_pass(graph, [], 0)
-            except LimitExceeded as exc:
-                text = f"No layout: {exc.message}"
-                graph.notes.append(text)
-                graph.messages.append(
-                    NoteMessage(key="noLayout", params={"message": exc.message}, text=text)
-                )
-        return graph.model_dump_json().encode()
+    async def _on_graph(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
+        """Run a graph job: on the cached parse in a thread, or for a big graph in the helper
+        process, so that no parse of megabytes holds up the event loop."""
+        if len(payload) > BIG_GRAPH_BYTES:
+            future = self.helper.submit(job, payload, args)
+            return unpack(await asyncio.wrap_future(future))
+        return await run_in_threadpool(self._job_here, job, payload, key, args)
 
-    @staticmethod
-    def _program_of(request: TraceRequest) -> tuple[TraceRequest, str]:
+    def _job_here(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
+        graph = None if job == "trace" else self.graphs.get(key)
+        if graph is None:
+            graph = Graph.model_validate_json(payload)
+            self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
+        return do_job(graph, job, args)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.settings.max_response_bytes:
+            raise limit_failure(
+                "response_bytes",
+                f"the answer is {size} bytes, over the limit of "
+                f"{self.settings.max_response_bytes}: collapse modules or trace less",
+            )
+
+    def _program_of(self, request: LayoutRequest | RenderRequest) -> tuple[TraceRequest, str]:
         """The trace behind a layout or render request and its cache key (graphviz needed)."""
         if not dot_available():
             raise LayoutUnavailable(INSTALL_HINT)
         trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
-        return trace_request, request_key(trace_request)
+        return trace_request, self._checked_key(trace_request, tuple(request.expanded))
 
-    async def _graph(self, request: TraceRequest, key: str, client: str | None) -> Graph:
-        """The recorded Graph of a request: parsed and cached, traced when not seen yet."""
-        graph = self.graphs.get(key)
-        if graph is None:
-            payload = await self.trace(request, client)
-            graph = self.graphs.get(key)
-            if graph is None:  # the bytes came from the cache; the parsed graph was evicted
-                graph = await run_in_threadpool(Graph.model_validate_json, payload)
-                self.graphs.put(key, graph)
-        return graph
+    async def _graphviz(self, job: str, request: TraceRequest, key: str, *args: Any) -> bytes:
+        """A layout or an export of the request's graph (traced first when not cached), its
+        failures as API errors."""
+        payload = await self._answer(request, key, None, counted=False)  # counted by the caller
+        self.exports_made += 1
+        try:
+            result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
+        except BadStep as exc:
+            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
+        except LimitExceeded as exc:
+            raise limit_failure(exc.limit, exc.message) from None
+        except DotFailed as exc:
+            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
+        self._check_size(len(result))
+        return result
 
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         trace_request, key = self._program_of(request)
-        layout_key = (key, tuple(sorted(set(request.expanded))), request.pass_index)
+        layout_key = (key, "layout", tuple(sorted(set(request.expanded))), request.pass_index)
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
-        graph = await self._graph(trace_request, key, client)
-        try:
-            layout = await run_in_threadpool(
-                layout_pass, graph, request.expanded, request.pass_index
-            )
-        except LimitExceeded as exc:
-            raise limit_failure(exc.limit, exc.message) from None
-        result = layout.model_dump_json().encode()
-        self.layouts.put(layout_key, result)
+        self.rate.check(client)
+        result = await self._graphviz(
+            "layout", trace_request, key, request.expanded, request.pass_index
+        )
+        self.layouts.put(layout_key, result, len(result))
         return result
 
     async def render(self, request: RenderRequest, client: str | None) -> bytes:
         """Export bytes of the program's graph in the requested format, view and step."""
         trace_request, key = self._program_of(request)
-        graph = await self._graph(trace_request, key, client)
-        try:
-            return await run_in_threadpool(
-                render,
-                graph,
-                request.format,
-                request.expanded,
-                request.step,
-                request.theme,
-                request.lang,
-            )
-        except BadStep as exc:
-            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
-        except LimitExceeded as exc:
-            raise limit_failure(exc.limit, exc.message) from None
+        view = (request.format, request.step, request.theme, request.lang)
+        render_key = (key, "render", *view, tuple(sorted(set(request.expanded))))
+        cached = self.layouts.get(render_key)
+        if cached is not None:
+            return cached
+        self.rate.check(client)
+        result = await self._graphviz(
+            "render", trace_request, key, request.format, request.expanded, *view[1:]
+        )
+        self.layouts.put(render_key, result, len(result))
+        return result
+
+    def close(self) -> None:
+        """Stop the helper process of big graphs."""
+        self.helper.close()
 
     def layers(self) -> dict[str, bool]:
         """Which isolation layers are active."""
@@ -272,6 +343,7 @@ class TraceService:
 
 __all__ = [
     "ErrorDetail",
+    "LayoutBusy",
     "LayoutUnavailable",
     "PoolBusy",
     "RateLimited",

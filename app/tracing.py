@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
 from app.graph_tracer import TraceOptions
+from app.json_text import model_json_bytes
 from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
 from app.schemas import ErrorDetail, Graph, TraceRequest
@@ -73,7 +74,7 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             options_from(settings),
             limits_from(settings) if settings.language_layer else None,
         )
-        payload = graph.model_dump_json().encode()
+        payload = model_json_bytes(graph)
     except PolicyError as exc:
         detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
         raise TraceFailure(400, detail) from None

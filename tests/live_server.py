@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ import httpx
 import uvicorn
 
 from app.config import Settings
+from app.http_server import server_config
 from app.main import create_app
 
 
@@ -26,7 +30,8 @@ def live_server(settings: Settings) -> Iterator[tuple[str, object]]:
     """(base URL, app) of a server that stops when the block ends."""
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = server_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -44,3 +49,32 @@ def live_server(settings: Settings) -> Iterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def served_process(settings: dict[str, object]) -> Iterator[str]:
+    """Base URL of `autograd-explorer serve` run as its own process with AE_* settings."""
+    port = free_port()
+    env = {**os.environ, **{f"AE_{k.upper()}": str(v) for k, v in settings.items()}}
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the server did not start: {process.stderr.read()[-2000:]!r}")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -206,6 +209,86 @@ def test_without_dot_the_server_says_what_to_install(monkeypatch) -> None:
         layout = client.post("/api/v1/layout", json={"code": SAFE_PROGRAM})
         assert layout.status_code == 503 and layout.json()["detail"]["type"] == "LayoutUnavailable"
         assert client.get("/").status_code == 200
+
+
+def post_raw(client: TestClient, path: str, body: dict):
+    """POST JSON as escaped ASCII, so lone surrogates travel as \\ud800 escapes."""
+    content = json.dumps(body, ensure_ascii=True).encode()
+    return client.post(path, content=content, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("path", ["/api/v1/trace", "/api/v1/layout", "/api/v1/render"])
+def test_lone_surrogates_are_400_before_any_work(api_client: TestClient, path: str) -> None:
+    runs = api_client.app.state.service.programs_run
+    response = post_raw(api_client, path, {"code": "x = '\ud800'\n"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail["type"] == "BadRequest" and "surrogate" in detail["message"]
+    if path != "/api/v1/trace":
+        named = post_raw(api_client, path, {"code": SAFE_PROGRAM, "expanded": ["a\udfffb"]})
+        assert named.status_code == 400 and "expanded" in named.json()["detail"]["message"]
+    assert api_client.app.state.service.programs_run == runs
+
+
+def test_surrogates_made_by_the_program_are_replaced(api_client: TestClient) -> None:
+    response = api_client.post("/api/v1/trace", json={"code": "print('\\ud800!')\n"})
+    assert response.status_code == 200 and response.json()["stdout"] == "\ufffd!\n"
+
+
+def test_no_redirect_points_at_the_client_supplied_host(api_client: TestClient) -> None:
+    for path in ("/api/v1/health/", "/api/v1/examples/", "/embed/"):
+        response = api_client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert response.status_code == 404, path
+        assert "location" not in response.headers
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
+def test_any_module_name_lays_out_and_renders_through_the_api(api_client: TestClient) -> None:
+    from tests.test_layout import ODD_KEY
+
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.blocks = nn.ModuleDict({{{ODD_KEY!r}: nn.Linear(2, 2)}})\n"
+        "    def forward(self, x):\n"
+        f"        return self.blocks[{ODD_KEY!r}](x)\n"
+        "y = Net()(torch.ones(1, 2)).sum()\ny.backward()\n"
+    )
+    inner = f"blocks.{ODD_KEY}"
+    traced = api_client.post("/api/v1/trace", json={"code": code})
+    assert traced.status_code == 200 and traced.json()["layout"]["collapsible"] == [
+        "blocks",
+        inner,
+    ]
+    for expanded in (["blocks"], ["blocks", inner]):
+        layout = api_client.post("/api/v1/layout", json={"code": code, "expanded": expanded})
+        assert layout.status_code == 200, layout.text
+        assert sorted(layout.json()["expanded"]) == sorted(expanded)
+        for fmt in ("svg", "png", "dot", "html"):
+            body = {"code": code, "format": fmt, "expanded": expanded}
+            assert api_client.post("/api/v1/render", json=body).status_code == 200, fmt
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
+def test_layout_is_503_while_every_dot_slot_stays_busy() -> None:
+    from app.layout import DOT_SLOTS
+
+    settings = Settings(isolation=False, layout_seconds=0.2)
+    with TestClient(create_app(settings)) as client:
+        taken = 0
+        while DOT_SLOTS.acquire(blocking=False):
+            taken += 1
+        try:
+            response = client.post("/api/v1/layout", json={"code": SAFE_PROGRAM, "expanded": ["x"]})
+        finally:
+            for _ in range(taken):
+                DOT_SLOTS.release()
+        assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+        assert response.json()["detail"]["type"] == "Busy"
+        traced = client.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
+        assert traced.status_code == 200 and traced.json()["layout"] is not None
 
 
 def test_trace_carries_rules_and_examples_carry_narration(api_client: TestClient) -> None:

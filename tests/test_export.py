@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.cli import main
 from app.examples import get_example
-from app.export import BadStep, render, step_view, styled_dot
+from app.export import BadStep, render, script_json, step_view, styled_dot
+from app.layout import layout_graph
 from app.schemas import TensorNode
 from app.tracing import trace_code
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
+from tests.test_layout import ODD_KEY, odd_module_graph
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
 
@@ -155,3 +160,47 @@ def test_render_api(api_client) -> None:
     assert api_client.get("/api/v1/render?code=***&format=svg").status_code == 400
     refused = api_client.post("/api/v1/render", json={"code": "import subprocess", "format": "svg"})
     assert refused.status_code == 400 and refused.json()["detail"]["type"] == "PolicyError"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
+def test_script_json_is_inert_in_a_script_element_for_any_string(value) -> None:
+    text = script_json(value)
+    assert json.loads(text) == value
+    assert not any(ch in text for ch in "<>&\u2028\u2029")
+
+
+def test_any_module_name_exports_in_every_format_and_view() -> None:
+    graph = odd_module_graph()
+    inner = f"blocks.{ODD_KEY}"
+    for expanded in ([], ["blocks"], ["blocks", inner]):
+        ET.fromstring(render(graph, "svg", expanded))
+        assert render(graph, "png", expanded)[:4] == b"\x89PNG"
+        assert render(graph, "dot", expanded).startswith(b"digraph G {")
+        page = render(graph, "html", expanded).decode()
+        embedded = page.split('id="graph-data">', 1)[1].split("</script>", 1)[0]
+        data = json.loads(embedded)
+        assert {n.get("module") for n in data["nodes"]} >= {inner}
+        assert sorted(data["layout"]["expanded"]) == sorted(expanded)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_html_export_with_markup_in_names_shows_its_graph(tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    page_file = tmp_path / "odd.html"
+    graph = odd_module_graph()
+    boxes = len(layout_graph(graph, ["blocks"]).nodes)
+    page_file.write_bytes(render(graph, "html", ["blocks"]))
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_context(offline=True).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_file.as_uri())
+        page.wait_for_selector("body[data-ready=true]")
+        expect(page.get_by_test_id("node").first).to_be_visible()
+        assert page.get_by_test_id("node").count() == boxes
+        expect(page.locator("svg")).to_contain_text("<!--")
+        browser.close()
+    assert errors == []

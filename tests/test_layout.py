@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 
+from app.errors import LimitExceeded
 from app.examples import all_examples, get_example
 from app.graph_tracer import trace_callable
-from app.layout import layout_graph, node_groups
+from app.layout import (
+    DOT_SLOTS,
+    LABEL_CHARS,
+    DotFailed,
+    DotLimits,
+    LayoutBusy,
+    clip_label,
+    layout_graph,
+    node_groups,
+    run_dot,
+    to_dot,
+)
 from app.schemas import Layout
 from app.tracing import trace_code
 from benchmarks.models import encoder
@@ -148,3 +163,140 @@ def test_fully_expanded_nesting_keeps_every_box() -> None:
     assert set(layout.node_of.values()) == {n.id for n in layout.nodes}
     assert set(layout.node_of) == {n.id for n in graph.nodes}
     assert all(layout.node_of[n.id] == n.id for n in graph.nodes)  # nothing hidden in a box
+
+
+ODD_KEY = 'a\\b "q" <!-- </script> \u2028 ünï 名字 {x}; -> y'
+
+
+def odd_module_graph():
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, key):\n"
+        "        super().__init__()\n"
+        "        self.blocks = nn.ModuleDict({key: nn.Linear(2, 2)})\n"
+        "        self.key = key\n"
+        "    def forward(self, x):\n"
+        "        return self.blocks[self.key](x)\n"
+        f"y = Net({ODD_KEY!r})(torch.ones(1, 2)).sum()\n"
+        "y.backward()\n"
+    )
+    graph = trace_code(code)
+    assert graph.error is None, graph.error
+    return graph
+
+
+def test_any_module_name_lays_out_in_every_view() -> None:
+    graph = odd_module_graph()
+    inner = f"blocks.{ODD_KEY}"
+    for expanded in ([], ["blocks"], ["blocks", inner]):
+        layout = layout_graph(graph, expanded)
+        assert_well_placed(layout)
+        assert set(layout.node_of) == {n.id for n in graph.nodes}
+    (box,) = [n for n in layout_graph(graph, ["blocks"]).nodes if n.kind == "module"]
+    assert box.id == f"group:{inner}" and box.label == clip_label(inner)
+    assert {c.label for c in layout_graph(graph, ["blocks", inner]).clusters} == {"blocks", inner}
+
+
+def test_labels_reaching_dot_are_clipped() -> None:
+    long_name = "x" * 4500
+    graph = trace_code(
+        f"import torch\n{long_name} = torch.ones(2, requires_grad=True)\n"
+        f"y = ({long_name} * 2).sum()\n"
+    )
+    source, boxes, _ = to_dot(graph, set())
+    assert long_name not in source
+    assert max(len(box.label) for box in boxes.values()) == LABEL_CHARS
+    assert clip_label("a\x00b\x1bc\ud800") == "a\ufffdb\ufffdc\ufffd"
+    assert clip_label("名" * 200).endswith("…") and len(clip_label("名" * 200)) == LABEL_CHARS
+
+
+def dense_graph(leaves: int, rounds: int):
+    """torch.cat of many leaves, repeated: many edges between few nodes."""
+    graph = trace_code(
+        "import torch\n"
+        f"leaves = [torch.ones(1, requires_grad=True) for i in range({leaves})]\n"
+        "g = torch.ones(1, requires_grad=True)\n"
+        f"for i in range({rounds}):\n"
+        "    g = torch.cat(leaves + [g]).sum(0, keepdim=True)\n"
+        "g.backward()\n"
+    )
+    assert graph.error is None, graph.error
+    return graph
+
+
+def test_graphs_past_the_edge_cap_are_grouped_by_line_then_refused() -> None:
+    graph = dense_graph(60, 4)  # 8 ops outside modules: not grouped by line on their own
+    assert not any(g for g in node_groups(graph).values())
+    flat = layout_graph(graph, [], DotLimits(max_edges=10_000))
+    assert flat.collapsible == [] and len(flat.nodes) == len(graph.nodes)
+    grouped = layout_graph(graph, [], DotLimits(max_edges=100))
+    assert "line:5" in grouped.collapsible and "group:line:5" in {n.id for n in grouped.nodes}
+    with pytest.raises(LimitExceeded) as refused:
+        layout_graph(graph, ["line:5"], DotLimits(max_edges=100))
+    assert refused.value.limit == "edges"
+
+
+@pytest.fixture
+def fake_dot(tmp_path, monkeypatch):
+    """Put a shell script named dot first on PATH; returns a function that writes its body."""
+
+    def write(body: str) -> None:
+        script = tmp_path / "dot"
+        script.write_text("#!/bin/sh\n" + body + "\n")
+        script.chmod(0o755)
+
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    return write
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["prlimit", "preexec_fn"])
+def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot, monkeypatch, wrapped) -> None:
+    if not wrapped:  # a system without util-linux's prlimit
+        real_which = shutil.which
+        monkeypatch.setattr(
+            shutil, "which", lambda name: None if name == "prlimit" else real_which(name)
+        )
+    elif shutil.which("prlimit") is None:
+        pytest.skip("prlimit is not installed")
+    fake_dot("cat >/dev/null; echo $(ulimit -v) $(ulimit -t) $(ulimit -c) $(nice)")
+    out = run_dot("digraph G {}", "json0", DotLimits(seconds=7, memory_mb=300))
+    memory_kb, cpu_s, core, niceness = out.split()
+    assert int(memory_kb) == 300 * 1024 and int(cpu_s) == 8 and int(core) == 0
+    assert int(niceness) == min(19, os.nice(0) + 10)
+
+
+def test_dot_past_its_time_is_layout_time(fake_dot) -> None:
+    fake_dot("exec sleep 600")
+    with pytest.raises(LimitExceeded) as hit:
+        run_dot("digraph G {}", "json0", DotLimits(seconds=0.5))
+    assert hit.value.limit == "layout_time"
+    fake_dot("kill -XCPU $$")  # what RLIMIT_CPU sends
+    with pytest.raises(LimitExceeded) as hit:
+        run_dot("digraph G {}", "json0", DotLimits(seconds=5))
+    assert hit.value.limit == "layout_time"
+
+
+def test_dot_out_of_memory_is_layout_memory_and_other_failures_are_typed(fake_dot) -> None:
+    fake_dot("echo 'out of memory' >&2; kill -SEGV $$")
+    with pytest.raises(LimitExceeded) as hit:
+        run_dot("digraph G {}", "json0", DotLimits(memory_mb=100))
+    assert hit.value.limit == "layout_memory" and "100 MB" in hit.value.message
+    fake_dot("echo 'syntax error in line 1' >&2; exit 1")
+    with pytest.raises(DotFailed, match="syntax error"):
+        run_dot("digraph G {}")
+
+
+def test_no_more_dot_processes_than_slots(fake_dot) -> None:
+    fake_dot("cat >/dev/null; echo done")
+    taken = 0
+    while DOT_SLOTS.acquire(blocking=False):
+        taken += 1
+    try:
+        assert taken == len(os.sched_getaffinity(0))
+        with pytest.raises(LayoutBusy):
+            run_dot("digraph G {}", "json0", DotLimits(seconds=0.05))
+    finally:
+        for _ in range(taken):
+            DOT_SLOTS.release()
+    assert run_dot("digraph G {}", "json0").strip() == b"done"

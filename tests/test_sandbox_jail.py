@@ -68,11 +68,13 @@ def test_binds_only_python_site_packages_and_app(command: list[str]) -> None:
     assert pairs(command, "--bind") == [] and pairs(command, "--dev-bind") == []
 
 
-def test_private_tmp_is_mounted_after_every_bind(command: list[str]) -> None:
+def test_private_tmp_is_mounted_before_every_bind(command: list[str]) -> None:
+    # a checkout or virtual environment under /tmp is bound on top of the private /tmp; a tmpfs
+    # mounted after the binds would hide them
     tmpfs = command.index("--tmpfs")
     assert command[tmpfs + 1] == "/tmp"
     binds = [i for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind", "--dev-bind")]
-    assert binds and max(binds) < tmpfs
+    assert binds and min(binds) > tmpfs
     assert value_of(command, "--proc") == "/proc" and value_of(command, "--dev") == "/dev"
 
 
@@ -215,3 +217,24 @@ def test_the_jail_alone_holds_without_seccomp_or_limits(tmp_path: Path) -> None:
     assert seen["signal_host"] == "ProcessLookupError"  # the host's processes do not exist
     assert seen["environ"].startswith("ok {") and "'PATH': '/usr/bin:/bin'" in seen["environ"]
     assert len(eval(seen["pids"][3:])) <= 2  # noqa: S307 - bubblewrap and this program
+
+
+def test_a_folder_under_tmp_stays_visible_in_the_jail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not jail.probe().available:
+        pytest.skip("bubblewrap cannot start here")
+    package = tmp_path / "checkout"
+    package.mkdir()
+    (package / "probe_module.py").write_text("ANSWER = 42\n")
+    bound = jail._read_only_paths()
+    monkeypatch.setattr(jail, "_read_only_paths", lambda: [*bound, str(package)])
+    program = f"import sys; sys.path.insert(0, {str(package)!r}); import probe_module; print(probe_module.ANSWER)"
+    result = subprocess.run(
+        jail.jail_command([sys.executable, "-c", program]),
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    assert result.stdout.strip() == b"42"

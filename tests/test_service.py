@@ -1,15 +1,19 @@
-"""The trace service: identical requests that arrive together share one run."""
+"""The trace service: shared runs of identical requests, byte-bounded caches, cached and
+rate-limited renders, bounded answers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.main import create_app
 from app.schemas import TraceRequest
-from app.service import TraceService
+from app.service import ResultCache, TraceService
 from app.tracing import TraceFailure
 from tests.conftest import SAFE_PROGRAM, w_grad
 
@@ -72,3 +76,71 @@ def test_a_lone_asker_that_leaves_cancels_the_run() -> None:
         return flight.task.cancelled()
 
     assert asyncio.run(leave())
+
+
+dot_needed = pytest.mark.skipif(
+    __import__("shutil").which("dot") is None, reason="graphviz dot is not installed"
+)
+
+
+def test_cache_is_bounded_in_bytes() -> None:
+    cache: ResultCache[bytes] = ResultCache(entries=100, max_bytes=1000)
+    for i in range(5):
+        cache.put(i, b"x" * 300, 300)
+    assert cache.bytes <= 1000 and len(cache) == 3
+    assert cache.get(0) is None and cache.get(4) == b"x" * 300
+    cache.put("big", b"y" * 2000, 2000)  # larger than the whole cache: not kept
+    assert cache.get("big") is None and len(cache) == 3
+    cache.put(4, b"z", 1)  # replacing an entry frees its old size
+    assert cache.bytes == 601 and cache.get(4) == b"z"
+
+
+def test_cache_is_bounded_in_entries() -> None:
+    cache: ResultCache[bytes] = ResultCache(entries=2, max_bytes=10**9)
+    for i in range(4):
+        cache.put(i, b"v", 1)
+    assert [cache.get(i) for i in range(4)] == [None, None, b"v", b"v"]
+
+
+def in_process_client(**overrides: object) -> Iterator[TestClient]:
+    settings = Settings(isolation=False, wall_seconds=10, cpu_seconds=10, **overrides)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def limited() -> Iterator[TestClient]:
+    """In-process traces, three uncached requests a minute per client (the test client too)."""
+    yield from in_process_client(rate_limit_per_minute=3, rate_limit_localhost=True)
+
+
+@dot_needed
+def test_renders_are_cached_and_count_against_the_rate_limit(limited: TestClient) -> None:
+    service = limited.app.state.service
+    assert limited.post("/api/v1/trace", json={"code": SAFE_PROGRAM}).status_code == 200
+    body = {"code": SAFE_PROGRAM, "format": "svg"}
+    first = limited.post("/api/v1/render", json=body)
+    made = service.exports_made
+    again = limited.post("/api/v1/render", json=body)
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    assert service.exports_made == made  # the second came from the cache, not from graphviz
+    assert limited.post("/api/v1/render", json={**body, "format": "png"}).status_code == 200
+    refused = limited.post("/api/v1/render", json={**body, "format": "dot"})
+    assert refused.status_code == 429 and refused.json()["detail"]["type"] == "RateLimited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert limited.post("/api/v1/render", json=body).status_code == 200  # cached: still served
+
+
+@pytest.fixture
+def small_answers() -> Iterator[TestClient]:
+    yield from in_process_client(max_response_bytes=2048)
+
+
+def test_answers_over_the_response_cap_are_422(small_answers: TestClient) -> None:
+    response = small_answers.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
+    assert response.status_code == 422
+    assert response.json()["detail"]["limit"] == "response_bytes"
+
+
+def test_default_response_cap_is_well_under_48_mb() -> None:
+    assert Settings().max_response_bytes <= 16 * 1024 * 1024

@@ -28,7 +28,15 @@ from app.schemas import (
     TraceRequest,
     graph_json_schema,
 )
-from app.service import LayoutUnavailable, PoolBusy, RateLimited, TraceFailure, TraceService
+from app.service import (
+    RETRY_AFTER_SECONDS,
+    LayoutBusy,
+    LayoutUnavailable,
+    PoolBusy,
+    RateLimited,
+    TraceFailure,
+    TraceService,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
@@ -85,7 +93,7 @@ async def _answer(
         raise HTTPException(
             503,
             {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from None
     except RateLimited as limited:
         raise HTTPException(
@@ -95,6 +103,12 @@ async def _answer(
         ) from None
     except LayoutUnavailable as missing:
         raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
+    except LayoutBusy as busy:
+        raise HTTPException(
+            503,
+            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
     return Response(content=payload, media_type=media_type, headers=headers)
 
 

@@ -107,6 +107,14 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
         "--clearenv",
         "--cap-drop",
         "ALL",
+        # the private /tmp first: binds that follow may lie beneath it (a checkout or a virtual
+        # environment under /tmp), and a tmpfs mounted after them would hide them
+        "--tmpfs",
+        "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
     ]
     for path in _read_only_paths():
         command += ["--ro-bind", path, path]
@@ -119,8 +127,6 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
     for shared in ("/etc/ld.so.cache", "/etc/fonts"):  # library and font look-up, no secrets
         if os.path.exists(shared):
             command += ["--ro-bind", shared, shared]
-    # /tmp last: a later tmpfs would hide anything bound beneath it
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     if gpu:
         for device in _gpu_devices():
             command += ["--dev-bind", device, device]
@@ -149,6 +155,8 @@ def probe(timeout: float = 30.0) -> JailStatus:
         return JailStatus(False, f"bubblewrap could not start: {exc}")
     if result.returncode != 0 or result.stdout.strip() != str(JAIL_UID).encode():
         message = result.stderr.decode(errors="replace").strip()[:300] or "no output"
+        if "execvp" in message:  # the jail stood, but Python was not where it was bound
+            return JailStatus(False, f"bubblewrap could not start Python in the jail ({message})")
         return JailStatus(
             False,
             f"bubblewrap could not create its namespaces ({message}); in a container, see "

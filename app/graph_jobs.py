@@ -1,0 +1,102 @@
+"""Layout and export jobs on a graph's JSON, run in the server or, for big graphs, in a helper
+process whose parse (about a second for 5 MB, holding the GIL) cannot stall the server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import threading
+from typing import Any
+
+from app.badges import badge_track
+from app.errors import LimitExceeded
+from app.export import BadStep, render
+from app.json_text import model_json_bytes
+from app.layout import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
+from app.pass_view import layout_pass
+from app.schemas import Graph, NoteMessage
+
+BIG_GRAPH_BYTES = 1 << 20  # graphs above this are parsed and laid out in the helper process
+
+
+def add_default_layout(graph: Graph, limits: DotLimits) -> bool:
+    """Lay out the collapsed view of the first pass into graph.layout (or note why not); False
+    when dot was busy."""
+    if not dot_available():
+        graph.notes.append(INSTALL_HINT)
+        graph.messages.append(NoteMessage(key="noGraphviz", text=INSTALL_HINT))
+        return True
+    try:
+        graph.layout = layout_pass(graph, [], 0, limits)
+    except (LimitExceeded, DotFailed) as exc:
+        message = str(getattr(exc, "message", exc))
+        graph.notes.append(f"No layout: {message}")
+        graph.messages.append(
+            NoteMessage(key="noLayout", params={"message": message}, text=f"No layout: {message}")
+        )
+    except LayoutBusy as exc:
+        graph.notes.append(f"No layout yet: {exc}; expand or reload to try again")
+        return False
+    return True
+
+
+def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
+    """One job on a parsed graph.
+
+    ("trace", (limits,)) -> (answer bytes with badges and the default layout, cacheable);
+    ("layout", (expanded, pass_index, limits)) -> layout JSON bytes;
+    ("render", (fmt, expanded, step, theme, lang, limits)) -> export bytes."""
+    if job == "trace":
+        graph.badges = badge_track(graph)
+        complete = add_default_layout(graph, *args)
+        return model_json_bytes(graph), complete
+    if job == "layout":
+        return layout_pass(graph, *args).model_dump_json().encode()
+    return render(graph, *args)
+
+
+def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """Parse a graph's JSON and run one job on it; failures come back as plain tuples."""
+    try:
+        return "ok", do_job(Graph.model_validate_json(payload), job, args)
+    except LimitExceeded as exc:
+        return "limit", (exc.limit, exc.message)
+    except LayoutBusy as exc:
+        return "busy", str(exc)
+    except DotFailed as exc:
+        return "failed", str(exc)
+    except BadStep as exc:
+        return "badstep", str(exc)
+
+
+def unpack(outcome: tuple[str, Any]) -> Any:
+    """The result of run_job, or its failure raised again as the original exception."""
+    kind, value = outcome
+    if kind == "ok":
+        return value
+    if kind == "limit":
+        raise LimitExceeded(*value)
+    raise {"busy": LayoutBusy, "failed": DotFailed, "badstep": BadStep}[kind](value)
+
+
+class GraphHelper:
+    """One spawned helper process for big graphs, started on first use."""
+
+    def __init__(self) -> None:
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: str, payload: bytes, args: tuple[Any, ...]) -> concurrent.futures.Future:
+        """Run run_job in the helper process."""
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("spawn")  # never fork a threaded server
+                self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+            return self._executor.submit(run_job, job, payload, args)
+
+    def close(self) -> None:
+        """Stop the helper process, if it was started."""
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None

@@ -1,0 +1,71 @@
+"""Graph jobs: the same answers in the server and in the helper process, failures typed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.errors import LimitExceeded
+from app.export import BadStep
+from app.graph_jobs import GraphHelper, do_job, run_job, unpack
+from app.layout import DotLimits
+from app.main import create_app
+from app.tracing import trace_code
+from tests.conftest import SAFE_PROGRAM, w_grad
+
+pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    return trace_code(SAFE_PROGRAM).model_dump_json().encode()
+
+
+def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
+    helper = GraphHelper()
+    try:
+        for job, args in (
+            ("trace", (DotLimits(),)),
+            ("layout", ([], DotLimits())),
+            ("render", ("dot", [], None, "light", "en", DotLimits())),
+        ):
+            remote = unpack(helper.submit(job, payload, args).result(timeout=300))
+            assert remote == unpack(run_job(job, payload, args)), job
+        answer, cacheable = remote_trace = unpack(run_job("trace", payload, (DotLimits(),)))
+        assert cacheable and json.loads(answer)["layout"]["nodes"], remote_trace
+    finally:
+        helper.close()
+
+
+def test_failures_come_back_as_their_own_exceptions(payload: bytes) -> None:
+    with pytest.raises(BadStep):
+        unpack(run_job("render", payload, ("svg", [], "forward:99", "light", "en", DotLimits())))
+    with pytest.raises(LimitExceeded) as hit:
+        unpack(run_job("layout", payload, (["line:4"], DotLimits(max_edges=1))))
+    assert hit.value.limit == "edges"
+
+
+def test_a_trace_job_notes_a_failed_layout_and_stays_cacheable(payload: bytes) -> None:
+    from app.schemas import Graph
+
+    answer, cacheable = do_job(
+        Graph.model_validate_json(payload), "trace", (DotLimits(memory_mb=1),)
+    )
+    graph = json.loads(answer)
+    assert cacheable and graph["layout"] is None and "No layout" in graph["notes"][-1]
+
+
+def test_big_graphs_go_through_the_helper_process(monkeypatch) -> None:
+    monkeypatch.setattr("app.service.BIG_GRAPH_BYTES", 0)  # every graph counts as big
+    with TestClient(create_app(Settings(isolation=False))) as client:
+        traced = client.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
+        assert traced.status_code == 200 and w_grad(traced.json()) == [5.0]
+        assert traced.json()["layout"] is not None
+        assert client.app.state.service.helper._executor is not None
+        bad = client.post("/api/v1/render", json={"code": SAFE_PROGRAM, "step": "forward:99"})
+        assert bad.status_code == 400 and bad.json()["detail"]["type"] == "BadStep"
+        svg = client.post("/api/v1/render", json={"code": SAFE_PROGRAM, "format": "svg"})
+        assert svg.status_code == 200 and svg.content.startswith(b"<?xml")

@@ -1,0 +1,124 @@
+"""The served HTTP stack: connection cap, request-header deadline, proxy trust, no redirects."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.http_server import FILES_RESERVED, connection_cap, raise_file_limit
+from tests.conftest import SAFE_PROGRAM
+from tests.live_server import live_server
+
+PARTIAL_REQUEST = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"  # no blank line: never complete
+
+
+def serve(**overrides: object):
+    return live_server(Settings(isolation=False, **overrides))
+
+
+def half_open(base: str, count: int, stack: ExitStack) -> list[socket.socket]:
+    """count connections that each sent an incomplete request."""
+    host, port = base.removeprefix("http://").split(":")
+    sockets = []
+    for _ in range(count):
+        sock = stack.enter_context(socket.create_connection((host, int(port)), timeout=30))
+        sock.sendall(PARTIAL_REQUEST)
+        sockets.append(sock)
+    return sockets
+
+
+def closed_by_server(sock: socket.socket, within: float = 30) -> bool:
+    """Whether the server closes the connection (waits for it up to `within` seconds)."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def health_answers(base: str, within: float = 15) -> bool:
+    """Whether health answers 200 before the deadline (a refused try is retried)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
+def test_connection_cap_stays_below_the_file_limit() -> None:
+    assert connection_cap(Settings(max_connections=10**6), 4096) == 4096 - FILES_RESERVED
+    assert connection_cap(Settings(max_connections=500), 4096) == 500
+    assert raise_file_limit() >= 1024
+
+
+def test_two_thousand_half_open_connections_leave_health_answering() -> None:
+    if raise_file_limit() < 2 * 2000 + 2 * FILES_RESERVED:
+        pytest.skip("the open-file limit is too low for 2,000 connections in one process")
+    with serve(max_connections=3000, header_timeout_seconds=3) as (base, _), ExitStack() as stack:
+        sockets = half_open(base, 2000, stack)
+        response = httpx.get(f"{base}/api/v1/health", timeout=10)
+        assert response.status_code == 200 and response.json()["status"] == "ok"
+        assert all(closed_by_server(s) for s in sockets)  # each dropped at its header deadline
+
+
+def test_slow_headers_are_dropped_and_complete_ones_answered() -> None:
+    with serve(header_timeout_seconds=1) as (base, _), ExitStack() as stack:
+        (sock,) = half_open(base, 1, stack)
+        assert closed_by_server(sock)
+        (sock,) = half_open(base, 1, stack)
+        sock.sendall(b"\r\n")  # the request completes: answered, then the connection idles
+        sock.settimeout(10)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_connections_past_the_cap_are_closed_at_once() -> None:
+    with serve(max_connections=20, header_timeout_seconds=60) as (base, _), ExitStack() as stack:
+        sockets = half_open(base, 30, stack)
+        assert all(closed_by_server(s) for s in sockets[20:])
+        stack.close()  # the client lets go: the server serves again
+        assert health_answers(base)
+
+
+@pytest.fixture
+def rate_limited_loopback() -> Iterator[str]:
+    with serve(rate_limit_per_minute=1, rate_limit_localhost=True) as (base, _):
+        yield base
+
+
+def trace_as(base: str, forwarded_for: str, seed: int) -> int:
+    body = {"code": SAFE_PROGRAM, "seed": seed}
+    headers = {"X-Forwarded-For": forwarded_for}
+    return httpx.post(f"{base}/api/v1/trace", json=body, headers=headers, timeout=60).status_code
+
+
+def test_forwarded_for_from_an_untrusted_peer_buys_no_new_quota(rate_limited_loopback) -> None:
+    assert trace_as(rate_limited_loopback, "203.0.113.1", 1) == 200
+    assert trace_as(rate_limited_loopback, "203.0.113.2", 2) == 429
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_client() -> None:
+    with serve(rate_limit_per_minute=1, rate_limit_localhost=True, trusted_proxies="127.0.0.1") as (
+        base,
+        _,
+    ):
+        assert trace_as(base, "203.0.113.1", 1) == 200
+        assert trace_as(base, "203.0.113.2", 2) == 200  # another client, its own allowance
+        assert trace_as(base, "203.0.113.1", 3) == 429
+
+
+def test_no_redirect_to_the_host_header(rate_limited_loopback) -> None:
+    response = httpx.get(
+        f"{rate_limited_loopback}/api/v1/health/", headers={"Host": "evil.example"}, timeout=10
+    )
+    assert response.status_code == 404 and "location" not in response.headers
