@@ -44,7 +44,7 @@ def test_failures_come_back_as_their_own_exceptions(payload: bytes) -> None:
     with pytest.raises(BadStep):
         unpack(run_job("render", payload, ("svg", [], "forward:99", "light", "en", DotLimits())))
     with pytest.raises(LimitExceeded) as hit:
-        unpack(run_job("layout", payload, (["line:4"], DotLimits(max_edges=1))))
+        unpack(run_job("layout", payload, (["line:4"], None, DotLimits(max_edges=1))))
     assert hit.value.limit == "edges"
 
 

@@ -194,7 +194,9 @@ def test_any_module_name_lays_out_in_every_view() -> None:
         assert_well_placed(layout)
         assert set(layout.node_of) == {n.id for n in graph.nodes}
     (box,) = [n for n in layout_graph(graph, ["blocks"]).nodes if n.kind == "module"]
-    assert box.id == f"group:{inner}" and box.label == clip_label(inner)
+    # the box names its path and the module's class (recorded by the tracer)
+    assert box.id == f"group:{inner}"
+    assert box.label == clip_label(f"{inner} · {graph.modules[inner]}")
     assert {c.label for c in layout_graph(graph, ["blocks", inner]).clusters} == {"blocks", inner}
 
 
