@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import re
 import sys
@@ -18,6 +19,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+from app.records import build
 from app.sandbox import runner
 from app.sandbox.capabilities import Capabilities
 from app.sandbox.policy import PolicyLimits
@@ -35,7 +37,7 @@ from app.schemas import (
     TensorNode,
     Truncation,
 )
-from app.tensor_summary import dtype_name, scalar_of, summarize
+from app.tensor_summary import SummaryBatch, dtype_name, scalar_of
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward}
@@ -120,6 +122,22 @@ def iter_tensors(value: Any) -> Iterable[torch.Tensor]:
             stack.extend(reversed(list(item.values())))
 
 
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{op}__"
+    for op in "add sub mul matmul truediv floordiv mod pow and or xor lshift rshift".split()
+) | {"__setitem__", "__set__"}
+
+
+def writes_in_place(func: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a torch call may change the values of an existing tensor (add_, out=, x[i] = v)."""
+    name = getattr(func, "__name__", "")
+    return (
+        (name.endswith("_") and not name.endswith("__"))
+        or name in _IN_PLACE_DUNDERS
+        or kwargs.get("out") is not None
+    )
+
+
 def _user_line(filename: str = runner.USER_FILENAME) -> int | None:
     frame = sys._getframe(1)
     while frame is not None:
@@ -183,6 +201,7 @@ class Recorder:
         self._root_modules: dict[int, dict[int, str]] = {}
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
+        self.summaries = SummaryBatch(options.inline_limit)
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -202,11 +221,11 @@ class Recorder:
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
         self.graph.edges.append(
-            Edge.model_construct(id=f"e{len(self.graph.edges)}", source=source, target=target)
+            build(Edge, id=f"e{len(self.graph.edges)}", source=source, target=target)
         )
 
     def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
-        return summarize(t, self.options.inline_limit, preview)
+        return self.summaries.add(t, preview)
 
     @staticmethod
     def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
@@ -231,7 +250,8 @@ class Recorder:
             label = f"{op_label or op_name_of(fn_name or '')}_out"
         else:
             label = "param" if isinstance(t, nn.Parameter) else "leaf"
-        node = TensorNode.model_construct(
+        node = build(
+            TensorNode,
             id=node_id,
             label=label,
             name=name,
@@ -275,7 +295,8 @@ class Recorder:
         node_id = f"op{len(self._op_of_fn)}"
         fn_name = grad_fn_name(fn)
         seq = fn._sequence_nr()
-        node = OpNode.model_construct(
+        node = build(
+            OpNode,
             id=node_id,
             label=op_name_of(fn_name),
             op=op_name_of(fn_name),
@@ -313,7 +334,8 @@ class Recorder:
             if isinstance(value, torch.Tensor):
                 linked = self._match_tensor(value)
                 saved.append(
-                    SavedTensor.model_construct(
+                    build(
+                        SavedTensor,
                         name=name,
                         tensor=linked,
                         value=None if linked else self._summary(value, preview=False),
@@ -323,8 +345,10 @@ class Recorder:
                 text = repr(value)
                 limit = self.options.max_saved_repr
                 saved.append(
-                    SavedTensor.model_construct(
-                        name=name, repr=text[:limit] + ("…" if len(text) > limit else "")
+                    build(
+                        SavedTensor,
+                        name=name,
+                        repr=text[:limit] + ("…" if len(text) > limit else ""),
                     )
                 )
         return saved
@@ -439,7 +463,8 @@ class Recorder:
         output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
         self._reconnect_outputs(output_ids)
         self.graph.forward.append(
-            ForwardStep.model_construct(
+            build(
+                ForwardStep,
                 node=head,
                 nodes=group,
                 call=call_name,
@@ -462,7 +487,8 @@ class Recorder:
         self._reconnect_outputs([output_id])
         inputs = self.tensor_inputs_of(head)
         self.graph.forward.append(
-            ForwardStep.model_construct(
+            build(
+                ForwardStep,
                 node=head,
                 nodes=group,
                 call=op_name_of(name),
@@ -556,6 +582,7 @@ class Recorder:
         self.passes_total += 1
         if not self.recording or len(self.graph.backward) >= self.options.max_passes:
             self.recording = False
+            self.summaries.flush()
             result = func(*args, **kwargs)
             self._record_series(roots)
             return result
@@ -605,6 +632,7 @@ class Recorder:
             self._record_gradient_graph(
                 [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
             )
+        self.summaries.flush()  # .grad accumulates in place, and the program may change the rest
         self._record_series(roots)
         return result
 
@@ -661,7 +689,8 @@ class Recorder:
 
         for op_id in run.order:
             record.steps.append(
-                BackwardStep.model_construct(
+                build(
+                    BackwardStep,
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
@@ -729,6 +758,7 @@ class Recorder:
                 node.retains_grad = bool(t.retains_grad)
             if (t.is_leaf or t.retains_grad) and t.grad is not None:
                 node.grad = self._summary(t.grad)
+        self.summaries.flush()
         self.graph.series = [
             s for s in self._series.values() if any(v is not None for v in s.values)
         ]
@@ -739,12 +769,39 @@ class Recorder:
         return self.graph
 
 
+class FewerCollections:
+    """Rarer garbage collections while recording: the recorder allocates many small objects, and
+    each full collection walks every object of the process (torch's included)."""
+
+    def __init__(self, first_generation: int = 50_000) -> None:
+        self.first_generation = first_generation
+        self.saved: tuple[int, ...] = ()
+
+    def __enter__(self) -> None:
+        self.saved = gc.get_threshold()
+        gc.set_threshold(max(self.first_generation, self.saved[0]), *self.saved[1:])
+
+    def __exit__(self, *exc: object) -> None:
+        gc.set_threshold(*self.saved)
+
+
 class RecordingMode(TorchFunctionMode):
     """Routes every torch call of the program through the Recorder."""
 
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        self._collections = FewerCollections()
+
+    def __enter__(self) -> RecordingMode:
+        self._collections.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._collections.__exit__()
 
     def __torch_function__(
         self,
@@ -755,6 +812,8 @@ class RecordingMode(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         rec = self.recorder
+        if len(rec.summaries) and writes_in_place(func, kwargs):
+            rec.summaries.flush()  # pending statistics must see the values as they were recorded
         if rec.busy or rec.in_pass:
             return func(*args, **kwargs)
         if func in PASS_FUNCTIONS:
@@ -944,7 +1003,7 @@ def trace_tensors(
     device = str(tensors[0].device) if tensors else "cpu"
     recorder = Recorder(device, options)
     _name_inputs(recorder, names)
-    with _TRACE_LOCK:
+    with _TRACE_LOCK, FewerCollections():
         fns = Recorder._reachable([t.grad_fn for t in tensors])
         for fn in sorted(
             (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()
@@ -958,7 +1017,8 @@ def trace_tensors(
             recorder._reconnect_outputs(outputs)
             inputs = recorder.tensor_inputs_of(head)
             recorder.graph.forward.append(
-                ForwardStep.model_construct(
+                build(
+                    ForwardStep,
                     node=head,
                     nodes=[head],
                     call=op_name_of(grad_fn_name(fn)),
@@ -970,7 +1030,7 @@ def trace_tensors(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, tensors)
-    return recorder.finish()
+        return recorder.finish()
 
 
 def trace_callable(
@@ -989,7 +1049,7 @@ def trace_callable(
     options = options or TraceOptions()
     recorder = Recorder("cpu", options)
     _name_inputs(recorder, names)
-    with _TRACE_LOCK:
+    with _TRACE_LOCK, FewerCollections():
         with _ModuleHooks(recorder), RecordingMode(recorder):
             result = fn(*args, **kwargs)
         outputs = list(iter_tensors(result))
@@ -1001,4 +1061,4 @@ def trace_callable(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, outputs)
-    return recorder.finish(), result
+        return recorder.finish(), result
