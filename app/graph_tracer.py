@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from app.device_mode import device_context
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
 from app.records import build
 from app.sandbox import runner
@@ -920,7 +921,7 @@ def trace_code(
         np.random.seed(seed % 2**32)
         try:
             with (
-                target,
+                device_context(target),
                 _ModuleHooks(recorder),
                 _WarningsAsNotes(recorder),
                 RecordingMode(recorder),
