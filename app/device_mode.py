@@ -7,7 +7,7 @@ shows the same values and gradients on every device.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -88,5 +88,9 @@ class SameSeedDevice(DeviceContext):
 
 
 def device_context(device: torch.device) -> AbstractContextManager[Any]:
-    """The default-device context for a run on device (plain torch.device for the CPU)."""
-    return device if device.type == "cpu" else SameSeedDevice(device)
+    """The default-device context for a run on device; none for the CPU, already the default.
+
+    (A device context is a torch function mode: on the CPU it would only add a Python call to
+    every torch call of the program and of the recorder.)
+    """
+    return nullcontext() if device.type == "cpu" else SameSeedDevice(device)

@@ -46,9 +46,10 @@ def test_random_draws_consume_the_cpu_generator_as_on_the_cpu() -> None:
     assert on_cpu[0].device.type == "cpu"
 
 
-def test_cpu_runs_use_plain_torch_device() -> None:
-    cpu = torch.device("cpu")
-    assert device_context(cpu) is cpu
+def test_cpu_runs_need_no_device_context() -> None:
+    with device_context(torch.device("cpu")):
+        assert torch.overrides._get_current_function_mode_stack() == []
+        assert torch.randn(2).device.type == "cpu"
     assert isinstance(device_context(torch.device("meta")), SameSeedDevice)
 
 
