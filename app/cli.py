@@ -7,6 +7,7 @@ import ipaddress
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -31,22 +32,53 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
-    """Print the recorded Graph of a program."""
-    from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
-    from app.graph_tracer import trace_code
+def _record(args: argparse.Namespace) -> Any:
+    """The program's Graph: in this process (the file is the user's own) or, with --sandbox,
+    jailed exactly as the server would run it. Exits through UsageError / _Refused."""
+    from app.config import get_settings
+    from app.errors import DeviceUnavailable, LimitExceeded
+    from app.schemas import Graph, TraceRequest
 
     code = _read_program(args.file)
+    settings = get_settings()
+    if not args.sandbox:
+        from app.tracing import trace_code
+
+        try:
+            return trace_code(code, args.device, args.seed, wall_seconds=settings.wall_seconds)
+        except DeviceUnavailable as exc:
+            raise UsageError(str(exc)) from None
+        except LimitExceeded as exc:
+            raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
+    from app.sandbox.pool import WorkerPool
+    from app.tracing import TraceFailure
+
+    pool = WorkerPool(settings)
+    pool.start()
     try:
-        graph = trace_code(code, device=args.device, seed=args.seed)
-    except DeviceUnavailable as exc:
-        raise UsageError(str(exc)) from None
-    except PolicyError as exc:
-        where = f" (line {exc.line}, column {exc.col})" if exc.line else ""
-        print(f"autograd-explorer: refused{where}: {exc.message}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except LimitExceeded as exc:
-        print(f"autograd-explorer: limit '{exc.limit}' exceeded: {exc.message}", file=sys.stderr)
+        payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()
+    except TraceFailure as failure:
+        detail = failure.detail
+        if detail.type == "DeviceUnavailable":
+            raise UsageError(detail.message) from None
+        where = f" (line {detail.line}, column {detail.col})" if detail.line else ""
+        what = f"limit '{detail.limit}' exceeded" if detail.limit else f"refused{where}"
+        raise _Refused(f"{what}: {detail.message}") from None
+    finally:
+        pool.close()
+    return Graph.model_validate_json(payload)
+
+
+class _Refused(Exception):
+    """The program was refused or hit a limit: exit code 1 with the message."""
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print the recorded Graph of a program."""
+    try:
+        graph = _record(args)
+    except _Refused as exc:
+        print(f"autograd-explorer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     print(graph.model_dump_json(indent=2 if args.pretty else None))
     if graph.error is not None:
@@ -58,18 +90,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the graph of a program as SVG, PNG, DOT or a standalone HTML player."""
-    from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+    from app.errors import LimitExceeded
     from app.export import BadStep, LayoutUnavailable, filename, render
-    from app.graph_tracer import trace_code
 
-    code = _read_program(args.file)
     try:
-        graph = trace_code(code, device=args.device, seed=args.seed)
+        graph = _record(args)
         expanded = [p for p in (args.expanded or "").split(",") if p]
         data = render(graph, args.format, expanded, args.step, args.theme, args.lang)
-    except (DeviceUnavailable, BadStep) as exc:
+    except BadStep as exc:
         raise UsageError(str(exc)) from None
-    except (PolicyError, LimitExceeded, LayoutUnavailable) as exc:
+    except _Refused as exc:
+        print(f"autograd-explorer: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (LimitExceeded, LayoutUnavailable) as exc:
         print(f"autograd-explorer: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     out = Path(args.output or filename(args.format))
@@ -102,11 +135,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = get_settings()
-    if not _is_loopback(args.host) and not settings.isolation:
-        raise UsageError(
-            "refusing to listen on a non-loopback address with AE_ISOLATION=false: "
-            "programs would run in the server process"
-        )
+    if not _is_loopback(args.host) and not args.allow_unjailed:
+        if not settings.isolation:
+            raise UsageError(
+                "refusing to listen on a non-loopback address with AE_ISOLATION=false: "
+                "programs would run in the server process (--allow-unjailed overrides)"
+            )
+        from app.sandbox import jail
+
+        status = jail.probe() if settings.jail else jail.JailStatus(False, "AE_JAIL=false")
+        if not status.available:
+            raise UsageError(
+                f"refusing to listen on {args.host} without the jail ({status.reason}); "
+                "serve on 127.0.0.1, or pass --allow-unjailed to accept the risk"
+            )
     print(f"Autograd Explorer on http://{args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return EXIT_OK
@@ -120,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the explorer web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--allow-unjailed",
+        action="store_true",
+        help="serve a non-loopback address even when the workers cannot be jailed",
+    )
     serve.set_defaults(run=cmd_serve)
 
     trace = sub.add_parser("trace", help="record a program and print its graph")
@@ -128,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--seed", type=int, default=0)
     trace.add_argument("--format", choices=["json"], default="json")
     trace.add_argument("--pretty", action="store_true", help="indent the JSON")
+    trace.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
     trace.set_defaults(run=cmd_trace)
 
     render = sub.add_parser("render", help="export a program's graph for slides")
@@ -140,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--expanded", help="comma-separated modules to show expanded")
     render.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
     render.set_defaults(run=cmd_render)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the Graph")

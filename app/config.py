@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, model_validator
@@ -25,17 +26,31 @@ class Settings(BaseSettings):
     inline_limit: int = Field(64, ge=1, le=4096)
     max_response_bytes: int = Field(48 * 1024 * 1024, ge=1024)
     max_request_bytes: int = Field(256 * 1024, ge=1024)
-    wall_seconds: float = Field(20.0, gt=0)
-    cpu_seconds: int = Field(20, ge=1)
+    wall_seconds: float = Field(30.0, gt=0, description="wall-clock limit of one program")
+    cpu_seconds: int = Field(30, ge=1, description="CPU-time limit of one program")
     memory_margin_mb: int = Field(1536, ge=64)
     cuda_memory_fraction: float = Field(0.05, gt=0, le=1)
-    workers: int = Field(2, ge=1, le=64)
+    workers: int = Field(
+        default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)),
+        ge=1,
+        le=64,
+        description="programs run at once; more than cores, since long runs drop to idle priority",
+    )
+    idle_after_cpu_seconds: float = Field(
+        0.5, ge=0, description="CPU time after which a program runs at idle priority"
+    )
     queue_size: int = Field(8, ge=0)
     cache_entries: int = Field(64, ge=0)
     rate_limit_per_minute: int = Field(60, ge=0)
     rate_limit_localhost: bool = False
     allow_cuda: bool = True
     isolation: bool = True
+    jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")
+    language_layer: bool = Field(
+        True,
+        description="the courtesy policy check; switched off only by tests that prove the "
+        "operating-system walls hold on their own",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

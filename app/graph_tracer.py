@@ -19,11 +19,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from app.device_mode import device_context
-from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+from app.errors import DeviceUnavailable, LimitExceeded
 from app.records import build
-from app.sandbox import runner
-from app.sandbox.capabilities import Capabilities
-from app.sandbox.policy import PolicyLimits
 from app.schemas import (
     BackwardPass,
     BackwardStep,
@@ -45,6 +42,7 @@ PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.bac
 _SEQUENCE_NR_MAX = 2**63
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _TRACE_LOCK = threading.RLock()  # module hooks and the default device are process-wide
+PROGRAM_FILENAME = "<program>"  # the file name a traced program is compiled under
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ def writes_in_place(func: Any, kwargs: Mapping[str, Any]) -> bool:
     )
 
 
-def _user_line(filename: str = runner.USER_FILENAME) -> int | None:
+def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == filename:
@@ -879,10 +877,10 @@ class _WarningsAsNotes(warnings.catch_warnings):
 
 def _error_info(exc: BaseException) -> ErrorInfo:
     line = None
-    if isinstance(exc, SyntaxError) and exc.filename == runner.USER_FILENAME:
+    if isinstance(exc, SyntaxError) and exc.filename == PROGRAM_FILENAME:
         line = exc.lineno
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_code.co_filename == runner.USER_FILENAME:
+        if frame.f_code.co_filename == PROGRAM_FILENAME:
             line = lineno
     message = str(exc.msg if isinstance(exc, SyntaxError) else exc) or type(exc).__name__
     return ErrorInfo(type=type(exc).__name__, message=message[:2000], line=line)
@@ -891,60 +889,64 @@ def _error_info(exc: BaseException) -> ErrorInfo:
 _OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
 
 
-def trace_code(
-    code: str,
+class ProgramExit(Exception):
+    """The program ended itself early (exit(), sys.exit()): the recording so far stands."""
+
+
+def _warm_up_storage_types() -> None:
+    # torch.Tensor([...]) as the first tensor of a process trips an internal assert under a
+    # TorchFunctionMode; building one before the mode is entered loads what it needs.
+    torch.Tensor([0.0])
+
+
+def record_program(
+    execute: Callable[[Recorder], None],
     device: str = "cpu",
     seed: int = 0,
     options: TraceOptions | None = None,
-    limits: PolicyLimits | None = None,
-    max_tensor_elements: int = 2**26,
 ) -> Graph:
-    """Run a program on real tensors and record its autograd graph and backward passes.
+    """Record the autograd graph and backward passes of a program run by `execute(recorder)`.
 
-    PolicyError, LimitExceeded and DeviceUnavailable end the trace; an exception of the program
-    itself is recorded in the Graph with the part recorded before it.
+    `execute` runs code compiled under PROGRAM_FILENAME whose variable bindings call
+    `recorder.bind`. LimitExceeded and DeviceUnavailable end the recording; an exception of the
+    program itself is recorded in the Graph with the part recorded before it.
     """
     options = options or TraceOptions()
     target = resolve_device(device)
     label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
     recorder = Recorder(label, options)
-    stdout = runner.BoundedWriter()
-    try:
-        program = runner.compile_program(code, limits)
-    except SyntaxError as exc:
-        recorder.graph.error = _error_info(exc)
-        return recorder.finish()
-    capabilities = Capabilities(max_tensor_elements, cuda_allowed=target.type == "cuda")
-    namespace = runner.make_namespace(recorder.bind, stdout, capabilities)
+    _warm_up_storage_types()
     with _TRACE_LOCK:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
-        try:
-            with (
-                device_context(target),
-                _ModuleHooks(recorder),
-                _WarningsAsNotes(recorder),
-                RecordingMode(recorder),
-            ):
-                _run_program(recorder, program, namespace)
-                if recorder.graph.error is None and not recorder.graph.backward:
-                    _add_implicit_backward(recorder)
-        finally:
-            recorder.graph.stdout = stdout.text()
+        with (
+            device_context(target),
+            _ModuleHooks(recorder),
+            _WarningsAsNotes(recorder),
+            RecordingMode(recorder),
+        ):
+            _run_program(recorder, execute)
+            if recorder.graph.error is None and not recorder.graph.backward:
+                _add_implicit_backward(recorder)
     return recorder.finish()
 
 
-def _run_program(recorder: Recorder, program: Any, namespace: dict[str, Any]) -> None:
+def record_error(exc: BaseException, device: str = "cpu") -> Graph:
+    """An empty recording that holds only the program's error (e.g. a SyntaxError)."""
+    recorder = Recorder(device, TraceOptions())
+    recorder.graph.error = _error_info(exc)
+    return recorder.finish()
+
+
+def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> None:
     try:
-        runner.execute(program, namespace)
-    except (PolicyError, LimitExceeded) as exc:
-        if isinstance(exc, PolicyError) and exc.line is None:
-            exc.line = _error_info(exc).line
+        execute(recorder)
+    except LimitExceeded:
         raise
+    except ProgramExit:
+        pass
     except MemoryError:
         raise LimitExceeded("memory", "the program ran out of its memory limit") from None
-    except RecursionError as exc:
-        recorder.graph.error = _error_info(exc)
     except Exception as exc:  # the program's own failure is part of the recording
         if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY):
             raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None

@@ -165,6 +165,15 @@ class Series(Contract):
     values: list[float | str | None]
 
 
+class Figure(Contract):
+    """A matplotlib figure the program drew, as PNG."""
+
+    number: int
+    png: str = Field(description="base64-encoded PNG")
+    width: int
+    height: int
+
+
 class Truncation(Contract):
     """How much of a long run was recorded in full."""
 
@@ -242,6 +251,7 @@ class Graph(Contract):
     truncated: Truncation | None = None
     stdout: str = ""
     notes: list[str] = Field(default_factory=list)
+    figures: list[Figure] = Field(default_factory=list, description="matplotlib figures drawn")
 
 
 class TraceRequest(Contract):

@@ -1,4 +1,4 @@
-"""Turn a TraceRequest into Graph JSON bytes, or a typed failure the API maps to a status code."""
+"""Turn a program into a Graph: in this process (trace_code), or as JSON bytes for a request."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
-from app.graph_tracer import TraceOptions, trace_code
+from app.graph_tracer import TraceOptions
 from app.sandbox.policy import PolicyLimits
-from app.schemas import ErrorDetail, TraceRequest
+from app.sandbox.runner import RunLimits, trace_program
+from app.schemas import ErrorDetail, Graph, TraceRequest
 
 
 @dataclass
@@ -43,20 +44,34 @@ def limit_failure(limit: str, message: str) -> TraceFailure:
     return TraceFailure(422, ErrorDetail(type="LimitExceeded", limit=limit, message=message))
 
 
+def trace_code(
+    code: str,
+    device: str = "cpu",
+    seed: int = 0,
+    options: TraceOptions | None = None,
+    wall_seconds: float | None = None,
+) -> Graph:
+    """Run trusted code in this process and record its autograd graph (no sandbox, no checks).
+
+    LimitExceeded and DeviceUnavailable end the trace; an exception of the program itself is
+    recorded in the Graph with the part recorded before it.
+    """
+    return trace_program(code, device, seed, options, limits=RunLimits(wall_seconds))
+
+
 def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
-    """Check, run and record the program in this process; Graph JSON bytes or TraceFailure."""
+    """Check, run and record a request's program in this process; Graph JSON or TraceFailure."""
     if request.device == "cuda" and not settings.allow_cuda:
         raise TraceFailure(
             400, ErrorDetail(type="DeviceUnavailable", message="CUDA is disabled on this server")
         )
     try:
-        graph = trace_code(
+        graph = trace_program(
             request.code,
             request.device if settings.allow_cuda else "cpu",
             request.seed,
             options_from(settings),
-            limits_from(settings),
-            settings.max_tensor_elements,
+            limits_from(settings) if settings.language_layer else None,
         )
         payload = graph.model_dump_json().encode()
     except PolicyError as exc:
@@ -72,6 +87,6 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
         raise limit_failure(
             "response_bytes",
             f"the recorded graph is {len(payload)} bytes, over the limit of "
-            f"{settings.max_response_bytes}",
+            f"{settings.max_response_bytes} (set AE_MAX_RESPONSE_BYTES to change it)",
         )
     return payload

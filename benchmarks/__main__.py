@@ -31,8 +31,9 @@ from torchviz import make_dot
 
 from app.devices import list_devices
 from app.examples import get_example
-from app.graph_tracer import trace_code, trace_tensors
+from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
+from app.tracing import trace_code
 from benchmarks.layout import record
 from benchmarks.models import MODELS, count_nodes, encoder
 

@@ -12,8 +12,8 @@ import pytest
 from app.cli import main
 from app.examples import get_example
 from app.export import BadStep, render, step_view, styled_dot
-from app.graph_tracer import trace_code
 from app.schemas import TensorNode
+from app.tracing import trace_code
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")

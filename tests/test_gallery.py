@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from app.examples import all_examples, get_example, summaries
-from app.graph_tracer import trace_code
 from app.schemas import Graph, TensorData, TensorNode
+from app.tracing import trace_code
 from tests.conftest import tensor_named
 from tests.ground_truth import resolve, run_plain
 

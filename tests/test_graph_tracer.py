@@ -7,14 +7,9 @@ import torch
 from torch import nn
 
 from app.examples import get_example
-from app.graph_tracer import (
-    LimitExceeded,
-    TraceOptions,
-    trace_code,
-    trace_tensors,
-    writes_in_place,
-)
+from app.graph_tracer import LimitExceeded, TraceOptions, trace_tensors, writes_in_place
 from app.schemas import Graph, OpNode, TensorNode
+from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
 
 

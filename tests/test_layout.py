@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from app.examples import all_examples, get_example
-from app.graph_tracer import trace_callable, trace_code
+from app.graph_tracer import trace_callable
 from app.layout import layout_graph, node_groups
 from app.schemas import Layout
+from app.tracing import trace_code
 from benchmarks.models import encoder
 
 pytestmark = pytest.mark.skipif(

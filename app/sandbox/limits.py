@@ -103,6 +103,28 @@ class ChildLimits:
     memory_margin_bytes: int | None  # None: no address-space limit (CUDA needs a large one)
     work_dir: str
     cuda: bool = False
+    idle_after_cpu_seconds: float | None = None  # then drop to idle priority
+
+
+def lower_priority_after(cpu_seconds: float) -> bool:
+    """Drop this process to idle priority once it has used cpu_seconds of CPU time."""
+
+    def to_idle(signum: int, frame: object) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
+        except OSError:
+            pass
+
+    try:
+        signal.signal(signal.SIGPROF, to_idle)
+        signal.setitimer(signal.ITIMER_PROF, max(cpu_seconds, 0.001))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _current_address_space() -> int:
@@ -186,6 +208,8 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     else:
         layers["memory"] = False
     layers["network"] = leave_network()
+    if limits.idle_after_cpu_seconds is not None:
+        layers["fair_priority"] = lower_priority_after(limits.idle_after_cpu_seconds)
     layers["seccomp"] = install_seccomp(limits.cuda)
     layers["processes"] = layers["seccomp"]
     return layers

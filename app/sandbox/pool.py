@@ -1,9 +1,12 @@
-"""A pre-started worker parent that forks one fresh, limited child per trace.
+"""A jailed worker parent that forks one fresh, limited child per trace.
 
-The server talks to one *zygote* process over a pipe, in JSON bytes (never pickles). The zygote
-imported and warmed up torch once; for every request it forks a child that limits itself
-(app.sandbox.limits), traces the program and writes `header\\n body` back through a pipe. The
-zygote kills a child that passes the wall-clock limit or the response size and keeps serving.
+The server starts one *zygote* (inside the jail of app.sandbox.jail when the host allows it). The
+zygote imported and warmed up torch once; it never sees a request's code, output or result. For
+each request the server makes a socket pair, keeps one end, and hands the other to the zygote
+(SCM_RIGHTS) with nothing but a job id. The zygote forks a child that closes every other
+descriptor, limits itself (app.sandbox.limits), reads the request from its socket, records the
+program and writes `header\\n body` back to the server directly. The zygote only starts, times
+and reaps children and reports how each ended.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 from app.config import Settings
+from app.sandbox import jail
 from app.schemas import ErrorDetail, TraceRequest
 from app.tracing import TraceFailure, limit_failure
 
@@ -48,13 +51,46 @@ for step in range(2):
     opt.zero_grad()
 g = torch.autograd.grad((x.requires_grad_() ** 2).sum(), x, create_graph=True)
 """
+CONTROL_MESSAGE_BYTES = 64 * 1024
+REQUEST_SLACK_BYTES = 4096
 
 
 class PoolBusy(Exception):
     """The queue is full; the client should retry after a while."""
 
 
+def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """One control message and the descriptors sent with it; (None, []) when closed."""
+    data, fds, _, _ = socket.recv_fds(sock, CONTROL_MESSAGE_BYTES, 4)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data), fds
+
+
 # ----- the server side -------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """A request in flight, as the server sees it."""
+
+    id: int
+    sock: socket.socket
+    future: concurrent.futures.Future[bytes]
+    output: bytearray = field(default_factory=bytearray)
+    read_done: bool = False
+    ended: dict[str, Any] | None = None
+    too_big: bool = False
 
 
 class WorkerPool:
@@ -64,52 +100,70 @@ class WorkerPool:
         self.settings = settings
         self.layers: dict[str, bool] = {}
         self.cuda = False
+        self.jail_status = jail.JailStatus(False, "not started")
         self._ids = itertools.count(1)
-        self._pending: dict[int, concurrent.futures.Future[bytes]] = {}
+        self._jobs: dict[int, _Job] = {}
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Any = None
-        self._socket: socket.socket | None = None
+        self._control: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        self._new_jobs: list[_Job] = []
         self._closing = False
         self.restarts = 0
 
     @property
     def alive(self) -> bool:
         """Whether the zygote runs and answers."""
-        return self._process is not None and self._process.poll() is None and self._conn is not None
+        return (
+            self._process is not None and self._process.poll() is None and self._control is not None
+        )
 
     @property
     def zygote_pid(self) -> int | None:
-        """Process id of the zygote."""
+        """Process id of the zygote (of bubblewrap, when jailed)."""
         return self._process.pid if self._process is not None else None
+
+    def _command(self, fd: int) -> list[str]:
+        argv = [sys.executable, "-m", "app.sandbox.pool", str(fd)]
+        if not self.settings.jail:
+            self.jail_status = jail.JailStatus(False, "the jail is switched off (AE_JAIL=false)")
+            return argv
+        self.jail_status = jail.probe()
+        if not self.jail_status.available:
+            log.warning("running the workers WITHOUT a jail: %s", self.jail_status.reason)
+            return argv
+        return jail.jail_command(argv, gpu=self.settings.allow_cuda)
 
     def start(self, timeout: float = 180.0) -> None:
         """Start the zygote and wait until it has warmed up."""
-        ours, theirs = socket.socketpair()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.sandbox.pool", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
+            self._command(theirs.fileno()), pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
         )
         theirs.close()
-        conn = Connection(os.dup(ours.fileno()))
-        conn.send_bytes(self.settings.model_dump_json().encode())
-        if not conn.poll(timeout):
-            process.kill()
-            raise RuntimeError("the worker parent did not start in time")
+        _send(ours, self.settings.model_dump(mode="json"))
+        ours.settimeout(timeout)
         try:
-            ready = json.loads(conn.recv_bytes())
-        except EOFError:
-            raise RuntimeError("the worker parent failed to start; see its output above") from None
-        self.layers = ready["layers"]
+            ready, _ = _receive(ours)
+        except (TimeoutError, OSError):
+            ready = None
+        if ready is None:
+            process.kill()
+            process.wait()
+            ours.close()
+            raise RuntimeError("the worker parent failed to start; see its output above")
+        ours.settimeout(None)
+        self.layers = dict(ready["layers"], jail=self.jail_status.available)
+        if self.jail_status.available:
+            self.layers["network"] = True  # the jail owns an empty network namespace
         self.cuda = ready["cuda"]
-        self._process, self._conn, self._socket = process, conn, ours
+        selector = selectors.DefaultSelector()
+        selector.register(ours, selectors.EVENT_READ, None)
+        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._process, self._control, self._selector = process, ours, selector
         threading.Thread(
-            target=self._read_replies,
-            args=(conn,),
-            daemon=True,
-            name="autograd-explorer-pool-reader",
+            target=self._read_loop, args=(selector, ours), daemon=True, name="ae-pool-reader"
         ).start()
         for layer, active in self.layers.items():
             if not active:
@@ -118,18 +172,19 @@ class WorkerPool:
     def close(self) -> None:
         """Stop the zygote and its children."""
         self._closing = True
-        if self._socket is not None:
-            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the reader and tells the zygote
-            self._socket.close()
-        if self._conn is not None:
-            self._conn.close()
+        if self._control is not None:
+            try:
+                self._control.shutdown(socket.SHUT_RDWR)  # tells the zygote to stop
+            except OSError:
+                pass
         if self._process is not None:
             try:
-                self._process.wait(timeout=5)
+                self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        self._fail_pending(
+        os.write(self._wake_w, b"x")
+        self._fail_all(
             TraceFailure(
                 503, ErrorDetail(type="Unavailable", message="the server is shutting down")
             )
@@ -138,125 +193,258 @@ class WorkerPool:
     def submit(self, request: TraceRequest) -> concurrent.futures.Future[bytes]:
         """Queue a trace; the future holds Graph JSON bytes or raises TraceFailure."""
         capacity = self.settings.workers + self.settings.queue_size
-        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-        with self._lock:
-            if len(self._pending) >= capacity:
-                raise PoolBusy(f"{len(self._pending)} traces are running or waiting")
-            if not self.alive:
-                raise PoolBusy("the worker parent is restarting")
-            job_id = next(self._ids)
-            self._pending[job_id] = future
-        message = {"id": job_id, **request.model_dump()}
+        data = request.model_dump_json().encode()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with self._send_lock:
-                self._conn.send_bytes(json.dumps(message).encode())
-        except (OSError, ValueError):
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(data) + REQUEST_SLACK_BYTES)
+            ours.sendall(data)  # fits the socket buffer: the child reads it when it starts
+            ours.shutdown(socket.SHUT_WR)
+            future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
             with self._lock:
-                self._pending.pop(job_id, None)
-            raise TraceFailure(
-                503, ErrorDetail(type="Unavailable", message="the worker parent is restarting")
-            ) from None
-        return future
+                if len(self._jobs) >= capacity:
+                    raise PoolBusy(f"{len(self._jobs)} traces are running or waiting")
+                if not self.alive or self._control is None:
+                    raise PoolBusy("the worker parent is restarting")
+                job = _Job(next(self._ids), ours, future)
+                self._jobs[job.id] = job
+                self._new_jobs.append(job)
+                control = self._control
+            wants_cuda = request.device in ("cuda", "auto") and self.settings.allow_cuda
+            try:
+                _send(control, {"op": "run", "id": job.id, "cuda": wants_cuda}, [theirs.fileno()])
+            except OSError:
+                with self._lock:
+                    self._jobs.pop(job.id, None)
+                raise PoolBusy("the worker parent is restarting") from None
+            os.write(self._wake_w, b"x")
+            return future
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+
+    def _read_loop(self, selector: selectors.BaseSelector, control: socket.socket) -> None:
+        """Read children's replies and the zygote's reports until the zygote stops."""
+        while True:
+            for key, _ in selector.select():
+                if key.data == "wake":
+                    os.read(self._wake_r, 4096)
+                    self._register_new(selector)
+                elif key.data is None:
+                    try:
+                        report, _ = _receive(control)
+                    except OSError:
+                        report = None
+                    if report is None:
+                        self._zygote_stopped(selector, control)
+                        return
+                    self._on_report(report)
+                else:
+                    self._on_output(key.data, selector)
+
+    def _register_new(self, selector: selectors.BaseSelector) -> None:
+        with self._lock:
+            jobs, self._new_jobs = self._new_jobs, []
+        for job in jobs:
+            job.sock.setblocking(False)
+            selector.register(job.sock, selectors.EVENT_READ, job)
+
+    def _on_output(self, job: _Job, selector: selectors.BaseSelector) -> None:
+        limit = self.settings.max_response_bytes + REQUEST_SLACK_BYTES
+        try:
+            chunk = job.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            job.output += chunk
+            if len(job.output) <= limit:
+                return
+            job.too_big = True
+            job.output = bytearray()
+            self._kill(job.id)
+        selector.unregister(job.sock)
+        job.sock.close()
+        job.read_done = True
+        self._maybe_finish(job)
+
+    def _kill(self, job_id: int) -> None:
+        if self._control is not None:
+            try:
+                _send(self._control, {"op": "kill", "id": job_id})
+            except OSError:
+                pass
+
+    def _on_report(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            job = self._jobs.get(report["id"])
+        if job is not None:
+            job.ended = report
+            self._maybe_finish(job)
+
+    def _maybe_finish(self, job: _Job) -> None:
+        if not job.read_done or job.ended is None:
+            return
+        with self._lock:
+            self._jobs.pop(job.id, None)
+        if job.future.done():
+            return
+        try:
+            job.future.set_result(self._result(job))
+        except TraceFailure as failure:
+            job.future.set_exception(failure)
+
+    def _result(self, job: _Job) -> bytes:
+        settings = self.settings
+        ended = job.ended or {}
+        if job.too_big:
+            raise limit_failure(
+                "response_bytes",
+                f"the recorded graph is over the limit of {settings.max_response_bytes} bytes "
+                "(set AE_MAX_RESPONSE_BYTES to change it)",
+            )
+        if ended.get("killed_for") == "wall_time":
+            raise limit_failure(
+                "wall_time",
+                f"the program ran longer than {settings.wall_seconds:g} s "
+                "(set AE_WALL_SECONDS to change the limit)",
+            )
+        newline = job.output.find(b"\n")
+        if newline >= 0:
+            try:
+                header = json.loads(job.output[:newline])
+            except ValueError:
+                header = None
+            if header is not None:
+                if header.get("status") == 200:
+                    return bytes(job.output[newline + 1 :])
+                raise TraceFailure(header["status"], ErrorDetail(**header["detail"]))
+        if ended.get("signal") in (signal.SIGXCPU, signal.SIGKILL):
+            raise limit_failure(
+                "cpu_time",
+                f"the program used more than {settings.cpu_seconds} s of CPU time "
+                "(set AE_CPU_SECONDS to change the limit)",
+            )
+        reason = (
+            f"signal {ended['signal']}"
+            if ended.get("signal")
+            else f"exit status {ended.get('exit')}"
+        )
+        raise TraceFailure(
+            500,
+            ErrorDetail(
+                type="WorkerCrashed", message=f"the worker ended without a result ({reason})"
+            ),
+        )
+
+    def _zygote_stopped(self, selector: selectors.BaseSelector, control: socket.socket) -> None:
+        selector.close()
+        control.close()
+        with self._lock:
+            self._control = None
+        self._fail_all(
+            TraceFailure(503, ErrorDetail(type="Unavailable", message="the worker parent stopped"))
+        )
+        if not self._closing:
+            log.error("the worker parent stopped; starting a new one")
+            self._restart()
 
     def _restart(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
-        if self._socket is not None:
-            self._socket.close()
         self.restarts += 1
         try:
             self.start()
         except RuntimeError:
             log.exception("the worker parent could not be restarted")
 
-    def _read_replies(self, conn: Any) -> None:
-        while True:
-            try:
-                header = json.loads(conn.recv_bytes())
-                body = conn.recv_bytes() if header.get("body") else b""
-            except (EOFError, OSError):
-                break
-            with self._lock:
-                future = self._pending.pop(header["id"], None)
-            if future is None:
-                continue
-            if header["status"] == 200:
-                future.set_result(body)
-            else:
-                future.set_exception(
-                    TraceFailure(header["status"], ErrorDetail(**header["detail"]))
-                )
-        if not self._closing:
-            log.error("the worker parent stopped; starting a new one")
-            with self._lock:
-                self._conn = None
-            self._fail_pending(
-                TraceFailure(
-                    503, ErrorDetail(type="Unavailable", message="the worker parent stopped")
-                )
-            )
-            self._restart()
-
-    def _fail_pending(self, failure: TraceFailure) -> None:
+    def _fail_all(self, failure: TraceFailure) -> None:
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(failure)
+            jobs, self._jobs = self._jobs, {}
+            self._new_jobs = []
+        for job in jobs.values():
+            try:
+                job.sock.close()
+            except OSError:
+                pass
+            if not job.future.done():
+                job.future.set_exception(failure)
 
 
 # ----- the zygote ------------------------------------------------------------------------------
 
 
 @dataclass
-class _Job:
+class _Child:
     id: int
     pid: int
-    fd: int
     work_dir: str
     deadline: float
-    started: float
-    output: bytearray = field(default_factory=bytearray)
     killed_for: str | None = None
 
 
-def zygote_main(conn: Any) -> None:
-    """Entry point of the worker parent: warm up, report the layers, serve until the pipe closes."""
+def zygote_main(control: socket.socket) -> None:
+    """Entry point of the worker parent: warm up, report the layers, serve until closed."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us by closing the pipe
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us by closing the socket
     import torch
 
     torch.set_num_threads(1)
-    settings = Settings.model_validate_json(conn.recv_bytes())
-    from app.sandbox.runner import USER_FILENAME  # noqa: F401  (imports the whole tracer)
-    from app.tracing import trace_to_json
-
-    trace_to_json(TraceRequest(code=WARM_UP_PROGRAM), settings)
-    zygote = _Zygote(conn, settings)
+    message, _ = _receive(control)
+    if message is None:
+        return
+    settings = Settings.model_validate(message)
+    _warm_up(settings)
+    zygote = _Zygote(control, settings)
     layers = zygote.probe_layers()
-    conn.send_bytes(
-        json.dumps(
-            {"ready": True, "layers": layers, "cuda": bool(torch.cuda.is_available())}
-        ).encode()
-    )
+    _send(control, {"ready": True, "layers": layers, "cuda": bool(torch.cuda.is_available())})
     zygote.serve()
 
 
+def _warm_up(settings: Settings) -> None:
+    """Import and exercise everything a child needs, so that forks start warm."""
+    from app.tracing import trace_to_json
+
+    trace_to_json(TraceRequest(code=WARM_UP_PROGRAM), settings)
+    try:  # matplotlib builds its font cache once, here, where /tmp is still writable
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        plt.figure()
+        plt.close("all")
+    except Exception as exc:  # figures are optional
+        print(f"matplotlib is not usable in the workers: {exc!r}", file=sys.stderr)
+
+
 class _Zygote:
-    def __init__(self, conn: Any, settings: Settings) -> None:
-        self.conn = conn
+    def __init__(self, control: socket.socket, settings: Settings) -> None:
+        self.control = control
         self.settings = settings
         self.selector = selectors.DefaultSelector()
-        self.waiting: list[dict[str, Any]] = []
-        self.running: dict[int, _Job] = {}  # by read fd
+        self.waiting: list[tuple[int, int, bool]] = []  # (job id, child's socket fd, cuda)
+        self.running: dict[int, _Child] = {}  # by pid
+        self._signal_r, self._signal_w = os.pipe()
+        os.set_blocking(self._signal_r, False)
+        os.set_blocking(self._signal_w, False)
 
     def _limits(self, work_dir: str, cuda: bool) -> Any:
         from app.sandbox.limits import ChildLimits
 
         margin = None if cuda else self.settings.memory_margin_mb * 1024 * 1024
-        return ChildLimits(self.settings.cpu_seconds, margin, work_dir, cuda)
+        return ChildLimits(
+            self.settings.cpu_seconds,
+            margin,
+            work_dir,
+            cuda,
+            idle_after_cpu_seconds=self.settings.idle_after_cpu_seconds,
+        )
 
     def probe_layers(self) -> dict[str, bool]:
         """Fork a child that applies every limit and reports which took effect."""
@@ -276,166 +464,156 @@ class _Zygote:
         data = collect_child(pid, read_fd)
         shutil.rmtree(work_dir, ignore_errors=True)
         layers = json.loads(data) if data else {}
-        layers.update(policy=True, capabilities=True, wall_time=True)
+        layers.update(language_policy=self.settings.language_layer, wall_time=True)
+        layers["clean_memory"] = True  # children fork from a parent that never saw a request
         return layers
 
     def serve(self) -> None:
-        self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
+        signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.selector.register(self.control, selectors.EVENT_READ, "control")
+        self.selector.register(self._signal_r, selectors.EVENT_READ, "signal")
         while True:
             timeout = None
             if self.running:
-                timeout = max(
-                    0.0, min(j.deadline for j in self.running.values()) - time.monotonic()
-                )
+                earliest = min(c.deadline for c in self.running.values())
+                timeout = max(0.0, earliest - time.monotonic())
             for key, _ in self.selector.select(timeout):
-                if key.data is None:
-                    if not self._receive():
+                if key.data == "control":
+                    if not self._on_control():
                         self._shutdown()
                         return
                 else:
-                    self._read_child(key.data)
+                    try:
+                        os.read(self._signal_r, 4096)
+                    except BlockingIOError:
+                        pass
+            self._reap()
             self._enforce_deadlines()
             while self.waiting and len(self.running) < self.settings.workers:
-                self._start(self.waiting.pop(0))
+                self._start(*self.waiting.pop(0))
 
-    def _receive(self) -> bool:
+    def _on_control(self) -> bool:
         try:
-            message = json.loads(self.conn.recv_bytes())
-        except (EOFError, OSError):
+            message, fds = _receive(self.control)
+        except OSError:
             return False
-        self.waiting.append(message)
+        if message is None:
+            return False
+        if message.get("op") == "run" and len(fds) == 1:
+            self.waiting.append((message["id"], fds[0], bool(message.get("cuda"))))
+            return True
+        for fd in fds:
+            os.close(fd)
+        if message.get("op") == "kill":
+            self._kill_job(message["id"], "response_bytes")
         return True
 
-    def _shutdown(self) -> None:
-        for job in list(self.running.values()):
-            os.kill(job.pid, signal.SIGKILL)
-            os.waitpid(job.pid, 0)
-            shutil.rmtree(job.work_dir, ignore_errors=True)
+    def _kill_job(self, job_id: int, reason: str) -> None:
+        for child in self.running.values():
+            if child.id == job_id and child.killed_for is None:
+                child.killed_for = reason
+                os.kill(child.pid, signal.SIGKILL)
+        for index, (waiting_id, fd, _) in enumerate(self.waiting):
+            if waiting_id == job_id:
+                os.close(fd)
+                del self.waiting[index]
+                self._report(job_id, {"killed_for": reason})
+                break
 
-    def _start(self, message: dict[str, Any]) -> None:
+    def _shutdown(self) -> None:
+        for child in list(self.running.values()):
+            os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+            shutil.rmtree(child.work_dir, ignore_errors=True)
+        for _, fd, _ in self.waiting:
+            os.close(fd)
+
+    def _start(self, job_id: int, fd: int, cuda: bool) -> None:
         work_dir = tempfile.mkdtemp(prefix="ae-job-")
-        read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
-            self._child(message, read_fd, write_fd, work_dir)  # never returns
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        now = time.monotonic()
-        job = _Job(message["id"], pid, read_fd, work_dir, now + self.settings.wall_seconds, now)
-        self.running[read_fd] = job
-        self.selector.register(read_fd, selectors.EVENT_READ, job)
+            self._child(fd, work_dir, cuda)  # never returns
+        os.close(fd)  # the zygote keeps nothing of the request, not even its socket
+        deadline = time.monotonic() + self.settings.wall_seconds
+        self.running[pid] = _Child(job_id, pid, work_dir, deadline)
 
-    def _child(self, message: dict[str, Any], read_fd: int, write_fd: int, work_dir: str) -> None:
+    def _child(self, fd: int, work_dir: str, cuda: bool) -> None:
         status = 0
         try:
-            os.close(read_fd)
-            for fd in [self.conn.fileno(), self.selector.fileno(), *self.running]:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            # nothing of the server, the zygote or another request stays reachable
+            self.selector.close()
+            keep = {0, 1, 2, fd}
+            for other in [
+                self.control.fileno(),
+                self._signal_r,
+                self._signal_w,
+                *(f for _, f, _ in self.waiting),
+            ]:
+                if other not in keep:
+                    try:
+                        os.close(other)
+                    except OSError:
+                        pass
             from app.sandbox import limits
 
-            cuda = message.get("device") in ("cuda", "auto")
             limits.apply(self._limits(work_dir, cuda))
-            header, body = _run_in_child(message, self.settings)
-            _write_all(write_fd, json.dumps(header).encode() + b"\n" + body)
+            request = _read_all(fd)
+            header, body = _run_in_child(request, self.settings)
+            _write_all(fd, json.dumps(header).encode() + b"\n" + body)
         except BaseException:  # nothing may escape a forked child
             status = 1
         finally:
             os._exit(status)
 
-    def _read_child(self, job: _Job) -> None:
-        limit = self.settings.max_response_bytes + 4096
-        try:
-            while chunk := os.read(job.fd, 1 << 20):
-                job.output += chunk
-                if len(job.output) > limit and job.killed_for is None:
-                    job.killed_for = "response_bytes"
-                    os.kill(job.pid, signal.SIGKILL)
-                    break
+    def _reap(self) -> None:
+        while self.running:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.running.pop(pid, None)
+            if child is None:
+                continue
+            shutil.rmtree(child.work_dir, ignore_errors=True)
+            report: dict[str, Any] = {
+                "killed_for": child.killed_for,
+                "cpu": usage.ru_utime + usage.ru_stime,
+            }
+            if os.WIFSIGNALED(status):
+                report["signal"] = os.WTERMSIG(status)
             else:
-                self._finish(job)
-        except BlockingIOError:
+                report["exit"] = os.WEXITSTATUS(status)
+            self._report(child.id, report)
+
+    def _report(self, job_id: int, report: dict[str, Any]) -> None:
+        try:
+            _send(self.control, {"id": job_id, **report})
+        except OSError:
             pass
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for job in self.running.values():
-            if job.killed_for is None and now >= job.deadline:
-                job.killed_for = "wall_time"
-                os.kill(job.pid, signal.SIGKILL)
-
-    def _finish(self, job: _Job) -> None:
-        self.selector.unregister(job.fd)
-        os.close(job.fd)
-        del self.running[job.fd]
-        _, status = os.waitpid(job.pid, 0)
-        shutil.rmtree(job.work_dir, ignore_errors=True)
-        header, body = self._reply(job, status)
-        header["id"] = job.id
-        header["body"] = bool(body)
-        try:
-            self.conn.send_bytes(json.dumps(header).encode())
-            if body:
-                self.conn.send_bytes(body)
-        except (OSError, ValueError):
-            pass
-
-    def _reply(self, job: _Job, status: int) -> tuple[dict[str, Any], bytes]:
-        settings = self.settings
-        if job.killed_for == "wall_time":
-            return _failure(
-                limit_failure(
-                    "wall_time", f"the program ran longer than {settings.wall_seconds:g} s"
-                )
-            )
-        if job.killed_for == "response_bytes":
-            return _failure(
-                limit_failure(
-                    "response_bytes",
-                    f"the recorded graph is over the limit of {settings.max_response_bytes} bytes",
-                )
-            )
-        newline = job.output.find(b"\n")
-        if newline >= 0:
-            try:
-                header = json.loads(job.output[:newline])
-                return header, bytes(job.output[newline + 1 :])
-            except ValueError:
-                pass
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
-            return _failure(
-                limit_failure(
-                    "cpu_time", f"the program used more than {settings.cpu_seconds} s of CPU time"
-                )
-            )
-        reason = (
-            f"signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exit status {os.WEXITSTATUS(status)}"
-        )
-        return _failure(
-            TraceFailure(
-                500,
-                ErrorDetail(
-                    type="WorkerCrashed", message=f"the worker ended without a result ({reason})"
-                ),
-            )
-        )
+        for child in self.running.values():
+            if child.killed_for is None and now >= child.deadline:
+                child.killed_for = "wall_time"
+                os.kill(child.pid, signal.SIGKILL)
 
 
 def _failure(failure: TraceFailure) -> tuple[dict[str, Any], bytes]:
     return {"status": failure.status, "detail": failure.detail.model_dump(exclude_none=True)}, b""
 
 
-def _run_in_child(message: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], bytes]:
+def _run_in_child(data: bytes, settings: Settings) -> tuple[dict[str, Any], bytes]:
     from app.tracing import trace_to_json
 
-    request = TraceRequest(code=message["code"], device=message["device"], seed=message["seed"])
     try:
+        request = TraceRequest.model_validate_json(data)
         if request.device in ("cuda", "auto"):
             _limit_cuda_memory(settings.cuda_memory_fraction)
         return {"status": 200}, trace_to_json(request, settings)
@@ -459,11 +637,16 @@ def _limit_cuda_memory(fraction: float) -> None:
 
 def collect_child(pid: int, read_fd: int) -> bytes:
     """Everything a forked child wrote to its pipe, once it has exited."""
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
+    data = _read_all(read_fd)
     os.close(read_fd)
     os.waitpid(pid, 0)
+    return data
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -475,4 +658,4 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    zygote_main(Connection(int(sys.argv[1])))
+    zygote_main(socket.socket(fileno=int(sys.argv[1])))

@@ -1,19 +1,36 @@
-"""Execute one user program: the single place where user code is compiled and run."""
+"""Prepare one program and run it under the recorder: the single place where user code runs."""
 
 from __future__ import annotations
 
+import ast
+import base64
+import builtins
+import contextlib
 import io
-from collections.abc import Callable
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
 from app.bindings import BIND_FUNCTION, instrument
+from app.errors import LimitExceeded
+from app.graph_tracer import (
+    PROGRAM_FILENAME,
+    ProgramExit,
+    Recorder,
+    TraceOptions,
+    record_error,
+    record_program,
+)
 from app.sandbox import policy
-from app.sandbox.capabilities import PROGRAM_MODULE, Capabilities
-from app.sandbox.guard import GETATTR, SETATTR, guard_attributes
+from app.schemas import Figure, Graph
 
-USER_FILENAME = "<program>"
 STDOUT_LIMIT = 64 * 1024
+MAX_FIGURES = 8
+FIGURE_DPI = 80
 
 
 class BoundedWriter(io.StringIO):
@@ -39,31 +56,174 @@ class BoundedWriter(io.StringIO):
         return kept
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """Bounds of an in-process run (the sandbox adds OS limits of its own around a child)."""
+
+    wall_seconds: float | None = None
+    setting_hint: str = "AE_WALL_SECONDS"
+
+
 def compile_program(code: str, limits: policy.PolicyLimits | None = None) -> CodeType:
-    """Check, instrument and compile a program (PolicyError, LimitExceeded or SyntaxError)."""
-    tree = policy.check(code, limits)
-    tree = guard_attributes(instrument(tree))
-    return compile(tree, USER_FILENAME, "exec", dont_inherit=True)
+    """Check (when limits are given), instrument and compile a program.
+
+    PolicyError or LimitExceeded from the courtesy check; SyntaxError from the parser.
+    """
+    tree = policy.check(code, limits) if limits is not None else ast.parse(code, PROGRAM_FILENAME)
+    return compile(instrument(tree), PROGRAM_FILENAME, "exec", dont_inherit=True)
 
 
-def make_namespace(
-    bind: Callable[..., None], stdout: BoundedWriter, capabilities: Capabilities
-) -> dict[str, Any]:
-    """The globals a program starts with: allowed builtins, a captured print, the guards."""
+class _Courtesy:
+    """What a program may call that has no meaning here, turned into notes instead of hangs."""
 
-    def captured_print(*args: object, sep: str | None = " ", end: str | None = "\n") -> None:
-        text = (" " if sep is None else str(sep)).join(str(a) for a in args)
-        stdout.write(text + ("\n" if end is None else str(end)))
+    def __init__(self, notes: list[str]) -> None:
+        self.notes = notes
 
-    return {
-        "__builtins__": capabilities.builtins(captured_print),
-        "__name__": PROGRAM_MODULE,
-        BIND_FUNCTION: bind,
-        GETATTR: capabilities.getattr,
-        SETATTR: capabilities.setattr,
-    }
+    def note_once(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def debugger(self, *args: object, **kwargs: object) -> None:
+        self.note_once(
+            "The program asked for the debugger (pdb.set_trace() / breakpoint()); the explorer "
+            "has no console, so it went on. Step through the graph with the player instead."
+        )
+
+    def exit(self, code: object = None) -> None:
+        self.note_once(
+            f"The program called exit({'' if code is None else code!r}); it ended there."
+        )
+        raise ProgramExit()
+
+    @staticmethod
+    def input(prompt: object = "") -> str:
+        raise RuntimeError("input() has no keyboard here: assign the value in the program instead")
+
+    def builtins(self) -> dict[str, Any]:
+        names = dict(vars(builtins))
+        names.update(input=self.input, exit=self.exit, quit=self.exit)
+        return names
 
 
-def execute(program: CodeType, namespace: dict[str, Any]) -> None:
-    """Run a compiled program in the namespace; exceptions propagate to the caller."""
-    exec(program, namespace)  # noqa: S102 - the one place user code runs
+@contextlib.contextmanager
+def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    had = hasattr(obj, name)
+    old = getattr(obj, name, None)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
+
+
+def _pyplot(code: str) -> Any:
+    """matplotlib.pyplot on the Agg backend when the program may use it (None otherwise)."""
+    if "matplotlib" not in code and "matplotlib.pyplot" not in sys.modules:
+        return None
+    try:
+        import matplotlib
+
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # not installed, or no usable backend: the program will say so itself
+        return None
+    return plt
+
+
+def _capture_figures(plt: Any, graph: Graph) -> None:
+    """Every open matplotlib figure as a PNG under the program's output; then close them."""
+    if plt is None:
+        return
+    for number in plt.get_fignums()[:MAX_FIGURES]:
+        figure = plt.figure(number)
+        buffer = io.BytesIO()
+        try:
+            figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
+        except Exception as exc:  # a broken figure must not lose the recording
+            graph.notes.append(f"Figure {number} could not be drawn: {exc}")
+            continue
+        width, height = figure.get_size_inches() * FIGURE_DPI
+        graph.figures.append(
+            Figure(
+                number=number,
+                png=base64.b64encode(buffer.getvalue()).decode(),
+                width=int(width),
+                height=int(height),
+            )
+        )
+    plt.close("all")
+
+
+@contextlib.contextmanager
+def _wall_clock(limits: RunLimits) -> Iterator[None]:
+    """LimitExceeded('wall_time') when an in-process run passes its wall-clock limit."""
+    seconds = limits.wall_seconds
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise LimitExceeded(
+            "wall_time",
+            f"the program ran longer than {seconds:g} s "
+            f"(set {limits.setting_hint} to change the limit)",
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def trace_program(
+    code: str,
+    device: str = "cpu",
+    seed: int = 0,
+    options: TraceOptions | None = None,
+    checks: policy.PolicyLimits | None = None,
+    limits: RunLimits | None = None,
+) -> Graph:
+    """Run a program on real tensors and return its recording.
+
+    With `checks`, the courtesy policy looks at the program first (PolicyError, LimitExceeded);
+    a SyntaxError or an exception of the program is recorded in the Graph.
+    """
+    try:
+        program = compile_program(code, checks)
+    except SyntaxError as exc:
+        return record_error(exc)
+    stdout = BoundedWriter()
+    notes: list[str] = []
+    courtesy = _Courtesy(notes)
+    plt = _pyplot(code)
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": courtesy.builtins()}
+
+    def execute(recorder: Recorder) -> None:
+        namespace[BIND_FUNCTION] = recorder.bind
+        try:
+            exec(program, namespace)  # noqa: S102 - the one place user code runs
+        except SystemExit as exc:
+            courtesy.exit(exc.code)
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(stdout))
+        stack.enter_context(contextlib.redirect_stderr(stdout))
+        stack.enter_context(_patched(sys, "breakpointhook", courtesy.debugger))
+        import pdb
+
+        stack.enter_context(_patched(pdb, "set_trace", courtesy.debugger))
+        if plt is not None:
+            stack.enter_context(_patched(plt, "show", lambda *a, **k: None))
+        stack.enter_context(_wall_clock(limits or RunLimits()))
+        graph = record_program(execute, device, seed, options)
+    graph.stdout = stdout.text()
+    graph.notes.extend(notes)
+    _capture_figures(plt, graph)
+    return graph
