@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import re
@@ -75,6 +76,7 @@ def grad_fn_name(fn: Any) -> str:
     return ACCUMULATE_GRAD if name.endswith("AccumulateGrad") else name
 
 
+@functools.cache
 def op_name_of(fn_name: str) -> str:
     """Forward op name guessed from a backward node name ('MulBackward0' -> 'mul')."""
     if fn_name == ACCUMULATE_GRAD:
@@ -161,6 +163,13 @@ def _saved_attribute_names(fn: Any) -> tuple[str, ...]:
         names = tuple(a for a in dir(fn) if a.startswith("_saved_"))
         _saved_attrs_cache[cls] = names
     return names
+
+
+def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The gradients a hook saw, cut from any graph (create_graph passes build one)."""
+    if not any(g is not None and g.requires_grad for g in grads):
+        return grads
+    return tuple(g.detach() if g is not None else None for g in grads)
 
 
 @dataclass
@@ -252,6 +261,7 @@ class Recorder:
         node = build(
             TensorNode,
             id=node_id,
+            kind="tensor",
             label=label,
             name=name,
             line=line,
@@ -265,6 +275,7 @@ class Recorder:
             grad_fn=fn_name,
             version=t._version,
             value=self._summary(t),
+            grad=None,
         )
         self._add_node(node)
         self._tensor_of_key[key] = node_id
@@ -297,6 +308,7 @@ class Recorder:
         node = build(
             OpNode,
             id=node_id,
+            kind="op",
             label=op_name_of(fn_name),
             op=op_name_of(fn_name),
             grad_fn=fn_name,
@@ -315,11 +327,11 @@ class Recorder:
         if fn_name == ACCUMULATE_GRAD:
             leaf = fn.variable
             leaf_id = self.tensor_node(leaf)
-            node.variable = leaf_id
-            node.label = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
+            node.__dict__["variable"] = leaf_id
+            node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
             self._add_edge(node_id, leaf_id)
         else:
-            node.saved = self._saved_tensors(fn)
+            node.__dict__["saved"] = self._saved_tensors(fn)
         return node_id
 
     def _saved_tensors(self, fn: Any) -> list[SavedTensor]:
@@ -382,7 +394,7 @@ class Recorder:
             next_ops: list[str | None] = []
             target_node = self._nodes_by_id[target]
             if isinstance(target_node, OpNode):
-                target_node.next = next_ops
+                target_node.__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
             for producer, output_nr in fn.next_functions:
                 if producer is None:
                     next_ops.append(None)
@@ -392,7 +404,7 @@ class Recorder:
                 if is_new:
                     node = self._nodes_by_id[source]
                     if isinstance(node, OpNode):
-                        node.created_by_pass = created_by_pass
+                        node.__dict__["created_by_pass"] = created_by_pass
                     if node.grad_fn != ACCUMULATE_GRAD:
                         created.append(source)
                         stack.append(producer)
@@ -657,17 +669,13 @@ class Recorder:
             def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id) -> None:
                 with run.lock:
                     run.order.append(op_id)
-                    run.grad_outputs[op_id] = tuple(
-                        g.detach() if g is not None else None for g in grad_outputs
-                    )
+                    run.grad_outputs[op_id] = _detached(grad_outputs)
 
             def post(
                 grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
             ) -> None:
                 with run.lock:
-                    run.grad_inputs[op_id] = tuple(
-                        g.detach() if g is not None else None for g in grad_inputs
-                    )
+                    run.grad_inputs[op_id] = _detached(grad_inputs)
 
             handles.append(fn.register_prehook(pre))
             handles.append(fn.register_hook(post))

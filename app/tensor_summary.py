@@ -44,6 +44,9 @@ def round_tensor(x: torch.Tensor, digits: int) -> torch.Tensor:
     return torch.where(torch.isfinite(x), torch.round(x * factor) / factor, x)
 
 
+_REAL = (torch.float32, torch.float64)
+
+
 def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     if t.is_complex():
         return t.abs()
@@ -117,9 +120,13 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     return maps
 
 
+_PREVIEW_FORMAT = f".{PREVIEW_DIGITS}g"
+
+
 def _histogram_of(low: float, high: float, counts: list[int]) -> Histogram:
     step = (high - low) / HISTOGRAM_BINS
-    edges = [round_significant(low + i * step, PREVIEW_DIGITS) for i in range(HISTOGRAM_BINS + 1)]
+    # format() rounds as round_significant does, non-finite values included
+    edges = [float(format(low + i * step, _PREVIEW_FORMAT)) for i in range(HISTOGRAM_BINS + 1)]
     return build(Histogram, edges=edges, counts=counts)
 
 
@@ -160,17 +167,24 @@ def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
     shape = list(t.shape)
     dtype = _DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype)
     numel = t.numel()
-    if numel == 0:
-        return build(TensorData, shape=shape, dtype=dtype, values=t.tolist()), False
+    values = None
     if numel <= inline_limit:
         values = t.abs().tolist() if t.is_complex() else t.tolist()
-        return build(TensorData, shape=shape, dtype=dtype, values=values), True
-    return build(TensorData, shape=shape, dtype=dtype), True
+    data = build(
+        TensorData,
+        shape=shape,
+        dtype=dtype,
+        values=values,
+        stats=None,
+        heatmap=None,
+        histogram=None,
+    )
+    return data, numel > 0
 
 
 def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
     """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
-    xs = [_as_real_float(t) for t, _, _ in pending]
+    xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
     rows = _raw_stats([x.reshape(-1) for x in xs])
     shown: list[int] = []
     for index, ((_, data, preview), row) in enumerate(zip(pending, rows, strict=True)):
