@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import inspect
+import os
 import re
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -289,12 +292,12 @@ class Recorder:
         return node_id
 
     def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
+        param = self._param_names.get(id(t)) if isinstance(t, nn.Parameter) else None
+        if param is not None:  # a parameter keeps its module path (model.0.weight)
+            return param, None
         binding = self._bindings.get(id(t))
         if binding is not None and binding[3] is t:
             return binding[0], binding[1]
-        param = self._param_names.get(id(t))
-        if param is not None:
-            return param, None
         return None, None
 
     def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
@@ -512,6 +515,15 @@ class Recorder:
         )
         return output_id
 
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Run torch's own work (gradcheck's passes) without recording it."""
+        previous, self.in_pass = self.in_pass, True
+        try:
+            yield
+        finally:
+            self.in_pass = previous
+
     def bind(self, line: int, module_scope: bool, *pairs: tuple[str, Any]) -> None:
         """Called by instrumented code after each assignment: names tensors and modules."""
         if self.busy:
@@ -523,10 +535,22 @@ class Recorder:
         finally:
             self.busy = False
 
+    def _name_module(self, name: str, module: nn.Module) -> None:
+        """Give a module bound to a variable, its sub-modules and parameters their paths."""
+        if id(module) in self._module_names:
+            return  # a sub-module keeps the path of the model it belongs to
+        for path, sub in module.named_modules():
+            self._module_names.setdefault(id(sub), (f"{name}.{path}" if path else name, sub))
+        for pname, param in module.named_parameters():
+            self._param_names.setdefault(id(param), f"{name}.{pname}")
+
     def _bind_one(self, name: str, value: Any, line: int, module_scope: bool) -> None:
         if isinstance(value, nn.Module):
-            self._module_names[id(value)] = (name, value)
+            if module_scope:  # names inside functions and __init__ are temporaries
+                self._name_module(name, value)
             return
+        if isinstance(value, nn.Parameter) and id(value) in self._param_names:
+            return  # `for p in model.parameters()` must not rename model.0.weight to p
         if isinstance(value, (list, tuple)) and len(value) <= 64:
             for index, item in enumerate(value):
                 if isinstance(item, torch.Tensor):
@@ -792,6 +816,23 @@ class FewerCollections:
         gc.set_threshold(*self.saved)
 
 
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+# files on the way from a backward()/grad() call to the mode: the dispatcher and the functions
+_DISPATCH_FILES = frozenset(
+    str(Path(m.__file__).resolve())
+    for m in (torch.overrides, torch.autograd, torch._tensor)
+    if getattr(m, "__file__", None)
+)
+
+
+def _called_from_torch() -> bool:
+    """Whether the backward()/grad() being dispatched was called by torch's own code."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in _DISPATCH_FILES:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR)
+
+
 class RecordingMode(TorchFunctionMode):
     """Routes every torch call of the program through the Recorder."""
 
@@ -824,6 +865,9 @@ class RecordingMode(TorchFunctionMode):
         if rec.busy or rec.in_pass:
             return func(*args, **kwargs)
         if func in PASS_FUNCTIONS:
+            if _called_from_torch():  # gradcheck, jacobian: torch's own passes, not the program's
+                with rec.quiet():
+                    return func(*args, **kwargs)
             return rec.run_pass(func, args, kwargs)
         out = func(*args, **kwargs)
         if rec.recording:

@@ -212,7 +212,11 @@ class TraceService:
     def layers(self) -> dict[str, bool]:
         """Which isolation layers are active."""
         if self.pool is None:
-            return {"policy": True, "capabilities": True, "fresh_process": False}
+            return {
+                "language_policy": self.settings.language_layer,
+                "jail": False,
+                "fresh_process": False,
+            }
         return dict(self.pool.layers)
 
 

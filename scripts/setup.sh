@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything the explorer and its tests need: Debian's graphviz and chromium, a virtual
+# Set up everything the explorer and its tests need: Debian's graphviz, bubblewrap and chromium, a virtual
 # environment in .venv with the CPU build of torch, and the package with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# the jail around the workers
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 # a font with Chinese glyphs, for the zh-CN interface and exports
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || need_apt+=(fonts-wqy-microhei)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -50,6 +50,7 @@ def api_client():
     from app.config import Settings
     from app.main import create_app
 
-    settings = Settings(wall_seconds=4, cpu_seconds=4, workers=2, queue_size=32, cache_entries=16)
+    # CPU time, not wall time, stops busy loops here: a loaded machine must not fail a lesson
+    settings = Settings(wall_seconds=120, cpu_seconds=8, workers=2, queue_size=32, cache_entries=16)
     with TestClient(create_app(settings)) as client:
         yield client

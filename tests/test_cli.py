@@ -145,3 +145,14 @@ def test_wall_time_limit_names_the_setting(
     finally:
         get_settings.cache_clear()
     assert code == 1 and out == "" and "wall_time" in err and "AE_WALL_SECONDS" in err
+
+
+def test_serve_refuses_a_public_address_without_the_jail(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.sandbox import jail
+
+    monkeypatch.setattr(jail, "bubblewrap", lambda: None)
+    code, _, err = run(capsys, "serve", "--host", "0.0.0.0")
+    assert code == 2 and "without the jail" in err and "bubblewrap" in err
+    assert "--allow-unjailed" in err

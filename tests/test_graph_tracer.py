@@ -341,3 +341,19 @@ def _numel(shape: list[int]) -> int:
     for size in shape:
         count *= size
     return count
+
+
+def test_parameters_keep_their_module_path_through_loop_variables() -> None:
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))\n"
+        "for param in model.parameters():\n    param.requires_grad_(True)\n"
+        "params = list(model.parameters())\nfirst = params[0]\n"
+        "for name, layer in model.named_modules():\n    pass\n"
+        "loss = model(torch.randn(2, 3)).sum()\nloss.backward()\n"
+    )
+    graph = trace_code(code)
+    labels = {n.label for n in graph.nodes if n.kind == "tensor" and n.is_parameter}
+    assert labels == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
+    modules = {n.module for n in graph.nodes if n.kind == "op" and n.module}
+    assert modules == {"0", "1", "2"}

@@ -16,118 +16,105 @@ NN = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 X = T + "x = torch.ones(3, requires_grad=True)\n"
 PROBE = "ae_escape_probe"
 
-# (id, program, expected status, expected detail type or limit)
-PYTHON_ESCAPES = [
-    ("subclasses", "y = ().__class__.__bases__[0].__subclasses__()", 400, "PolicyError"),
-    ("class_of_list", "y = [].__class__", 400, "PolicyError"),
-    ("builtins_name", "y = __builtins__", 400, "PolicyError"),
-    ("print_self", "y = print.__self__", 400, "PolicyError"),
-    ("format_attr", "y = '{0.__class__}'.format(1)", 400, "PolicyError"),
-    ("format_index", "y = '{0[0]}'.format([1])", 400, "PolicyError"),
-    ("format_variable", "t = '{0.real}'\ny = t.format(1)", 400, "PolicyError"),
+REPO = Path(__file__).resolve().parent.parent
+HOST_MARKERS = ("PYTEST_CURRENT_TEST", "root:x:0:0", str(REPO / "tests"), "[tool.pytest")
+
+# (id, program, expected status, expected detail type / limit, or the program's error type)
+# With the language open, these reach real Python and torch: the answer is whatever the jail
+# and the OS limits leave them, which is nothing of the host.
+HARMLESS_ESCAPES = [
+    ("environment", "import os\nprint(dict(os.environ))", 200, None),
+    ("proc_environ", "print(open('/proc/1/environ', 'rb').read())", 200, (None, "PermissionError")),
     (
-        "format_bound_method",
-        "s = '{0.__globals__}'\nf = s.format\ny = f(print)",
-        400,
-        "PolicyError",
+        "proc_cmdlines",
+        "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        print(open(f'/proc/{p}/cmdline', 'rb').read())",
+        200,
+        None,
     ),
-    ("format_map", "y = '{a}'.format_map({'a': 1})", 400, "PolicyError"),
-    ("str_format_unbound", "y = str.format('{0.real}', 1)", 400, "PolicyError"),
-    ("generator_frame", "g = (i for i in range(3))\nf = g.gi_frame", 400, "PolicyError"),
-    ("yield", "def gen():\n    yield 1", 400, "PolicyError"),
-    ("frame_globals", "y = f.f_globals", 400, "PolicyError"),
+    ("subclasses", "print(len(().__class__.__bases__[0].__subclasses__()))", 200, None),
     (
-        "exception_traceback",
-        "try:\n    1 / 0\nexcept Exception as e:\n    t = e.__traceback__",
-        400,
-        "PolicyError",
+        "format_globals",
+        "import torch\nprint('{0.__globals__}'.format(torch.manual_seed)[:2000])",
+        200,
+        None,
     ),
-    ("traceback_frame", "y = e.tb_frame", 400, "PolicyError"),
-    ("unicode_exec", "ｅｘｅｃ('print(1)')", 400, "PolicyError"),
-    ("unicode_dunder", "y = ().__ｃｌａｓｓ__", 400, "PolicyError"),
-    ("unicode_getattr", "ｇｅｔａｔｔｒ(1, 'real')", 400, "PolicyError"),
-    ("decorator", "@print\ndef f():\n    pass", 400, "PolicyError"),
-    ("default_arg_call", "def f(a=print('x')):\n    pass", 400, "PolicyError"),
-    ("lambda_default_call", "f = lambda a=open('/etc/passwd'): a", 400, "PolicyError"),
-    ("system_exit", "raise SystemExit(0)", 400, "PolicyError"),
-    ("exit_call", "exit()", 400, "PolicyError"),
-    ("eval", "y = eval('1 + 1')", 400, "PolicyError"),
-    ("exec", "exec('import os')", 400, "PolicyError"),
-    ("open", f"f = open('{PROBE}', 'w')", 400, "PolicyError"),
-    ("getattr", "y = getattr(1, 'real')", 400, "PolicyError"),
-    ("globals", "y = globals()", 400, "PolicyError"),
-    ("vars", "y = vars()", 400, "PolicyError"),
-    ("type", "y = type(1)", 400, "PolicyError"),
-    ("import_os", "import os", 400, "PolicyError"),
-    ("import_subprocess", "import subprocess", 400, "PolicyError"),
-    ("from_os", "from os import system", 400, "PolicyError"),
-    ("import_alias", "import torch as t", 400, "PolicyError"),
-    ("metaclass", NN + "class A(nn.Module, metaclass=type):\n    pass", 400, "PolicyError"),
-    ("object_base", "class A(object):\n    pass", 400, "PolicyError"),
-    ("with_open", f"with open('{PROBE}', 'w') as f:\n    pass", 400, "PolicyError"),
+    ("root_listing", "import os\nprint(sorted(os.listdir('/')))", 200, None),
+    ("system_exit", "raise SystemExit(0)", 200, None),
+    ("exit_call", "exit()", 200, None),
+    ("eval_exec", "exec('import os')\nprint(eval('1 + 1'))", 200, None),
+]
+READS = [
+    ("etc_passwd", "print(open('/etc/passwd').read())", 200, ("FileNotFoundError",)),
     (
-        "super_other_attr",
-        NN + "class A(nn.Module):\n    def __init__(self):\n        super().__class__\n",
-        400,
-        "PolicyError",
+        "checkout",
+        f"print(open({str(REPO / 'pyproject.toml')!r}).read())",
+        200,
+        ("FileNotFoundError",),
+    ),
+    ("torch_load", T + "x = torch.load('/etc/passwd')", 200, ("FileNotFoundError",)),
+    ("from_file", T + "x = torch.from_file('/etc/passwd', size=10)", 200, ("RuntimeError",)),
+    (
+        "numpy_fromfile",
+        "import numpy as np\na = np.fromfile('/etc/passwd')",
+        200,
+        ("FileNotFoundError",),
+    ),
+    (
+        "home",
+        "import os\nprint(os.listdir('/home'))",
+        200,
+        ("FileNotFoundError",),
     ),
 ]
-TORCH_SURFACES = [
-    ("torch_os", T + "torch.os.system('touch ae_escape_probe')", 400, "PolicyError"),
-    ("collect_env", T + "torch.utils.collect_env.run('touch ae_escape_probe')", 400, "PolicyError"),
-    ("torch_load", T + "x = torch.load('/etc/passwd')", 400, "PolicyError"),
+OS_REFUSALS = [
+    ("tofile", T + f"torch.ones(3).numpy().tofile('{PROBE}')", 200, ("PermissionError",)),
+    ("open_write_dynamic", f"m = 'w'\nf = open('{PROBE}', m)", 200, ("PermissionError",)),
+    ("fork_dynamic", "import os\nf = getattr(os, 'fork')\nf()", 200, ("PermissionError",)),
+    ("socket_dynamic", "s = __import__('socket')\nc = s.socket()", 200, ("PermissionError",)),
+    (
+        "popen_dynamic",
+        "m = __import__('subprocess')\nm.run(['/bin/true'])",
+        200,
+        ("PermissionError",),
+    ),
+    (
+        "kill_parent",
+        "import os\nk = getattr(os, 'kill')\nk(os.getppid(), 9)",
+        200,
+        ("PermissionError",),
+    ),
+    (
+        "collect_env",
+        T + "import torch.utils.collect_env as c\nprint(c.run('id'))",
+        200,
+        ("PermissionError",),
+    ),
+]
+COURTESY = [
+    ("import_subprocess", "import subprocess", 400, "PolicyError"),
+    ("os_system", "import os\nos.system('id')", 400, "PolicyError"),
     ("torch_save", T + f"torch.save(torch.ones(2), '{PROBE}')", 400, "PolicyError"),
-    ("from_file", T + "x = torch.from_file('/etc/passwd', size=10)", 400, "PolicyError"),
-    ("tofile", T + f"torch.ones(3).numpy().tofile('{PROBE}')", 400, "PolicyError"),
     ("hub", T + "m = torch.hub.load('a/b', 'c')", 400, "PolicyError"),
-    ("library", T + "lib = torch.library.Library('ae', 'DEF')", 400, "PolicyError"),
-    (
-        "jit_cu",
-        T + "cu = torch.jit.CompilationUnit('def f(x):\\n    return x')",
-        400,
-        "PolicyError",
-    ),
-    ("ops", T + "f = torch.ops.aten.add", 400, "PolicyError"),
-    ("torch_C", T + "c = torch._C", 400, "PolicyError"),
-    ("compile", T + "f = torch.compile(print)", 400, "PolicyError"),
-    ("distributed", T + "d = torch.distributed", 400, "PolicyError"),
-    ("backends", T + "b = torch.backends", 400, "PolicyError"),
-    ("untyped_storage", X + "s = x.untyped_storage()", 400, "PolicyError"),
-    ("storage", X + "s = x.storage()", 400, "PolicyError"),
-    ("data_ptr", X + "p = x.data_ptr()", 400, "PolicyError"),
-    ("apply_", T + "torch.ones(3).apply_(print)", 400, "PolicyError"),
-    ("share_memory", T + "torch.ones(3).share_memory_()", 400, "PolicyError"),
-    ("as_strided", T + "y = torch.ones(3).as_strided((1000,), (1,))", 400, "PolicyError"),
-    ("reduce_ex", X + "r = x.__reduce_ex__(2)", 400, "PolicyError"),
-    ("set_num_threads", T + "torch.set_num_threads(64)", 400, "PolicyError"),
-    ("set_printoptions", T + "torch.set_printoptions(profile='full')", 400, "PolicyError"),
-    ("monkeypatch_static", NN + "F.relu = print", 400, "PolicyError"),
-    ("monkeypatch_alias", NN + "g = F\ng.relu = print", 400, "PolicyError"),
-    ("monkeypatch_class", T + "T = torch.Tensor\nT.add = print", 400, "PolicyError"),
-    ("hook_eval", X + "h = x.register_hook(eval)", 400, "PolicyError"),
-    ("hook_getattr", X + "h = x.register_hook(getattr)", 400, "PolicyError"),
-    ("cuda_init", T + "torch.cuda.init()", 400, "PolicyError"),
-    ("module_share_memory", NN + "m = nn.Linear(2, 2)\nm.share_memory()", 400, "PolicyError"),
-    ("autograd_graph", T + "g = torch.autograd.graph", 400, "PolicyError"),
-    (
-        "leaf_storage_via_node",
-        X
-        + "y = (x * 2).sum()\nv = y.grad_fn.next_functions[0][0].next_functions[0][0].variable\ns = v.untyped_storage()",
-        400,
-        "PolicyError",
-    ),
-    ("numpy_load", "import numpy as np\na = np.load('/etc/passwd')", 400, "PolicyError"),
-    ("numpy_fromfile", "import numpy as np\na = np.fromfile('/etc/passwd')", 400, "PolicyError"),
-    ("math_loader", "import math\nl = math.__loader__", 400, "PolicyError"),
-    ("set_default_device", T + "torch.set_default_device('meta')", 400, "PolicyError"),
+    ("input", "n = input()", 400, "PolicyError"),
+    ("with_open_write", f"with open('{PROBE}', 'w') as f:\n    pass", 400, "PolicyError"),
 ]
 RESOURCES = [
     ("huge_ones", T + "x = torch.ones(10**6, 10**6)", 422, "memory"),
     ("huge_zeros", T + "x = torch.zeros(2**40)", 422, "memory"),
     ("huge_arange", T + "x = torch.arange(0, 10**12)", 422, "memory"),
-    ("expand_sum", T + "x = torch.ones(1)\ny = x.expand(10**7, 10**6).sum()", 422, "memory"),
+    (
+        "expand_sum",
+        T + "x = torch.ones(1)\ny = x.expand(10**7, 10**6).sum()",
+        422,
+        ("memory", "wall_time", "cpu_time"),
+    ),
     ("big_repeat", T + "x = torch.ones(1000)\ny = x.repeat(10**8)", 422, "memory"),
-    ("big_matmul", T + "y = torch.randn(20000, 20000) @ torch.randn(20000, 20000)", 422, "memory"),
+    (
+        "big_matmul",
+        T + "y = torch.randn(20000, 20000) @ torch.randn(20000, 20000)",
+        422,
+        ("memory", "wall_time", "cpu_time"),
+    ),
     ("big_power", "y = 10**10**8", 422, ("wall_time", "cpu_time")),
     ("big_string", "s = 'a' * 10**10", 422, "memory"),
     ("range_loop", "for i in range(10**9):\n    pass", 422, ("wall_time", "cpu_time")),
@@ -136,7 +123,7 @@ RESOURCES = [
         "chain_100k",
         T + "x = torch.ones(1, requires_grad=True)\nfor i in range(100000):\n    x = x * 1.0",
         422,
-        "nodes",
+        ("nodes", "wall_time", "cpu_time"),
     ),
     (
         "doubling_list",
@@ -161,12 +148,12 @@ RESOURCES = [
     ("long_binop", "x = " + " + ".join(["1"] * 3000), 422, ("nesting", "ast_nodes")),
     ("many_lines", "x = 1\n" * 3000, 422, ("code_bytes", "code_lines")),
 ]
-CASES = PYTHON_ESCAPES + TORCH_SURFACES + RESOURCES
+CASES = HARMLESS_ESCAPES + READS + OS_REFUSALS + COURTESY + RESOURCES
 _seeds = itertools.count(1000)
 
 
 def test_the_suite_is_large_enough() -> None:
-    assert len(CASES) >= 60
+    assert len(CASES) >= 45
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -184,6 +171,14 @@ def test_hostile_program(
 ) -> None:
     response = api_client.post("/api/v1/trace", json={"code": code})
     assert response.status_code == status, response.text[:400]
+    for marker in HOST_MARKERS:
+        assert marker not in response.text, marker
+    if status == 200:
+        error = response.json()["error"]
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        assert (error["type"] if error else None) in allowed, error
+        still_serving(api_client)
+        return
     detail = response.json()["detail"]
     if status == 400:
         assert detail["type"] == expected and detail["message"]
@@ -195,25 +190,36 @@ def test_hostile_program(
     still_serving(api_client)
 
 
-def test_no_data_left_behind_in_empty(api_client: TestClient) -> None:
+def test_no_data_of_an_earlier_request_in_fresh_memory(api_client: TestClient) -> None:
+    marker = 1234.5678
     fill = api_client.post(
         "/api/v1/trace",
-        json={"code": T + "x = torch.full((4096,), 7.0)\ny = x * 3\nprint(y.sum().item())"},
+        json={
+            "code": T + f"xs = [torch.full((1 << 16,), {marker}) for i in range(64)]\n"
+            "print(sum(float(x.sum()) > 0 for x in xs))\n",
+            "seed": next(_seeds),
+        },
     )
-    assert fill.status_code == 200 and fill.json()["stdout"].strip() == "86016.0"
+    assert fill.status_code == 200 and fill.json()["stdout"].strip() == "64"
     for code in (
-        "x = torch.empty(4096)",
-        "x = torch.empty_like(torch.ones(4096))",
-        "x = torch.ones(4096).new_empty(4096)",
+        "x = torch.empty(1 << 22)",
+        "x = torch.Tensor(1 << 22)",
+        "x = torch.ones(8).resize_(1 << 22)",
+        "x = torch.nn.Linear(2048, 2048).to_empty(device='cpu').weight.detach().flatten()",
+        "import numpy as np\nx = torch.from_numpy(np.empty(1 << 22, dtype=np.float32))",
     ):
         response = api_client.post(
-            "/api/v1/trace", json={"code": T + code + "\nprint(x.abs().sum().item())"}
+            "/api/v1/trace",
+            json={
+                "code": T + code + f"\nprint(int((x == {marker}).sum()))",
+                "seed": next(_seeds),
+            },
         )
-        assert response.status_code == 200 and response.json()["stdout"].strip() == "0.0", code
+        assert response.status_code == 200, response.text[:300]
+        assert response.json()["stdout"].strip() == "0", code
 
 
 def test_no_file_was_written(api_client: TestClient) -> None:
-    places = [Path.cwd(), Path("/tmp"), Path.home()]
+    places = [Path.cwd(), Path("/tmp"), Path.home(), REPO, REPO / "app"]
     for place in places:
         assert not list(place.glob(f"{PROBE}*")), place
-    assert not list(Path("/tmp").glob("ae-job-*")), "a worker's temp dir was left behind"

@@ -86,3 +86,31 @@ def test_child_limits(tmp_path: Path) -> None:
     assert not (outside_dir / "newdir").exists()
     assert (outside_dir / "existing.txt").read_text() == "keep"
     assert list(work.iterdir()) == []
+
+
+def test_a_long_run_drops_to_idle_priority(tmp_path: Path) -> None:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            limits = ChildLimits(
+                cpu_seconds=30,
+                memory_margin_bytes=None,
+                work_dir=str(tmp_path),
+                idle_after_cpu_seconds=0.2,
+            )
+            apply(limits)
+            before = os.sched_getscheduler(0)
+            start = os.times()
+            while os.times().user + os.times().system - start.user - start.system < 0.6:
+                pass  # burn CPU time, however long that takes on this machine
+            after = os.sched_getscheduler(0)
+            os.write(
+                write_fd, json.dumps([before, after, os.getpriority(os.PRIO_PROCESS, 0)]).encode()
+            )
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    before, after, nice = json.loads(collect_child(pid, read_fd))
+    assert before == os.SCHED_OTHER and after == os.SCHED_IDLE and nice == 19

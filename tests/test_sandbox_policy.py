@@ -15,17 +15,19 @@ def test_every_gallery_program_passes(example) -> None:
 
 
 ALLOWED = [
-    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nimport torch.optim as optim\nimport math\nimport numpy as np\n",
-    "from torch import nn\nfrom torch import optim\nfrom torch.nn import functional as F\n",
-    "import torch.nn\n",
-    "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n",
-    "class M(torch.nn.Module):\n    def __init__(self):\n        super(M, self).__init__()\n",
-    "class R(torch.autograd.Function):\n    @staticmethod\n    def forward(ctx, x):\n        return x\n",
-    "with torch.no_grad():\n    pass\nwith torch.enable_grad():\n    pass\n",
-    "x = f'{1 + 2:.3f}'\ny = '{} and {:>4}'.format(1, 2)\n",
-    "def f(input, a=1, b=(2, 3)):\n    return input\n",
-    "ys = [i * i for i in range(3)]\nd = {i: i for i in range(3)}\n",
-    "while False:\n    break\nassert True\n",
+    # everything tutorials use runs unchanged: the check is a courtesy, not the wall
+    "import torch as t\nimport random\nimport pdb\nimport torch.utils.data\n",
+    "from __future__ import annotations\nfrom torch.autograd import Variable, Function, grad\n",
+    "from torch.autograd import gradcheck, functional\nimport numpy as np\nimport math\n",
+    "y = x.grad_fn._saved_self\nv = torch.__version__\n",
+    "def backward(ctx, _grad_out_exp):\n    return _grad_out_exp\n",
+    "Function = torch.autograd.Function\nclass Double(Function):\n    pass\n",
+    "n = sum(p.numel() for p in ps)\ndef gen():\n    yield 1\n",
+    "print(dir(x), type(x), id(x), isinstance(x, int), hasattr(x, 'a'), getattr(x, 'a', 1))\n",
+    "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    print(e)\n",
+    "import os\nprint(os.getcwd())\nwith open('data.txt') as f:\n    pass\n",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\n",
+    "pdb.set_trace()\nbreakpoint()\n",
 ]
 
 
@@ -35,43 +37,29 @@ def test_allowed(code: str) -> None:
 
 
 REFUSED = [
-    ("import os", 1, 1, "import of 'os'"),
-    ("x = 1\nimport torch as t", 2, 1, "import of 'torch'"),
-    ("from torch import utils", 1, 1, "torch.utils"),
-    ("x = ().__class__", 1, 5, "'__class__'"),
-    ("_secret = 1", 1, 1, "'_secret'"),
-    ("y = eval('1')", 1, 5, "'eval'"),
-    ("y = getattr(1, 'real')", 1, 5, "'getattr'"),
-    ("y = type(1)", 1, 5, "'type'"),
-    ("y = object", 1, 5, "'object'"),
-    ("try:\n    pass\nexcept Exception:\n    pass", 1, 1, "try/except"),
-    ("raise SystemExit", 1, 1, "raise"),
-    ("g = (i for i in range(3))", 1, 5, "generator expressions"),
-    ("def f():\n    yield 1", 2, 5, "generators"),
-    ("@print\ndef f():\n    pass", 1, 2, "decorator"),
-    ("def f(a=print(1)):\n    pass", 1, 9, "default argument"),
-    ("f = lambda a=open('x'): a", 1, 14, "default argument"),
-    ("s = '{0.real}'.format(1)", 1, 5, "format fields"),
-    ("s = 'x'\nt = s.format(1)", 2, 5, "literal string"),
-    ("class A:\n    pass", 1, 1, "subclass"),
-    ("class A(dict):\n    pass", 1, 9, "subclass"),
-    ("class A(nn.Module, metaclass=X):\n    pass", 1, 1, "metaclass"),
-    ("with open('x') as f:\n    pass", 1, 6, "with is only"),
-    ("F.relu = print", 1, 1, "read-only"),
-    ("torch.Tensor.add = 1", 1, 1, "read-only"),
-    ("del x", 1, 1, "del"),
-    ("global x", 1, 1, "global"),
-    ("x = g.gi_frame", 1, 5, "gi_frame"),
-    ("ｅｘｅｃ('1')", 1, 1, "'exec'"),
-    ("x = 1\ny = x.__ｃｌａｓｓ__", 2, 5, "'__class__'"),
-    ("ｇｅｔａｔｔｒ(1, 'real')", 1, 1, "'getattr'"),
-    ("y = b'bytes'", 1, 5, "bytes"),
-    ("exit()", 1, 1, "'exit'"),
+    ("import subprocess", 1, 1, "other processes"),
+    ("x = 1\nfrom multiprocessing import Pool", 2, 1, "other processes"),
+    ("import socket", 1, 1, "no network"),
+    ("import urllib.request", 1, 1, "no network"),
+    ("from urllib import request", 1, 1, "no network"),
+    ("import requests", 1, 1, "no network"),
+    ("import tkinter", 1, 1, "no display"),
+    ("import os\nos.system('ls')", 2, 1, "other processes"),
+    ("import os as o\no.execv('/bin/sh', [])", 2, 1, "other processes"),
+    ("import torch\nx = 1\ntorch.save(x, 'f.pt')", 3, 1, "cannot write files"),
+    ("import torch as t\nt.save(1, 'f.pt')", 2, 1, "cannot write files"),
+    ("import numpy as np\nnp.save('a', 1)", 2, 1, "cannot write files"),
+    ("f = open('out.txt', 'w')", 1, 5, "cannot write files"),
+    ("f = open('out.txt', mode='a')", 1, 5, "cannot write files"),
+    ("import torch\nm = torch.hub.load('a/b', 'c')", 2, 5, "no network"),
+    ("n = input('n? ')", 1, 5, "no keyboard"),
 ]
 
 
 @pytest.mark.parametrize(("code", "line", "col", "fragment"), REFUSED)
-def test_refused_with_position(code: str, line: int, col: int, fragment: str) -> None:
+def test_refused_with_position_and_what_to_do(
+    code: str, line: int, col: int, fragment: str
+) -> None:
     with pytest.raises(PolicyError) as info:
         check(code)
     assert fragment in info.value.message

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -138,9 +139,7 @@ class WorkerPool:
     def start(self, timeout: float = 180.0) -> None:
         """Start the zygote and wait until it has warmed up."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        process = subprocess.Popen(
-            self._command(theirs.fileno()), pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
-        )
+        process = _spawn_from_lasting_thread(self._command(theirs.fileno()), theirs.fileno())
         theirs.close()
         _send(ours, self.settings.model_dump(mode="json"))
         ours.settimeout(timeout)
@@ -372,6 +371,30 @@ class WorkerPool:
                 pass
             if not job.future.done():
                 job.future.set_exception(failure)
+
+
+def _spawn_from_lasting_thread(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
+    """Start the zygote from a thread that lives as long as it does.
+
+    bubblewrap's --die-with-parent kills the jail when the *thread* that started it ends, and
+    the server may call start() from a short-lived worker thread.
+    """
+    started: queue.Queue[subprocess.Popen[bytes] | BaseException] = queue.Queue()
+
+    def keeper() -> None:
+        try:
+            process = subprocess.Popen(argv, pass_fds=[fd], stdin=subprocess.DEVNULL)
+        except BaseException as exc:  # handed to the caller
+            started.put(exc)
+            return
+        started.put(process)
+        process.wait()
+
+    threading.Thread(target=keeper, daemon=True, name="ae-pool-keeper").start()
+    result = started.get()
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 # ----- the zygote ------------------------------------------------------------------------------

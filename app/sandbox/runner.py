@@ -64,6 +64,18 @@ class RunLimits:
     setting_hint: str = "AE_WALL_SECONDS"
 
 
+def strip_notebook_magics(code: str) -> tuple[str, int]:
+    """Replace IPython lines (`%matplotlib inline`, `!pip install x`) by `pass`; how many."""
+    lines = code.split("\n")
+    count = 0
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) and not stripped.startswith("!="):
+            lines[index] = line[: len(line) - len(stripped)] + "pass"
+            count += 1
+    return "\n".join(lines), count
+
+
 def compile_program(code: str, limits: policy.PolicyLimits | None = None) -> CodeType:
     """Check (when limits are given), instrument and compile a program.
 
@@ -99,9 +111,15 @@ class _Courtesy:
     def input(prompt: object = "") -> str:
         raise RuntimeError("input() has no keyboard here: assign the value in the program instead")
 
+    @staticmethod
+    def display(*values: object) -> None:
+        """Jupyter's display(): print each value."""
+        for value in values:
+            print(value)
+
     def builtins(self) -> dict[str, Any]:
         names = dict(vars(builtins))
-        names.update(input=self.input, exit=self.exit, quit=self.exit)
+        names.update(input=self.input, exit=self.exit, quit=self.exit, display=self.display)
         return names
 
 
@@ -195,15 +213,25 @@ def trace_program(
     With `checks`, the courtesy policy looks at the program first (PolicyError, LimitExceeded);
     a SyntaxError or an exception of the program is recorded in the Graph.
     """
+    code, magics = strip_notebook_magics(code)
     try:
         program = compile_program(code, checks)
     except SyntaxError as exc:
         return record_error(exc)
     stdout = BoundedWriter()
     notes: list[str] = []
+    if magics:
+        notes.append(
+            f"{magics} notebook line(s) starting with % or ! (such as %matplotlib inline) "
+            "were skipped: they are IPython commands, not Python."
+        )
     courtesy = _Courtesy(notes)
     plt = _pyplot(code)
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": courtesy.builtins()}
+    namespace: dict[str, Any] = {
+        "__name__": "__main__",
+        "__file__": PROGRAM_FILENAME,
+        "__builtins__": courtesy.builtins(),
+    }
 
     def execute(recorder: Recorder) -> None:
         namespace[BIND_FUNCTION] = recorder.bind
