@@ -702,7 +702,8 @@ class Recorder:
                     run.grad_inputs[op_id] = _detached(grad_inputs)
 
             handles.append(fn.register_prehook(pre))
-            handles.append(fn.register_hook(post))
+            if self._nodes_by_id[op_id].variable is None:  # AccumulateGrad sends nothing on
+                handles.append(fn.register_hook(post))
         return handles
 
     def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:

@@ -55,14 +55,15 @@ def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
 
 
-def _raw_stats(flat: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of each flat real tensor, reduced in groups of equal size."""
-    groups: dict[tuple[torch.device, torch.dtype, int], list[int]] = {}
-    for index, x in enumerate(flat):
-        groups.setdefault((x.device, x.dtype, x.numel()), []).append(index)
-    rows: list[list[float]] = [[]] * len(flat)
-    for (_, _, size), members in groups.items():
-        matrix = torch.stack([flat[i] for i in members])
+def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """[min, max, mean, std] of each real tensor, reduced in groups of equal shape."""
+    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
+    for index, x in enumerate(xs):
+        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
+    rows: list[list[float]] = [[]] * len(xs)
+    for members in groups.values():
+        matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
+        size = matrix.shape[1]
         low, high = torch.aminmax(matrix, dim=1)
         # two passes with double-precision sums: fast on both devices and accurate
         mean = matrix.sum(dim=1, dtype=torch.float64) / size
@@ -94,8 +95,9 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     Tensors of one device, precision and size are stacked into one matrix and reduced along its
     rows, so the number of kernel launches grows with the number of distinct sizes, not tensors.
     """
-    flat = [_as_real_float(t.detach()).reshape(-1) for t in tensors]
-    return [_rounded_stats(row) for row in _raw_stats(flat)]
+    return [
+        _rounded_stats(row) for row in _raw_stats([_as_real_float(t.detach()) for t in tensors])
+    ]
 
 
 def _plane(x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +187,7 @@ def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
 def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
     """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
     xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
-    rows = _raw_stats([x.reshape(-1) for x in xs])
+    rows = _raw_stats(xs)
     shown: list[int] = []
     for index, ((_, data, preview), row) in enumerate(zip(pending, rows, strict=True)):
         data.__dict__["stats"] = _rounded_stats(row)
