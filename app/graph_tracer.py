@@ -13,7 +13,7 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from app.chain_rule import attach_rules
 from app.device_mode import device_context
 from app.errors import DeviceUnavailable, LimitExceeded
 from app.records import build
@@ -175,6 +176,11 @@ def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(g.detach() if g is not None else None for g in grads)
 
 
+def _number_reprs(args: tuple[Any, ...]) -> list[str]:
+    """Reprs of the plain numbers among a call's positional arguments."""
+    return [repr(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)][:8]
+
+
 @dataclass
 class _PassRun:
     """Raw gradients seen by node hooks during one pass, summarized afterwards."""
@@ -183,6 +189,7 @@ class _PassRun:
     grad_outputs: dict[str, tuple[Any, ...]]
     grad_inputs: dict[str, tuple[Any, ...]]
     lock: threading.Lock
+    grad_before: dict[str, TensorData | None] = field(default_factory=dict)
 
 
 class Recorder:
@@ -323,6 +330,7 @@ class Recorder:
             created_by_pass=None,
             saved=[],  # given, so that no default factory runs (pydantic inspects each one)
             next=[],
+            constants=[],
         )
         self._add_node(node)
         self._op_of_fn[id(fn)] = node_id
@@ -469,7 +477,10 @@ class Recorder:
         step_index = len(self.graph.forward)
         group = self.discover(new_fns, line, module, step_index)
         head = self._op_of_fn[id(new_fns[0])]
-        self._nodes_by_id[head].label = call_name
+        head_node = self._nodes_by_id[head]
+        head_node.label = call_name
+        if isinstance(head_node, OpNode):  # for the chain rule's "b = w + 1"
+            head_node.constants = _number_reprs(args)
         input_ids = [self.tensor_node(t) for t in inputs]
         for t, tid in zip(inputs, input_ids, strict=True):
             if not t.requires_grad:
@@ -689,10 +700,17 @@ class Recorder:
         handles = []
         for fn in fns:
             op_id = self._op_of_fn[id(fn)]
+            variable = getattr(self._nodes_by_id[op_id], "variable", None)
+            leaf = self._tensor_refs[variable] if variable is not None else None
 
-            def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id) -> None:
+            def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id, leaf: Any = leaf) -> None:
                 with run.lock:
                     run.order.append(op_id)
+                    if leaf is not None:  # .grad before AccumulateGrad adds to it (in place:
+                        before = leaf.grad  # a copy, since its statistics wait for a flush)
+                        run.grad_before[op_id] = (
+                            None if before is None else self._summary(before.detach().clone())
+                        )
                     run.grad_outputs[op_id] = _detached(grad_outputs)
 
             def post(
@@ -726,6 +744,8 @@ class Recorder:
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
+                    grad_before=run.grad_before.get(op_id),
+                    rule=None,
                 )
             )
         ran = set(run.order)
@@ -798,6 +818,7 @@ class Recorder:
             self.graph.truncated = Truncation(
                 passes_recorded=len(self.graph.backward), passes_total=self.passes_total
             )
+        attach_rules(self.graph)
         return self.graph
 
 

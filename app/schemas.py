@@ -92,6 +92,9 @@ class OpNode(Contract):
         None, description="index of the create_graph pass whose gradient graph holds it"
     )
     saved: list[SavedTensor] = Field(default_factory=list)
+    constants: list[str] = Field(
+        default_factory=list, description="number arguments of the forward call ('1' in w + 1)"
+    )
     next: list[str | None] = Field(
         default_factory=list,
         description="op node of each next_functions entry, in the order of grad_inputs",
@@ -122,12 +125,72 @@ class ForwardStep(Contract):
     after_pass: int = Field(0, description="number of backward passes that ran before this step")
 
 
+class RuleTerm(Contract):
+    """The chain rule for one input of a backward step: local derivative times incoming grad."""
+
+    slot: int = Field(description="index in grad_inputs")
+    input: str | None = Field(None, description="tensor node of that input, when recorded")
+    name: str = Field(description="the input's name in the program ('w')")
+    local: str = Field(description="the local derivative ∂out/∂input ('x')")
+    product: str = Field(description="the gradient as a formula ('grad_y · x')")
+    numbers: str = Field(description="the formula with the recorded values or with shapes")
+    value: TensorData | None = Field(
+        None, description="the gradient the rule computed, given only where it disagrees"
+    )
+    agrees: bool | None = Field(
+        None, description="whether value equals the recorded gradient (None: not computed)"
+    )
+
+
+class GradientPart(Contract):
+    """One gradient sent to a node where several meet."""
+
+    source: str = Field(description="op node that sent it")
+    value: TensorData
+
+
+class GradientMeet(Contract):
+    """Gradients from several consumers summed before a node runs."""
+
+    parts: list[GradientPart]
+    total: TensorData
+    text: str = Field(description="'2 + 3 = 5'")
+
+
+class Accumulation(Contract):
+    """An AccumulateGrad step: leaf.grad += g, with the values before and after."""
+
+    leaf: str
+    name: str
+    before: TensorData | None = Field(None, description="None when .grad was None")
+    added: TensorData
+    after: TensorData | None = None
+    text: str = Field(description="'w.grad = None + 5 = 5'")
+
+
+class StepRule(Contract):
+    """Why a backward step's gradients have their values: its local derivative rule."""
+
+    known: bool = Field(description="whether a rule for this grad_fn is known")
+    grad_fn: str
+    output: str = Field(description="name of the op's output ('y')")
+    expression: str | None = Field(None, description="the forward expression ('y = x * w')")
+    terms: list[RuleTerm] = Field(default_factory=list)
+    meet: GradientMeet | None = None
+    accumulate: Accumulation | None = None
+    note: str | None = None
+
+
 class BackwardStep(Contract):
     """One autograd node as the engine ran it, with the gradients in and out."""
 
     node: str
     grad_inputs: list[TensorData | None]
     grad_outputs: list[TensorData | None]
+    grad_before: TensorData | None = Field(
+        None, description="the leaf's .grad just before an AccumulateGrad step ran"
+    )
+    rule: StepRule | None = Field(None, description="the local derivative rule of this step")
 
 
 class BackwardPass(Contract):
@@ -315,10 +378,21 @@ class ExampleSummary(Contract):
     lesson: str
 
 
+class Caption(Contract):
+    """Narration of one player step, in English and Chinese."""
+
+    en: str
+    zh: str
+
+
 class Example(ExampleSummary):
     """One gallery program with its code."""
 
     code: str
+    captions: dict[str, Caption] = Field(
+        default_factory=dict,
+        description="narration by player step: 'forward:N' or 'backward:PASS:N'",
+    )
 
 
 class ErrorDetail(Contract):

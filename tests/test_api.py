@@ -252,3 +252,18 @@ def test_cuda_trace_through_the_sandbox_matches_cpu(api_client: TestClient) -> N
         tensors = [n for n in graph["nodes"] if n["kind"] == "tensor"]
         assert tensors and all(n["device"] == "cuda:0" for n in tensors)
         assert w_grad(graph) == w_grad(cpu) == [5.0]
+
+
+def test_trace_carries_rules_and_examples_carry_narration(api_client: TestClient) -> None:
+    example = api_client.get("/api/v1/examples/shared_weight").json()
+    assert "2 + 3 = 5" in example["captions"]["backward:0:3"]["en"]
+    assert "2 + 3 = 5" in example["captions"]["backward:0:3"]["zh"]
+    assert "captions" not in api_client.get("/api/v1/examples").json()[0]
+    graph = api_client.post("/api/v1/trace", json={"code": example["code"]}).json()
+    steps = graph["backward"][0]["steps"]
+    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
+    (acc,) = [
+        s for s in steps if s["rule"]["accumulate"] and s["rule"]["accumulate"]["leaf"] == w["id"]
+    ]
+    assert acc["rule"]["meet"]["text"] in ("2 + 3 = 5", "3 + 2 = 5")
+    assert steps[0]["rule"]["expression"] == "y = a * b"

@@ -153,5 +153,5 @@ def test_render_api(api_client) -> None:
     )
     assert bad.status_code == 400 and bad.json()["detail"]["type"] == "BadStep"
     assert api_client.get("/api/v1/render?code=***&format=svg").status_code == 400
-    refused = api_client.post("/api/v1/render", json={"code": "import os", "format": "svg"})
+    refused = api_client.post("/api/v1/render", json={"code": "import subprocess", "format": "svg"})
     assert refused.status_code == 400 and refused.json()["detail"]["type"] == "PolicyError"

@@ -135,3 +135,37 @@ def test_every_example_on_cuda_has_the_cpu_gradients(example_id: str) -> None:
                 _same_data(want, got)
     for name in {n.name for n in tensors if n.name}:
         _same_data(tensor_named(cpu, name).value, tensor_named(gpu, name).value)
+
+
+NARRATED = [
+    "linear_expression",
+    "shared_weight",
+    "retain_grad",
+    "second_derivative",
+    "grad_accumulation",
+    "inplace_leaf_error",
+]
+
+
+@pytest.mark.parametrize("example_id", NARRATED)
+def test_narration_names_real_steps_in_both_languages(example_id: str) -> None:
+    example = get_example(example_id)
+    assert len(example.captions) >= 2
+    graph = trace_code(example.code)
+    positions = {f"forward:{i}" for i in range(len(graph.forward))}
+    for p, record in enumerate(graph.backward):
+        positions |= {f"backward:{p}:{i}" for i in range(len(record.steps))}
+    assert set(example.captions) <= positions
+    for caption in example.captions.values():
+        assert caption.en and any("\u4e00" <= ch <= "\u9fff" for ch in caption.zh)
+
+
+def test_narration_teaches_the_seed_lessons() -> None:
+    text = {e: " ".join(c.en for c in get_example(e).captions.values()) for e in NARRATED}
+    assert "x.grad stays None" in text["linear_expression"]
+    assert "retain_grad()" in text["retain_grad"] and "b.grad stays None" in text["retain_grad"]
+    assert "2 + 3 = 5" in text["shared_weight"]
+    assert "5 + 5 = 10" in text["grad_accumulation"]
+    assert "create_graph=True" in text["second_derivative"]
+    assert "in place" in text["inplace_leaf_error"]
+    assert "is_leaf" in text["shared_weight"] + text["retain_grad"]

@@ -357,3 +357,17 @@ def test_parameters_keep_their_module_path_through_loop_variables() -> None:
     assert labels == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
     modules = {n.module for n in graph.nodes if n.kind == "op" and n.module}
     assert modules == {"0", "1", "2"}
+
+
+def test_grad_before_accumulation_keeps_its_value_for_large_leaves() -> None:
+    # AccumulateGrad adds into .grad in place while that step's statistics wait for a flush
+    code = (
+        "import torch\nw = torch.ones(100, requires_grad=True)\n"
+        "for _ in range(2):\n    (w * 2).sum().backward()\n"
+    )
+    graph = trace_code(code)
+    w = tensor_named(graph, "w")
+    second = graph.backward[1]
+    (step,) = [s for s in second.steps if node_by_id(graph, s.node).variable == w.id]
+    assert step.grad_before.stats.mean == 2.0 and step.grad_before.values is None
+    assert second.grads[w.id].stats.mean == 4.0

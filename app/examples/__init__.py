@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
-from app.schemas import Example, ExampleSummary
+from app.schemas import Caption, Example, ExampleSummary
 
 HEADER_KEYS = ("title", "title_zh", "lesson")
 ORDER = (
@@ -25,13 +28,26 @@ ORDER = (
     "transformer_encoder",
 )
 DEFAULT_EXAMPLE = "shared_weight"
+STEP_KEY = re.compile(r"^(forward:\d+|backward:\d+:\d+)$")
 
 
 class UnknownExample(KeyError):
     """No gallery program has that id."""
 
 
-def _parse(example_id: str, source: str) -> Example:
+def _captions(folder: Traversable, example_id: str) -> dict[str, Caption]:
+    """The narration of a lesson, from narration/<id>.json when it has one."""
+    path = folder.joinpath("narration", f"{example_id}.json")
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    bad = [key for key in raw if not STEP_KEY.match(key)]
+    if bad:
+        raise ValueError(f"narration of {example_id} has keys that name no step: {bad}")
+    return {key: Caption(**value) for key, value in raw.items()}
+
+
+def _parse(example_id: str, source: str, captions: dict[str, Caption] | None = None) -> Example:
     header: dict[str, str] = {}
     body: list[str] = []
     for line in source.splitlines(keepends=True):
@@ -46,6 +62,7 @@ def _parse(example_id: str, source: str) -> Example:
         title_zh=header["title_zh"],
         lesson=header.get("lesson", ""),
         code="".join(body).lstrip("\n"),
+        captions=captions or {},
     )
 
 
@@ -53,12 +70,15 @@ def _parse(example_id: str, source: str) -> Example:
 def all_examples() -> tuple[Example, ...]:
     """Every gallery program, in teaching order."""
     folder = resources.files(__name__)
-    return tuple(_parse(i, folder.joinpath(f"{i}.py").read_text(encoding="utf-8")) for i in ORDER)
+    return tuple(
+        _parse(i, folder.joinpath(f"{i}.py").read_text(encoding="utf-8"), _captions(folder, i))
+        for i in ORDER
+    )
 
 
 def summaries() -> list[ExampleSummary]:
     """The gallery without code."""
-    return [ExampleSummary(**e.model_dump(exclude={"code"})) for e in all_examples()]
+    return [ExampleSummary(**e.model_dump(exclude={"code", "captions"})) for e in all_examples()]
 
 
 def get_example(example_id: str) -> Example:

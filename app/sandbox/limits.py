@@ -9,6 +9,7 @@ import resource
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -156,12 +157,17 @@ def leave_network() -> bool:
     return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
 
 
-def install_seccomp(cuda: bool) -> bool:
-    """Deny process creation, networking, file-system changes and opening files for writing."""
+_prepared_filters: dict[bool, Any] = {}
+
+
+def prepare_seccomp(cuda: bool) -> Any:
+    """The filter's rules that do not depend on the child, built once (building is slow)."""
+    if cuda in _prepared_filters:
+        return _prepared_filters[cuda]
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError):
-        return False
+        return None
     try:
         deny = seccomp.ERRNO(errno.EPERM)
         filt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -173,12 +179,28 @@ def install_seccomp(cuda: bool) -> bool:
         filt.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
-        me = os.getpid()
-        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
-        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
         for flag in DEVICE_SAFE_WRITE_FLAGS if cuda else WRITE_FLAGS:
             filt.add_rule(deny, "open", seccomp.Arg(1, seccomp.MASKED_EQ, flag, flag))
             filt.add_rule(deny, "openat", seccomp.Arg(2, seccomp.MASKED_EQ, flag, flag))
+    except (RuntimeError, ValueError, OSError):
+        return None
+    _prepared_filters[cuda] = filt
+    return filt
+
+
+def install_seccomp(cuda: bool) -> bool:
+    """Deny process creation, networking, file-system changes, opening files for writing and
+    signals to any other process."""
+    filt = prepare_seccomp(cuda)
+    if filt is None:
+        return False
+    import pyseccomp as seccomp
+
+    try:
+        deny = seccomp.ERRNO(errno.EPERM)
+        me = os.getpid()
+        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
+        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
         filt.load()
         return True
     except (RuntimeError, ValueError, OSError):

@@ -431,9 +431,13 @@ def zygote_main(control: socket.socket) -> None:
 
 def _warm_up(settings: Settings) -> None:
     """Import and exercise everything a child needs, so that forks start warm."""
+    from app.sandbox.limits import prepare_seccomp
     from app.tracing import trace_to_json
 
     trace_to_json(TraceRequest(code=WARM_UP_PROGRAM), settings)
+    prepare_seccomp(cuda=False)  # building the filter costs more than forking: do it once
+    if settings.allow_cuda:
+        prepare_seccomp(cuda=True)
     try:  # matplotlib builds its font cache once, here, where /tmp is still writable
         import matplotlib
 

@@ -10,6 +10,8 @@ import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
 import { formatStep, parseStep, readState, stateToQuery, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
+import { Caption } from "./caption.js"; // chain rule (issue 10)
+import { createLiveMode, isSmallProgram, sameShape } from "./live.js"; // live mode (issue 10)
 
 const $ = (id) => document.getElementById(id);
 const THEME_KEY = "autograd-explorer.theme";
@@ -28,7 +30,11 @@ class Explorer {
     this.position = null;
     this.pass = 0;
     this.request = null;
-    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => this.sync() });
+    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => { this.sync(); this.live.changed(); } });
+    // chain rule caption and live mode (issue 10)
+    this.caption = new Caption($("caption"));
+    this.lesson = null; // {code, captions} of the gallery entry in the editor
+    this.live = createLiveMode({ toggle: $("live"), run: () => this.run({ live: true }) });
     this.view = new GraphView($("graph"), {
       t: this.t,
       onSelect: (id) => this.select(id),
@@ -77,10 +83,15 @@ class Explorer {
     let code = this.url.code;
     if (!code) {
       const id = this.url.example ?? document.body.dataset.defaultExample;
-      code = (await api.getExample(id)).code;
+      const example = await api.getExample(id);
+      code = example.code;
+      this.lesson = { code, captions: example.captions ?? {} };
       this.example = id;
     } else {
       this.example = this.url.example ?? null;
+      // a shared link to a lesson keeps its narration while the code is the lesson's (issue 10)
+      const example = this.example ? await api.getExample(this.example).catch(() => null) : null;
+      if (example) this.lesson = { code: example.code, captions: example.captions ?? {} };
     }
     this.editor.setCode(code);
     await this.run({ step: parseStep(this.url.step) });
@@ -102,7 +113,10 @@ class Explorer {
     this.example = id;
     this.expanded = [];
     this.selected = null;
-    this.editor.setCode((await api.getExample(id)).code);
+    const example = await api.getExample(id);
+    this.lesson = { code: example.code, captions: example.captions ?? {} };
+    this.live.cancel();
+    this.editor.setCode(example.code);
     this.renderGallery();
     await this.run();
   }
@@ -111,7 +125,8 @@ class Explorer {
     $("status").textContent = text;
   }
 
-  async run({ step = null } = {}) {
+  async run({ step = null, live = false } = {}) {
+    if (!live) this.live.cancel();
     this.request?.abort();
     const controller = new AbortController();
     this.request = controller;
@@ -124,9 +139,18 @@ class Explorer {
     const device = $("device").value;
     try {
       const graph = await api.trace({ code, device }, controller.signal);
+      if (live && graph.error?.type === "SyntaxError" && this.graph) {
+        // half-typed code: keep the last graph, point at the line
+        this.editor.markError(graph.error.line);
+        this.showError(this.t("errorAt", { type: graph.error.type, line: graph.error.line ?? "?", message: graph.error.message }));
+        this.status("");
+        return;
+      }
+      if (live && sameShape(this.graph, graph)) step = this.position; // keep the step
       this.code = code;
       this.device = device;
       await this.showGraph(graph, step);
+      this.live.suggest(isSmallProgram(code, graph));
       this.status(this.t("done", { nodes: graph.nodes.length, passes: graph.backward.length }));
     } catch (error) {
       if (error.name === "AbortError") this.status("");
@@ -221,7 +245,13 @@ class Explorer {
     this.view.setState(state);
     this.editor.highlightLine(state.line);
     this.renderInspector();
+    this.showCaption();
     this.sync();
+  }
+
+  showCaption() {
+    const narration = this.lesson && this.lesson.code === this.code ? this.lesson.captions : null;
+    this.caption.show({ graph: this.graph, position: this.position, narration, lang: this.lang, t: this.t });
   }
 
   renderInspector() {

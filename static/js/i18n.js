@@ -25,6 +25,10 @@ const STRINGS = {
     stepLabel: "{phase} step {i} of {n}", start: "Start", collapse: "collapse", expand: "expand",
     params: "{n} params", nodesCount: "{n} nodes", truncated: "Recorded {r} of {t} passes in full; the rest as series.",
     added: "added by the explorer", atEnd: "at the end of the program:",
+    // chain rule and live mode (issue 10)
+    rule: "chain rule", noRule: "No rule for {fn}: its gradients are shown as recorded.",
+    gradientsMeet: "gradients meet at {name}", gradientsMeetShort: "gradients meet", accumulated: ".grad += g",
+    live: "Live", liveHint: "Trace again after a pause in typing",
   },
   zh: {
     title: "自动求导探索器", run: "运行", running: "运行中… {s} 秒", cancel: "取消",
@@ -50,6 +54,10 @@ const STRINGS = {
     stepLabel: "{phase} 第 {i}/{n} 步", start: "开始", collapse: "折叠", expand: "展开",
     params: "{n} 个参数", nodesCount: "{n} 个节点", truncated: "前 {r} 次反向(共 {t} 次)完整记录,其余只记录曲线。",
     added: "由探索器添加", atEnd: "程序结束时:",
+    // chain rule and live mode (issue 10)
+    rule: "链式法则", noRule: "{fn} 没有对应的求导法则:梯度按记录值显示。",
+    gradientsMeet: "梯度在 {name} 处汇合", gradientsMeetShort: "梯度汇合", accumulated: ".grad += g",
+    live: "实时", liveHint: "停止输入片刻后自动重新运行",
   },
 };
 

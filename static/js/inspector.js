@@ -2,6 +2,7 @@
 import { clear, el } from "./dom.js";
 import { formatData, formatNumber, shapeText } from "./format.js";
 import { heatmap, histogram } from "./charts.js";
+import { renderRule, stepOf } from "./rule-view.js"; // chain rule (issue 10)
 
 function row(label, ...value) {
   return [el("dt", {}, label), el("dd", {}, ...value)];
@@ -65,6 +66,10 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
     else dotGrad = node.grad ? el("div", {}, muted(t("atEnd")), valueBlock(node.grad)) : muted("None");
     dotGrad = el("div", { "data-testid": "dot-grad" }, dotGrad);
     fields.push(...row(t("gradAttr"), dotGrad));
+    // chain rule (issue 10): where gradients met and how .grad changed, at this step
+    const arrived = stepOf(graph, state.position, timeline.producer.get(node.id))?.rule;
+    if (arrived?.meet) fields.push(...row(t("gradientsMeetShort"), el("span", { "data-testid": "meet" }, arrived.meet.text)));
+    if (arrived?.accumulate) fields.push(...row(t("accumulated"), el("span", { "data-testid": "accumulate" }, arrived.accumulate.text)));
     container.append(el("dl", { class: "fields" }, ...fields));
     if (!node.is_leaf) container.append(el("p", { class: "note" }, t(node.retains_grad ? "retainedNote" : "nonLeafNote")));
     return;
@@ -83,6 +88,7 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
     fields.push(...row("grad_outputs", el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g)))));
     fields.push(...row("grad_inputs", el("div", {}, ...step.grad_inputs.map((g, k) => el("div", {}, node.next[k] ? `→ ${timeline.byId.get(node.next[k])?.label ?? node.next[k]}: ` : "→ None: ", g ? formatData(g, 4) : "None")))));
   }
+  if (step?.rule) fields.push(...row(t("rule"), renderRule(step.rule, t))); // chain rule (issue 10)
   if (node.saved?.length) {
     fields.push(...row(t("saved"), el("ul", { class: "saved" }, ...node.saved.map((s) => el("li", {}, `${s.name}: `,
       s.tensor ? link(s.tensor) : s.value ? formatData(s.value, 4) : s.repr ?? "")))));

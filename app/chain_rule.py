@@ -1,0 +1,217 @@
+"""Attach to each recorded backward step why its gradients have their values (the chain rule)."""
+
+from __future__ import annotations
+
+import warnings
+
+from app.local_rules import RULES
+from app.schemas import (
+    Accumulation,
+    BackwardPass,
+    BackwardStep,
+    GradientMeet,
+    GradientPart,
+    Graph,
+    OpNode,
+    StepRule,
+    TensorData,
+    TensorNode,
+)
+from app.step_view import TEXT_LIMIT, StepView, format_tensor, shape_text, to_tensor
+
+ACCUMULATE_GRAD = "AccumulateGrad"
+MAX_EXPLAINED_STEPS = 20_000  # bounds the work and the JSON that rules add to big runs
+
+
+class _GraphIndex:
+    """Who produced and who consumed each tensor node, read off the recorded edges."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.nodes: dict[str, TensorNode | OpNode] = {n.id: n for n in graph.nodes}
+        self.outputs: dict[str, list[str]] = {}
+        self.between: dict[tuple[str, str], str] = {}
+        self.plain_inputs: dict[str, list[str]] = {}
+        producer: dict[str, str] = {}
+        consumers: dict[str, list[str]] = {}
+        for edge in graph.edges:
+            source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
+            if isinstance(source, OpNode) and isinstance(target, TensorNode):
+                producer[target.id] = source.id
+                self.outputs.setdefault(source.id, []).append(target.id)
+            elif isinstance(source, TensorNode) and isinstance(target, OpNode):
+                consumers.setdefault(source.id, []).append(target.id)
+                if not source.requires_grad:
+                    self.plain_inputs.setdefault(target.id, []).append(source.label)
+        for tensor, op in producer.items():
+            for consumer in consumers.get(tensor, []):
+                self.between[(op, consumer)] = tensor
+
+    def output_name(self, op: OpNode) -> str:
+        """Name of what op computed: its output tensor's label, or a name made from its input."""
+        if op.variable is not None:
+            return self.nodes[op.variable].label
+        for tensor in self.outputs.get(op.id, []):
+            node = self.nodes[tensor]
+            if isinstance(node, TensorNode) and not node.is_leaf:
+                return node.label
+        if op.grad_fn == "TBackward0" and op.next and op.next[0] is not None:
+            return f"{self.slot_label(op, 0)}ᵀ"
+        return f"{op.label}_out"
+
+    def slot_tensor(self, op: OpNode, slot: int) -> str | None:
+        """The tensor node that carried input slot of op, when one was recorded."""
+        producer = op.next[slot] if slot < len(op.next) else None
+        if producer is None:
+            return None
+        source = self.nodes.get(producer)
+        if isinstance(source, OpNode) and source.variable is not None:
+            return source.variable
+        return self.between.get((producer, op.id))
+
+    def slot_label(self, op: OpNode, slot: int) -> str | None:
+        """The name of input slot: its tensor's label, else one made from its producer."""
+        tensor = self.slot_tensor(op, slot)
+        if tensor is not None:
+            return self.nodes[tensor].label
+        producer = op.next[slot] if slot < len(op.next) else None
+        node = self.nodes.get(producer) if producer else None
+        if isinstance(node, OpNode):
+            if node.grad_fn == "TBackward0" and node.next and node.next[0] is not None:
+                return f"{self.slot_label(node, 0)}ᵀ"
+            return f"{node.label}_out"
+        return None
+
+
+def _data_text(data: TensorData, small: bool) -> str:
+    t = to_tensor(data) if small else None
+    return format_tensor(t) if t is not None else shape_text(data.shape)
+
+
+def _is_small(*items: TensorData | None) -> bool:
+    return all(
+        d is not None and d.values is not None and len(_flat(d.values)) <= TEXT_LIMIT for d in items
+    )
+
+
+def _flat(values: object) -> list[object]:
+    stack, out = [values], []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
+def _meet(parts: list[GradientPart], total: TensorData) -> GradientMeet:
+    small = _is_small(total, *(p.value for p in parts))
+    text = " + ".join(_data_text(p.value, small) for p in parts)
+    return GradientMeet.model_construct(
+        parts=parts, total=total, text=f"{text} = {_data_text(total, small)}"
+    )
+
+
+def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: str) -> Accumulation:
+    added = step.grad_outputs[0] if step.grad_outputs else None
+    after = record.grads.get(op.variable or "")
+    before = step.grad_before
+    small = _is_small(*(d for d in (added, after, before) if d is not None))
+    before_text = _data_text(before, small) if before is not None else "None"
+    after_text = _data_text(after, small) if after is not None else "None"
+    added_text = _data_text(added, small) if added is not None else "None"
+    return Accumulation.model_construct(
+        leaf=op.variable or "",
+        name=name,
+        before=before,
+        added=added,
+        after=after,
+        text=f"{name}.grad = {before_text} + {added_text} = {after_text}",
+    )
+
+
+def explain_step(
+    index: _GraphIndex, op: OpNode, step: BackwardStep, record: BackwardPass
+) -> StepRule:
+    """The rule of one step: a known formula with terms, an accumulation, or a note."""
+    grad_fn = op.grad_fn or op.op
+    output = index.output_name(op)
+    if grad_fn == ACCUMULATE_GRAD:
+        return StepRule.model_construct(
+            known=True,
+            grad_fn=grad_fn,
+            output=output,
+            expression=f"{output}.grad += grad_{output}",
+            terms=[],
+            meet=None,
+            accumulate=_accumulation(op, step, record, output),
+            note=None,
+        )
+    rule = RULES.get(grad_fn)
+    note = None
+    expression, terms = None, []
+    if rule is not None:
+        view = StepView(
+            op=op,
+            step=step,
+            nodes=index.nodes,
+            slot_tensors=[index.slot_tensor(op, k) for k in range(len(op.next))],
+            slot_labels=[index.slot_label(op, k) for k in range(len(op.next))],
+            output=output,
+            plain_inputs=list(index.plain_inputs.get(op.id, [])),
+        )
+        try:
+            expression, terms = rule(view)
+        except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
+            note = f"the rule of {grad_fn} could not be applied to the recorded values"
+    else:
+        note = f"no rule for {grad_fn}; its gradients are shown as recorded"
+    return StepRule.model_construct(
+        known=rule is not None and note is None,
+        grad_fn=grad_fn,
+        output=output,
+        expression=expression,
+        terms=terms,
+        meet=None,
+        accumulate=None,
+        note=note,
+    )
+
+
+def attach_rules(graph: Graph) -> Graph:
+    """Give every backward step of graph its StepRule, and the sum where gradients meet."""
+    if not graph.backward:
+        return graph
+    index = _GraphIndex(graph)
+    budget = MAX_EXPLAINED_STEPS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the rules' arithmetic on recorded values is not news
+        for record in graph.backward:
+            if len(record.steps) > budget:
+                graph.notes.append(
+                    f"Chain rules are shown for the first {MAX_EXPLAINED_STEPS} backward steps."
+                )
+                break
+            budget -= len(record.steps)
+            _explain_pass(index, record)
+    return graph
+
+
+def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
+    """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
+    sent: dict[str, list[GradientPart]] = {}
+    for step in record.steps:
+        op = index.nodes.get(step.node)
+        if not isinstance(op, OpNode):
+            continue
+        rule = explain_step(index, op, step, record)
+        parts = sent.get(step.node, [])
+        total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
+        if len(parts) >= 2 and total is not None:
+            rule.meet = _meet(parts, total)
+        step.rule = rule
+        for slot, producer in enumerate(op.next):
+            grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
+            if producer is not None and grad is not None:
+                part = GradientPart.model_construct(source=step.node, value=grad)
+                sent.setdefault(producer, []).append(part)

@@ -1,0 +1,534 @@
+"""The local derivative of each known grad_fn, written with the program's names and values."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import torch
+
+from app.schemas import RuleTerm
+from app.step_view import Operand, StepView, format_number, literal, reduce_to, shape_text
+
+Rule = Callable[[StepView], tuple[str, list[RuleTerm]]]
+Local = Callable[[torch.Tensor], torch.Tensor]
+
+
+def broadcast_shape(a: list[int], b: list[int]) -> list[int]:
+    """The shape two shapes broadcast to (torch's rule), without asking torch."""
+    rank = max(len(a), len(b))
+    a, b = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
+    return [x if y == 1 else y for x, y in zip(a, b, strict=True)]
+
+
+def _t(name: str) -> str:
+    """name transposed: Wᵀ for W, W for Wᵀ."""
+    return name[:-1] if name.endswith("ᵀ") else f"{name}ᵀ"
+
+
+def _group(text: str) -> str:
+    return f"({text})" if any(c in text for c in " +-·/") else text
+
+
+def elementwise(
+    view: StepView,
+    slot: int,
+    local: str,
+    local_value: torch.Tensor | float | None,
+    local_shape: list[int] | None = None,
+) -> RuleTerm:
+    """grad_in = grad_out · local, summed over the dimensions broadcasting added."""
+    g = view.grad
+    shape = view.input_shape(slot)
+    if isinstance(local_value, torch.Tensor):
+        local_shape = list(local_value.shape) if local_shape is None else local_shape
+    out_shape = broadcast_shape(g.shape or [], local_shape or [])
+    reduced = shape is not None and out_shape != list(shape)
+    value = None
+    if g.value is not None and local_value is not None and shape is not None:
+        value = reduce_to(g.value * local_value, list(shape))
+    if isinstance(local_value, torch.Tensor) or local_value is None:
+        factor: str | Operand = Operand(local, local_value, local_shape)
+    else:
+        factor = format_number(local_value)
+    product = f"{g.name} · {_group(local)}"
+    parts: list = [g, " · ", factor]
+    if reduced:
+        product, parts = f"sum({product})", ["sum(", *parts, ")"]
+    return view.term(slot, local, product, parts, value)
+
+
+def _unary(function: str, key: str | None, local: str, derivative: Local | None) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        x, y = view.slot_name(0) or "x", view.output
+        saved = view.operand(key) if key else None
+        if derivative is None:
+            value: torch.Tensor | float | None = -1.0
+        else:
+            value = derivative(saved.value) if saved and saved.value is not None else None
+        text = local.format(x=x, y=y)
+        terms = [elementwise(view, 0, text, value, saved.shape if saved else None)]
+        expression = f"{y} = -{x}" if function == "-" else f"{y} = {function}({x})"
+        return expression, terms if view.wants(0) else []
+
+    return rule
+
+
+def _terms(view: StepView, *terms: tuple[int, Callable[[], RuleTerm]]) -> list[RuleTerm]:
+    return [make() for slot, make in terms if view.wants(slot)]
+
+
+def _add(sign: float, swapped: bool = False) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        alpha = view.number("alpha", 1)
+        a = view.slot_name(0) or view.constant_name(0)
+        b = view.slot_name(1) or view.constant_name(1) if len(view.op.next) > 1 else None
+        if b is None:
+            b = view.constant_name(1)
+        scaled = lambda name: name if alpha == 1 else f"{format_number(alpha)}·{name}"  # noqa: E731
+        op = "+" if sign > 0 else "-"
+        if swapped:  # rsub(a, b) = b - alpha·a
+            expression = f"{view.output} = {b} - {scaled(a)}"
+            first, second = -alpha, 1.0
+        else:
+            expression = f"{view.output} = {a} {op} {scaled(b)}"
+            first, second = 1.0, sign * alpha
+        return expression, _terms(
+            view,
+            (0, lambda: elementwise(view, 0, format_number(first), float(first))),
+            (1, lambda: elementwise(view, 1, format_number(second), float(second))),
+        )
+
+    return rule
+
+
+def _rsub_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
+    alpha = view.number("alpha", 1)
+    x = view.slot_name(0) or "x"
+    c = format_number(literal(view.op.constants[0]) or 0) if view.op.constants else "c"
+    scaled = x if alpha == 1 else f"{format_number(alpha)}·{x}"
+    return f"{view.output} = {c} - {scaled}", _terms(
+        view, (0, lambda: elementwise(view, 0, format_number(-alpha), float(-alpha)))
+    )
+
+
+def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
+    """A saved operand that may be a plain number (MulBackward1's other)."""
+    operand = view.operand(key, slot)
+    number = view.number(key, None) if operand.value is None else None
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        value = torch.tensor(float(number), dtype=torch.float64)
+        return Operand(format_number(number), value, [])
+    return operand
+
+
+def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
+    return f"{view.output} = {a.name} * {b.name}", _terms(
+        view,
+        (0, lambda: elementwise(view, 0, b.name, b.value, b.shape)),
+        (1, lambda: elementwise(view, 1, a.name, a.value, a.shape)),
+    )
+
+
+def _div(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
+    inverse = 1 / b.value if b.value is not None else None
+    minus = -a.value / b.value**2 if a.value is not None and b.value is not None else None
+    return f"{view.output} = {a.name} / {b.name}", _terms(
+        view,
+        (0, lambda: elementwise(view, 0, f"1/{_group(b.name)}", inverse, b.shape)),
+        (1, lambda: elementwise(view, 1, f"-{a.name}/{_group(b.name)}^2", minus, None)),
+    )
+
+
+def _pow_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
+    x = view.operand("self", 0)
+    n = view.number("exponent", None)
+    if not isinstance(n, (int, float)):
+        return f"{view.output} = {x.name} ** n", []
+    value = n * x.value ** (n - 1) if x.value is not None else None
+    power = {0: "", 1: f"·{_group(x.name)}"}.get(n - 1, f"·{_group(x.name)}^{format_number(n - 1)}")
+    local = f"{format_number(n)}{power}"
+    return f"{view.output} = {x.name} ** {format_number(n)}", _terms(
+        view, (0, lambda: elementwise(view, 0, local, value, x.shape))
+    )
+
+
+def _pow_tensor(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, b = view.operand("self", 0), view.operand("exponent", 1)
+    y = view.operand("result")
+    da = db = None
+    if a.value is not None and b.value is not None:
+        da = b.value * a.value ** (b.value - 1)
+    if a.value is not None and y.value is not None:
+        db = y.value * torch.log(a.value)
+    an, bn = _group(a.name), _group(b.name)
+    return f"{view.output} = {a.name} ** {b.name}", _terms(
+        view,
+        (0, lambda: elementwise(view, 0, f"{bn}·{an}^({bn} - 1)", da, a.shape)),
+        (1, lambda: elementwise(view, 1, f"{an}^{bn}·log({an})", db, y.shape)),
+    )
+
+
+def _pow_base(view: StepView) -> tuple[str, list[RuleTerm]]:
+    c = view.number("self", None)
+    y = view.operand("result")
+    x = view.slot_name(0) or "x"
+    value = y.value * math.log(c) if y.value is not None and isinstance(c, (int, float)) else None
+    cn = format_number(c) if isinstance(c, (int, float)) else "c"
+    return f"{view.output} = {cn} ** {x}", _terms(
+        view, (0, lambda: elementwise(view, 0, f"{cn}^{_group(x)}·log({cn})", value, y.shape))
+    )
+
+
+def _sizes(view: StepView) -> list[int] | None:
+    sizes = view.number("self_sym_sizes", None)
+    return list(sizes) if isinstance(sizes, (tuple, list)) else view.input_shape(0)
+
+
+def _dims(view: StepView, rank: int) -> list[int]:
+    dims = view.number("dim", None)
+    dims = [dims] if isinstance(dims, int) else list(dims or [])
+    return sorted(d % rank for d in dims) if rank else []
+
+
+def _expanded(view: StepView, sizes: list[int], dims: list[int] | None) -> torch.Tensor | None:
+    g = view.grad.value
+    if g is None:
+        return None
+    if dims is not None and not view.number("keepdim", False):
+        for d in dims:
+            g = g.unsqueeze(d)
+    return g.expand(sizes) if g.dim() else g.expand(sizes).clone()
+
+
+def _sum(with_dim: bool) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        x = view.slot_name(0) or "x"
+        sizes = _sizes(view) or []
+        dims = _dims(view, len(sizes)) if with_dim else None
+        where = f", dim={dims[0] if len(dims) == 1 else tuple(dims)}" if dims else ""
+        g = view.grad
+        return f"{view.output} = sum({x}{where})", _terms(
+            view,
+            (
+                0,
+                lambda: view.term(
+                    0,
+                    "1",
+                    f"expand({g.name}, {shape_text(sizes)})",
+                    ["expand(", g, ")"],
+                    _expanded(view, sizes, dims),
+                ),
+            ),
+        )
+
+    return rule
+
+
+def _mean(with_dim: bool) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        x = view.slot_name(0) or "x"
+        sizes = _sizes(view) or []
+        dims = _dims(view, len(sizes)) if with_dim else None
+        n = math.prod(sizes[d] for d in dims) if dims is not None else math.prod(sizes)
+        where = f", dim={dims[0] if len(dims) == 1 else tuple(dims)}" if dims else ""
+        g = view.grad
+        full = _expanded(view, sizes, dims)
+        value = full / n if full is not None and n else None
+        return f"{view.output} = mean({x}{where})", _terms(
+            view,
+            (
+                0,
+                lambda: view.term(
+                    0, f"1/{n}", f"expand({g.name}) / {n}", ["expand(", g, f") / {n}"], value
+                ),
+            ),
+        )
+
+    return rule
+
+
+def _mm(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, b = view.operand("self", 0), view.operand("mat2", 1)
+    g = view.grad
+    ga = g.value @ b.value.T if g.value is not None and b.value is not None else None
+    gb = a.value.T @ g.value if g.value is not None and a.value is not None else None
+    return f"{view.output} = {a.name} @ {b.name}", _terms(
+        view,
+        (0, lambda: view.term(0, _t(b.name), f"{g.name} · {_t(b.name)}", [g, " · ", b, "ᵀ"], ga)),
+        (1, lambda: view.term(1, _t(a.name), f"{_t(a.name)} · {g.name}", [a, "ᵀ · ", g], gb)),
+    )
+
+
+def _addmm(view: StepView) -> tuple[str, list[RuleTerm]]:
+    alpha, beta = view.number("alpha", 1), view.number("beta", 1)
+    bias = view.slot_name(0) or view.constant_name(0, "bias")
+    m1, m2 = view.operand("mat1", 1), view.operand("mat2", 2)
+    g = view.grad
+    gv = g.value
+    shape = view.input_shape(0)
+    gbias = reduce_to(beta * gv, shape) if gv is not None and shape is not None else None
+    g1 = alpha * gv @ m2.value.T if gv is not None and m2.value is not None else None
+    g2 = alpha * m1.value.T @ gv if gv is not None and m1.value is not None else None
+    summed = shape is not None and g.shape is not None and list(shape) != list(g.shape)
+    bias_product = f"sum({g.name})" if summed else g.name
+    m1t, m2t = _t(m1.name), _t(m2.name)
+    return f"{view.output} = {bias} + {m1.name} @ {m2.name}", _terms(
+        view,
+        (0, lambda: view.term(0, "1", bias_product, ["sum(", g, ")"] if summed else [g], gbias)),
+        (1, lambda: view.term(1, m2t, f"{g.name} · {m2t}", [g, " · ", m2, "ᵀ"], g1)),
+        (2, lambda: view.term(2, m1t, f"{m1t} · {g.name}", [m1, "ᵀ · ", g], g2)),
+    )
+
+
+def _mv(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, v = view.operand("self", 0), view.operand("vec", 1)
+    g = view.grad
+    ga = torch.outer(g.value, v.value) if g.value is not None and v.value is not None else None
+    gv = a.value.T @ g.value if g.value is not None and a.value is not None else None
+    return f"{view.output} = {a.name} @ {v.name}", _terms(
+        view,
+        (0, lambda: view.term(0, v.name, f"{g.name} ⊗ {v.name}", [g, " ⊗ ", v], ga)),
+        (1, lambda: view.term(1, _t(a.name), f"{_t(a.name)} · {g.name}", [a, "ᵀ · ", g], gv)),
+    )
+
+
+def _dot(view: StepView) -> tuple[str, list[RuleTerm]]:
+    a, b = view.operand("self", 0), view.operand("tensor", 1)
+    return f"{view.output} = dot({a.name}, {b.name})", _terms(
+        view,
+        (0, lambda: elementwise(view, 0, b.name, b.value, b.shape)),
+        (1, lambda: elementwise(view, 1, a.name, a.value, a.shape)),
+    )
+
+
+def _shape_op(expression: str, product: str, move: Callable[[StepView], torch.Tensor]) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        x, g = view.slot_name(0) or "x", view.grad
+        names = {"x": x, "y": view.output, "g": g.name, "sizes": shape_text(_sizes(view))}
+        for key in ("dim", "dim0", "dim1", "index", "start", "end", "step"):
+            if "{" + key + "}" in expression or "{" + key + "}" in product:
+                names[key] = str(view.number(key, ""))
+        text = product.format(**names)
+        head, _, tail = text.partition(g.name)
+        value = move(view) if g.value is not None else None
+        return expression.format(**names), _terms(
+            view, (0, lambda: view.term(0, "1", text, [head, g, tail], value))
+        )
+
+    return rule
+
+
+Place = Callable[[torch.Tensor, torch.Tensor], object]
+
+
+def _zeros_with(view: StepView, place: Place) -> torch.Tensor:
+    sizes = _sizes(view)
+    g = view.grad.value
+    z = torch.zeros(sizes or [], dtype=g.dtype)
+    place(z, g)
+    return z
+
+
+def _index_of(view: StepView) -> tuple[torch.Tensor, ...] | None:
+    saved = view.saved_by_name.get("indices")
+    if saved is None or saved.repr is None or "…" in saved.repr:
+        return None
+    parsed = literal(re.sub(r"tensor\(", "(", saved.repr))
+    if not isinstance(parsed, (tuple, list)) or any(i is None for i in parsed):
+        return None
+    return tuple(torch.tensor(i) for i in parsed)
+
+
+def _index(view: StepView) -> torch.Tensor:
+    indices = _index_of(view)
+    if indices is None:
+        raise ValueError("indices were not recorded")
+    return _zeros_with(view, lambda z, g: z.index_put_(indices, g, accumulate=True))
+
+
+def _slice_along(view: StepView) -> torch.Tensor:
+    dim, start, end, step = (view.number(k, 0) for k in ("dim", "start", "end", "step"))
+    index = [slice(None)] * dim + [slice(start, end, step)]
+    return _zeros_with(view, lambda z, g: z.__setitem__(tuple(index), g))
+
+
+def _softmax(log: bool) -> Rule:
+    def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
+        x, g = view.slot_name(0) or "x", view.grad
+        dim = view.number("dim", -1)
+        y = view.operand("result")
+        y = Operand(view.output, y.value, y.shape)
+        value = None
+        if g.value is not None and y.value is not None:
+            if log:
+                value = g.value - y.value.exp() * g.value.sum(dim, keepdim=True)
+            else:
+                value = y.value * (g.value - (g.value * y.value).sum(dim, keepdim=True))
+        name = "log_softmax" if log else "softmax"
+        if log:
+            local = f"1 - exp({y.name})"
+            product = f"{g.name} - exp({y.name}) · sum({g.name})"
+            parts = [g, " - exp(", y, ") · sum(", g, ")"]
+        else:
+            local = f"{y.name}·(1 - {y.name})"
+            product = f"{y.name} ⊙ ({g.name} - sum({g.name} ⊙ {y.name}))"
+            parts = [y, " ⊙ (", g, " - sum(", g, " ⊙ ", y, "))"]
+        return f"{view.output} = {name}({x}, dim={dim})", _terms(
+            view, (0, lambda: view.term(0, local, product, parts, value))
+        )
+
+    return rule
+
+
+def _mean_count(view: StepView, shape: list[int] | None) -> int:
+    reduction = view.number("reduction", 1)
+    return math.prod(shape or []) if reduction == 1 else 1
+
+
+def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
+    x, t, g = view.operand("self", 0), view.operand("target", fallback="target"), view.grad
+    reduction = view.number("reduction", 1)
+    total = view.number("total_weight", 1.0) if reduction == 1 else 1.0
+    ignore = view.number("ignore_index", -100)
+    value = None
+    weighted = "weight" in view.saved_by_name
+    if g.value is not None and t.value is not None and x.shape is not None and not weighted:
+        value = torch.zeros(x.shape, dtype=torch.float64)
+        rows = value.reshape(-1, x.shape[-1]) if len(x.shape) > 1 else value.reshape(1, -1)
+        targets = t.value.reshape(-1).long()
+        per_row = g.value.reshape(-1) if reduction == 0 else g.value.reshape(1).expand(len(targets))
+        for i, target in enumerate(targets.tolist()):
+            if target != ignore:
+                rows[i, target] = -per_row[i] / total
+    n = format_number(total)
+    return f"{view.output} = nll_loss({x.name}, {t.name})", _terms(
+        view,
+        (
+            0,
+            lambda: view.term(
+                0,
+                f"-1/{n} at the target",
+                f"-{g.name} / {n} at each target, 0 elsewhere",
+                ["-", g, f" / {n} at ", t, ", 0 elsewhere"],
+                value,
+            ),
+        ),
+    )
+
+
+def _mse_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
+    x, t = view.operand("self", 0), view.operand("target", 1, "target")
+    n = _mean_count(view, x.shape)
+    local = 2 * (x.value - t.value) / n if x.value is not None and t.value is not None else None
+    text = f"2·({x.name} - {t.name})" + (f"/{n}" if n != 1 else "")
+    negative = f"-2·({x.name} - {t.name})" + (f"/{n}" if n != 1 else "")
+    return f"{view.output} = mse_loss({x.name}, {t.name})", _terms(
+        view,
+        (0, lambda: elementwise(view, 0, text, local, x.shape)),
+        (1, lambda: elementwise(view, 1, negative, -local if local is not None else None, x.shape)),
+    )
+
+
+def _bce(view: StepView) -> tuple[str, list[RuleTerm]]:
+    x, t = view.operand("self", 0), view.operand("target", 1, "target")
+    n = _mean_count(view, x.shape)
+    weight = view.operand("weight") if "weight" in view.saved_by_name else None
+    local = None
+    if x.value is not None and t.value is not None:
+        local = (x.value - t.value) / (x.value * (1 - x.value)) / n
+        if weight is not None:
+            local = local * weight.value if weight.value is not None else None
+    xn, tn = x.name, t.name
+    text = f"({xn} - {tn}) / ({xn}·(1 - {xn}))" + (f"/{n}" if n != 1 else "")
+    return f"{view.output} = binary_cross_entropy({xn}, {tn})", _terms(
+        view, (0, lambda: elementwise(view, 0, text, local, x.shape))
+    )
+
+
+RULES: dict[str, Rule] = {
+    "NegBackward0": _unary("-", None, "-1", None),
+    "ExpBackward0": _unary("exp", "result", "exp({x})", lambda y: y),
+    "LogBackward0": _unary("log", "self", "1/{x}", lambda x: 1 / x),
+    "SqrtBackward0": _unary("sqrt", "result", "1/(2·sqrt({x}))", lambda y: 1 / (2 * y)),
+    "SinBackward0": _unary("sin", "self", "cos({x})", torch.cos),
+    "CosBackward0": _unary("cos", "self", "-sin({x})", lambda x: -torch.sin(x)),
+    "TanhBackward0": _unary("tanh", "result", "1 - {y}^2", lambda y: 1 - y**2),
+    "SigmoidBackward0": _unary("sigmoid", "result", "{y}·(1 - {y})", lambda y: y * (1 - y)),
+    "ReluBackward0": _unary("relu", "result", "[{y} > 0]", lambda y: (y > 0).double()),
+    "AbsBackward0": _unary("abs", "self", "sign({x})", torch.sign),
+    "AddBackward0": _add(1.0),
+    "AddBackward1": _add(1.0),
+    "SubBackward0": _add(-1.0),
+    "SubBackward1": _add(-1.0),
+    "RsubBackward0": _add(-1.0, swapped=True),
+    "RsubBackward1": _rsub_scalar,
+    "MulBackward0": _mul,
+    "MulBackward1": _mul,
+    "DivBackward0": _div,
+    "DivBackward1": _div,
+    "PowBackward0": _pow_scalar,
+    "PowBackward1": _pow_tensor,
+    "PowBackward2": _pow_base,
+    "SumBackward0": _sum(False),
+    "SumBackward1": _sum(True),
+    "MeanBackward0": _mean(False),
+    "MeanBackward1": _mean(True),
+    "MmBackward0": _mm,
+    "AddmmBackward0": _addmm,
+    "MvBackward0": _mv,
+    "DotBackward0": _dot,
+    "TBackward0": _shape_op("{y} = {x}ᵀ", "{g}ᵀ", lambda v: v.grad.value.t()),
+    "TransposeBackward0": _shape_op(
+        "{y} = {x}.transpose({dim0}, {dim1})",
+        "{g}.transpose({dim0}, {dim1})",
+        lambda v: v.grad.value.transpose(v.number("dim0", 0), v.number("dim1", 1)),
+    ),
+    "ViewBackward0": _shape_op(
+        "{y} = {x}.view(…)", "{g}.view({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "UnsafeViewBackward0": _shape_op(
+        "{y} = {x}.reshape(…)", "{g}.reshape({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "ReshapeAliasBackward0": _shape_op(
+        "{y} = {x}.reshape(…)", "{g}.reshape({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "ExpandBackward0": _shape_op(
+        "{y} = {x}.expand(…)", "sum({g}) to {sizes}", lambda v: reduce_to(v.grad.value, _sizes(v))
+    ),
+    "UnsqueezeBackward0": _shape_op(
+        "{y} = {x}.unsqueeze({dim})",
+        "{g}.squeeze({dim})",
+        lambda v: v.grad.value.squeeze(v.number("dim", 0)),
+    ),
+    "SqueezeBackward0": _shape_op(
+        "{y} = {x}.squeeze()", "{g}.view({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "SqueezeBackward1": _shape_op(
+        "{y} = {x}.squeeze({dim})", "{g}.view({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "SqueezeBackward2": _shape_op(
+        "{y} = {x}.squeeze({dim})", "{g}.view({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
+    ),
+    "SelectBackward0": _shape_op(
+        "{y} = {x}.select({dim}, {index})",
+        "{g} at [{index}] of dim {dim}, 0 elsewhere",
+        lambda v: _zeros_with(
+            v, lambda z, g: z.select(v.number("dim", 0), v.number("index", 0)).copy_(g)
+        ),
+    ),
+    "SliceBackward0": _shape_op(
+        "{y} = {x}[{start}:{end}:{step}] (dim {dim})",
+        "{g} in the slice, 0 elsewhere",
+        _slice_along,
+    ),
+    "IndexBackward0": _shape_op("{y} = {x}[indices]", "{g} at the indices, 0 elsewhere", _index),
+    "SoftmaxBackward0": _softmax(False),
+    "LogSoftmaxBackward0": _softmax(True),
+    "NllLossBackward0": _nll_loss,
+    "MseLossBackward0": _mse_loss,
+    "BinaryCrossEntropyBackward0": _bce,
+}

@@ -1,0 +1,91 @@
+"""Live mode's budget: the round trip of a small lesson through the HTTP API, uncached.
+
+Each request traces the shared-weight lesson with a new seed (so the result cache never
+answers), in a forked worker, with layout, rules and JSON. Anchors measured in the same run:
+a request that does no work (GET /api/v1/health), an empty program through the same worker
+pool (the cost of a fresh forked child), and the same trace in-process without HTTP,
+workers or layout, with and without the chain-rule pass, and the layout alone.
+
+Run: .venv/bin/python -m benchmarks.round_trip [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+
+import app.graph_tracer as graph_tracer
+from app.config import Settings
+from app.examples import get_example
+from app.layout import layout_graph
+from app.tracing import trace_code
+from tests.live_server import live_server
+
+TARGET_MS = 100.0
+
+
+def timed(action: Callable[[int], object], runs: int) -> list[float]:
+    """Milliseconds of each of runs calls, after one warm-up call."""
+    action(-1)
+    times = []
+    for i in range(runs):
+        start = time.perf_counter()
+        action(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def post_trace(client: httpx.Client, code: str, seed: int) -> None:
+    """One uncached trace through the API (a new seed misses the result cache)."""
+    response = client.post("/api/v1/trace", json={"code": code, "seed": seed})
+    response.raise_for_status()
+    steps = [s for p in response.json()["backward"] for s in p["steps"]]
+    assert all(s["rule"] for s in steps)
+
+
+def line(label: str, times: list[float], anchor: float | None = None) -> str:
+    p50 = statistics.median(times)
+    p90 = sorted(times)[int(0.9 * (len(times) - 1))]
+    ratio = f"  {p50 / anchor:6.2f}× anchor" if anchor else ""
+    return f"{label:<50} p50 {p50:7.2f} ms  p90 {p90:7.2f} ms{ratio}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    runs = parser.parse_args().runs
+    code = get_example("shared_weight").code
+    in_process = timed(lambda i: trace_code(code, seed=i + 1), runs)
+    real_attach = graph_tracer.attach_rules
+    graph_tracer.attach_rules = lambda graph: graph
+    try:
+        without_rules = timed(lambda i: trace_code(code, seed=i + 1), runs)
+    finally:
+        graph_tracer.attach_rules = real_attach
+    graph = trace_code(code)
+    layout = timed(lambda i: layout_graph(graph, []), runs)
+    with live_server(Settings()) as (base, _), httpx.Client(base_url=base) as client:
+        health = timed(lambda i: client.get("/api/v1/health").raise_for_status(), runs)
+        round_trip = timed(lambda i: post_trace(client, code, 1000 + i), runs)
+        worker = timed(lambda i: post_trace(client, "import torch\n", 5000 + i), runs)
+    with live_server(Settings(isolation=False)) as (base, _), httpx.Client(base_url=base) as client:
+        unisolated = timed(lambda i: post_trace(client, code, 1000 + i), runs)
+    anchor = statistics.median(health)
+    print(f"shared-weight lesson, {runs} runs each")
+    print(line("GET /api/v1/health (anchor)", health))
+    print(line("trace_code in-process, without rules", without_rules, anchor))
+    print(line("trace_code in-process, with rules", in_process, anchor))
+    print(line("layout_graph in-process (graphviz dot)", layout, anchor))
+    print(line("POST /api/v1/trace of an empty program", worker, anchor))
+    print(line("POST /api/v1/trace uncached, in-process (no pool)", unisolated, anchor))
+    print(line("POST /api/v1/trace uncached (live mode)", round_trip, anchor))
+    p50 = statistics.median(round_trip)
+    print(f"round trip p50 / {TARGET_MS:.0f} ms target: {p50 / TARGET_MS:.2f}")
+
+
+if __name__ == "__main__":
+    main()

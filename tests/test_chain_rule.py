@@ -1,0 +1,306 @@
+"""Chain-rule explanations: every stated product equals the gradient the engine recorded."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from app import chain_rule, local_rules
+from app.examples import get_example
+from app.schemas import BackwardStep, Graph, OpNode, StepRule
+from app.step_view import format_number
+from app.tracing import trace_code
+from tests.conftest import tensor_named
+
+
+def steps_of(graph: Graph, grad_fn: str, pass_index: int = 0) -> list[BackwardStep]:
+    found = [s for s in graph.backward[pass_index].steps if s.rule and s.rule.grad_fn == grad_fn]
+    assert found, [s.rule.grad_fn for s in graph.backward[pass_index].steps if s.rule]
+    return found
+
+
+def rule_of(graph: Graph, grad_fn: str, pass_index: int = 0) -> StepRule:
+    return steps_of(graph, grad_fn, pass_index)[0].rule
+
+
+def accumulation_of(graph: Graph, name: str, pass_index: int = 0) -> StepRule:
+    leaf = tensor_named(graph, name)
+    (acc,) = [n for n in graph.nodes if isinstance(n, OpNode) and n.variable == leaf.id]
+    (step,) = [s for s in graph.backward[pass_index].steps if s.node == acc.id]
+    return step.rule
+
+
+def test_issue_example_y_equals_x_w_plus_b() -> None:
+    graph = trace_code(get_example("linear_expression").code)
+    mul = rule_of(graph, "MulBackward0")
+    (term,) = mul.terms
+    assert mul.expression.endswith("= x * w")
+    assert (term.name, term.local, term.agrees) == ("w", "x", True)
+    assert term.numbers == "1 · 3 = 3"  # grad_w = 1 · 3 = 3
+    add = rule_of(graph, "AddBackward0")
+    assert {t.name: t.numbers for t in add.terms}["b"] == "1 · 1 = 1"
+    assert accumulation_of(graph, "w").accumulate.text == "w.grad = None + 3 = 3"
+
+
+def test_issue_example_shared_weight_contributions_meet_at_w() -> None:
+    graph = trace_code(get_example("shared_weight").code)
+    rule = accumulation_of(graph, "w")
+    assert rule.meet is not None
+    assert sorted(p.value.values[0] for p in rule.meet.parts) == [2.0, 3.0]
+    assert rule.meet.total.values == [5.0]
+    assert rule.meet.text in ("2 + 3 = 5", "3 + 2 = 5")
+    assert rule.accumulate.added.values == [5.0] and rule.accumulate.after.values == [5.0]
+    assert rule.accumulate.before is None
+    mul = rule_of(graph, "MulBackward0")
+    assert mul.expression == "y = a * b"
+    assert {t.name: (t.local, t.numbers) for t in mul.terms} == {
+        "a": ("b", "1 · 2 = 2"),
+        "b": ("a", "1 · 3 = 3"),
+    }
+    # the parts of the meet are exactly what the two adds sent to w
+    sources = {p.source for p in rule.meet.parts}
+    adds = {s.node for s in steps_of(graph, "AddBackward0")}
+    assert sources == adds
+
+
+def test_accumulation_shows_before_and_after_across_passes() -> None:
+    graph = trace_code(get_example("grad_accumulation").code)
+    texts = [accumulation_of(graph, "w", i).accumulate.text for i in range(4)]
+    assert texts == [
+        "w.grad = None + 5 = 5",
+        "w.grad = 5 + 5 = 10",
+        "w.grad = 10 + 5 = 15",
+        "w.grad = 15 + 5 = 20",
+    ]
+
+
+SCALAR = "import torch\nx = torch.tensor(0.5, requires_grad=True)\ns = torch.tensor(2.0, requires_grad=True)\n"
+
+# (forward expression, grad_fn, function of the plain tensors x and s for torch to differentiate)
+SCALAR_RULES = [
+    ("y = x + s", "AddBackward0", lambda x, s: x + s),
+    ("y = x - s", "SubBackward0", lambda x, s: x - s),
+    ("y = x * s", "MulBackward0", lambda x, s: x * s),
+    ("y = x / s", "DivBackward0", lambda x, s: x / s),
+    ("y = -x", "NegBackward0", lambda x, s: -x),
+    ("y = x ** 3", "PowBackward0", lambda x, s: x**3),
+    ("y = x ** s", "PowBackward1", lambda x, s: x**s),
+    ("y = torch.exp(x)", "ExpBackward0", lambda x, s: torch.exp(x)),
+    ("y = torch.log(x)", "LogBackward0", lambda x, s: torch.log(x)),
+    ("y = torch.sqrt(x)", "SqrtBackward0", lambda x, s: torch.sqrt(x)),
+    ("y = torch.sin(x)", "SinBackward0", lambda x, s: torch.sin(x)),
+    ("y = torch.cos(x)", "CosBackward0", lambda x, s: torch.cos(x)),
+    ("y = torch.tanh(x)", "TanhBackward0", lambda x, s: torch.tanh(x)),
+    ("y = torch.sigmoid(x)", "SigmoidBackward0", lambda x, s: torch.sigmoid(x)),
+    ("y = torch.relu(x)", "ReluBackward0", lambda x, s: torch.relu(x)),
+    ("y = torch.abs(x - 1)", "AbsBackward0", lambda x, s: torch.abs(x - 1)),
+]
+
+
+@pytest.mark.parametrize(("line", "grad_fn", "fn"), SCALAR_RULES, ids=[r[1] for r in SCALAR_RULES])
+def test_scalar_rule_product_equals_torch(line: str, grad_fn: str, fn) -> None:
+    """grad_out · local = result, with numbers read off the rule and checked against torch."""
+    graph = trace_code(f"{SCALAR}{line}\ny.backward(torch.tensor(3.0))\n")
+    assert graph.error is None
+    rule = rule_of(graph, grad_fn)
+    assert rule.known and rule.expression and rule.terms
+    x, s = (torch.tensor(v, requires_grad=True) for v in (0.5, 2.0))
+    expected = dict(
+        zip(("x", "s"), torch.autograd.grad(fn(x, s) * 3, (x, s), allow_unused=True), strict=True)
+    )
+    for term in rule.terms:
+        assert term.agrees is True, term
+        shown, result = term.numbers.rsplit(" = ", 1)
+        grad_out, local = shown.split(" · ", 1)
+        assert float(grad_out) == 3.0
+        assert float(grad_out) * float(local) == pytest.approx(float(result), rel=1e-3)
+        truth = expected.get(term.name)
+        if truth is not None:  # a leaf's gradient, as plain torch computes it
+            assert float(result) == pytest.approx(float(truth), rel=1e-3, abs=1e-6)
+
+
+TENSORS = (
+    "import torch\nimport torch.nn.functional as F\n"
+    "x = torch.tensor([[0.5, 2., 3.], [1.5, 0.25, 0.75]], requires_grad=True)\n"
+    "s = torch.tensor(2., requires_grad=True)\n"
+    "w = torch.tensor([[1., -2.], [0.5, 1.], [2., 3.]], requires_grad=True)\n"
+    "v = torch.tensor([0.2, 0.7, 0.1], requires_grad=True)\n"
+    "b = torch.tensor([0.1, -0.3], requires_grad=True)\n"
+)
+WEIGHTED = "\n(y * torch.arange(1., y.numel() + 1).reshape(y.shape)).sum().backward()\n"
+
+TENSOR_RULES = [
+    ("y = x + s", "AddBackward0"),
+    ("y = x + 1", "AddBackward0"),
+    ("y = x - s", "SubBackward0"),
+    ("y = 1 - x", "RsubBackward1"),
+    ("y = x * s", "MulBackward0"),
+    ("y = x * 2", "MulBackward0"),
+    ("y = x / s", "DivBackward0"),
+    ("y = -x", "NegBackward0"),
+    ("y = x ** 2", "PowBackward0"),
+    ("y = x ** s", "PowBackward1"),
+    ("y = 2 ** x", "PowBackward2"),
+    ("y = x.exp()", "ExpBackward0"),
+    ("y = x.log()", "LogBackward0"),
+    ("y = x.sqrt()", "SqrtBackward0"),
+    ("y = x.sin()", "SinBackward0"),
+    ("y = x.cos()", "CosBackward0"),
+    ("y = x.tanh()", "TanhBackward0"),
+    ("y = x.sigmoid()", "SigmoidBackward0"),
+    ("y = torch.relu(x - 1)", "ReluBackward0"),
+    ("y = (x - 1).abs()", "AbsBackward0"),
+    ("y = x.sum()", "SumBackward0"),
+    ("y = x.sum(1)", "SumBackward1"),
+    ("y = x.mean()", "MeanBackward0"),
+    ("y = x.mean(0)", "MeanBackward1"),
+    ("y = x @ w", "MmBackward0"),
+    ("y = x.mm(w)", "MmBackward0"),
+    ("y = x @ v", "MvBackward0"),
+    ("y = v @ v", "DotBackward0"),
+    ("y = F.linear(x, w.t(), b)", "AddmmBackward0"),
+    ("lin = torch.nn.Linear(3, 2)\ny = lin(x)", "AddmmBackward0"),
+    ("y = x.t()", "TBackward0"),
+    ("y = x.transpose(0, 1)", "TransposeBackward0"),
+    ("y = x.view(6)", "ViewBackward0"),
+    ("y = x.reshape(3, 2)", "ViewBackward0"),
+    ("y = s.expand(2, 3)", "ExpandBackward0"),
+    ("y = x.unsqueeze(0)", "UnsqueezeBackward0"),
+    ("y = x.unsqueeze(0).squeeze(0)", "SqueezeBackward1"),
+    ("y = x[[0, 1], [1, 2]]", "IndexBackward0"),
+    ("y = x[0]", "SelectBackward0"),
+    ("y = x[:, 1:]", "SliceBackward0"),
+    ("y = x.softmax(1)", "SoftmaxBackward0"),
+    ("y = F.log_softmax(x, dim=1)", "LogSoftmaxBackward0"),
+    ("y = F.nll_loss(F.log_softmax(x, 1), torch.tensor([0, 2]))", "NllLossBackward0"),
+    ("y = F.cross_entropy(x, torch.tensor([0, 2]))", "NllLossBackward0"),
+    ("y = F.mse_loss(x, torch.ones(2, 3))", "MseLossBackward0"),
+    ("y = F.mse_loss(x, x.detach() * 2, reduction='sum')", "MseLossBackward0"),
+    (
+        "y = F.binary_cross_entropy(torch.sigmoid(x), torch.tensor([[1., 0., 1.], [0., 1., 1.]]))",
+        "BinaryCrossEntropyBackward0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "grad_fn"), TENSOR_RULES, ids=[r[0] for r in TENSOR_RULES])
+def test_tensor_rule_recomputes_the_recorded_gradient(line: str, grad_fn: str) -> None:
+    graph = trace_code(TENSORS + line + WEIGHTED)
+    assert graph.error is None, graph.error
+    for step in graph.backward[0].steps:
+        rule = step.rule
+        assert rule is not None
+        if rule.grad_fn == "AccumulateGrad":
+            assert rule.accumulate.added == step.grad_outputs[0]
+            continue
+        assert rule.known, rule.note
+        wanted = [k for k, g in enumerate(step.grad_inputs) if g is not None]
+        assert sorted(t.slot for t in rule.terms) == wanted
+        for term in rule.terms:
+            # the rule recomputed this gradient from the recorded values alone
+            assert term.agrees is True, (rule.grad_fn, term)
+            assert term.value is None  # sent only where it would differ from grad_inputs
+            recorded = step.grad_inputs[term.slot]
+            if recorded.values is not None and len(torch.tensor(recorded.values).reshape(-1)) <= 6:
+                expected = torch.tensor(recorded.values).reshape(-1).tolist()
+                shown = term.numbers.rsplit(" = ", 1)[1]
+                shown_values = [
+                    float(v) for v in shown.strip("[]").replace("[", "").replace("]", "").split(",")
+                ]
+                assert shown_values == pytest.approx(expected, rel=1e-3, abs=1e-4)
+    assert grad_fn in {s.rule.grad_fn for s in graph.backward[0].steps}
+
+
+def test_recorded_leaf_gradients_match_plain_torch() -> None:
+    """The gradients the rules are checked against are torch's own."""
+    graph = trace_code(TENSORS + "y = F.linear(x, w.t(), b).softmax(1)" + WEIGHTED)
+    x = torch.tensor([[0.5, 2.0, 3.0], [1.5, 0.25, 0.75]], requires_grad=True)
+    w = torch.tensor([[1.0, -2.0], [0.5, 1.0], [2.0, 3.0]], requires_grad=True)
+    b = torch.tensor([0.1, -0.3], requires_grad=True)
+    y = F.linear(x, w.t(), b).softmax(1)
+    (y * torch.arange(1.0, 5.0).reshape(2, 2)).sum().backward()
+    for name, leaf in (("x", x), ("w", w), ("b", b)):
+        acc = accumulation_of(graph, name).accumulate
+        assert torch.tensor(acc.after.values) == pytest.approx(leaf.grad, rel=1e-5)
+
+
+def test_big_tensors_are_written_with_shapes() -> None:
+    code = (
+        "import torch\ntorch.manual_seed(0)\nx = torch.randn(4, 3)\n"
+        "W = torch.randn(3, 5, requires_grad=True)\ny = (x @ W).sum()\ny.backward()\n"
+    )
+    graph = trace_code(code)
+    (term,) = rule_of(graph, "MmBackward0").terms
+    assert term.name == "W" and term.product == "xᵀ · grad_matmul_out"
+    assert term.numbers == "[4×3]ᵀ · [4×5] = [3×5]"
+    assert term.agrees is True
+
+
+def test_unknown_op_says_so_and_keeps_its_gradients() -> None:
+    graph = trace_code(get_example("custom_function").code)
+    step = steps_of(graph, "MyReLUBackward")[0]
+    assert not step.rule.known and "no rule for MyReLUBackward" in step.rule.note
+    assert step.rule.terms == [] and step.grad_inputs[0] is not None
+
+
+def test_a_wrong_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """agrees compares the rule's own arithmetic with the engine: a wrong rule shows False."""
+    wrong = local_rules._unary("sin", "self", "sin({x})", torch.sin)  # should be cos
+    monkeypatch.setitem(local_rules.RULES, "SinBackward0", wrong)
+    graph = trace_code(f"{SCALAR}y = torch.sin(x)\ny.backward()\n")
+    (term,) = rule_of(graph, "SinBackward0").terms
+    assert term.agrees is False
+    assert term.value.values == pytest.approx(math.sin(0.5), rel=1e-6)
+
+
+def test_create_graph_pass_has_rules_for_the_gradient_graph() -> None:
+    graph = trace_code(get_example("second_derivative").code)
+    first = rule_of(graph, "PowBackward0", 0)
+    assert first.terms[0].local == "2·x" and first.terms[0].numbers == "1 · 6 = 6"
+    second = graph.backward[1]
+    assert all(s.rule is not None and s.rule.known for s in second.steps)
+    scaled = rule_of(graph, "MulBackward1", 1)
+    assert scaled.terms[0].local == "2" and scaled.terms[0].agrees is True
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (3.0, "3"),
+        (0.731059, "0.7311"),
+        (-0.5, "-0.5"),
+        (1e-5, "1.00e-5"),
+        (123456.0, "123456"),
+        (123456.7, "1.23e+5"),
+        (float("nan"), "NaN"),
+    ],
+)
+def test_numbers_print_as_the_browser_prints_them(value: float, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_rules_travel_in_the_json_contract() -> None:
+    graph = trace_code(get_example("shared_weight").code)
+    again = Graph.model_validate_json(graph.model_dump_json())
+    assert again.backward[0].steps[-1].rule == graph.backward[0].steps[-1].rule
+    plain = Graph.model_validate(
+        {
+            "device": "cpu",
+            "backward": [
+                {"root": [], "steps": [{"node": "op0", "grad_inputs": [], "grad_outputs": []}]}
+            ],
+        }
+    )
+    assert plain.backward[0].steps[0].rule is None  # v1 graphs without rules stay valid
+
+
+def test_rules_stop_at_a_bound_on_big_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chain_rule, "MAX_EXPLAINED_STEPS", 6)
+    graph = trace_code(get_example("grad_accumulation").code)
+    assert all(s.rule is not None for s in graph.backward[0].steps)
+    assert all(s.rule is None for p in graph.backward[1:] for s in p.steps)
+    assert any("first 6 backward steps" in note for note in graph.notes)
+    assert graph.backward[3].grads  # the recording itself is complete
