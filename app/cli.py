@@ -121,9 +121,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the Graph (the v1 contract)."""
-    from app.schemas import Graph
+    from app.schemas import graph_json_schema
 
-    print(json.dumps(Graph.model_json_schema(mode="serialization"), indent=2))
+    print(json.dumps(graph_json_schema(), indent=2))
     return EXIT_OK
 
 

@@ -204,6 +204,10 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
             if tensor in producer_of:
                 view.badges[tensor] = f"∂ {format_data(data)}"
                 view.gradient_badges.add(tensor)
+        if index == len(record.steps) - 1:  # what autograd.grad returned, once the pass is done
+            for tensor, data in record.results.items():
+                view.badges[tensor] = f"∂ {format_data(data)}"
+                view.gradient_badges.add(tensor)
         view.title = titles[1].format(p=pass_index + 1, i=index + 1, n=len(record.steps))
     for n in graph.nodes:  # an AccumulateGrad shows with its leaf
         if isinstance(n, OpNode) and n.variable in view.active:

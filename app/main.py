@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -13,7 +14,7 @@ from app import __version__
 from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit
 from app.resources import static_dir
-from app.routes import api, pages
+from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
 
@@ -34,9 +35,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pool is not None:
                 pool.close()
 
-    app = FastAPI(title="Autograd Explorer", version=__version__, lifespan=lifespan)
+    # /docs is served by api_docs with a vendored Swagger UI; ReDoc would load from a CDN.
+    app = FastAPI(
+        title="Autograd Explorer",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            expose_headers=["Retry-After", "Content-Disposition"],
+            max_age=600,
+        )
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
     return app

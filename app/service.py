@@ -8,6 +8,7 @@ import ipaddress
 import json
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -103,6 +104,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass
+class _Flight:
+    """A trace being run, and how many requests wait for it."""
+
+    task: asyncio.Future[bytes]
+    waiters: int = 0
+
+
 class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
     lays out their graphs."""
@@ -115,6 +124,7 @@ class TraceService:
         self.layouts: ResultCache[bytes] = ResultCache(settings.cache_entries * 4)
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
         self.programs_run = 0  # traces that ran a program (not served from the cache)
+        self._flights: dict[str, _Flight] = {}  # traces running now, by request key
 
     async def trace(self, request: TraceRequest, client: str | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
@@ -128,7 +138,30 @@ class TraceService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        self.rate.check(client)
+        flight = self._flights.get(key)
+        if flight is None:  # the first asker runs it; identical requests meanwhile share the run
+            self.rate.check(client)
+            flight = _Flight(asyncio.ensure_future(self._run(request, key)))
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda _: self._land(key, flight))
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1 and not flight.task.done():
+                flight.task.cancel()  # nobody else waits: free the worker
+            raise
+        finally:
+            flight.waiters -= 1
+
+    def _land(self, key: str, flight: _Flight) -> None:
+        if not flight.task.cancelled():
+            flight.task.exception()  # a failure whose askers all left is not logged as lost
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+    async def _run(self, request: TraceRequest, key: str) -> bytes:
+        """Run the program (a worker, or this process) and cache its laid-out Graph JSON."""
         self.programs_run += 1
         if self.pool is None:
             result = await run_in_threadpool(trace_to_json, request, self.settings)

@@ -9,6 +9,9 @@ command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # the jail around the workers
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+# curl and jq run the walkthrough of docs/clients/curl.md in the tests
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # a font with Chinese glyphs, for the zh-CN interface and exports
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || need_apt+=(fonts-wqy-microhei)
 if [ ${#need_apt[@]} -gt 0 ]; then

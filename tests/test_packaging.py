@@ -41,6 +41,8 @@ def test_wheel_ships_static_templates_and_examples(tmp_path: Path) -> None:
         "app/static/css/explorer.css",
         "app/templates/index.html",
         "app/templates/export.html",
+        "app/static/vendor/swagger_ui/swagger-ui-bundle.js",
+        "app/static/vendor/swagger_ui/LICENSE",
         "app/examples/shared_weight.py",
         "app/sandbox/pool.py",
     ):

@@ -1,18 +1,18 @@
-"""The JSON API, /api/v1: trace, layout, render, examples, devices, health."""
+"""The JSON API, /api/v1: trace, layout, render, examples, schema, devices, health."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from collections.abc import Awaitable
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app import __version__
+from app import __version__, api_examples
 from app.devices import list_devices
 from app.examples import UnknownExample, get_example, summaries
 from app.export import FORMATS, filename
@@ -28,6 +28,7 @@ from app.schemas import (
     LayoutRequest,
     RenderRequest,
     TraceRequest,
+    graph_json_schema,
 )
 from app.service import LayoutUnavailable, PoolBusy, RateLimited, TraceFailure, TraceService
 
@@ -35,10 +36,19 @@ router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
     400: {"model": ErrorResponse, "description": "the policy refused the program"},
     413: {"model": ErrorResponse, "description": "the request body is too large"},
-    422: {"model": ErrorResponse, "description": "a limit was hit"},
+    422: {
+        "model": ErrorResponse,
+        "description": "a limit was hit",
+        "content": {"application/json": {"example": api_examples.ERROR}},
+    },
     429: {"model": ErrorResponse, "description": "too many requests from this client"},
     503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
 }
+
+
+def ok(example: Any, media_type: str = "application/json") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entry of a 200 answer with its example."""
+    return {200: {"content": {media_type: {"example": example}}}}
 
 
 def get_service(request: Request) -> TraceService:
@@ -49,7 +59,7 @@ def get_service(request: Request) -> TraceService:
 ServiceDep = Annotated[TraceService, Depends(get_service)]
 
 
-@router.get("/health", response_model=HealthResponse)
+@router.get("/health", response_model=HealthResponse, responses=ok(api_examples.HEALTH))
 async def health(service: ServiceDep) -> HealthResponse:
     """Whether the server is up, its versions, CUDA, and which isolation layers are active."""
     cuda = service.pool.cuda if service.pool is not None else torch.cuda.is_available()
@@ -65,7 +75,7 @@ async def health(service: ServiceDep) -> HealthResponse:
     )
 
 
-@router.get("/devices", response_model=DevicesResponse)
+@router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
 def devices(service: ServiceDep) -> DevicesResponse:
     """The devices a program can run on: the CPU, and each CUDA device with name and memory."""
     found = list_devices(service.settings.allow_cuda)
@@ -97,22 +107,37 @@ async def _answer(
     return Response(content=payload, media_type=media_type, headers=headers)
 
 
-@router.post("/trace", response_model=Graph, responses=ERRORS)
-async def trace(body: TraceRequest, request: Request, service: ServiceDep) -> Response:
+@router.post("/trace", response_model=Graph, responses={**ok(api_examples.GRAPH), **ERRORS})
+async def trace(
+    body: Annotated[TraceRequest, Body(openapi_examples=api_examples.TRACE_REQUESTS)],
+    request: Request,
+    service: ServiceDep,
+) -> Response:
     """Run a program on real tensors and return its recorded autograd graph, laid out."""
     client = request.client.host if request.client else None
     return await _answer(service.trace(body, client))
 
 
-@router.post("/layout", response_model=Layout, responses=ERRORS)
-async def layout(body: LayoutRequest, request: Request, service: ServiceDep) -> Response:
+@router.post(
+    "/layout", response_model=Layout, responses={**ok(api_examples.GRAPH["layout"]), **ERRORS}
+)
+async def layout(
+    body: Annotated[LayoutRequest, Body(openapi_examples=api_examples.LAYOUT_REQUESTS)],
+    request: Request,
+    service: ServiceDep,
+) -> Response:
     """Lay out a program's graph again with the given modules (or line groups) expanded."""
     client = request.client.host if request.client else None
     return await _answer(service.layout(body, client))
 
 
 RENDER_RESPONSES = {
-    200: {"content": {t: {} for t, _ in FORMATS.values()}, "description": "the export"},
+    200: {
+        "content": {
+            t: api_examples.RENDER_RESPONSE_EXAMPLES.get(t, {}) for t, _ in FORMATS.values()
+        },
+        "description": "the export",
+    },
     **ERRORS,
 }
 
@@ -126,7 +151,11 @@ async def _render(body: RenderRequest, request: Request, service: TraceService) 
 
 
 @router.post("/render", response_class=Response, responses=RENDER_RESPONSES)
-async def render_post(body: RenderRequest, request: Request, service: ServiceDep) -> Response:
+async def render_post(
+    body: Annotated[RenderRequest, Body(openapi_examples=api_examples.RENDER_REQUESTS)],
+    request: Request,
+    service: ServiceDep,
+) -> Response:
     """Export a program's graph at a step as SVG, PNG, DOT or a standalone HTML player."""
     return await _render(body, request, service)
 
@@ -135,7 +164,7 @@ async def render_post(body: RenderRequest, request: Request, service: ServiceDep
 async def render_get(
     request: Request,
     service: ServiceDep,
-    code: str,
+    code: Annotated[str, Query(openapi_examples=api_examples.RENDER_CODE_PARAMETER)],
     format: str = "svg",
     device: str = "cpu",
     seed: int = 0,
@@ -163,16 +192,26 @@ async def render_get(
     return await _render(body, request, service)
 
 
-@router.get("/examples", response_model=list[ExampleSummary])
+@router.get(
+    "/examples",
+    response_model=list[ExampleSummary],
+    responses=ok(api_examples.EXAMPLE_SUMMARIES),
+)
 def list_examples() -> list[ExampleSummary]:
     """The gallery, without code."""
     return summaries()
 
 
 @router.get(
-    "/examples/{example_id}", response_model=Example, responses={404: {"model": ErrorResponse}}
+    "/examples/{example_id}",
+    response_model=Example,
+    responses={**ok(api_examples.EXAMPLE), 404: {"model": ErrorResponse}},
 )
-def one_example(example_id: str) -> Example:
+def one_example(
+    example_id: Annotated[
+        str, Path(openapi_examples={"no backward call": {"value": "implicit_backward"}})
+    ],
+) -> Example:
     """One gallery program with its code."""
     try:
         return get_example(example_id)
@@ -180,3 +219,21 @@ def one_example(example_id: str) -> Example:
         raise HTTPException(
             404, {"type": "NotFound", "message": f"no example named {example_id!r}"}
         ) from None
+
+
+@router.get(
+    "/schema",
+    response_model=dict[str, Any],
+    responses=ok(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Graph",
+            "type": "object",
+            "properties": {"schema_version": {"default": 1, "type": "integer"}},
+            "$defs": {"TensorNode": {"type": "object"}},
+        }
+    ),
+)
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the Graph that /trace returns: the v1 contract."""
+    return graph_json_schema()

@@ -91,7 +91,34 @@ DENIED_SYSCALLS = (
     "creat",
     "name_to_handle_at",
     "open_by_handle_at",
+    # System V and POSIX IPC objects outlive the child in the jail's IPC namespace: memory no
+    # limit counts, and a channel to later requests
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
+    # a process handle signals like kill() but is not checked against the caller's pid
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
 )
+# Syscalls that signal a process or thread named by their first argument: only this process.
+SIGNAL_SYSCALLS = ("kill", "tgkill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+# Syscalls that change another process's limits or scheduling when their first argument names
+# it (the zygote's would be inherited by every later child): only pid 0, this process.
+OTHER_PROCESS_SYSCALLS = (
+    "prlimit64",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "sched_setaffinity",
+)
+# fcntl and ioctl commands that make the kernel send SIGIO (or any signal) to another process.
+F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 15, 0x8901, 0x8902
+# Threads (and processes) of one child: enough for torch's and CUDA's helpers, not a bomb that
+# exhausts the host's process ids. The kernel does not apply it to a uid that maps to root.
+MAX_THREADS = 256
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 DEVICE_SAFE_WRITE_FLAGS = (os.O_CREAT, os.O_TRUNC, os.O_APPEND)  # CUDA opens /dev/nvidia* O_RDWR
 
@@ -142,6 +169,21 @@ def _set(limit: int, value: int) -> bool:
         return False
 
 
+def _maps_to_root() -> bool:
+    """Whether this process's uid is root outside every user namespace (RLIMIT_NPROC exempt)."""
+    if os.getuid() == 0:
+        return True
+    try:
+        with open("/proc/self/uid_map") as uid_map:
+            for line in uid_map:
+                inside, outside, count = (int(part) for part in line.split())
+                if inside <= os.getuid() < inside + count:
+                    return outside + os.getuid() - inside == 0
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def _open_fd_count() -> int:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -179,6 +221,17 @@ def prepare_seccomp(cuda: bool) -> Any:
         filt.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
         filt.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
+        for name in OTHER_PROCESS_SYSCALLS:
+            filt.add_rule(deny, name, seccomp.Arg(0, seccomp.NE, 0))
+        # setpriority(which, who): PRIO_PROCESS (0) of this process (0) only, never a group or
+        # the user, whose processes are the zygote and every other child
+        filt.add_rule(deny, "setpriority", seccomp.Arg(0, seccomp.NE, 0))
+        filt.add_rule(deny, "setpriority", seccomp.Arg(1, seccomp.NE, 0))
+        low32 = 0xFFFFFFFF  # commands are 32-bit: the kernel ignores the upper half
+        for command in (F_SETOWN, F_SETOWN_EX):
+            filt.add_rule(deny, "fcntl", seccomp.Arg(1, seccomp.MASKED_EQ, low32, command))
+        for command in (FIOSETOWN, SIOCSPGRP):
+            filt.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, low32, command))
         for flag in DEVICE_SAFE_WRITE_FLAGS if cuda else WRITE_FLAGS:
             filt.add_rule(deny, "open", seccomp.Arg(1, seccomp.MASKED_EQ, flag, flag))
             filt.add_rule(deny, "openat", seccomp.Arg(2, seccomp.MASKED_EQ, flag, flag))
@@ -188,9 +241,17 @@ def prepare_seccomp(cuda: bool) -> Any:
     return filt
 
 
+PR_SET_DUMPABLE = 4
+
+
+def not_dumpable() -> bool:
+    """No other process of the same user may read this one's memory (/proc/PID/mem, ptrace)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
 def install_seccomp(cuda: bool) -> bool:
-    """Deny process creation, networking, file-system changes, opening files for writing and
-    signals to any other process."""
+    """Deny new processes, networking, file-system changes, writes, and reaching other processes."""
     filt = prepare_seccomp(cuda)
     if filt is None:
         return False
@@ -199,8 +260,8 @@ def install_seccomp(cuda: bool) -> bool:
     try:
         deny = seccomp.ERRNO(errno.EPERM)
         me = os.getpid()
-        filt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, me))
-        filt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, me))
+        for name in SIGNAL_SYSCALLS:
+            filt.add_rule(deny, name, seccomp.Arg(0, seccomp.NE, me))
         filt.load()
         return True
     except (RuntimeError, ValueError, OSError):
@@ -223,6 +284,7 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     layers["file_size"] = _set(resource.RLIMIT_FSIZE, 0)
     layers["open_files"] = _set(resource.RLIMIT_NOFILE, _open_fd_count() + 32)
+    layers["threads"] = _set(resource.RLIMIT_NPROC, MAX_THREADS) and not _maps_to_root()
     if limits.memory_margin_bytes is not None:
         layers["memory"] = _set(
             resource.RLIMIT_AS, _current_address_space() + limits.memory_margin_bytes
@@ -230,6 +292,7 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     else:
         layers["memory"] = False
     layers["network"] = leave_network()
+    layers["not_dumpable"] = not_dumpable()
     if limits.idle_after_cpu_seconds is not None:
         layers["fair_priority"] = lower_priority_after(limits.idle_after_cpu_seconds)
     layers["seccomp"] = install_seccomp(limits.cuda)

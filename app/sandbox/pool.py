@@ -319,6 +319,8 @@ class WorkerPool:
             if header is not None:
                 if header.get("status") == 200:
                     return bytes(job.output[newline + 1 :])
+                if header.get("status") == 500:
+                    log.error("a worker failed: %s", header["detail"].get("message"))
                 raise TraceFailure(header["status"], ErrorDetail(**header["detail"]))
         if ended.get("signal") in (signal.SIGXCPU, signal.SIGKILL):
             raise limit_failure(
@@ -585,6 +587,7 @@ class _Zygote:
                         os.close(other)
                     except OSError:
                         pass
+            _detach_standard_streams()
             from app.sandbox import limits
 
             limits.apply(self._limits(work_dir, cuda))
@@ -649,10 +652,22 @@ def _run_in_child(data: bytes, settings: Settings) -> tuple[dict[str, Any], byte
     except MemoryError:
         return _failure(limit_failure("memory", "the program ran out of its memory limit"))
     except Exception as exc:  # a bug of the explorer, not of the program: report, don't hang
-        print(f"worker error: {exc!r}", file=sys.stderr)
         return _failure(
             TraceFailure(500, ErrorDetail(type="InternalError", message=str(exc)[:500]))
         )
+
+
+def _detach_standard_streams() -> None:
+    """Point descriptors 0-2 at /dev/null: the server's log is not the program's to write to.
+
+    A child inherits the server's stdout and stderr through bubblewrap and the zygote; its
+    program's output comes back in the response, so nothing it writes may reach or flood the log.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(null, target)
+    if null > 2:
+        os.close(null)
 
 
 def _limit_cuda_memory(fraction: float) -> None:

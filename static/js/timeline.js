@@ -115,6 +115,14 @@ export class Timeline {
           line = op.line ?? null;
         }
       }
+      if (position.index >= record.steps.length - 1) {
+        // autograd.grad runs no AccumulateGrad: its returned gradients are the totals.
+        for (const [tensor, grad] of Object.entries(record.results ?? {})) {
+          const entry = grads.get(tensor) ?? { total: null, parts: [], accumulated: null };
+          entry.total = grad;
+          grads.set(tensor, entry);
+        }
+      }
       for (const root of record.root) {
         if (!grads.has(root) && record.tensor_grads[root]) grads.set(root, { total: record.tensor_grads[root], parts: [], accumulated: null });
       }

@@ -1,0 +1,155 @@
+"""Notebook use: record live tensors or a program and show the animated player inline."""
+
+from __future__ import annotations
+
+import html
+import inspect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from app.export import render, step_view
+from app.graph_tracer import trace_tensors
+from app.layout import layout_graph
+from app.schemas import Graph
+from app.tracing import trace_code
+
+ExportFormat = Literal["svg", "png", "dot", "html"]
+FREED_GRAPH_NOTE = (
+    "No backward pass recorded: an earlier backward() freed this graph's saved tensors. Call "
+    "explore(y) before y.backward(), or use y.backward(retain_graph=True)."
+)
+SAVE_FORMATS: dict[str, ExportFormat] = {
+    ".html": "html",
+    ".htm": "html",
+    ".svg": "svg",
+    ".png": "png",
+    ".dot": "dot",
+}
+
+
+@dataclass
+class Exploration:
+    """A recorded graph with the ways a notebook shows, exports and saves it."""
+
+    graph: Graph
+    step: str | None = None
+    theme: Literal["light", "dark"] = "light"
+    lang: Literal["en", "zh"] = "en"
+    expanded: tuple[str, ...] = ()
+    height: int = 520
+    _laid_out: dict[tuple[str, ...], Graph] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        step_view(self.graph, self.step, self.lang)  # BadStep now rather than at display time
+
+    def with_view(self, **changes: Any) -> Exploration:
+        """The same recording shown at another step, theme, language, expansion or height."""
+        if "expanded" in changes:
+            changes["expanded"] = tuple(changes["expanded"])
+        return replace(self, _laid_out=self._laid_out, **changes)
+
+    def _export(self, fmt: ExportFormat) -> bytes:
+        key = tuple(sorted(self.expanded))
+        graph = self._laid_out.get(key)
+        if graph is None:
+            layout = layout_graph(self.graph, list(key))
+            graph = self._laid_out[key] = self.graph.model_copy(update={"layout": layout})
+        return render(graph, fmt, list(key), self.step, self.theme, self.lang)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The recorded Graph as JSON, the same contract as the HTTP API."""
+        return self.graph.model_dump_json(indent=indent)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recorded Graph as plain Python data (what json.loads of to_json() gives)."""
+        return json.loads(self.to_json())
+
+    def to_svg(self) -> str:
+        """The graph at the chosen step as an SVG document."""
+        return self._export("svg").decode("utf-8")
+
+    def to_html(self) -> str:
+        """A standalone page: the graph and the animated player, with no network use."""
+        return self._export("html").decode("utf-8")
+
+    def save(self, path: str | Path) -> Path:
+        """Write .html (the player), .svg, .png, .dot or .json, chosen by the file's suffix."""
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix == ".json":
+            target.write_text(self.to_json(indent=2), encoding="utf-8")
+        elif suffix in SAVE_FORMATS:
+            target.write_bytes(self._export(SAVE_FORMATS[suffix]))
+        else:
+            known = ", ".join([*SAVE_FORMATS, ".json"])
+            raise ValueError(f"cannot save {target.name!r}: the suffix must be one of {known}")
+        return target
+
+    def _repr_html_(self) -> str:
+        """The player in a sandboxed iframe, so its scripts run in Jupyter, offline."""
+        page = html.escape(self.to_html(), quote=True)
+        return (
+            f'<iframe class="autograd-explorer" title="Autograd Explorer" srcdoc="{page}" '
+            f'sandbox="allow-scripts" width="100%" height="{int(self.height)}" '
+            'style="border: 1px solid #d0d4da; border-radius: 6px;"></iframe>'
+        )
+
+    def __repr__(self) -> str:
+        ops = sum(1 for n in self.graph.nodes if n.kind == "op")
+        tensors = len(self.graph.nodes) - ops
+        error = f", error={self.graph.error.type}" if self.graph.error else ""
+        return (
+            f"<Exploration: {tensors} tensors, {ops} ops, {len(self.graph.forward)} forward "
+            f"steps, {len(self.graph.backward)} backward passes{error}>"
+        )
+
+
+def _variables_of(frame: FrameType | None) -> dict[str, torch.Tensor | nn.Module]:
+    """Tensors and modules bound to public names in a frame (its globals, then its locals)."""
+    if frame is None:
+        return {}
+    found: dict[str, torch.Tensor | nn.Module] = {}
+    for scope in (frame.f_globals, frame.f_locals):
+        for name, value in scope.items():
+            # Underscored names are IPython's output history (_, __, _3): not the user's names.
+            if not name.startswith("_") and isinstance(value, (torch.Tensor, nn.Module)):
+                found[name] = value
+    return found
+
+
+def explore(
+    *tensors: torch.Tensor,
+    names: Mapping[str, torch.Tensor | nn.Module] | None = None,
+    backward: bool = True,
+) -> Exploration:
+    """Record the graph behind live tensors; every .grad is left as it was.
+
+    Tensors and modules are named after the caller's variables unless `names` is given.
+    A scalar root's backward pass is recorded through autograd.grad, so no .grad changes.
+    """
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError("explore() takes one or more tensors, e.g. explore(loss)")
+    if names is None:
+        frame = inspect.currentframe()
+        names = _variables_of(frame.f_back if frame is not None else None)
+        del frame
+    try:
+        graph = trace_tensors(*tensors, names=names, backward=backward)
+    except RuntimeError as exc:
+        if not backward or "backward through the graph a second time" not in str(exc):
+            raise
+        graph = trace_tensors(*tensors, names=names, backward=False)
+        graph.notes.append(FREED_GRAPH_NOTE)
+    return Exploration(graph)
+
+
+def explore_code(code: str, device: str = "cpu", seed: int = 0) -> Exploration:
+    """Run a program (in this process, as trusted code) and record its autograd graph."""
+    return Exploration(trace_code(code, device=device, seed=seed))

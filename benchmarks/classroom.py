@@ -1,0 +1,101 @@
+"""A class pressing "run" at once: a burst of trace requests from many students against one
+server process, with the in-process trace of the same lesson, measured in the same run, as the
+anchor. Each student either sends the gallery lesson unchanged (answered from the cache after
+the first) or an edit of their own (every request runs a program in a worker).
+
+Run: .venv/bin/python -m benchmarks.classroom [--students 100] [--workers 2] [--queue 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from app.config import Settings
+from app.examples import get_example
+from app.tracing import trace_code
+from tests.live_server import live_server
+
+
+def in_process_seconds(code: str, repeat: int) -> float:
+    """Median seconds of one trace_code of the lesson in this process (the anchor)."""
+    trace_code(code)  # warm
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        trace_code(code)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def student(base: str, code: str) -> tuple[float, int]:
+    """Seconds until this student's graph arrived, and how many busy answers came first."""
+    busy = 0
+    start = time.perf_counter()
+    with httpx.Client(base_url=base, timeout=300) as client:
+        while True:
+            answer = client.post("/api/v1/trace", json={"code": code})
+            if answer.status_code in (429, 503):
+                busy += 1
+                time.sleep(float(answer.headers.get("Retry-After", "2")))
+                continue
+            answer.raise_for_status()
+            return time.perf_counter() - start, busy
+
+
+def burst(base: str, programs: list[str]) -> dict[str, float]:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(programs)) as pool:
+        results = list(pool.map(lambda code: student(base, code), programs))
+    total = time.perf_counter() - start
+    waits = sorted(seconds for seconds, _ in results)
+    return {
+        "all_done_s": total,
+        "p50_s": waits[len(waits) // 2],
+        "p95_s": waits[int(len(waits) * 0.95) - 1],
+        "busy_answers": sum(b for _, b in results),
+        "traces_per_s": len(programs) / total,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--queue", type=int, default=8)
+    parser.add_argument("--lesson", default="mlp_cross_entropy")
+    args = parser.parse_args()
+    code = get_example(args.lesson).code
+    anchor = in_process_seconds(code, repeat=5)
+    print(f"lesson {args.lesson}: in-process trace {anchor * 1000:.0f} ms (anchor)")
+    settings = Settings(
+        workers=args.workers, queue_size=args.queue, cache_entries=max(64, args.students)
+    )
+    with live_server(settings) as (base, _):
+        student(base, "import torch\n")  # warm the workers
+        print(f"{args.students} students, AE_WORKERS={args.workers}, AE_QUEUE_SIZE={args.queue}")
+        print(
+            "| burst | all done s | p50 s | p95 s | busy answers | traces/s | x in-process rate |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for label, programs in (
+            (
+                "own edits (cache misses)",
+                [f"{code}\n# student {i}\n" for i in range(args.students)],
+            ),
+            ("same lesson (cache hits)", [code] * args.students),
+        ):
+            r = burst(base, programs)
+            print(
+                f"| {label} | {r['all_done_s']:.1f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | "
+                f"{r['busy_answers']:.0f} | {r['traces_per_s']:.1f} | "
+                f"{r['traces_per_s'] * anchor:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The jail's bubblewrap command line, its probe, and the jail holding on its own (no seccomp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import app
+from app.sandbox import jail
+
+REPO = Path(__file__).resolve().parent.parent
+APP_DIR = str(Path(app.__file__).resolve().parent)
+ARGV = [sys.executable, "-c", "print(1)"]
+needs_bwrap = pytest.mark.skipif(jail.bubblewrap() is None, reason="bubblewrap is not installed")
+
+
+def pairs(command: list[str], flag: str) -> list[tuple[str, str]]:
+    """(source, destination) of every `flag SRC DEST` in a command line."""
+    return [(command[i + 1], command[i + 2]) for i, arg in enumerate(command) if arg == flag]
+
+
+def value_of(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@pytest.fixture
+def command(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(jail, "bubblewrap", lambda: "/usr/bin/bwrap")
+    return jail.jail_command(ARGV)
+
+
+def test_namespaces_user_and_lifetime(command: list[str]) -> None:
+    assert command[0] == "/usr/bin/bwrap"
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
+        assert flag in command, flag
+    assert value_of(command, "--uid") == value_of(command, "--gid") == "65534"
+    assert value_of(command, "--cap-drop") == "ALL"
+    assert "--share-net" not in command
+
+
+def test_binds_only_python_site_packages_and_app(command: list[str]) -> None:
+    binds = pairs(command, "--ro-bind")
+    assert all(source == destination for source, destination in binds)
+    sources = {source for source, _ in binds}
+    system = {
+        f"/{link}" for link in ("lib", "lib64", "bin", "sbin") if not os.path.islink(f"/{link}")
+    }
+    shared = {path for path in ("/etc/ld.so.cache", "/etc/fonts") if os.path.exists(path)}
+    assert sources == set(jail._read_only_paths()) | shared | (system & sources)
+    assert sys.base_prefix and any(inside(os.path.realpath(sys.base_prefix), s) for s in sources)
+    assert any(inside(APP_DIR, source) for source in sources)
+    # never the checkout beyond app/, a home folder, /etc as a whole, or the root
+    for forbidden in (str(REPO), str(Path.home()), "/etc", "/", "/home", "/root"):
+        assert not any(inside(forbidden, source) for source in sources), forbidden
+    assert not any(inside(str(REPO / "tests"), source) for source in sources)
+    assert not any(inside(str(REPO / "pyproject.toml"), source) for source in sources)
+    assert pairs(command, "--bind") == [] and pairs(command, "--dev-bind") == []
+
+
+def test_private_tmp_is_mounted_after_every_bind(command: list[str]) -> None:
+    tmpfs = command.index("--tmpfs")
+    assert command[tmpfs + 1] == "/tmp"
+    binds = [i for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind", "--dev-bind")]
+    assert binds and max(binds) < tmpfs
+    assert value_of(command, "--proc") == "/proc" and value_of(command, "--dev") == "/dev"
+
+
+def test_environment_is_cleared_and_rebuilt(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = secrets.token_hex(12)
+    monkeypatch.setenv("AE_JAIL_TEST_SECRET", secret)
+    command = jail.jail_command(ARGV)
+    assert not any(secret in arg or "AE_JAIL_TEST_SECRET" in arg for arg in command)
+    clear = command.index("--clearenv")
+    setenv = [i for i, arg in enumerate(command) if arg == "--setenv"]
+    assert setenv and clear < min(setenv)
+    names = {command[i + 1]: command[i + 2] for i in setenv}
+    allowed = set(jail.KEPT_ENVIRONMENT) | set(jail.PASSED_ENVIRONMENT) | {"PYTHONPATH"}
+    assert set(names) <= allowed
+    assert names["PYTHONPATH"] == str(Path(APP_DIR).parent)
+    assert names["HOME"] == "/tmp"
+
+
+def test_passed_variables_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jail, "bubblewrap", lambda: "/usr/bin/bwrap")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    names = dict(pairs(jail.jail_command(ARGV), "--setenv"))
+    assert names["OPENBLAS_CORETYPE"] == "Haswell" and "CUDA_VISIBLE_DEVICES" not in names
+
+
+def test_argv_runs_last_in_the_private_tmp(command: list[str]) -> None:
+    assert command[-len(ARGV) - 3 :] == ["--chdir", "/tmp", "--", *ARGV]
+
+
+def test_gpu_devices_are_bound_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jail, "bubblewrap", lambda: "/usr/bin/bwrap")
+    monkeypatch.setattr(jail, "_gpu_devices", lambda: ["/dev/nvidia0", "/dev/nvidiactl"])
+    with_gpu = jail.jail_command(ARGV, gpu=True)
+    assert pairs(with_gpu, "--dev-bind") == [
+        ("/dev/nvidia0", "/dev/nvidia0"),
+        ("/dev/nvidiactl", "/dev/nvidiactl"),
+    ]
+    assert pairs(jail.jail_command(ARGV, gpu=False), "--dev-bind") == []
+
+
+def test_probe_without_bubblewrap_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jail, "bubblewrap", lambda: None)
+    status = jail.probe()
+    assert status.available is False
+    assert "bubblewrap (bwrap) is not installed" in status.reason and "install" in status.reason
+    with pytest.raises(FileNotFoundError, match="bubblewrap"):
+        jail.jail_command(ARGV)
+
+
+def test_probe_when_namespaces_are_refused_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jail, "bubblewrap", lambda: "/bin/false")  # starts, creates nothing
+    status = jail.probe()
+    assert status.available is False
+    assert "could not create its namespaces" in status.reason
+    assert "docs/security.md" in status.reason
+
+
+@needs_bwrap
+def test_probe_finds_a_working_jail_here() -> None:
+    status = jail.probe()
+    assert status.available, status.reason
+
+
+JAILED_PROGRAM = """
+import json, os, socket, sys
+def attempt(action):
+    try:
+        return 'ok ' + repr(action())
+    except BaseException as exc:
+        return type(exc).__name__
+def connect():
+    with socket.create_connection(('127.0.0.1', PORT), timeout=5) as s:
+        return s.recv(100)
+def write_tmp():
+    with open('/tmp/NAME', 'w') as f:
+        return f.write('inside')
+print(json.dumps({
+    'uid': attempt(os.getuid),
+    'canary': attempt(lambda: open('CANARY').read()),
+    'passwd': attempt(lambda: open('/etc/passwd').read()),
+    'pyproject': attempt(lambda: open('REPO/pyproject.toml').read()),
+    'write_app': attempt(lambda: open('APP/NAME', 'w')),
+    'write_tmp': attempt(write_tmp),
+    'connect': attempt(connect),
+    'signal_host': attempt(lambda: os.kill(HOST_PID, 0)),
+    'environ': attempt(lambda: dict(os.environ)),
+    'pids': attempt(lambda: sorted(int(p) for p in os.listdir('/proc') if p.isdigit())),
+}))
+"""
+
+
+@needs_bwrap
+def test_the_jail_alone_holds_without_seccomp_or_limits(tmp_path: Path) -> None:
+    """A plain Python in the jail, no child limits at all: files, environment, network, pids."""
+    if not jail.probe().available:
+        pytest.skip("the jail cannot start here")
+    secret = secrets.token_hex(12)
+    name = f"ae-jail-probe-{secret[:8]}"
+    canary = Path("/tmp") / f"ae-canary-{secret[:8]}"
+    canary.write_text(secret)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0)
+    replacements = {
+        "PORT": str(listener.getsockname()[1]),
+        "CANARY": str(canary),
+        "REPO": str(REPO),
+        "APP": APP_DIR,
+        "NAME": name,
+        "HOST_PID": str(os.getpid()),
+    }
+    program = JAILED_PROGRAM
+    for key, value in replacements.items():
+        program = program.replace(key, value)
+    try:
+        result = subprocess.run(
+            jail.jail_command([sys.executable, "-c", program]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "AE_JAIL_TEST_SECRET": secret},
+            stdin=subprocess.DEVNULL,
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever reached the host's loopback
+    finally:
+        listener.close()
+        canary.unlink()
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout and "AE_JAIL_TEST_SECRET" not in result.stdout
+    seen = json.loads(result.stdout)
+    assert seen["uid"] == "ok 65534"
+    assert seen["canary"] == seen["passwd"] == seen["pyproject"] == "FileNotFoundError"
+    assert seen["write_app"] in ("OSError", "PermissionError")  # read-only bind, not our files
+    assert seen["write_tmp"] == "ok 6" and not (Path("/tmp") / name).exists()
+    assert not (Path(APP_DIR) / name).exists()
+    assert seen["connect"] in ("ConnectionRefusedError", "OSError")  # an empty network
+    assert seen["signal_host"] == "ProcessLookupError"  # the host's processes do not exist
+    assert seen["environ"].startswith("ok {") and "'PATH': '/usr/bin:/bin'" in seen["environ"]
+    assert len(eval(seen["pids"][3:])) <= 2  # noqa: S307 - bubblewrap and this program

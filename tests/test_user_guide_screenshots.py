@@ -1,0 +1,165 @@
+"""The pictures of docs/guide.md, taken from the real explorer in a browser (1024×640 PNGs in
+docs/images/), each after checking that the page shows what the guide says it shows."""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.config import Settings
+from tests.browser_support import CHROMIUM, launch
+from tests.live_server import live_server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+SIZE = {"width": 1024, "height": 640}  # of the PNGs
+# The page is laid out at 1280×800 (its three columns need more than 1100 px) and drawn at 0.8.
+VIEWPORT, SCALE = {"width": 1280, "height": 800}, 0.8
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with live_server(Settings(wall_seconds=20, workers=2)) as (base, _):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server) -> Iterator[object]:
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=SCALE)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.base = server
+    yield page
+    context.close()
+    assert errors == []
+
+
+def shoot(page, name: str) -> None:
+    """Write docs/images/NAME.png at the guide's size."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    path = IMAGES / f"{name}.png"
+    page.screenshot(path=str(path))
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (SIZE["width"], SIZE["height"])
+    assert (ROOT / "docs" / "guide.md").read_text(encoding="utf-8").count(f"images/{name}.png")
+
+
+def open_example(page, example: str, extra: str = "") -> None:
+    page.goto(f"{page.base}/#example={example}{extra}")
+    page.wait_for_selector('[data-testid="node"]')
+    expect(page.get_by_test_id("status")).to_have_text(
+        re.compile(r"Recorded|记录了"), timeout=30_000
+    )
+
+
+def node(page, name: str):
+    return page.locator(f'[data-testid="node"][data-name="{name}"]')
+
+
+def test_explorer_overview(page) -> None:
+    open_example(page, "shared_weight")
+    assert page.get_by_test_id("gallery").locator("li").count() >= 10
+    expect(node(page, "w")).to_be_visible()
+    expect(page.get_by_test_id("player-bar")).to_be_visible()
+    shoot(page, "explorer")
+
+
+def test_forward_step(page) -> None:
+    open_example(page, "shared_weight")
+    page.get_by_test_id("to-start").click()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_test_id("position")).to_have_text(re.compile("Forward step 2 of 3"))
+    assert page.locator(".node.is-current").count() >= 1
+    shoot(page, "forward")
+
+
+def test_backward_gradients_meet_and_inspector(page) -> None:
+    open_example(page, "shared_weight")
+    page.get_by_test_id("to-end").click()
+    node(page, "w").click()
+    expect(node(page, "w").locator(".badge-text")).to_contain_text("= [5]")
+    expect(page.get_by_test_id("inspector").get_by_test_id("dot-grad")).to_contain_text("[5]")
+    shoot(page, "backward")
+
+
+def test_modules_expand(page) -> None:
+    open_example(page, "mlp_cross_entropy")
+    page.locator('[data-testid="node"][data-node-id="group:fc1"]').click()
+    expect(page.locator('[data-testid="cluster"][data-module="fc1"]')).to_be_visible()
+    shoot(page, "modules")
+
+
+def test_error_pinned_to_its_line(page) -> None:
+    open_example(page, "inplace_leaf_error")
+    expect(page.get_by_test_id("error")).to_contain_text("line")
+    assert page.locator('[data-testid="node"]').count() > 0
+    shoot(page, "error")
+
+
+def test_training_series(page) -> None:
+    open_example(page, "linear_regression")
+    expect(page.get_by_test_id("series")).to_be_visible()
+    assert page.locator('[data-testid="series"] polyline').count() >= 2
+    shoot(page, "training")
+
+
+def test_chinese_and_dark(page) -> None:
+    open_example(page, "shared_weight")
+    page.get_by_test_id("lang").select_option("zh")
+    expect(page.get_by_test_id("run")).to_contain_text("运行")
+    if page.evaluate("document.documentElement.dataset.theme") != "dark":
+        page.get_by_test_id("theme").click()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    shoot(page, "chinese-dark")
+
+
+def test_embed(page) -> None:
+    page.goto(f"{page.base}/embed#example=shared_weight&step=backward:0:4")
+    page.wait_for_selector('[data-testid="node"]')
+    expect(page.get_by_test_id("position")).to_have_text(re.compile("Backward step 5 of 5"))
+    assert page.get_by_test_id("editor").count() == 0
+    shoot(page, "embed")
+
+
+def test_notebook_output(page) -> None:
+    from app import explore
+
+    w = torch.tensor([1.0], requires_grad=True)
+    x = torch.tensor([2.0], requires_grad=True)
+    y = (x + w) * (w + 1)
+    shown = explore(y).with_view(height=600)._repr_html_()
+    page.set_content(
+        '<!doctype html><html><body style="margin:12px;font-family:sans-serif">'
+        '<pre style="margin:0 0 6px">[2]: explore(y)</pre>'
+        f"{shown}</body></html>"
+    )
+    frame = page.frame_locator("iframe.autograd-explorer")
+    frame.locator("body[data-ready=true]").wait_for()
+    frame.get_by_test_id("to-end").click()
+    expect(frame.locator('[data-testid="node"][data-name="w"] .badge-text')).to_contain_text(
+        "= [5]"
+    )
+    assert w.grad is None and x.grad is None
+    shoot(page, "notebook")
