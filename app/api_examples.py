@@ -384,6 +384,18 @@ HEALTH: dict[str, Any] = {
     "layout": True,
     "notes": [],
 }
+DEVICES: dict[str, Any] = {
+    "devices": [
+        {"id": "cpu", "kind": "cpu", "name": "AMD EPYC", "total_memory_bytes": 25276514304},
+        {
+            "id": "cuda:0",
+            "kind": "cuda",
+            "name": "NVIDIA H100 80GB HBM3",
+            "total_memory_bytes": 85520809984,
+        },
+    ],
+    "cuda": True,
+}
 EXAMPLE_SUMMARIES: list[dict[str, Any]] = [
     {
         "id": "implicit_backward",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import inspect
 import os
 import re
@@ -21,8 +23,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from app.chain_rule import attach_rules
+from app.device_mode import device_context
 from app.errors import DeviceUnavailable, LimitExceeded
 from app.module_text import describe_module
+from app.records import build
 from app.schemas import (
     BackwardPass,
     BackwardStep,
@@ -38,7 +42,7 @@ from app.schemas import (
     TensorNode,
     Truncation,
 )
-from app.tensor_summary import dtype_name, scalar_of, summarize
+from app.tensor_summary import SummaryBatch, dtype_name, scalar_of
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward}
@@ -78,6 +82,7 @@ def grad_fn_name(fn: Any) -> str:
     return ACCUMULATE_GRAD if name.endswith("AccumulateGrad") else name
 
 
+@functools.cache
 def op_name_of(fn_name: str) -> str:
     """Forward op name guessed from a backward node name ('MulBackward0' -> 'mul')."""
     if fn_name == ACCUMULATE_GRAD:
@@ -124,6 +129,22 @@ def iter_tensors(value: Any) -> Iterable[torch.Tensor]:
             stack.extend(reversed(list(item.values())))
 
 
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{op}__"
+    for op in "add sub mul matmul truediv floordiv mod pow and or xor lshift rshift".split()
+) | {"__setitem__", "__set__"}
+
+
+def writes_in_place(func: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a torch call may change the values of an existing tensor (add_, out=, x[i] = v)."""
+    name = getattr(func, "__name__", "")
+    return (
+        (name.endswith("_") and not name.endswith("__"))
+        or name in _IN_PLACE_DUNDERS
+        or kwargs.get("out") is not None
+    )
+
+
 def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     frame = sys._getframe(1)
     while frame is not None:
@@ -148,6 +169,13 @@ def _saved_attribute_names(fn: Any) -> tuple[str, ...]:
         names = tuple(a for a in dir(fn) if a.startswith("_saved_"))
         _saved_attrs_cache[cls] = names
     return names
+
+
+def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The gradients a hook saw, cut from any graph (create_graph passes build one)."""
+    if not any(g is not None and g.requires_grad for g in grads):
+        return grads
+    return tuple(g.detach() if g is not None else None for g in grads)
 
 
 def _number_reprs(args: tuple[Any, ...]) -> list[str]:
@@ -193,6 +221,7 @@ class Recorder:
         self._root_modules: dict[int, dict[int, str]] = {}
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
+        self.summaries = SummaryBatch(options.inline_limit)
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -212,11 +241,11 @@ class Recorder:
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
         self.graph.edges.append(
-            Edge.model_construct(id=f"e{len(self.graph.edges)}", source=source, target=target)
+            build(Edge, id=f"e{len(self.graph.edges)}", source=source, target=target)
         )
 
     def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
-        return summarize(t, self.options.inline_limit, preview)
+        return self.summaries.add(t, preview)
 
     @staticmethod
     def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
@@ -241,8 +270,10 @@ class Recorder:
             label = f"{op_label or op_name_of(fn_name or '')}_out"
         else:
             label = "param" if isinstance(t, nn.Parameter) else "leaf"
-        node = TensorNode.model_construct(
+        node = build(
+            TensorNode,
             id=node_id,
+            kind="tensor",
             label=label,
             name=name,
             line=line,
@@ -256,6 +287,7 @@ class Recorder:
             grad_fn=fn_name,
             version=t._version,
             value=self._summary(t),
+            grad=None,
         )
         self._add_node(node)
         self._tensor_of_key[key] = node_id
@@ -285,8 +317,10 @@ class Recorder:
         node_id = f"op{len(self._op_of_fn)}"
         fn_name = grad_fn_name(fn)
         seq = fn._sequence_nr()
-        node = OpNode.model_construct(
+        node = build(
+            OpNode,
             id=node_id,
+            kind="op",
             label=op_name_of(fn_name),
             op=op_name_of(fn_name),
             grad_fn=fn_name,
@@ -306,11 +340,11 @@ class Recorder:
         if fn_name == ACCUMULATE_GRAD:
             leaf = fn.variable
             leaf_id = self.tensor_node(leaf)
-            node.variable = leaf_id
-            node.label = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
+            node.__dict__["variable"] = leaf_id
+            node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
             self._add_edge(node_id, leaf_id)
         else:
-            node.saved = self._saved_tensors(fn)
+            node.__dict__["saved"] = self._saved_tensors(fn)
         return node_id
 
     def _saved_tensors(self, fn: Any) -> list[SavedTensor]:
@@ -324,7 +358,8 @@ class Recorder:
             if isinstance(value, torch.Tensor):
                 linked = self._match_tensor(value)
                 saved.append(
-                    SavedTensor.model_construct(
+                    build(
+                        SavedTensor,
                         name=name,
                         tensor=linked,
                         value=None if linked else self._summary(value, preview=False),
@@ -334,8 +369,10 @@ class Recorder:
                 text = repr(value)
                 limit = self.options.max_saved_repr
                 saved.append(
-                    SavedTensor.model_construct(
-                        name=name, repr=text[:limit] + ("…" if len(text) > limit else "")
+                    build(
+                        SavedTensor,
+                        name=name,
+                        repr=text[:limit] + ("…" if len(text) > limit else ""),
                     )
                 )
         return saved
@@ -370,7 +407,7 @@ class Recorder:
             next_ops: list[str | None] = []
             target_node = self._nodes_by_id[target]
             if isinstance(target_node, OpNode):
-                target_node.next = next_ops
+                target_node.__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
             for producer, output_nr in fn.next_functions:
                 if producer is None:
                     next_ops.append(None)
@@ -380,7 +417,7 @@ class Recorder:
                 if is_new:
                     node = self._nodes_by_id[source]
                     if isinstance(node, OpNode):
-                        node.created_by_pass = created_by_pass
+                        node.__dict__["created_by_pass"] = created_by_pass
                     if node.grad_fn != ACCUMULATE_GRAD:
                         created.append(source)
                         stack.append(producer)
@@ -453,7 +490,8 @@ class Recorder:
         output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
         self._reconnect_outputs(output_ids)
         self.graph.forward.append(
-            ForwardStep.model_construct(
+            build(
+                ForwardStep,
                 node=head,
                 nodes=group,
                 call=call_name,
@@ -476,7 +514,8 @@ class Recorder:
         self._reconnect_outputs([output_id])
         inputs = self.tensor_inputs_of(head)
         self.graph.forward.append(
-            ForwardStep.model_construct(
+            build(
+                ForwardStep,
                 node=head,
                 nodes=group,
                 call=op_name_of(name),
@@ -598,6 +637,7 @@ class Recorder:
         self.passes_total += 1
         if not self.recording or len(self.graph.backward) >= self.options.max_passes:
             self.recording = False
+            self.summaries.flush()
             result = func(*args, **kwargs)
             self._record_series(roots)
             return result
@@ -656,6 +696,7 @@ class Recorder:
             self._record_gradient_graph(
                 [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
             )
+        self.summaries.flush()  # .grad accumulates in place, and the program may change the rest
         self._record_series(roots)
         return result
 
@@ -683,23 +724,22 @@ class Recorder:
             def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id, leaf: Any = leaf) -> None:
                 with run.lock:
                     run.order.append(op_id)
-                    if leaf is not None:  # .grad before AccumulateGrad adds to it
-                        before = leaf.grad
-                        run.grad_before[op_id] = None if before is None else self._summary(before)
-                    run.grad_outputs[op_id] = tuple(
-                        g.detach() if g is not None else None for g in grad_outputs
-                    )
+                    if leaf is not None:  # .grad before AccumulateGrad adds to it (in place:
+                        before = leaf.grad  # a copy, since its statistics wait for a flush)
+                        run.grad_before[op_id] = (
+                            None if before is None else self._summary(before.detach().clone())
+                        )
+                    run.grad_outputs[op_id] = _detached(grad_outputs)
 
             def post(
                 grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
             ) -> None:
                 with run.lock:
-                    run.grad_inputs[op_id] = tuple(
-                        g.detach() if g is not None else None for g in grad_inputs
-                    )
+                    run.grad_inputs[op_id] = _detached(grad_inputs)
 
             handles.append(fn.register_prehook(pre))
-            handles.append(fn.register_hook(post))
+            if self._nodes_by_id[op_id].variable is None:  # AccumulateGrad sends nothing on
+                handles.append(fn.register_hook(post))
         return handles
 
     def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:
@@ -717,7 +757,8 @@ class Recorder:
 
         for op_id in run.order:
             record.steps.append(
-                BackwardStep.model_construct(
+                build(
+                    BackwardStep,
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
@@ -787,6 +828,7 @@ class Recorder:
                 node.retains_grad = bool(t.retains_grad)
             if (t.is_leaf or t.retains_grad) and t.grad is not None:
                 node.grad = self._summary(t.grad)
+        self.summaries.flush()
         self.graph.series = [
             s for s in self._series.values() if any(v is not None for v in s.values)
         ]
@@ -796,6 +838,22 @@ class Recorder:
             )
         attach_rules(self.graph)
         return self.graph
+
+
+class FewerCollections:
+    """Rarer garbage collections while recording: the recorder allocates many small objects, and
+    each full collection walks every object of the process (torch's included)."""
+
+    def __init__(self, first_generation: int = 50_000) -> None:
+        self.first_generation = first_generation
+        self.saved: tuple[int, ...] = ()
+
+    def __enter__(self) -> None:
+        self.saved = gc.get_threshold()
+        gc.set_threshold(max(self.first_generation, self.saved[0]), *self.saved[1:])
+
+    def __exit__(self, *exc: object) -> None:
+        gc.set_threshold(*self.saved)
 
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
@@ -821,6 +879,17 @@ class RecordingMode(TorchFunctionMode):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        self._collections = FewerCollections()
+
+    def __enter__(self) -> RecordingMode:
+        self._collections.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._collections.__exit__()
 
     def __torch_function__(
         self,
@@ -831,6 +900,8 @@ class RecordingMode(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         rec = self.recorder
+        if len(rec.summaries) and writes_in_place(func, kwargs):
+            rec.summaries.flush()  # pending statistics must see the values as they were recorded
         if rec.busy or rec.in_pass:
             return func(*args, **kwargs)
         if func in PASS_FUNCTIONS:
@@ -946,7 +1017,7 @@ def record_program(
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         with (
-            target,
+            device_context(target),
             _ModuleHooks(recorder),
             _WarningsAsNotes(recorder),
             RecordingMode(recorder),
@@ -1034,7 +1105,7 @@ def trace_tensors(
     device = str(tensors[0].device) if tensors else "cpu"
     recorder = Recorder(device, options)
     _name_inputs(recorder, names)
-    with _TRACE_LOCK:
+    with _TRACE_LOCK, FewerCollections():
         fns = Recorder._reachable([t.grad_fn for t in tensors])
         for fn in sorted(
             (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()
@@ -1048,7 +1119,8 @@ def trace_tensors(
             recorder._reconnect_outputs(outputs)
             inputs = recorder.tensor_inputs_of(head)
             recorder.graph.forward.append(
-                ForwardStep.model_construct(
+                build(
+                    ForwardStep,
                     node=head,
                     nodes=[head],
                     call=op_name_of(grad_fn_name(fn)),
@@ -1060,7 +1132,7 @@ def trace_tensors(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, tensors)
-    return recorder.finish()
+        return recorder.finish()
 
 
 def trace_callable(
@@ -1079,7 +1151,7 @@ def trace_callable(
     options = options or TraceOptions()
     recorder = Recorder("cpu", options)
     _name_inputs(recorder, names)
-    with _TRACE_LOCK:
+    with _TRACE_LOCK, FewerCollections():
         with _ModuleHooks(recorder), RecordingMode(recorder):
             result = fn(*args, **kwargs)
         outputs = list(iter_tensors(result))
@@ -1091,4 +1163,4 @@ def trace_callable(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, outputs)
-    return recorder.finish(), result
+        return recorder.finish(), result

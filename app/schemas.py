@@ -372,6 +372,22 @@ class HealthResponse(Contract):
     notes: list[str] = Field(default_factory=list)
 
 
+class DeviceInfo(Contract):
+    """One device a program can run on."""
+
+    id: str = Field(description="'cpu', or 'cuda:0', 'cuda:1', ...")
+    kind: Literal["cpu", "cuda"]
+    name: str | None = Field(None, description="processor or GPU model, when known")
+    total_memory_bytes: int | None = Field(None, description="the device's memory, when known")
+
+
+class DevicesResponse(Contract):
+    """Body of GET /api/v1/devices."""
+
+    devices: list[DeviceInfo]
+    cuda: bool = Field(description="whether a trace may ask for device 'cuda'")
+
+
 class RenderRequest(TraceRequest):
     """Body of POST /api/v1/render: the program, the view and the format to export."""
 

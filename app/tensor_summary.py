@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.records import build
 from app.schemas import Histogram, Stats, TensorData
 
 HEATMAP_SIDE = 16
@@ -18,6 +21,12 @@ STATS_DIGITS = 7
 def dtype_name(dtype: torch.dtype) -> str:
     """'float32' for torch.float32."""
     return str(dtype).removeprefix("torch.")
+
+
+_DTYPE_NAMES = {  # the common ones, looked up without building a string
+    d: dtype_name(d)
+    for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool)
+}
 
 
 def round_significant(value: float, digits: int) -> float:
@@ -35,6 +44,9 @@ def round_tensor(x: torch.Tensor, digits: int) -> torch.Tensor:
     return torch.where(torch.isfinite(x), torch.round(x * factor) / factor, x)
 
 
+_REAL = (torch.float32, torch.float64)
+
+
 def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     if t.is_complex():
         return t.abs()
@@ -43,24 +55,103 @@ def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
 
 
-def _stats(x: torch.Tensor) -> Stats:
-    low, high = torch.aminmax(x)
-    std, mean = torch.std_mean(x, correction=0)
-    low_v, high_v, mean_v, std_v = (
-        round_significant(float(v.item()), STATS_DIGITS) for v in (low, high, mean, std)
+def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """[min, max, mean, std] of each real tensor, reduced in groups of equal shape."""
+    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
+    for index, x in enumerate(xs):
+        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
+    rows: list[list[float]] = [[]] * len(xs)
+    for members in groups.values():
+        matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
+        size = matrix.shape[1]
+        low, high = torch.aminmax(matrix, dim=1)
+        # two passes with double-precision sums: fast on both devices and accurate
+        mean = matrix.sum(dim=1, dtype=torch.float64) / size
+        centred = matrix - mean.to(matrix.dtype)[:, None]
+        std = (centred.square().sum(dim=1, dtype=torch.float64) / size).sqrt()
+        values = torch.stack([low.to(torch.float64), high.to(torch.float64), mean, std], dim=1)
+        for i, row in zip(members, values.tolist(), strict=True):
+            rows[i] = row
+    return rows
+
+
+_STATS_FORMAT = f".{STATS_DIGITS}g"
+
+
+def _rounded_stats(row: list[float]) -> Stats:
+    low, high, mean, std = row
+    return build(
+        Stats,
+        min=float(format(low, _STATS_FORMAT)),
+        max=float(format(high, _STATS_FORMAT)),
+        mean=float(format(mean, _STATS_FORMAT)),
+        std=float(format(std, _STATS_FORMAT)),
     )
-    return Stats.model_construct(min=low_v, max=high_v, mean=mean_v, std=std_v)
 
 
-def _heatmap(x: torch.Tensor) -> list[list[float]] | None:
-    if x.dim() < 2:
-        return None
-    plane = x.reshape(x.shape[0], -1).to(torch.float32)
-    rows, cols = plane.shape
-    if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
-        size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
-        plane = F.adaptive_avg_pool2d(plane[None, None], size)[0, 0]
-    return round_tensor(plane.to(torch.float64), PREVIEW_DIGITS).tolist()
+def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
+    """Population min, max, mean and std of each non-empty tensor, a few kernels per group.
+
+    Tensors of one device, precision and size are stacked into one matrix and reduced along its
+    rows, so the number of kernel launches grows with the number of distinct sizes, not tensors.
+    """
+    return [
+        _rounded_stats(row) for row in _raw_stats([_as_real_float(t.detach()) for t in tensors])
+    ]
+
+
+def _plane(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).to(torch.float32)
+
+
+def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
+    """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells."""
+    planes = [_plane(x) for x in tensors]
+    groups: dict[tuple[torch.device, tuple[int, ...]], list[int]] = {}
+    for index, plane in enumerate(planes):
+        groups.setdefault((plane.device, tuple(plane.shape)), []).append(index)
+    maps: list[list[list[float]]] = [[]] * len(planes)
+    for (_, (rows, cols)), members in groups.items():
+        stack = torch.stack([planes[i] for i in members])
+        if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
+            size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
+            stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
+        cells = round_tensor(stack.to(torch.float64), PREVIEW_DIGITS).tolist()
+        for i, cell in zip(members, cells, strict=True):
+            maps[i] = cell
+    return maps
+
+
+_PREVIEW_FORMAT = f".{PREVIEW_DIGITS}g"
+
+
+def _histogram_of(low: float, high: float, counts: list[int]) -> Histogram:
+    step = (high - low) / HISTOGRAM_BINS
+    # format() rounds as round_significant does, non-finite values included
+    edges = [float(format(low + i * step, _PREVIEW_FORMAT)) for i in range(HISTOGRAM_BINS + 1)]
+    return build(Histogram, edges=edges, counts=counts)
+
+
+def batch_histograms(
+    tensors: Sequence[torch.Tensor], ranges: Sequence[tuple[float, float]]
+) -> list[Histogram]:
+    """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
+    groups: dict[tuple[torch.device, int], list[int]] = {}
+    for index, x in enumerate(tensors):
+        groups.setdefault((x.device, x.numel()), []).append(index)
+    result: list[Histogram] = [None] * len(tensors)  # type: ignore[list-item]
+    for (device, _), members in groups.items():
+        matrix = torch.stack([tensors[i].reshape(-1).to(torch.float32) for i in members])
+        bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
+        low, high = bounds[:, :1], bounds[:, 1:]
+        flat_range = low == high  # torch.histc widens an empty range by one on each side
+        low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
+        bins = ((matrix - low) * HISTOGRAM_BINS / (high - low)).long().clamp_(0, HISTOGRAM_BINS - 1)
+        bins += torch.arange(len(members), device=device)[:, None] * HISTOGRAM_BINS
+        counts = torch.bincount(bins.reshape(-1), minlength=len(members) * HISTOGRAM_BINS)
+        for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
+            result[i] = _histogram_of(*ranges[i], row)
+    return result
 
 
 def _histogram(x: torch.Tensor) -> Histogram | None:
@@ -70,37 +161,102 @@ def _histogram(x: torch.Tensor) -> Histogram | None:
     finite = finite.to(torch.float32)
     low, high = (float(v) for v in torch.aminmax(finite))
     counts = torch.histc(finite, bins=HISTOGRAM_BINS, min=low, max=high)
-    step = (high - low) / HISTOGRAM_BINS
-    edges = [round_significant(low + i * step, PREVIEW_DIGITS) for i in range(HISTOGRAM_BINS + 1)]
-    return Histogram.model_construct(edges=edges, counts=[int(c) for c in counts.tolist()])
+    return _histogram_of(low, high, [int(c) for c in counts.tolist()])
+
+
+def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
+    """TensorData with everything but stats and previews, and whether it needs them."""
+    shape = list(t.shape)
+    dtype = _DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype)
+    numel = t.numel()
+    values = None
+    if numel <= inline_limit:
+        values = t.abs().tolist() if t.is_complex() else t.tolist()
+    data = build(
+        TensorData,
+        shape=shape,
+        dtype=dtype,
+        values=values,
+        stats=None,
+        heatmap=None,
+        histogram=None,
+    )
+    return data, numel > 0
+
+
+def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
+    """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
+    xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
+    rows = _raw_stats(xs)
+    shown: list[int] = []
+    for index, ((_, data, preview), row) in enumerate(zip(pending, rows, strict=True)):
+        data.__dict__["stats"] = _rounded_stats(row)
+        if preview and data.values is None:
+            shown.append(index)
+    if not shown:
+        return
+    planes = [i for i in shown if xs[i].dim() >= 2]
+    for i, heatmap in zip(planes, batch_heatmaps([xs[i] for i in planes]), strict=True):
+        pending[i][1].__dict__["heatmap"] = heatmap
+    # all values are finite exactly when min and max are: those share one batched histogram
+    finite = [i for i in shown if math.isfinite(rows[i][0]) and math.isfinite(rows[i][1])]
+    ranges = [_float32_range(rows[i]) for i in finite]
+    for i, histogram in zip(finite, batch_histograms([xs[i] for i in finite], ranges), strict=True):
+        pending[i][1].__dict__["histogram"] = histogram
+    for i in set(shown) - set(finite):
+        pending[i][1].__dict__["histogram"] = _histogram(xs[i])
+
+
+def _float32_range(row: list[float]) -> tuple[float, float]:
+    return float(np.float32(row[0])), float(np.float32(row[1]))
 
 
 def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> TensorData:
     """TensorData of a tensor: values up to inline_limit elements, else stats and previews."""
     t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    shape = list(t.shape)
-    dtype = dtype_name(t.dtype)
-    if t.numel() == 0:
-        return TensorData.model_construct(
-            shape=shape, dtype=dtype, values=t.tolist(), stats=None, heatmap=None, histogram=None
-        )
-    x = _as_real_float(t)
-    stats = _stats(x)
-    if t.numel() <= inline_limit:
-        values = x.tolist() if t.is_complex() else t.tolist()
-        return TensorData.model_construct(
-            shape=shape, dtype=dtype, values=values, stats=stats, heatmap=None, histogram=None
-        )
-    return TensorData.model_construct(
-        shape=shape,
-        dtype=dtype,
-        values=None,
-        stats=stats,
-        heatmap=_heatmap(x) if preview else None,
-        histogram=_histogram(x) if preview else None,
-    )
+    data, needs_stats = _start(t, inline_limit)
+    if needs_stats:
+        _complete([(t, data, preview)])
+    return data
+
+
+class SummaryBatch:
+    """TensorData whose statistics and previews are computed together when flushed.
+
+    Shape, dtype and inline values are taken at once; stats and previews wait for the flush, so
+    the caller must flush before anything can change the values of a pending tensor.
+    """
+
+    def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 22) -> None:
+        self.inline_limit = inline_limit
+        self.max_pending_elements = max_pending_elements
+        self._pending: list[tuple[torch.Tensor, TensorData, bool]] = []
+        self._elements = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+        """TensorData of t; its stats and previews are filled by the next flush."""
+        t = t.detach()
+        data, needs_stats = _start(t, self.inline_limit)
+        if not needs_stats:
+            return data
+        numel = t.numel()
+        if numel >= self.max_pending_elements // 4:
+            _complete([(t, data, preview)])  # a big tensor alone: stacking it would copy it
+            return data
+        self._pending.append((t, data, preview))
+        self._elements += numel
+        if self._elements >= self.max_pending_elements:
+            self.flush()
+        return data
+
+    def flush(self) -> None:
+        """Fill the stats and previews of every pending TensorData."""
+        if self._pending:
+            pending, self._pending, self._elements = self._pending, [], 0
+            _complete(pending)
 
 
 def scalar_of(t: torch.Tensor) -> float | None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -289,6 +292,47 @@ def test_layout_is_503_while_every_dot_slot_stays_busy() -> None:
         assert response.json()["detail"]["type"] == "Busy"
         traced = client.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
         assert traced.status_code == 200 and traced.json()["layout"] is not None
+
+
+def test_devices_lists_the_cpu_first(api_client: TestClient) -> None:
+    response = api_client.get("/api/v1/devices")
+    assert response.status_code == 200
+    body = response.json()
+    cpu = body["devices"][0]
+    assert cpu["id"] == "cpu" and cpu["kind"] == "cpu" and cpu["total_memory_bytes"] > 2**28
+    cuda = [d for d in body["devices"] if d["kind"] == "cuda"]
+    assert body["cuda"] is bool(cuda) is api_client.get("/api/v1/health").json()["cuda"]
+    assert [d["id"] for d in cuda] == [f"cuda:{i}" for i in range(len(cuda))]
+
+
+@pytest.mark.cuda
+def test_devices_name_each_gpu_without_initialising_cuda_here(api_client: TestClient) -> None:
+    body = api_client.get("/api/v1/devices").json()
+    gpus = [d for d in body["devices"] if d["kind"] == "cuda"]
+    assert body["cuda"] and gpus
+    assert all(g["name"] and g["total_memory_bytes"] > 2**30 for g in gpus)
+    assert len(gpus) == torch.cuda.device_count()
+    # the server must never start CUDA itself, or the workers it forks could not use it
+    probe = (
+        "import app, torch\nfrom app.devices import list_devices\n"
+        "assert torch.cuda.is_available() and len(list_devices()) > 1\n"
+        "print(torch.cuda.is_initialized())"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.cuda
+def test_cuda_trace_through_the_sandbox_matches_cpu(api_client: TestClient) -> None:
+    cpu = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM, "device": "cpu"}).json()
+    for device in ("cuda", "auto"):
+        response = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM, "device": device})
+        assert response.status_code == 200, response.text
+        graph = response.json()
+        assert graph["device"] == "cuda:0" and graph["error"] is None
+        tensors = [n for n in graph["nodes"] if n["kind"] == "tensor"]
+        assert tensors and all(n["device"] == "cuda:0" for n in tensors)
+        assert w_grad(graph) == w_grad(cpu) == [5.0]
 
 
 def test_trace_carries_rules_and_examples_carry_narration(api_client: TestClient) -> None:

@@ -85,7 +85,7 @@ def test_docs_render_every_endpoint_with_no_other_site() -> None:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{base}/docs")
-        expect(page.locator(".opblock")).to_have_count(8, timeout=30_000)
+        expect(page.locator(".opblock")).to_have_count(9, timeout=30_000)
         trace = page.locator("#operations-api-trace_api_v1_trace_post")
         trace.locator(".opblock-summary").click()
         expect(trace).to_contain_text("w feeds two ops; its gradient is 3 + 2 = 5")  # requests

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from app import api_examples
 from app.examples import get_example, summaries
 from app.schemas import (
+    DevicesResponse,
     ErrorResponse,
     Example,
     ExampleSummary,
@@ -30,6 +31,7 @@ OPERATIONS = [
     ("get", "/api/v1/examples"),
     ("get", "/api/v1/examples/{example_id}"),
     ("get", "/api/v1/schema"),
+    ("get", "/api/v1/devices"),
 ]
 
 
@@ -81,6 +83,7 @@ def test_response_examples_match_their_models() -> None:
     Graph.model_validate(api_examples.GRAPH)
     Layout.model_validate(api_examples.GRAPH["layout"])
     HealthResponse.model_validate(api_examples.HEALTH)
+    DevicesResponse.model_validate(api_examples.DEVICES)
     ErrorResponse.model_validate(api_examples.ERROR)
     listed = TypeAdapter(list[ExampleSummary]).validate_python(api_examples.EXAMPLE_SUMMARIES)
     assert listed[0] in summaries()

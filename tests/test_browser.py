@@ -286,3 +286,18 @@ def test_gradient_accumulation_plots_w_grad_rising(page) -> None:
     # one shared y scale spans w.grad's 5 to 20 and the other series
     assert float(chart.get_attribute("data-y-min")) <= 5
     assert float(chart.get_attribute("data-y-max")) >= 20
+
+
+def test_device_picker_shows_the_servers_devices_and_sends_the_choice(page) -> None:
+    open_example(page, "shared_weight")
+    listing = page.request.get(page.base + "/api/v1/devices").json()
+    picker = page.get_by_test_id("device")
+    playwright_api.expect(picker).to_have_attribute("data-devices", re.compile("^cpu"))
+    cpu_title = picker.locator('option[value="cpu"]').get_attribute("title")
+    assert cpu_title.startswith("cpu") and (listing["devices"][0]["name"] or "cpu") in cpu_title
+    assert picker.locator('option[value="cuda"]').is_disabled() is not listing["cuda"]
+    picker.select_option("auto")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/trace")) as sent:
+        after_new_graph(page, lambda: page.click('[data-testid="run"]'))
+    assert sent.value.post_data_json["device"] == "auto"
+    assert node(page, "w").count() == 1

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from app.examples import all_examples, get_example, summaries
-from app.schemas import TensorNode
+from app.schemas import Graph, TensorData, TensorNode
 from app.tracing import trace_code
+from tests.conftest import tensor_named
 from tests.ground_truth import resolve, run_plain
 
 EXAMPLES = [e.id for e in all_examples()]
@@ -84,6 +85,56 @@ def test_implicit_backward_matches_plain_torch() -> None:
         node = next(n for n in graph.nodes if isinstance(n, TensorNode) and n.name == name)
         expected = resolve(namespace, name).grad
         assert torch.allclose(torch.tensor(record.grads[node.id].values), expected)
+
+
+def _leaf_grads(graph: Graph) -> list[dict[str, list[TensorData]]]:
+    """Per pass: the .grad of each leaf, by label, in the order the leaves were recorded."""
+    labels = {
+        n.id: n.label
+        for n in graph.nodes
+        if isinstance(n, TensorNode) and n.is_leaf and n.requires_grad
+    }
+    passes = []
+    for record in graph.backward:
+        grads: dict[str, list[TensorData]] = {}
+        for tensor_id, data in record.grads.items():
+            grads.setdefault(labels.get(tensor_id, tensor_id), []).append(data)
+        passes.append(grads)
+    return passes
+
+
+def _same_data(cpu: TensorData, gpu: TensorData) -> None:
+    assert cpu.shape == gpu.shape and cpu.dtype == gpu.dtype
+    if cpu.stats is None or gpu.stats is None:
+        assert cpu.stats is gpu.stats is None
+        return
+    if cpu.values is not None:
+        expected = torch.tensor(cpu.values, dtype=torch.float64)
+        assert torch.allclose(torch.tensor(gpu.values, dtype=torch.float64), expected, atol=1e-5)
+    for field in ("min", "max", "mean", "std"):
+        got, want = getattr(gpu.stats, field), getattr(cpu.stats, field)
+        assert got == pytest.approx(want, rel=1e-3, abs=1e-5), field
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("example_id", EXAMPLES)
+def test_every_example_on_cuda_has_the_cpu_gradients(example_id: str) -> None:
+    code = get_example(example_id).code
+    cpu = trace_code(code, device="cpu")
+    gpu = trace_code(code, device="cuda")
+    assert gpu.device == "cuda:0"
+    tensors = [n for n in gpu.nodes if isinstance(n, TensorNode)]
+    assert tensors and all(n.device == "cuda:0" for n in tensors)  # created there, no .to()
+    assert (gpu.error.type if gpu.error else None) == (cpu.error.type if cpu.error else None)
+    assert len(gpu.backward) == len(cpu.backward)
+    for cpu_pass, gpu_pass in zip(_leaf_grads(cpu), _leaf_grads(gpu), strict=True):
+        assert gpu_pass.keys() == cpu_pass.keys()
+        for label, datas in cpu_pass.items():
+            assert len(gpu_pass[label]) == len(datas), label
+            for want, got in zip(datas, gpu_pass[label], strict=True):
+                _same_data(want, got)
+    for name in {n.name for n in tensors if n.name}:
+        _same_data(tensor_named(cpu, name).value, tensor_named(gpu, name).value)
 
 
 NARRATED = [

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from app.examples import get_example
-from app.graph_tracer import LimitExceeded, TraceOptions, trace_tensors
+from app.graph_tracer import LimitExceeded, TraceOptions, trace_tensors, writes_in_place
 from app.schemas import Graph, OpNode, TensorNode
 from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
@@ -317,6 +317,55 @@ def test_module_classes_are_recorded_by_path() -> None:
     assert "→" in graph.modules["fc1"]
 
 
+def test_values_are_recorded_as_they_were_before_an_in_place_change() -> None:
+    # statistics are computed in batches later: an in-place write must not leak into them
+    code = (
+        "import torch\nw = torch.ones(100, requires_grad=True)\ny = w * 2\n"
+        "with torch.no_grad():\n    w.add_(1)\nloss = y.sum()\nloss.backward()\n"
+        "with torch.no_grad():\n    w.grad.mul_(10)\n"
+    )
+    graph = trace_code(code)
+    w = tensor_named(graph, "w")
+    assert (w.value.stats.mean, w.value.stats.max) == (1.0, 1.0)
+    assert graph.backward[0].grads[w.id].stats.mean == 2.0
+    assert w.grad.stats.mean == 20.0  # .grad as it is at the end
+
+
+def test_every_recorded_tensor_has_statistics() -> None:
+    graph = trace_code(get_example("transformer_encoder").code)
+    datas = [n.value for n in graph.nodes if isinstance(n, TensorNode)]
+    datas += [g for p in graph.backward for s in p.steps for g in s.grad_outputs if g]
+    datas += [s.value for n in graph.nodes if isinstance(n, OpNode) for s in n.saved if s.value]
+    assert len(datas) > 1000
+    assert all(d.stats is not None for d in datas if d.shape and 0 not in d.shape)
+    big = [d for d in datas if d.values is None and d.heatmap is not None]
+    assert big and all(sum(d.histogram.counts) == _numel(d.shape) for d in big)
+
+
+@pytest.mark.parametrize(
+    ("func", "kwargs", "writes"),
+    [
+        (torch.Tensor.add_, {}, True),
+        (torch.Tensor.__iadd__, {}, True),
+        (torch.Tensor.__setitem__, {}, True),
+        (torch._foreach_add_, {}, True),
+        (torch.add, {"out": torch.zeros(1)}, True),
+        (torch.Tensor.add, {}, False),
+        (torch.Tensor.__add__, {}, False),
+        (torch.add, {"out": None}, False),
+    ],
+)
+def test_writes_in_place(func: object, kwargs: dict, writes: bool) -> None:
+    assert writes_in_place(func, kwargs) is writes
+
+
+def _numel(shape: list[int]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
 def test_parameters_keep_their_module_path_through_loop_variables() -> None:
     code = (
         "import torch\nimport torch.nn as nn\n"
@@ -331,3 +380,17 @@ def test_parameters_keep_their_module_path_through_loop_variables() -> None:
     assert labels == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
     modules = {n.module for n in graph.nodes if n.kind == "op" and n.module}
     assert modules == {"0", "1", "2"}
+
+
+def test_grad_before_accumulation_keeps_its_value_for_large_leaves() -> None:
+    # AccumulateGrad adds into .grad in place while that step's statistics wait for a flush
+    code = (
+        "import torch\nw = torch.ones(100, requires_grad=True)\n"
+        "for _ in range(2):\n    (w * 2).sum().backward()\n"
+    )
+    graph = trace_code(code)
+    w = tensor_named(graph, "w")
+    second = graph.backward[1]
+    (step,) = [s for s in second.steps if node_by_id(graph, s.node).variable == w.id]
+    assert step.grad_before.stats.mean == 2.0 and step.grad_before.values is None
+    assert second.grads[w.id].stats.mean == 4.0

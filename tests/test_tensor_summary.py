@@ -6,9 +6,17 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from app.schemas import TensorData
-from app.tensor_summary import round_significant, summarize
+from app.tensor_summary import (
+    SummaryBatch,
+    batch_heatmaps,
+    batch_histograms,
+    batch_stats,
+    round_significant,
+    summarize,
+)
 
 
 def test_small_tensor_inline_with_exact_stats() -> None:
@@ -55,3 +63,84 @@ def test_non_finite_values_travel_as_strings() -> None:
 def test_round_significant() -> None:
     assert round_significant(0.0123456789, 4) == 0.01235
     assert round_significant(float("nan"), 4) != round_significant(float("nan"), 4)
+
+
+def _mixed_tensors() -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    return [
+        torch.randn(8, 32),
+        torch.randn(8, 32) * 1e3 + 5,  # same size: stacked with the first
+        torch.randn(256),  # same size, another shape
+        torch.randn(3, 5, 7).double(),
+        torch.randn(40, 20).half(),
+        torch.randint(-5, 9, (70,)),
+        torch.rand(90) > 0.5,
+        torch.randn(66, dtype=torch.complex64),
+        torch.full((100,), 3.5),
+        torch.tensor([1.0, float("nan"), 2.0] * 30),
+        torch.tensor([1.0, float("inf"), -2.0] * 30),
+        torch.randn(1),
+        torch.randn(20, 30).t(),  # not contiguous
+    ]
+
+
+def test_batch_stats_equal_per_tensor_stats() -> None:
+    tensors = _mixed_tensors()
+    for t, stats in zip(tensors, batch_stats(tensors), strict=True):
+        x = t.abs() if t.is_complex() else t
+        x = x.double()
+        low, high = torch.aminmax(x)
+        std = torch.std(x, correction=0)  # (std_mean's Welford mean is NaN where the mean is ±inf)
+        expected = [v.item() for v in (low, high, x.mean(), std)]
+        got = [stats.min, stats.max, stats.mean, stats.std]
+        assert got == pytest.approx(expected, rel=2e-6, abs=1e-9, nan_ok=True), t.dtype
+
+
+def test_batched_histograms_equal_histc() -> None:
+    torch.manual_seed(1)
+    tensors = [torch.randn(300), torch.randn(300) * 7, torch.rand(12, 25), torch.full((77,), 2.0)]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for t, (low, high), histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        expected = torch.histc(t.float(), bins=16, min=low, max=high)
+        assert histogram.counts == [int(c) for c in expected.tolist()]
+        assert histogram.edges[0] == pytest.approx(low, rel=1e-3)
+        assert histogram.edges[-1] == pytest.approx(high, rel=1e-3)
+
+
+def test_batched_heatmaps_equal_per_tensor_pooling() -> None:
+    torch.manual_seed(2)
+    tensors = [torch.randn(40, 20), torch.randn(40, 20), torch.randn(4, 6), torch.randn(2, 50, 3)]
+    for t, heatmap in zip(tensors, batch_heatmaps(tensors), strict=True):
+        plane = t.reshape(t.shape[0], -1)
+        size = (min(plane.shape[0], 16), min(plane.shape[1], 16))
+        expected = F.adaptive_avg_pool2d(plane[None, None], size)[0, 0]
+        assert torch.tensor(heatmap, dtype=torch.float64) == pytest.approx(
+            expected.double(), rel=1e-3, abs=1e-6
+        )
+
+
+def test_summary_batch_fills_the_same_data_as_summarize_on_flush() -> None:
+    tensors = _mixed_tensors()
+    batch = SummaryBatch(inline_limit=64)
+    pending = [batch.add(t, preview=i % 2 == 0) for i, t in enumerate(tensors)]
+    assert len(batch) == len(tensors) and all(d.stats is None for d in pending)
+    batch.flush()
+    assert len(batch) == 0
+    for i, (t, data) in enumerate(zip(tensors, pending, strict=True)):
+        alone = summarize(t, inline_limit=64, preview=i % 2 == 0)
+        assert data.model_dump_json() == alone.model_dump_json()
+        assert data.stats is not None
+
+
+def test_summary_batch_flushes_itself_past_its_element_bound() -> None:
+    batch = SummaryBatch(inline_limit=8, max_pending_elements=1000)
+    first = batch.add(torch.ones(200))
+    for _ in range(3):
+        batch.add(torch.ones(200))
+    assert first.stats is None and len(batch) == 4
+    big = batch.add(torch.arange(400.0))  # past a quarter of the bound: done alone, at once
+    assert big.stats is not None and big.stats.max == 399.0 and len(batch) == 4
+    batch.add(torch.ones(200))  # the fifth pending one reaches the bound
+    assert first.stats is not None and first.stats.mean == 1.0 and len(batch) == 0

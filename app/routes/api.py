@@ -1,4 +1,4 @@
-"""The JSON API, /api/v1: trace, layout, render, examples, schema, health."""
+"""The JSON API, /api/v1: trace, layout, render, examples, schema, devices, health."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__, api_examples
+from app.devices import list_devices
 from app.examples import UnknownExample, get_example, summaries
 from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
 from app.schemas import (
+    DevicesResponse,
     ErrorResponse,
     Example,
     ExampleSummary,
@@ -79,6 +81,13 @@ async def health(service: ServiceDep) -> HealthResponse:
         layout=layout,
         notes=[] if layout else [INSTALL_HINT],
     )
+
+
+@router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
+def devices(service: ServiceDep) -> DevicesResponse:
+    """The devices a program can run on: the CPU, and each CUDA device with name and memory."""
+    found = list_devices(service.settings.allow_cuda)
+    return DevicesResponse(devices=found, cuda=any(d.kind == "cuda" for d in found))
 
 
 async def _answer(

@@ -47,6 +47,8 @@ GPU_DEVICE_GLOBS = (
     "/dev/nvidiactl",
     "/dev/nvidia-uvm",
     "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-modeset",
+    "/dev/nvidia-caps",  # MIG instances
 )
 
 

@@ -208,7 +208,10 @@ class WorkerPool:
                 self._jobs[job.id] = job
                 self._new_jobs.append(job)
                 control = self._control
-            wants_cuda = request.device in ("cuda", "auto") and self.settings.allow_cuda
+            # memory limits fit CUDA only where the program will really start it
+            wants_cuda = self.settings.allow_cuda and (
+                request.device == "cuda" or (request.device == "auto" and self.cuda)
+            )
             try:
                 _send(control, {"op": "run", "id": job.id, "cuda": wants_cuda}, [theirs.fileno()])
             except OSError:

@@ -25,6 +25,7 @@ const post = (path, payload, signal) => request(path, {
 });
 
 export const health = () => request("/api/v1/health");
+export const devices = () => request("/api/v1/devices");
 export const listExamples = () => request("/api/v1/examples");
 export const getExample = (id) => request(`/api/v1/examples/${encodeURIComponent(id)}`);
 export const trace = ({ code, device = "cpu", seed = 0 }, signal) => post("/api/v1/trace", { code, device, seed }, signal);

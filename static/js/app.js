@@ -1,6 +1,7 @@
 // The explorer page: wires the editor, gallery, graph view, player and inspector together.
 import * as api from "./api.js";
 import { el, clear } from "./dom.js";
+import { describeDevices } from "./devices.js";
 import { createEditor } from "./editor.js";
 import { GraphView } from "./graph-view.js";
 import { createTranslator, preferredLanguage, rememberLanguage, storage, translatePage } from "./i18n.js";
@@ -92,8 +93,7 @@ class Explorer {
     translatePage(document, this.t, this.lang);
     this.examples = await api.listExamples();
     if (this.url.device) $("device").value = this.url.device;
-    const health = await api.health().catch(() => null);
-    if (health && !health.cuda) $("device").querySelector('option[value="cuda"]').disabled = true;
+    await describeDevices($("device"));
     let code = this.url.code;
     if (!code) {
       const id = this.url.example ?? document.body.dataset.defaultExample;

@@ -1,0 +1,59 @@
+"""Contract models built from values the recorder already trusts: no validation, no copies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+M = TypeVar("M", bound=BaseModel)
+
+_set = object.__setattr__
+_new = object.__new__
+_MISSING = object()
+# per model class: every field in declaration order with its default (or _MISSING), and the
+# fields whose default comes from a factory
+Plan = tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], tuple[str, ...]]
+_PLANS: dict[type, Plan] = {}
+
+
+def _plan(cls: type[BaseModel]) -> Plan:
+    template: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
+    for name, field in cls.model_fields.items():
+        if field.default_factory is not None:
+            template[name] = _MISSING
+            factories.append((name, field.default_factory))  # type: ignore[arg-type]
+        elif field.default is PydanticUndefined:
+            template[name] = _MISSING
+        else:
+            template[name] = field.default
+    plan = (template, tuple(factories), tuple(template))
+    _PLANS[cls] = plan
+    return plan
+
+
+def build(cls: type[M], **values: Any) -> M:
+    """An instance of cls holding values, every field left out set to its default.
+
+    Same result as cls.model_construct(**values), at a fraction of its cost (least when values
+    name every field in declaration order); like it, nothing is checked: a required field left
+    out fails when the model is serialised.
+    """
+    template, factories, order = _PLANS.get(cls) or _plan(cls)
+    if len(values) == len(order) and tuple(values) == order:
+        data = values  # every field, in declaration order (the order fields serialise in)
+    else:
+        data = dict(template)
+        data.update(values)  # keeps the declaration order: every key is already in the template
+        for name, factory in factories:
+            if name not in values:
+                data[name] = factory()
+    obj = _new(cls)
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
