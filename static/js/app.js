@@ -93,7 +93,7 @@ class Explorer {
     translatePage(document, this.t, this.lang);
     this.examples = await api.listExamples();
     if (this.url.device) $("device").value = this.url.device;
-    await describeDevices($("device"));
+    await describeDevices($("device"), { noCuda: this.t("noCuda") });
     let code = this.url.code;
     if (!code) {
       const id = this.url.example ?? document.body.dataset.defaultExample;
@@ -381,6 +381,8 @@ class Explorer {
     this.player.t = this.t;
     translatePage(document, this.t, lang);
     this.editor.element.setAttribute("aria-label", this.t("program"));
+    const cuda = $("device").querySelector('option[value="cuda"]');
+    if (cuda?.disabled) cuda.title = this.t("noCuda");
     this.renderGallery();
     if (this.graph) {
       this.renderNotes();

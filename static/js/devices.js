@@ -9,7 +9,7 @@ function describe(device) {
 }
 
 // Titles each option with the devices it stands for; disables CUDA where the server has none.
-export async function describeDevices(select) {
+export async function describeDevices(select, { noCuda = "no CUDA device on this server" } = {}) {
   const listing = await devices().catch(() => null);
   if (!listing) return null;
   const cpu = listing.devices.filter((d) => d.kind === "cpu");
@@ -17,7 +17,7 @@ export async function describeDevices(select) {
   const option = (value) => select.querySelector(`option[value="${value}"]`);
   option("cpu").title = cpu.map(describe).join("\n");
   option("cuda").disabled = !listing.cuda;
-  option("cuda").title = gpus.length ? gpus.map(describe).join("\n") : "no CUDA device on this server";
+  option("cuda").title = gpus.length ? gpus.map(describe).join("\n") : noCuda;
   option("auto").title = (gpus.length ? gpus : cpu).map(describe).join("\n");
   select.dataset.devices = listing.devices.map((d) => d.id).join(" ");
   return listing;
