@@ -37,7 +37,6 @@ const STRINGS = {
     "note.noLayout": "No layout: {message}",
     "note.noGraphviz": "graphviz's 'dot' was not found: install graphviz to see graph layouts.",
     "note.failedPass": "Backward pass {n} raised an error, so it was not recorded.",
-    "note.noGradConstant": "A constant made under torch.no_grad() is labelled by its source expression.",
     // chain rule and live mode (issue 10)
     rule: "chain rule", noRule: "No rule for {fn}: its gradients are shown as recorded.",
     gradientsMeet: "gradients meet at {name}", gradientsMeetShort: "gradients meet", accumulated: ".grad += g",
@@ -79,7 +78,6 @@ const STRINGS = {
     "note.noLayout": "无法布局:{message}",
     "note.noGraphviz": "没有找到 graphviz 的 dot:请安装 graphviz 以显示计算图布局。",
     "note.failedPass": "第 {n} 次反向传播出错,因此没有记录。",
-    "note.noGradConstant": "在 torch.no_grad() 下生成的常量以它的源代码表达式命名。",
     // chain rule and live mode (issue 10)
     rule: "链式法则", noRule: "{fn} 没有对应的求导法则:梯度按记录值显示。",
     gradientsMeet: "梯度在 {name} 处汇合", gradientsMeetShort: "梯度汇合", accumulated: ".grad += g",
