@@ -54,3 +54,26 @@ def api_client():
     settings = Settings(wall_seconds=120, cpu_seconds=8, workers=2, queue_size=32, cache_entries=16)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Base URL of a live explorer for a module of browser tests (CPU time stops busy loops)."""
+    from app.config import Settings
+    from tests.live_server import live_server
+
+    with live_server(Settings(wall_seconds=120, cpu_seconds=20, workers=2)) as (base, _):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium for a module of browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import launch
+
+    with sync_playwright() as p:
+        chromium = launch(p)
+        yield chromium
+        chromium.close()

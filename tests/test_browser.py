@@ -7,29 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import Settings
-from tests.browser_support import ARTIFACTS, CHROMIUM, launch
-from tests.live_server import live_server
+from tests.browser_support import ARTIFACTS, CHROMIUM
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with live_server(Settings(wall_seconds=20, workers=2)) as (base, _):
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

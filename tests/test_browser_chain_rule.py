@@ -9,8 +9,8 @@ import pytest
 from tests import test_browser as shared
 from tests.test_browser import after_new_graph, node, open_example, playwright_api
 
-# the explorer's browser, live server and page fixtures, shared with tests/test_browser.py
-server, browser, page = shared.server, shared.browser, shared.page
+# the page fixture of tests/test_browser.py (server and browser come from conftest.py)
+page = shared.page
 
 pytestmark = pytest.mark.browser
 expect = playwright_api.expect

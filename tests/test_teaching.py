@@ -10,10 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
 from app.examples import ORDER, get_example
-from tests.browser_support import ARTIFACTS, CHROMIUM, launch
-from tests.live_server import live_server
+from tests.browser_support import ARTIFACTS, CHROMIUM
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -41,20 +39,6 @@ g = f / 2.0
 g = g + 10.0 / f
 g.backward()
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with live_server(Settings(wall_seconds=20, workers=2)) as (base, _):
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
