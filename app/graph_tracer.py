@@ -145,6 +145,12 @@ def writes_in_place(func: Any, kwargs: Mapping[str, Any]) -> bool:
     )
 
 
+@functools.cache
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    """The signature of backward() / autograd.grad(), computed once."""
+    return inspect.signature(func)
+
+
 def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     frame = sys._getframe(1)
     while frame is not None:
@@ -221,6 +227,8 @@ class Recorder:
         self._root_modules: dict[int, dict[int, str]] = {}
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
+        self._sources: list[tuple[str, torch.Tensor, bool]] | None = None
+        self.when_stopped: list[Callable[[], None]] = []  # run once when recording stops
         self.summaries = SummaryBatch(options.inline_limit)
 
     # ----- nodes and edges -------------------------------------------------------------
@@ -627,7 +635,7 @@ class Recorder:
     ) -> Any:
         """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
         kind = "grad" if func is torch.autograd.grad else "backward"
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound = _signature(func).bind(*args, **kwargs)
         bound.apply_defaults()
         params = bound.arguments
         roots = list(iter_tensors(params.get("outputs", params.get("tensors", params.get("self")))))
@@ -636,7 +644,11 @@ class Recorder:
         line = _user_line()
         self.passes_total += 1
         if not self.recording or len(self.graph.backward) >= self.options.max_passes:
-            self.recording = False
+            if self.recording:
+                self.recording = False
+                self._module_stack.clear()
+                for stop in self.when_stopped:
+                    stop()
             self.summaries.flush()
             result = func(*args, **kwargs)
             self._record_series(roots)
@@ -796,17 +808,32 @@ class Recorder:
         ids = [self.tensor_node(g, "grad") for g in grads if g.grad_fn is not None]
         self._reconnect_outputs(ids)
 
+    def _series_sources(self) -> list[tuple[str, torch.Tensor, bool]]:
+        """(series name, leaf, is a scalar) of every leaf plotted once per pass."""
+        if self.recording or self._sources is None:
+            sources: list[tuple[str, torch.Tensor, bool]] = []
+            norms = 0
+            for node_id, t in list(self._tensor_refs.items())[:10_000]:
+                node = self._nodes_by_id[node_id]
+                if isinstance(node, TensorNode) and node.is_leaf and node.requires_grad:
+                    if t.numel() == 1:
+                        sources.append((node.label, t, True))
+                    elif norms < 16:
+                        norms += 1
+                        sources.append((f"‖{node.label}‖", t, False))
+            self._sources = sources  # fixed once recording stops: no new leaves are drawn
+        return self._sources
+
     def _record_series(self, roots: list[torch.Tensor]) -> None:
-        if len(roots) == 1:
-            self._append_series("loss", "loss", scalar_of(roots[0]))
-        for node_id, t in list(self._tensor_refs.items())[:10_000]:
-            node = self._nodes_by_id[node_id]
-            if isinstance(node, TensorNode) and node.is_leaf and node.requires_grad:
-                if t.numel() == 1:
-                    self._append_series(node.label, "parameter", scalar_of(t))
-                elif sum(1 for s in self._series.values() if s.kind == "parameter") < 16:
-                    norm = float(torch.linalg.vector_norm(t.detach().float()))
-                    self._append_series(f"‖{node.label}‖", "parameter", norm)
+        with self.quiet():
+            if len(roots) == 1:
+                self._append_series("loss", "loss", scalar_of(roots[0]))
+            sources = self._series_sources()
+            vectors = [t.detach().float() for _, t, scalar in sources if not scalar]
+            norms = iter(torch._foreach_norm(vectors)) if vectors else iter(())
+            for name, t, scalar in sources:
+                value = scalar_of(t) if scalar else float(next(norms))
+                self._append_series(name, "parameter", value)
 
     def _append_series(self, name: str, kind: str, value: float | None) -> None:
         series = self._series.get(name)
@@ -898,8 +925,10 @@ class RecordingMode(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        kwargs = kwargs or {}
         rec = self.recorder
+        if not rec.recording and func not in PASS_FUNCTIONS:  # the run goes on unrecorded
+            return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
         if len(rec.summaries) and writes_in_place(func, kwargs):
             rec.summaries.flush()  # pending statistics must see the values as they were recorded
         if rec.busy or rec.in_pass:
@@ -932,11 +961,19 @@ class _ModuleHooks:
                 lambda module, args, out: rec.module_left(), always_call=True
             ),
         ]
+        # global hooks send every module call down torch's slow path: drop them once the
+        # recording stops, so the rest of a training loop runs at nearly its own speed
+        rec.when_stopped.append(self.remove)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def remove(self) -> None:
+        """Take the hooks out (again harmless)."""
         for handle in self.handles:
             handle.remove()
+        self.handles = []
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 class _WarningsAsNotes(warnings.catch_warnings):
