@@ -229,6 +229,7 @@ class Recorder:
         self._series: dict[str, Series] = {}
         self._sources: list[tuple[str, torch.Tensor, bool]] | None = None
         self.when_stopped: list[Callable[[], None]] = []  # run once when recording stops
+        self.mode: Any = None  # the RecordingMode, which steps aside once recording stops
         self.summaries = SummaryBatch(options.inline_limit)
 
     # ----- nodes and edges -------------------------------------------------------------
@@ -549,6 +550,8 @@ class Recorder:
         """Called by instrumented code after each assignment: names tensors and modules."""
         if self.busy:
             return
+        if not self.recording and not self.in_pass and self.mode is not None:
+            self.mode.step_aside()
         self.busy = True
         try:
             for name, value in pairs:
@@ -634,6 +637,16 @@ class Recorder:
         added: bool = False,
     ) -> Any:
         """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
+        if (
+            not self.recording
+            and func is not torch.autograd.grad
+            and args
+            and isinstance(args[0], torch.Tensor)
+        ):  # the run goes on unrecorded: count the pass and plot its loss, nothing more
+            self.passes_total += 1
+            result = func(*args, **kwargs)
+            self._record_series([args[0]])
+            return result
         kind = "grad" if func is torch.autograd.grad else "backward"
         bound = _signature(func).bind(*args, **kwargs)
         bound.apply_defaults()
@@ -907,16 +920,46 @@ class RecordingMode(TorchFunctionMode):
         super().__init__()
         self.recorder = recorder
         self._collections = FewerCollections()
+        self.aside = False
+        self._original_backward: Any = None
+        recorder.mode = self
 
     def __enter__(self) -> RecordingMode:
         self._collections.__enter__()
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> None:
+        self.step_back()
         try:
             super().__exit__(*exc)
         finally:
             self._collections.__exit__()
+
+    def step_aside(self) -> None:
+        """Leave torch's mode stack once nothing more is recorded, so torch calls run at their
+        own speed; backward() keeps being counted for the training plot. Only called between
+        torch calls (from a variable binding), where this mode is on top of the stack."""
+        depth = torch._C._len_torch_function_stack()
+        if self.aside or not depth or torch._C._get_function_stack_at(depth - 1) is not self:
+            return
+        torch._C._pop_torch_function_stack()
+        self.aside = True
+        recorder, original = self.recorder, torch.Tensor.backward
+        self._original_backward = original
+
+        @functools.wraps(original)
+        def counted_backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            return recorder.run_pass(original, (tensor, *args), kwargs)
+
+        torch.Tensor.backward = counted_backward  # type: ignore[method-assign]
+
+    def step_back(self) -> None:
+        """Return to the mode stack (before leaving it as a context manager)."""
+        if not self.aside:
+            return
+        torch.Tensor.backward = self._original_backward  # type: ignore[method-assign]
+        torch._C._push_on_torch_function_stack(self)
+        self.aside = False
 
     def __torch_function__(
         self,

@@ -394,3 +394,25 @@ def test_grad_before_accumulation_keeps_its_value_for_large_leaves() -> None:
     (step,) = [s for s in second.steps if node_by_id(graph, s.node).variable == w.id]
     assert step.grad_before.stats.mean == 2.0 and step.grad_before.values is None
     assert second.grads[w.id].stats.mean == 4.0
+
+
+def test_a_long_loop_runs_unrecorded_after_its_passes_and_keeps_its_plot() -> None:
+    backward = torch.Tensor.backward
+    code = (
+        "import torch\nw = torch.tensor([3.0], requires_grad=True)\n"
+        "opt = torch.optim.SGD([w], lr=0.1)\n"
+        "for step in range(40):\n    opt.zero_grad()\n    loss = ((w - 1.0) ** 2).sum()\n"
+        "    loss.backward()\n    opt.step()\n"
+        "seen = torch._C._len_torch_function_stack()\n"
+    )
+    graph = trace_code(code, options=TraceOptions(max_passes=3))
+    assert graph.error is None and graph.truncated is not None
+    assert graph.truncated.passes_total == 40 and len(graph.backward) == 3
+    (loss,) = [s for s in graph.series if s.kind == "loss"]
+    expected, w = [], 3.0
+    for _ in range(40):  # plain gradient descent on (w - 1)^2
+        expected.append((w - 1.0) ** 2)
+        w -= 0.1 * 2 * (w - 1.0)
+    assert loss.values == pytest.approx(expected, rel=1e-4, abs=1e-6)  # float32
+    # the recorder left torch as it found it
+    assert torch.Tensor.backward is backward and torch._C._len_torch_function_stack() == 0
