@@ -29,6 +29,7 @@ from app.layout import (
     LayoutUnavailable,
     dot_available,
 )
+from app.sandbox.policy import check_size
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import (
     ErrorDetail,
@@ -37,7 +38,7 @@ from app.schemas import (
     RenderRequest,
     TraceRequest,
 )
-from app.tracing import TraceFailure, limit_failure, trace_to_json
+from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 
@@ -225,12 +226,10 @@ class TraceService:
                         "which is not text: send valid Unicode",
                     ),
                 )
-        size = len(request.code.encode("utf-8"))
-        if size > self.settings.max_code_bytes:
-            raise limit_failure(
-                "code_bytes",
-                f"the program is {size} bytes; the limit is {self.settings.max_code_bytes}",
-            )
+        try:  # the worker's own size check, before any work is queued
+            check_size(request.code, limits_from(self.settings))
+        except LimitExceeded as exc:
+            raise limit_failure(exc.limit, exc.message) from None
         return request_key(request)
 
     async def _run(self, request: TraceRequest, key: str) -> bytes:
