@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -25,6 +25,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(base: str, running: Callable[[], bool], seconds: float = 120) -> bool:
+    """Whether the health check at base answered 200 before the server stopped or time ran out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and running():
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
 @contextmanager
 def live_server(settings: Settings) -> Iterator[tuple[str, object]]:
     """(base URL, app) of a server that stops when the block ends."""
@@ -35,14 +47,7 @@ def live_server(settings: Settings) -> Iterator[tuple[str, object]]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
+    if not wait_until_healthy(base, thread.is_alive):
         raise RuntimeError("the test server did not start")
     try:
         yield base, app
@@ -60,14 +65,7 @@ def served_process(settings: dict[str, object]) -> Iterator[str]:
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        if not wait_until_healthy(base, lambda: process.poll() is None):
             raise RuntimeError(f"the server did not start: {process.stderr.read()[-2000:]!r}")
         yield base
     finally:
