@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from app.torch_print import format_values
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
 MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
+ERROR_BADGE_CHARS = 60  # the error message under the call that raised, shortened
 
 
 def flat_values(values: Any) -> list[Any]:
@@ -96,6 +98,12 @@ def badge_track(graph: Graph) -> BadgeTrack:
             node = by_id.get(tensor)
             if isinstance(node, TensorNode):
                 texts[tensor] = f"= {data_text(node.value)}"
+        if graph.error is not None and graph.error.node == step.node:  # the call that raised
+            message = " ".join(graph.error.message.split())
+            if len(message) > ERROR_BADGE_CHARS:
+                message = message[: ERROR_BADGE_CHARS - 1] + "…"
+            lines = [f"✗ {graph.error.type}", *textwrap.wrap(message, MAX_BADGE_LINE)]
+            texts[step.node] = "\n".join(lines)
         forward.append(texts)
     between = _tensor_between(graph)
     outputs_of: dict[str, list[str]] = {}
@@ -167,6 +175,8 @@ def badges_at(track: BadgeTrack, phase: str, pass_index: int, index: int) -> dic
 
 def badge_lines(text: str) -> list[str]:
     """The lines a badge is drawn on: short ones whole, long ones broken before '=' and '→'."""
+    if "\n" in text:  # broken by the server already (an error message)
+        return text.split("\n")
     if len(text) <= MAX_BADGE_LINE:
         return [text]
     return re.split(r" (?=[=→] )", text)

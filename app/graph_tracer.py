@@ -12,9 +12,11 @@ import sys
 import threading
 import traceback
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, FrameType
 from typing import Any
 
 import numpy as np
@@ -160,6 +162,59 @@ def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     return None
 
 
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+_TORCH_MODULES_DIR = str(Path(nn.modules.__file__).resolve().parent) + os.sep
+EXPRESSION_LABEL_CHARS = 40
+
+
+def _calling_program_frame(depth: int) -> FrameType | None:
+    """The program's frame that made the torch call being recorded, when the program made the
+    call itself (not a module's forward or another torch function on its behalf)."""
+    frame: FrameType | None = sys._getframe(depth + 1)
+    while frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR):
+        if frame.f_code.co_filename.startswith(_TORCH_MODULES_DIR):
+            return None
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename != PROGRAM_FILENAME:
+        return None
+    return frame
+
+
+@functools.lru_cache(maxsize=256)
+def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
+    """Source positions of every instruction of a code object."""
+    return tuple(code.co_positions())
+
+
+def _line_at(code: CodeType, lasti: int) -> int | None:
+    """The line of the instruction at lasti."""
+    positions = _positions(code)
+    return positions[lasti // 2][0] if lasti // 2 < len(positions) else None
+
+
+def source_text(lines: list[str], code: CodeType, lasti: int) -> str | None:
+    """The source expression of the instruction at lasti ('torch.ones(3)'), shortened."""
+    index = lasti // 2
+    positions = _positions(code)
+    if index >= len(positions):
+        return None
+    start, end, column, end_column = positions[index]
+    if start is None or end is None or column is None or end_column is None:
+        return None
+    if not 0 < start <= end <= len(lines):
+        return None
+    raw = [line.encode() for line in lines[start - 1 : end]]  # columns count UTF-8 bytes
+    raw[-1] = raw[-1][:end_column]
+    raw[0] = raw[0][column:]
+    text = " ".join(part.decode(errors="replace").strip() for part in raw)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return None
+    if len(text) > EXPRESSION_LABEL_CHARS:
+        text = text[: EXPRESSION_LABEL_CHARS - 1] + "…"
+    return text
+
+
 def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
     """Identifies the memory a tensor views: same key, same values (while both are alive)."""
     return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device)
@@ -223,7 +278,8 @@ class Recorder:
         self._bindings: dict[int, tuple[str, int, bool, Any]] = {}
         self._module_names: dict[int, tuple[str, Any]] = {}
         self._param_names: dict[int, str] = {}
-        self._module_stack: list[tuple[dict[int, str], str]] = []
+        self._module_stack: list[tuple[dict[int, str], str, str]] = []  # (names, box, path)
+        self._module_calls: dict[str, int] = {}
         self._root_modules: dict[int, dict[int, str]] = {}
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
@@ -231,6 +287,11 @@ class Recorder:
         self.when_stopped: list[Callable[[], None]] = []  # run once when recording stops
         self.mode: Any = None  # the RecordingMode, which steps aside once recording stops
         self.summaries = SummaryBatch(options.inline_limit)
+        self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
+        self._made_at: dict[int, tuple[CodeType, int, weakref.ref[torch.Tensor]]] = {}
+        self.failed_call: tuple[BaseException, Any, list[torch.Tensor], int | None] | None = None
+        self._failed_numbers: list[str] = []
+        self._failed_module: str | None = None
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -278,7 +339,12 @@ class Recorder:
         elif fn is not None:
             label = f"{op_label or op_name_of(fn_name or '')}_out"
         else:
-            label = "param" if isinstance(t, nn.Parameter) else "leaf"
+            made = self._made_at.get(id(t))
+            expression = None
+            if made is not None and made[2]() is t:  # an unnamed constant: its source text
+                expression = source_text(self.source_lines, made[0], made[1])
+                line = _line_at(made[0], made[1])
+            label = expression or ("param" if isinstance(t, nn.Parameter) else "leaf")
         node = build(
             TensorNode,
             id=node_id,
@@ -307,6 +373,76 @@ class Recorder:
             self._node_of_storage[_storage_key(t)] = node_id
         if fn is not None:
             self._fn_refs.append(fn)
+        return node_id
+
+    def remember_source(self, outputs: list[torch.Tensor]) -> None:
+        """Where the program made new constant tensors, to label them by their expression."""
+        if not self.source_lines or len(self._made_at) >= self.options.max_nodes:
+            return
+        constants = [t for t in outputs if t.grad_fn is None]
+        if not constants:
+            return
+        frame = _calling_program_frame(3)
+        if frame is None:
+            return
+        for t in constants:
+            self._made_at[id(t)] = (frame.f_code, frame.f_lasti, weakref.ref(t))
+
+    def remember_failure(
+        self, exc: BaseException, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Keep the torch call that raised, to draw it if its error ends the program."""
+        self.failed_call = (exc, func, list(iter_tensors((args, kwargs))), _user_line())
+        self._failed_numbers = _number_reprs(args)
+        self._failed_module = self.current_module()
+
+    def add_failed_call(self, exc: BaseException) -> str | None:
+        """A ghost op node, with its inputs, for the torch call whose error ended the program."""
+        if self.failed_call is None or self.failed_call[0] is not exc:
+            return None
+        _, func, inputs, line = self.failed_call
+        self.failed_call = None
+        for t in inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
+                self.record_unseen(t, line)
+        input_ids = list(dict.fromkeys(self.tensor_node(t) for t in inputs))
+        node_id = f"op{len(self._op_of_fn)}"  # nothing is recorded after it
+        name = call_name_of(func)
+        self._add_node(
+            build(
+                OpNode,
+                id=node_id,
+                kind="op",
+                label=name,
+                op=name,
+                grad_fn=None,
+                line=line,
+                module=self._failed_module,
+                call=len(self.graph.forward),
+                sequence_nr=None,
+                variable=None,
+                created_by_pass=None,
+                saved=[],
+                next=[],
+                constants=self._failed_numbers,
+                failed=True,
+            )
+        )
+        for tid in input_ids:
+            self._add_edge(tid, node_id)
+        self.graph.forward.append(
+            build(
+                ForwardStep,
+                node=node_id,
+                nodes=[node_id],
+                call=name,
+                inputs=input_ids,
+                outputs=[],
+                line=line,
+                module=self._failed_module,
+                after_pass=self.passes_total,
+            )
+        )
         return node_id
 
     def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
@@ -477,6 +613,7 @@ class Recorder:
             if o.grad_fn is not None and id(o.grad_fn) not in self._op_of_fn
         ]
         if not new_fns:
+            self.remember_source(outputs)
             return
         line = _user_line()
         module = self.current_module()
@@ -614,13 +751,20 @@ class Recorder:
                 prefix = f"{owner[0]}." if owner else ""
                 for pname, param in module.named_parameters():
                     self._param_names.setdefault(id(param), prefix + pname)
-            self._module_stack.append((names, ""))
+            self._module_stack.append((names, "", ""))
+            self._module_calls = {}  # calls are counted within one call of the outermost module
             return
-        names = self._module_stack[-1][0]
+        names, parent_box, parent_path = self._module_stack[-1]
         path = names.get(id(module), type(module).__name__)
-        if path not in self.graph.modules:
-            self.graph.modules[path] = describe_module(module)
-        self._module_stack.append((names, path))
+        inside = path
+        if parent_box != parent_path and path.startswith(parent_path + "."):
+            inside = parent_box + path[len(parent_path) :]  # in a repeated call: 'block#2.fc'
+        calls = self._module_calls.get(inside, 0) + 1
+        self._module_calls[inside] = calls
+        box = inside if calls == 1 else f"{inside}#{calls}"  # one box per call of a module
+        if box not in self.graph.modules:
+            self.graph.modules[box] = describe_module(module)
+        self._module_stack.append((names, box, path))
 
     def module_left(self) -> None:
         """Forward hook of every module: pop its path."""
@@ -896,7 +1040,6 @@ class FewerCollections:
         gc.set_threshold(*self.saved)
 
 
-_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
 # files on the way from a backward()/grad() call to the mode: the dispatcher and the functions
 _DISPATCH_FILES = frozenset(
     str(Path(m.__file__).resolve())
@@ -981,7 +1124,12 @@ class RecordingMode(TorchFunctionMode):
                 with rec.quiet():
                     return func(*args, **kwargs)
             return rec.run_pass(func, args, kwargs)
-        out = func(*args, **kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception as exc:
+            if rec.recording and not isinstance(exc, LimitExceeded):
+                rec.remember_failure(exc, func, args, kwargs)
+            raise
         if rec.recording:
             rec.on_call(func, args, kwargs, out)
         return out
@@ -1081,6 +1229,7 @@ def record_program(
     device: str = "cpu",
     seed: int = 0,
     options: TraceOptions | None = None,
+    source: str = "",
 ) -> Graph:
     """Record the autograd graph and backward passes of a program run by `execute(recorder)`.
 
@@ -1092,6 +1241,7 @@ def record_program(
     target = resolve_device(device)
     label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
     recorder = Recorder(label, options)
+    recorder.source_lines = source.splitlines()
     _warm_up_storage_types()
     with _TRACE_LOCK:
         torch.manual_seed(seed)
@@ -1128,6 +1278,8 @@ def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> Non
         if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY):
             raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None
         recorder.graph.error = _error_info(exc)
+        if recorder.recording:
+            recorder.graph.error.node = recorder.add_failed_call(exc)
 
 
 def _add_implicit_backward(recorder: Recorder) -> None:

@@ -99,6 +99,8 @@ def node_lines(node: TensorNode | OpNode, by_id: dict[str, TensorNode | OpNode])
         return node.label, f"{shape_text(node.shape)} {node.dtype}"
     if node.variable is not None:  # the leaf's current name, not the one it had at creation
         return "AccumulateGrad", f"→ {by_id[node.variable].label}.grad"
+    if node.failed:  # the call that raised: no grad_fn was ever made
+        return node.label, "✗"
     return node.label, node.grad_fn or ""
 
 

@@ -104,6 +104,10 @@ class OpNode(Contract):
         default_factory=list,
         description="op node of each next_functions entry, in the order of grad_inputs",
     )
+    failed: bool = Field(
+        False,
+        description="the call that raised the program's error: drawn as a ghost, no autograd node",
+    )
 
 
 Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
@@ -223,6 +227,7 @@ class ErrorInfo(Contract):
     type: str
     message: str
     line: int | None = None
+    node: str | None = Field(None, description="the ghost op node of the torch call that raised")
 
 
 class Series(Contract):

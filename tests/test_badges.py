@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.badges import badge_track, badges_at, data_text
+from app.badges import MAX_BADGE_LINE, badge_lines, badge_track, badges_at, data_text
 from app.examples import get_example
 from app.schemas import TensorData
 from app.tracing import trace_code
@@ -42,3 +42,17 @@ def test_long_vectors_are_cut_and_one_value_prints_plain() -> None:
     data = TensorData(shape=[5], dtype="float32", values=[1.5, 2, 3, 4, 5])
     assert data_text(data) == "[1.5000, 2.0000, 3.0000, …]"
     assert data_text(TensorData(shape=[], dtype="float32", values=138.83378601074219)) == "138.8338"
+
+
+def test_the_call_that_raised_carries_its_error_on_lines_that_fit() -> None:
+    code = (
+        "import torch\nx = torch.randn(3, 4, requires_grad=True)\n"
+        "w = torch.randn(5, 2, requires_grad=True)\ny = (x * 2) @ w\n"
+    )
+    graph = trace_code(code)
+    track = badge_track(graph)
+    text = track.forward[-1][graph.error.node]
+    lines = badge_lines(text)
+    assert lines[0] == "✗ RuntimeError"
+    assert " ".join(lines[1:]) == graph.error.message  # torch's words, whole
+    assert all(len(line) <= MAX_BADGE_LINE for line in lines)

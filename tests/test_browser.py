@@ -153,6 +153,11 @@ def test_broken_code_shows_error_at_its_line_with_partial_graph(page) -> None:
     playwright_api.expect(error).to_contain_text("IndexError")
     assert page.locator("#editor").get_attribute("data-error-line") == "4"
     playwright_api.expect(node(page, "y")).to_be_visible()
+    ghost = page.locator(".node.failed")  # the call that raised, drawn at the end of forward
+    playwright_api.expect(ghost).to_have_count(1)
+    page.get_by_test_id("to-end").click()
+    playwright_api.expect(ghost).to_have_class(re.compile("is-current"))
+    playwright_api.expect(ghost.locator(".badge-text")).to_contain_text("IndexError")
     page.expected_http_errors.add(400)
     editor.fill("import torch\nimport subprocess\n")
     after_failure(page, lambda: editor.press("Control+Enter"))

@@ -416,3 +416,121 @@ def test_a_long_loop_runs_unrecorded_after_its_passes_and_keeps_its_plot() -> No
     assert loss.values == pytest.approx(expected, rel=1e-4, abs=1e-6)  # float32
     # the recorder left torch as it found it
     assert torch.Tensor.backward is backward and torch._C._len_torch_function_stack() == 0
+
+
+SHAPE_ERROR = """import torch
+x = torch.randn(3, 4, requires_grad=True)
+w = torch.randn(5, 2, requires_grad=True)
+h = x * 2
+y = h @ w
+y.sum().backward()
+"""
+
+
+def test_the_call_that_raised_is_a_ghost_node_with_its_inputs() -> None:
+    graph = trace_code(SHAPE_ERROR)
+    assert graph.error is not None and graph.error.line == 5
+    ghost = node_by_id(graph, graph.error.node)
+    assert isinstance(ghost, OpNode) and ghost.failed and ghost.grad_fn is None
+    assert ghost.label == "matmul" and ghost.line == 5
+    sources = {e.source for e in graph.edges if e.target == ghost.id}
+    assert sources == {tensor_named(graph, "h").id, tensor_named(graph, "w").id}
+    assert graph.forward[-1].node == ghost.id and graph.forward[-1].outputs == []
+    assert sum(1 for n in graph.nodes if isinstance(n, OpNode) and n.failed) == 1
+
+
+def test_a_failure_inside_a_module_is_drawn_in_that_module() -> None:
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(6, 2))\n"
+        "out = model(torch.randn(3, 4))\n"
+    )
+    graph = trace_code(code)
+    ghost = node_by_id(graph, graph.error.node)
+    assert ghost.failed and ghost.op == "linear" and ghost.module == "2"
+    inputs = {node_by_id(graph, e.source).label for e in graph.edges if e.target == ghost.id}
+    assert inputs == {"relu_out", "model.2.weight", "model.2.bias"}
+
+
+def test_an_error_the_program_caught_leaves_no_ghost() -> None:
+    code = SHAPE_ERROR.replace(
+        "y = h @ w\n", "try:\n    h @ w\nexcept RuntimeError:\n    pass\ny = (h * 3).sum()\n"
+    )
+    graph = trace_code(code)
+    assert graph.error is None and graph.backward
+    assert not any(isinstance(n, OpNode) and n.failed for n in graph.nodes)
+
+
+def test_unnamed_constants_are_labelled_by_their_source_expression() -> None:
+    code = (
+        "import torch\n"
+        "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "with torch.no_grad():\n"
+        "    scale = x.sum() * 2\n"
+        "y = (x * scale + torch.ones(2) * 0.5).sum() + torch.sin(x.detach()).sum()\n"
+        "y.backward()\n"
+    )
+    graph = trace_code(code)
+    constants = {n.label: n for n in graph.nodes if isinstance(n, TensorNode)}
+    assert "leaf" not in constants
+    assert constants["scale"].line == 4  # a named constant keeps its name
+    for text in ("torch.ones(2) * 0.5", "torch.sin(x.detach()).sum()"):
+        node = constants[text]
+        assert node.line == 5 and not node.requires_grad
+    # the gradient is still torch's: d/dx of x * scale with scale = 6
+    assert graph.backward[0].grads[constants["x"].id].values == [6.0, 6.0]
+
+
+def test_constants_made_in_the_programs_own_forward_are_labelled_too() -> None:
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x) * torch.full((2,), 3.0)\n"
+        "net = Net()\n"
+        "loss = net(torch.ones(1, 2)).sum()\n"
+        "loss.backward()\n"
+    )
+    graph = trace_code(code)
+    labels = {n.label for n in graph.nodes if isinstance(n, TensorNode)}
+    assert "torch.full((2,), 3.0)" in labels  # the program's own forward made it
+    assert "torch.ones(1, 2)" in labels
+
+
+def test_each_call_of_a_reused_module_gets_its_own_box() -> None:
+    graph = trace_code(get_example("dynamic_net").code)
+    second = [n for n in graph.nodes if isinstance(n, OpNode) and n.call is not None]
+    paths = {n.module for n in second if n.module}
+    assert {"middle_linear", "middle_linear#2", "middle_linear#3"} <= paths
+    assert graph.modules["middle_linear#3"] == graph.modules["middle_linear"]
+    # the shared weight is one tensor node that feeds every call
+    weight = tensor_named(graph, "model.middle_linear.weight")
+    users = {node_by_id(graph, e.target).module for e in graph.edges if e.source == weight.id}
+    assert {"middle_linear", "middle_linear#2", "middle_linear#3"} <= users
+
+
+def test_sub_modules_of_a_repeated_call_live_in_that_call() -> None:
+    code = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(3, 3)\n"
+        "    def forward(self, x):\n"
+        "        return torch.tanh(self.fc(x))\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.block = Block()\n"
+        "    def forward(self, x):\n"
+        "        return self.block(self.block(x))\n"
+        "net = Net()\n"
+        "for step in range(2):\n"
+        "    net(torch.ones(1, 3)).sum().backward()\n"
+    )
+    graph = trace_code(code)
+    paths = {n.module for n in graph.nodes if isinstance(n, OpNode) and n.module}
+    assert paths == {"block", "block.fc", "block#2", "block#2.fc"}  # counted per outer call

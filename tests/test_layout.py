@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from app.errors import LimitExceeded
-from app.examples import all_examples, get_example
+from app.examples import ORDER, all_examples, get_example
 from app.graph_tracer import trace_callable
 from app.layout import (
     DOT_SLOTS,
@@ -22,6 +22,7 @@ from app.layout import (
     node_groups,
     run_dot,
     to_dot,
+    visible_boxes,
 )
 from app.schemas import Layout
 from app.tracing import trace_code
@@ -156,7 +157,8 @@ def test_fully_expanded_nesting_keeps_every_box() -> None:
     graph = trace_code(code)
     assert graph.error is None, graph.error
     groups = {n.module for n in graph.nodes if n.kind == "op" and n.module}
-    assert groups == {"net", "net.input_linear", "net.middle_linear", "net.output_linear"}
+    calls = {"net.middle_linear", "net.middle_linear#2", "net.middle_linear#3"}  # depth 3
+    assert groups == {"net", "net.input_linear", "net.output_linear"} | calls
     everything = sorted(groups)
     layout = layout_graph(graph, everything)
     assert_well_placed(layout)
@@ -302,3 +304,25 @@ def test_no_more_dot_processes_than_slots(fake_dot) -> None:
         for _ in range(taken):
             DOT_SLOTS.release()
     assert run_dot("digraph G {}", "json0").strip() == b"done"
+
+
+@pytest.mark.parametrize("example", ORDER)
+def test_no_lesson_draws_a_cycle_when_collapsed(example: str) -> None:
+    graph = trace_code(get_example(example).code)
+    boxes, units = visible_boxes(graph, set())
+    edges = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
+    edges = {(a, b) for a, b in edges if a != b}
+    incoming = {box: 0 for box in boxes}
+    for _, target in edges:
+        incoming[target] += 1
+    ready = [box for box, count in incoming.items() if count == 0]
+    ordered = 0
+    while ready:
+        box = ready.pop()
+        ordered += 1
+        for source, target in edges:
+            if source == box:
+                incoming[target] -= 1
+                if incoming[target] == 0:
+                    ready.append(target)
+    assert ordered == len(boxes), "a box is reached again from its own output"

@@ -250,7 +250,7 @@ def trace_program(
         if plt is not None:
             stack.enter_context(_patched(plt, "show", lambda *a, **k: None))
         stack.enter_context(_wall_clock(limits or RunLimits()))
-        graph = record_program(execute, device, seed, options)
+        graph = record_program(execute, device, seed, options, source=code)
     graph.stdout = stdout.text()
     graph.notes.extend(notes)
     _capture_figures(plt, graph)

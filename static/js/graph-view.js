@@ -16,6 +16,7 @@ const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and "
 
 // A badge's lines: short ones stay whole, long ones break before their sum and their .grad.
 export function badgeLines(text) {
+  if (text.includes("\n")) return text.split("\n"); // broken by the server (an error message)
   if (text.length <= MAX_BADGE_LINE) return [text];
   return text.split(/ (?=[=→] )/);
 }
@@ -101,6 +102,10 @@ export class GraphView {
       svg("text", { x: box.width / 2, y: 41, class: "subtitle" }, subtitle),
       svg("title", {}, tip),
     );
+    if (node ? node.kind === "op" && node.failed : box.members?.some((id) => this.byId.get(id)?.failed)) {
+      group.classList.add("failed");
+      group.setAttribute("aria-label", `${box.label} ✗ ${this.t("failedCall")}`);
+    }
     if (node?.kind === "tensor" && node.retains_grad && !node.is_leaf) {
       group.classList.add("keeps-grad");
       group.append(svg("text", { x: box.width + 6, y: 20, class: "keeps-mark", "aria-label": this.t("keepsGrad") }, ".grad ✓"));
@@ -132,6 +137,7 @@ export class GraphView {
       const detail = `${node.shape.length ? shapeText(node.shape) : this.t("scalar")} ${node.dtype}`;
       return [box.label, detail, `${node.name ?? node.label} · ${detail} · ${formatData(node.value, 6)}`];
     }
+    if (node.failed) return [box.label, box.detail, `${node.op} ✗ ${this.t("failedCall")}`];
     return [box.label, box.detail, `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`];
   }
 
