@@ -255,7 +255,8 @@ VISIBLE_TEXTS = """() => {
   while (walker.nextNode()) {
     const host = walker.currentNode.parentElement;
     const text = walker.currentNode.textContent.trim();
-    if (!text || !host || host.closest('script, style, .cm-editor, #stdout, #lang, code, .values')) continue;
+    // torch's own messages are quoted as they are, marked lang="en" (the program's output)
+    if (!text || !host || host.closest('script, style, .cm-editor, #stdout, #lang, code, .values, [lang="en"]')) continue;
     if (!host.closest('title') && !host.getClientRects().length) continue;
     out.push(text);
   }
@@ -279,13 +280,20 @@ def code_words(server: str, code: str) -> set[str]:
     return words
 
 
-@pytest.mark.parametrize("example", ["shared_weight", "implicit_backward", "mlp_cross_entropy"])
+def device_words(server: str) -> set[str]:
+    """Words of the device list's names (a CPU model, a GPU name): proper names, not English."""
+    listed = httpx.get(f"{server}/api/v1/devices", timeout=30).json()
+    return {w for d in listed["devices"] for w in re.findall(r"[A-Za-z_]\w*", d["name"])}
+
+
+@pytest.mark.parametrize("example", ORDER)
 def test_chinese_mode_leaves_no_english(pages, server, example) -> None:
     page = pages["1440x900"]
     open_lesson(page, server, example, "&lang=zh")
     to_end(page)
     page.locator('[data-testid="node"][data-kind="tensor"]').first.click()
     allowed = ALLOWED | code_words(server, get_example(example).code) | GALLERY_WORDS
+    allowed |= device_words(server)  # the machine's own processor and GPU names
     allowed |= {"requires_grad", "is_leaf", "retains_grad", "grad_fn", "grad", "retain_grad"}
     allowed |= {"backward", "float32", "float64", "cpu", "AccumulateGrad"}
     english = set()
@@ -428,3 +436,40 @@ def test_collapsed_modules_step_one_call_at_a_time(pages, server) -> None:
     assert total < 50
     page.keyboard.press("ArrowRight")
     assert page.locator(".node.is-current").count() >= 1  # the view shows the current box
+
+
+def test_chinese_mode_explains_torchs_own_messages(pages, server) -> None:
+    page = pages["1440x900"]
+    open_lesson(page, server, "inplace_leaf_error", "&lang=zh")
+    error = page.get_by_test_id("error")
+    expect(error.locator("code")).to_contain_text("leaf Variable")  # torch's words, quoted
+    expect(error.locator(".explained")).to_contain_text("原地")  # and what they mean
+    open_lesson(page, server, "retain_grad", "&lang=zh")
+    expect(page.get_by_test_id("notes").locator(".explained")).to_contain_text(".retain_grad()")
+
+
+def test_chinese_typed_through_an_input_method_lands_once(pages, server) -> None:
+    page = pages["1440x900"]
+    open_lesson(page, server, "linear_expression")
+    page.get_by_test_id("editor").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\n# ")
+    cdp = page.context.new_cdp_session(page)
+    try:  # what a pinyin input method sends: a composition, then the chosen characters
+        for pinyin in ("n", "ni", "nih", "niha", "nihao"):
+            cdp.send(
+                "Input.imeSetComposition",
+                {"text": pinyin, "selectionStart": len(pinyin), "selectionEnd": len(pinyin)},
+            )
+        cdp.send("Input.insertText", {"text": "你好"})
+    finally:
+        cdp.detach()
+    content = page.locator(".cm-content")
+    expect(content).to_contain_text("你好")
+    text = content.inner_text()
+    assert text.count("你好") == 1 and "nihao" not in text, text[-80:]
+    assert re.search(r"#\s?你好", text), text[-80:]  # in the comment, where the cursor was
+    before = page.evaluate("document.body.dataset.shown")
+    page.keyboard.press("Control+Enter")  # the program with its Chinese comment still runs
+    wait_shown(page, before)
+    assert page.get_by_test_id("error").is_hidden()

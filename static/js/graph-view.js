@@ -162,6 +162,9 @@ export class GraphView {
       if (badge.dataset.text !== text) {
         badge.dataset.text = text;
         badge.replaceChildren(...(text ? badgeLines(text) : []).map((line, i) => svg("tspan", { x: 0, dy: i ? BADGE_LINE : 0 }, line)));
+        // an error badge quotes torch's own message, in English whatever the page's language
+        if (text.startsWith("✗")) badge.setAttribute("lang", "en");
+        else badge.removeAttribute("lang");
       }
     }
     for (const path of this.edges.values()) path.classList.remove("is-flow");

@@ -1,0 +1,31 @@
+// Torch's own words (errors, warnings) quoted as code, with an explanation in the reader's
+// language for the messages the lessons meet.
+
+import { el } from "./dom.js";
+
+// message pattern -> i18n key of its explanation
+const KNOWN = [
+  [/\.grad attribute of a Tensor that is not a leaf Tensor is being accessed/, "torch.nonLeafGrad"],
+  [/a leaf Variable that requires grad is (being )?used in an in-place operation/, "torch.inplaceLeaf"],
+  [/modified by an inplace operation/, "torch.inplaceSaved"],
+  [/backward through the graph a second time/, "torch.backwardTwice"],
+  [/shapes cannot be multiplied/, "torch.matmulShapes"],
+  [/does not require grad and does not have a grad_fn/, "torch.noGradFn"],
+  [/grad can be implicitly created only for scalar outputs/, "torch.scalarOnly"],
+  [/index \S+ is out of bounds/, "torch.indexOutOfBounds"],
+];
+
+/** The i18n key explaining a torch message, or null. */
+export function explanationKey(message) {
+  const found = KNOWN.find(([pattern]) => pattern.test(message ?? ""));
+  return found ? found[1] : null;
+}
+
+/** Nodes for "<frame text> <code>message</code> explanation", the frame already translated. */
+export function quotedMessage(frame, message, t) {
+  const key = explanationKey(message);
+  const explained = key ? t(key) : key;
+  const parts = [frame, " ", el("code", { class: "torch-message", lang: "en" }, message)];
+  if (explained && explained !== key) parts.push(" ", el("span", { class: "explained" }, explained));
+  return parts;
+}
