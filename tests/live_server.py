@@ -25,12 +25,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_healthy(base: str, running: Callable[[], bool], seconds: float = 120) -> bool:
+def wait_until_healthy(
+    base: str,
+    running: Callable[[], bool] = lambda: True,
+    seconds: float = 120,
+    request_timeout: float = 1,
+) -> bool:
     """Whether the health check at base answered 200 before the server stopped or time ran out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and running():
         try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/api/v1/health", timeout=request_timeout).status_code == 200:
                 return True
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -13,7 +12,7 @@ import pytest
 from app.config import Settings
 from app.http_server import FILES_RESERVED, connection_cap, raise_file_limit
 from tests.conftest import SAFE_PROGRAM
-from tests.live_server import live_server
+from tests.live_server import live_server, wait_until_healthy
 
 PARTIAL_REQUEST = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"  # no blank line: never complete
 
@@ -42,18 +41,6 @@ def closed_by_server(sock: socket.socket, within: float = 30) -> bool:
         return True
     except TimeoutError:
         return False
-
-
-def health_answers(base: str, within: float = 15) -> bool:
-    """Whether health answers 200 before the deadline (a refused try is retried)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    return False
 
 
 def test_connection_cap_stays_below_the_file_limit() -> None:
@@ -87,7 +74,7 @@ def test_connections_past_the_cap_are_closed_at_once() -> None:
         sockets = half_open(base, 30, stack)
         assert all(closed_by_server(s) for s in sockets[20:])
         stack.close()  # the client lets go: the server serves again
-        assert health_answers(base)
+        assert wait_until_healthy(base, seconds=15, request_timeout=5)
 
 
 @pytest.fixture
