@@ -473,3 +473,18 @@ def test_chinese_typed_through_an_input_method_lands_once(pages, server) -> None
     page.keyboard.press("Control+Enter")  # the program with its Chinese comment still runs
     wait_shown(page, before)
     assert page.get_by_test_id("error").is_hidden()
+
+
+def test_the_lesson_sentence_leaves_with_the_lessons_code(pages, server) -> None:
+    page = pages["1440x900"]
+    open_lesson(page, server, "linear_expression")
+    expect(page.get_by_test_id("lesson")).to_contain_text("requires_grad")
+    before = page.evaluate("document.body.dataset.shown")
+    page.get_by_test_id("editor").fill(
+        "import torch\nw = torch.ones(2, requires_grad=True)\n(w * 3).sum().backward()\n"
+    )
+    page.get_by_test_id("run").click()
+    wait_shown(page, before)
+    expect(page.get_by_test_id("lesson-bar")).to_be_hidden()  # it spoke of x, w and b
+    page.click('[data-example="linear_expression"]')
+    expect(page.get_by_test_id("lesson")).to_contain_text("requires_grad")

@@ -156,9 +156,11 @@ class Explorer {
     return (this.lang === "zh" ? example.lesson_zh : example.lesson) || example.lesson;
   }
 
-  // One sentence above the graph that says what the lesson shows.
+  // One sentence above the graph that says what the lesson shows, while its code is shown
+  // (an edited program no longer shows what the sentence says).
   renderLesson() {
-    const example = this.examples?.find((e) => e.id === this.example);
+    const unchanged = this.lesson && (this.code === undefined || this.lesson.code === this.code);
+    const example = unchanged ? this.examples?.find((e) => e.id === this.example) : null;
     $("lesson").textContent = example ? this.lessonOf(example) : "";
     $("lesson-bar").hidden = !example;
   }
@@ -266,6 +268,7 @@ class Explorer {
     }
     $("stdout").textContent = graph.stdout;
     this.renderNotes();
+    this.renderLesson();
     this.renderSeries();
     this.player.setPasses(graph.backward, this.pass);
     const positions = this.timeline.positions(this.pass, this.layout);
