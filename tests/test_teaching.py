@@ -488,3 +488,37 @@ def test_the_lesson_sentence_leaves_with_the_lessons_code(pages, server) -> None
     expect(page.get_by_test_id("lesson-bar")).to_be_hidden()  # it spoke of x, w and b
     page.click('[data-example="linear_expression"]')
     expect(page.get_by_test_id("lesson")).to_contain_text("requires_grad")
+
+
+TRAINING_THAT_FAILS = """import torch
+import torch.nn as nn
+
+model = nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x = torch.randn(8, 3)
+y = torch.randn(8, 1)
+for step in range(4):
+    if step == 2:
+        x = torch.randn(8, 4)
+    loss = ((model(x) - y) ** 2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_a_loop_that_fails_later_opens_at_its_failing_call(pages, server) -> None:
+    page = pages["1440x900"]
+    open_lesson(page, server, "linear_expression")
+    before = page.evaluate("document.body.dataset.shown")
+    page.get_by_test_id("editor").fill(TRAINING_THAT_FAILS)
+    page.get_by_test_id("run").click()
+    wait_shown(page, before)
+    expect(page.get_by_test_id("pass-picker")).to_have_value("1")  # after the second pass
+    ghost = page.locator(".node.failed")
+    expect(ghost).to_have_class(re.compile("is-current"))
+    expect(ghost.locator(".badge-text")).to_have_attribute(
+        "data-text", re.compile(r"\(8x4\s+and 3x1\)")
+    )
+    graph = page.get_by_test_id("graph").bounding_box()
+    assert graph["height"] > 400, graph  # the graph keeps its room without the lesson bar

@@ -259,7 +259,9 @@ class Explorer {
     this.layout = graph.layout;
     this.editor.markError(null);
     this.showError(null);
-    this.pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
+    // a failure opens at the pass it followed, where its ghost op is drawn
+    const opening = step ? step.pass : graph.error?.node ? graph.backward.length - 1 : 0;
+    this.pass = Math.min(Math.max(0, opening ?? 0), Math.max(0, graph.backward.length - 1));
     this.layout = await this.layoutFor(this.pass);
     this.view.setGraph(graph, this.layout);
     if (graph.error) {
@@ -278,7 +280,8 @@ class Explorer {
       const found = positions.findIndex((p) => p.phase === step.phase && p.index >= step.index && (p.phase === "forward" || p.pass === step.pass));
       if (found >= 0) index = found;
     } else if (graph.error) {
-      index = Math.max(0, graph.forward.length - 1);
+      const ghost = positions.findIndex((p) => p.phase === "forward" && graph.forward[p.index]?.node === graph.error.node);
+      index = ghost >= 0 ? ghost : Math.max(0, positions.findLastIndex((p) => p.phase === "forward"));
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
     this.view.select(this.selected);

@@ -48,11 +48,17 @@ export class Timeline {
       if (box && last && last.phase === position.phase && last.box === box) last.index = position.index;
       else list.push({ ...position, box });
     };
+    // the call that raised after this pass's backward (a later iteration) plays after it
+    const failed = this.graph.error?.node;
+    const later = [];
     this.graph.forward.forEach((step, index) => {
-      if (!drawn || step.node in drawn) add({ phase: "forward", pass, index }, boxOf(step.node));
+      if (drawn && !(step.node in drawn)) return;
+      if (step.node === failed && step.after_pass > pass) later.push(index);
+      else add({ phase: "forward", pass, index }, boxOf(step.node));
     });
     const record = this.graph.backward[pass];
     if (record) record.steps.forEach((step, index) => add({ phase: "backward", pass, index }, boxOf(step.node)));
+    for (const index of later) add({ phase: "forward", pass, index }, null);
     return list.map(({ box, ...position }) => position);
   }
 
