@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from app.records import build
 from app.schemas import BackwardStep, OpNode, RuleTerm, SavedTensor, TensorData, TensorNode
 from app.tensor_summary import summarize
 
@@ -57,7 +60,7 @@ def format_tensor(t: torch.Tensor) -> str:
 
 def shape_text(shape: list[int] | None) -> str:
     """[2×3] for a shape; [] for a scalar."""
-    return "[" + "×".join(str(s) for s in shape or []) + "]"
+    return "[" + "×".join(map(str, shape)) + "]" if shape else "[]"
 
 
 def _finite(values: Any) -> Any:
@@ -97,6 +100,13 @@ def literal(text: str | None) -> Any:
         return None
     if text.lstrip("-").isdigit():
         return int(text)
+    value = _parsed(text)
+    return copy.deepcopy(value) if isinstance(value, list | dict | set) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Any:
+    """ast.literal_eval of a repr, once per distinct text (reprs repeat across steps)."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -207,15 +217,16 @@ class StepView:
         """One input's term: numbers written with values when small, else with shapes."""
         recorded = self.step.grad_inputs[slot]
         shape = recorded.shape if recorded else None
-        result = Operand("", value, shape)
-        items = [Operand("", p, list(p.shape)) if isinstance(p, torch.Tensor) else p for p in parts]
         text = []
-        for item in [*items, " = ", result]:
-            if isinstance(item, Operand):
-                small = item.value is not None and item.value.numel() <= TEXT_LIMIT
-                text.append(format_tensor(item.value) if small else shape_text(item.shape))
-            elif item is not None:
+        for item in parts:
+            if isinstance(item, str):
                 text.append(item)
+            elif isinstance(item, Operand):
+                text.append(_operand_text(item.value, item.shape))
+            elif isinstance(item, torch.Tensor):
+                text.append(_operand_text(item, item.shape))
+        text.append(" = ")
+        text.append(_operand_text(value, shape))
         agrees = None
         expected = to_tensor(recorded)
         if value is not None and expected is not None:
@@ -223,7 +234,8 @@ class StepView:
                 torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
             )
         name = self.slot_name(slot) or f"input{slot}"
-        return RuleTerm.model_construct(
+        return build(
+            RuleTerm,
             slot=slot,
             input=self.slot_tensors[slot] if slot < len(self.slot_tensors) else None,
             name=name,
@@ -233,6 +245,13 @@ class StepView:
             value=_summary(value) if value is not None and not agrees else None,
             agrees=agrees,
         )
+
+
+def _operand_text(value: torch.Tensor | None, shape: Any) -> str:
+    """An operand in a rule's numbers: its values when small, else its shape."""
+    if value is not None and value.numel() <= TEXT_LIMIT:
+        return format_tensor(value)
+    return shape_text(shape)
 
 
 def _summary(t: torch.Tensor) -> TensorData:
