@@ -14,6 +14,7 @@ from app.schemas import (
     GradientPart,
     Graph,
     OpNode,
+    SavedTensor,
     StepRule,
     TensorData,
     TensorNode,
@@ -47,6 +48,14 @@ class _GraphIndex:
             for consumer in consumers.get(tensor, []):
                 self.between[(op, consumer)] = tensor
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
+        self._saved: dict[str, dict[str, SavedTensor]] = {}
+
+    def saved(self, op: OpNode) -> dict[str, SavedTensor]:
+        """op's saved tensors and attributes by name, gathered once."""
+        known = self._saved.get(op.id)
+        if known is None:
+            known = self._saved[op.id] = {s.name: s for s in op.saved}
+        return known
 
     def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
         """(output name, tensor node per input slot, name per input slot) of op, read once."""
@@ -176,6 +185,7 @@ def explain_step(
             slot_labels=slot_labels,
             output=output,
             plain_inputs=list(index.plain_inputs.get(op.id, [])),
+            saved_by_name=index.saved(op),
         )
         try:
             expression, terms = rule(view)

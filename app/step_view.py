@@ -7,7 +7,7 @@ import copy
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,8 +18,7 @@ from app.tensor_summary import summarize
 TEXT_LIMIT = 6  # at most this many elements per tensor are written out in a rule's numbers
 
 
-@dataclass(frozen=True)
-class Operand:
+class Operand(NamedTuple):
     """A named tensor in a rule: its values when recorded inline, its shape always."""
 
     name: str
@@ -60,7 +59,18 @@ def format_tensor(t: torch.Tensor) -> str:
 
 def shape_text(shape: list[int] | None) -> str:
     """[2×3] for a shape; [] for a scalar."""
-    return "[" + "×".join(map(str, shape)) + "]" if shape else "[]"
+    if not shape:
+        return "[]"
+    key = tuple(shape)
+    text = _SHAPE_TEXTS.get(key)
+    if text is None:
+        text = "[" + "×".join(map(str, shape)) + "]"
+        if len(_SHAPE_TEXTS) < 4096:
+            _SHAPE_TEXTS[key] = text
+    return text
+
+
+_SHAPE_TEXTS: dict[tuple[int, ...], str] = {}  # shapes repeat across a recording's steps
 
 
 def _finite(values: Any) -> Any:
@@ -124,9 +134,11 @@ class StepView:
     slot_labels: list[str | None]
     output: str
     plain_inputs: list[str] = field(default_factory=list)
+    saved_by_name: dict[str, SavedTensor] = field(default_factory=dict)  # read-only
 
     def __post_init__(self) -> None:
-        self.saved_by_name: dict[str, SavedTensor] = {s.name: s for s in self.op.saved}
+        if not self.saved_by_name and self.op.saved:
+            self.saved_by_name = {s.name: s for s in self.op.saved}
         self._literals: dict[str, Any] = {}
         g = self.step.grad_outputs[0] if self.step.grad_outputs else None
         self.grad_data = g
