@@ -55,6 +55,21 @@ def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
 
 
+def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.aminmax(matrix, dim=1), computed by amin and amax where that gives the same.
+
+    On the CPU amin and amax are many times faster than aminmax; they find the same values but
+    may disagree on the sign of a zero, so rows with a zero bound are taken from aminmax.
+    """
+    if matrix.device.type != "cpu":
+        return torch.aminmax(matrix, dim=1)
+    low, high = matrix.amin(dim=1), matrix.amax(dim=1)
+    zero = ((low == 0) | (high == 0)).nonzero().squeeze(1)
+    if len(zero):
+        low[zero], high[zero] = torch.aminmax(matrix[zero], dim=1)
+    return low, high
+
+
 def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     """[min, max, mean, std] of each real tensor, reduced in groups of equal shape."""
     groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
@@ -64,11 +79,11 @@ def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     for members in groups.values():
         matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
         size = matrix.shape[1]
-        low, high = torch.aminmax(matrix, dim=1)
+        low, high = row_bounds(matrix)
         # two passes with double-precision sums: fast on both devices and accurate
         mean = matrix.sum(dim=1, dtype=torch.float64) / size
         centred = matrix - mean.to(matrix.dtype)[:, None]
-        std = (centred.square().sum(dim=1, dtype=torch.float64) / size).sqrt()
+        std = (centred.square_().sum(dim=1, dtype=torch.float64) / size).sqrt()
         values = torch.stack([low.to(torch.float64), high.to(torch.float64), mean, std], dim=1)
         for i, row in zip(members, values.tolist(), strict=True):
             rows[i] = row

@@ -16,6 +16,7 @@ from app.tensor_summary import (
     batch_stats,
     round_significant,
     rounded_all,
+    row_bounds,
     summarize,
 )
 
@@ -78,6 +79,19 @@ def test_rounding_all_at_once_equals_rounding_each() -> None:
         got = rounded_all(values, digits)
         assert [repr(v) for v in got] == [repr(v) for v in expected]  # -0.0 and nan included
     assert rounded_all([], 7) == []
+
+
+def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
+    torch.manual_seed(3)
+    choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
+    for columns in (1, 7, 64, 1000):
+        picks = torch.randint(0, 5, (40, columns))
+        picks[::7, 0] = 5  # a few rows with a NaN
+        matrix = choices[picks]
+        low, high = row_bounds(matrix)
+        want_low, want_high = torch.aminmax(matrix, dim=1)
+        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
+        assert repr(high.tolist()) == repr(want_high.tolist())
 
 
 def _mixed_tensors() -> list[torch.Tensor]:
