@@ -86,10 +86,14 @@ def to_tensor(data: TensorData | None) -> torch.Tensor | None:
     if data is None or data.values is None:
         return None
     floating = data.dtype.startswith(("float", "bfloat", "complex"))
+    dtype = torch.float64 if floating else None
     try:
-        t = torch.tensor(_finite(data.values), dtype=torch.float64 if floating else None)
-    except (TypeError, ValueError, RuntimeError):
-        return None
+        t = torch.tensor(data.values, dtype=dtype)  # numbers only: the common case
+    except (TypeError, ValueError, RuntimeError):  # "NaN" / "Infinity" among them
+        try:
+            t = torch.tensor(_finite(data.values), dtype=dtype)
+        except (TypeError, ValueError, RuntimeError):
+            return None
     return t.reshape(data.shape) if t.numel() == math.prod(data.shape) else None
 
 
@@ -240,7 +244,7 @@ class StepView:
         text.append(" = ")
         text.append(_operand_text(value, shape))
         agrees = None
-        expected = to_tensor(recorded)
+        expected = to_tensor(recorded) if value is not None else None
         if value is not None and expected is not None:
             agrees = value.shape == expected.shape and bool(
                 torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
