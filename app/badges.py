@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ def data_text(data: TensorData | None, items: int = BADGE_ITEMS) -> str:
         if not isinstance(data.values, list):
             return format_values([data.values], is_floating(data.dtype))[0]
         flat = flat_values(data.values)
-        shown = format_values(flat, is_floating(data.dtype))[:items]
+        shown = format_values(flat, is_floating(data.dtype), items)
         return f"[{', '.join(shown)}{', …' if len(flat) > items else ''}]"
     if data.stats is not None:
         mean, std = format_values([data.stats.mean, data.stats.std])
@@ -58,16 +59,31 @@ class _Arrival:
     accumulated: TensorData | None = None
     leaf: bool = False
 
-    def text(self) -> str:
-        parts = [data_text(p) for p in self.parts]
-        total = data_text(self.total) if self.total is not None else None
+    def text(self, text_of: Callable[[TensorData | None], str] = data_text) -> str:
+        parts = [text_of(p) for p in self.parts]
+        total = text_of(self.total) if self.total is not None else None
         if len(parts) > 1:
             body = " + ".join(parts) + (f" = {total}" if total else "")
         else:
             body = total or (parts[0] if parts else "")
         if self.leaf:
-            body += f" → .grad {data_text(self.accumulated)}"
+            body += f" → .grad {text_of(self.accumulated)}"
         return f"∂ {body}"
+
+
+class _TextMemo:
+    """data_text of each TensorData, written once however many badges repeat it."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[TensorData | None, str]] = {}
+
+    def __call__(self, data: TensorData | None) -> str:
+        known = self._texts.get(id(data))
+        if known is not None and known[0] is data:
+            return known[1]
+        text = data_text(data)
+        self._texts[id(data)] = (data, text)  # holds data, so its id is not reused meanwhile
+        return text
 
 
 def _tensor_between(graph: Graph) -> dict[tuple[str, str], str]:
@@ -91,13 +107,14 @@ def _tensor_between(graph: Graph) -> dict[tuple[str, str], str]:
 def badge_track(graph: Graph) -> BadgeTrack:
     """Badge texts: each forward step's outputs, and each backward step's changed gradients."""
     by_id = {n.id: n for n in graph.nodes}
+    text_of = _TextMemo()
     forward = []
     for step in graph.forward:
         texts = {}
         for tensor in step.outputs:
             node = by_id.get(tensor)
             if isinstance(node, TensorNode):
-                texts[tensor] = f"= {data_text(node.value)}"
+                texts[tensor] = f"= {text_of(node.value)}"
         if graph.error is not None and graph.error.node == step.node:  # the call that raised
             message = " ".join(graph.error.message.split())
             if len(message) > ERROR_BADGE_CHARS:
@@ -158,7 +175,9 @@ def badge_track(graph: Graph) -> BadgeTrack:
                 for tensor, data in record.results.items():
                     arrivals.setdefault(tensor, _Arrival()).total = data
                     touched.append(tensor)
-            steps.append({tensor: arrivals[tensor].text() for tensor in dict.fromkeys(touched)})
+            steps.append(
+                {tensor: arrivals[tensor].text(text_of) for tensor in dict.fromkeys(touched)}
+            )
         backward.append(steps)
     return BadgeTrack(forward=forward, backward=backward)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from app.local_rules import RULES
+from app.records import build
 from app.schemas import (
     Accumulation,
     BackwardPass,
@@ -13,6 +14,7 @@ from app.schemas import (
     GradientPart,
     Graph,
     OpNode,
+    SavedTensor,
     StepRule,
     TensorData,
     TensorNode,
@@ -45,6 +47,28 @@ class _GraphIndex:
         for tensor, op in producer.items():
             for consumer in consumers.get(tensor, []):
                 self.between[(op, consumer)] = tensor
+        self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
+        self._saved: dict[str, dict[str, SavedTensor]] = {}
+
+    def saved(self, op: OpNode) -> dict[str, SavedTensor]:
+        """op's saved tensors and attributes by name, gathered once."""
+        known = self._saved.get(op.id)
+        if known is None:
+            known = self._saved[op.id] = {s.name: s for s in op.saved}
+        return known
+
+    def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
+        """(output name, tensor node per input slot, name per input slot) of op, read once."""
+        known = self._slots.get(op.id)
+        if known is None:
+            count = range(len(op.next))
+            known = (
+                self.output_name(op),
+                [self.slot_tensor(op, k) for k in count],
+                [self.slot_label(op, k) for k in count],
+            )
+            self._slots[op.id] = known
+        return known
 
     def output_name(self, op: OpNode) -> str:
         """Name of what op computed: its output tensor's label, or a name made from its input."""
@@ -107,8 +131,8 @@ def _flat(values: object) -> list[object]:
 def _meet(parts: list[GradientPart], total: TensorData) -> GradientMeet:
     small = _is_small(total, *(p.value for p in parts))
     text = " + ".join(_data_text(p.value, small) for p in parts)
-    return GradientMeet.model_construct(
-        parts=parts, total=total, text=f"{text} = {_data_text(total, small)}"
+    return build(
+        GradientMeet, parts=parts, total=total, text=f"{text} = {_data_text(total, small)}"
     )
 
 
@@ -120,7 +144,8 @@ def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: st
     before_text = _data_text(before, small) if before is not None else "None"
     after_text = _data_text(after, small) if after is not None else "None"
     added_text = _data_text(added, small) if added is not None else "None"
-    return Accumulation.model_construct(
+    return build(
+        Accumulation,
         leaf=op.variable or "",
         name=name,
         before=before,
@@ -135,9 +160,10 @@ def explain_step(
 ) -> StepRule:
     """The rule of one step: a known formula with terms, an accumulation, or a note."""
     grad_fn = op.grad_fn or op.op
-    output = index.output_name(op)
+    output, slot_tensors, slot_labels = index.slots(op)
     if grad_fn == ACCUMULATE_GRAD:
-        return StepRule.model_construct(
+        return build(
+            StepRule,
             known=True,
             grad_fn=grad_fn,
             output=output,
@@ -155,10 +181,11 @@ def explain_step(
             op=op,
             step=step,
             nodes=index.nodes,
-            slot_tensors=[index.slot_tensor(op, k) for k in range(len(op.next))],
-            slot_labels=[index.slot_label(op, k) for k in range(len(op.next))],
+            slot_tensors=slot_tensors,
+            slot_labels=slot_labels,
             output=output,
             plain_inputs=list(index.plain_inputs.get(op.id, [])),
+            saved_by_name=index.saved(op),
         )
         try:
             expression, terms = rule(view)
@@ -166,7 +193,8 @@ def explain_step(
             note = f"the rule of {grad_fn} could not be applied to the recorded values"
     else:
         note = f"no rule for {grad_fn}; its gradients are shown as recorded"
-    return StepRule.model_construct(
+    return build(
+        StepRule,
         known=rule is not None and note is None,
         grad_fn=grad_fn,
         output=output,
@@ -208,10 +236,10 @@ def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
         parts = sent.get(step.node, [])
         total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
         if len(parts) >= 2 and total is not None:
-            rule.meet = _meet(parts, total)
-        step.rule = rule
+            rule.__dict__["meet"] = _meet(parts, total)  # every field of rule is already set
+        step.__dict__["rule"] = rule  # built with rule=None: the field counts as set
         for slot, producer in enumerate(op.next):
             grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
             if producer is not None and grad is not None:
-                part = GradientPart.model_construct(source=step.node, value=grad)
+                part = build(GradientPart, source=step.node, value=grad)
                 sent.setdefault(producer, []).append(part)

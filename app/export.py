@@ -332,6 +332,8 @@ def render(
 ) -> bytes:
     """The graph exported in a format; LayoutUnavailable without graphviz, BadStep for bad steps."""
     expanded = list(expanded or [])
+    if graph.badges is None and not splits_by_pass(graph):  # one track for the whole export
+        graph = graph.model_copy(update={"badges": badge_track(graph)})
     step_view(graph, step, lang)  # validates the step before any work
     if not dot_available():
         raise LayoutUnavailable(INSTALL_HINT)

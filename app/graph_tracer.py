@@ -912,16 +912,16 @@ class Recorder:
         return handles
 
     def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:
-        summary_of: dict[tuple[Any, ...], TensorData] = {}
+        summary_of: dict[int, TensorData] = {}
 
         def summarize_once(g: torch.Tensor | None) -> TensorData | None:
-            # the engine hands the same buffer to a node's hook and its producer's: one summary
+            # the engine hands the same tensor to a node's hook and its producer's: one summary
+            # (run holds every tensor seen, so no id is reused while this runs)
             if g is None:
                 return None
-            key = _storage_key(g) if g.numel() else (id(g),)
-            cached = summary_of.get(key)
+            cached = summary_of.get(id(g))
             if cached is None:
-                cached = summary_of[key] = self._summary(g, preview=False)
+                cached = summary_of[id(g)] = self._summary(g, preview=False)
             return cached
 
         for op_id in run.order:
@@ -1255,7 +1255,8 @@ def record_program(
             _run_program(recorder, execute)
             if recorder.graph.error is None and not recorder.graph.backward:
                 _add_implicit_backward(recorder)
-    return recorder.finish()
+    with FewerCollections():  # finishing (the chain rules) allocates as much as recording
+        return recorder.finish()
 
 
 def record_error(exc: BaseException, device: str = "cpu") -> Graph:

@@ -17,6 +17,8 @@ Local = Callable[[torch.Tensor], torch.Tensor]
 
 def broadcast_shape(a: list[int], b: list[int]) -> list[int]:
     """The shape two shapes broadcast to (torch's rule), without asking torch."""
+    if a == b:
+        return list(a)
     rank = max(len(a), len(b))
     a, b = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
     return [x if y == 1 else y for x, y in zip(a, b, strict=True)]
@@ -27,8 +29,11 @@ def _t(name: str) -> str:
     return name[:-1] if name.endswith("ᵀ") else f"{name}ᵀ"
 
 
+_GROUPING = frozenset(" +-·/")  # characters that make a name an expression to bracket
+
+
 def _group(text: str) -> str:
-    return f"({text})" if any(c in text for c in " +-·/") else text
+    return text if _GROUPING.isdisjoint(text) else f"({text})"
 
 
 def elementwise(
@@ -306,12 +311,20 @@ def _dot(view: StepView) -> tuple[str, list[RuleTerm]]:
 
 
 def _shape_op(expression: str, product: str, move: Callable[[StepView], torch.Tensor]) -> Rule:
+    keys = [
+        key
+        for key in ("dim", "dim0", "dim1", "index", "start", "end", "step")
+        if "{" + key + "}" in expression or "{" + key + "}" in product
+    ]
+    with_sizes = "{sizes}" in expression or "{sizes}" in product
+
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         x, g = view.slot_name(0) or "x", view.grad
-        names = {"x": x, "y": view.output, "g": g.name, "sizes": shape_text(_sizes(view))}
-        for key in ("dim", "dim0", "dim1", "index", "start", "end", "step"):
-            if "{" + key + "}" in expression or "{" + key + "}" in product:
-                names[key] = str(view.number(key, ""))
+        names = {"x": x, "y": view.output, "g": g.name}
+        if with_sizes:
+            names["sizes"] = shape_text(_sizes(view))
+        for key in keys:
+            names[key] = str(view.number(key, ""))
         text = product.format(**names)
         head, _, tail = text.partition(g.name)
         value = move(view) if g.value is not None else None

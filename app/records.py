@@ -12,6 +12,10 @@ M = TypeVar("M", bound=BaseModel)
 
 _set = object.__setattr__
 _new = object.__new__
+# BaseModel's slots, set through their descriptors (cheaper than object.__setattr__ by name)
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _MISSING = object()
 # per model class: every field in declaration order with its default (or _MISSING), and the
 # fields whose default comes from a factory
@@ -53,7 +57,7 @@ def build(cls: type[M], **values: Any) -> M:
                 data[name] = factory()
     obj = _new(cls)
     _set(obj, "__dict__", data)
-    _set(obj, "__pydantic_fields_set__", set(values))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
+    _set_fields_set(obj, set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj

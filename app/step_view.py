@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
+from app.records import build
 from app.schemas import BackwardStep, OpNode, RuleTerm, SavedTensor, TensorData, TensorNode
 from app.tensor_summary import summarize
 
 TEXT_LIMIT = 6  # at most this many elements per tensor are written out in a rule's numbers
 
 
-@dataclass(frozen=True)
-class Operand:
+class Operand(NamedTuple):
     """A named tensor in a rule: its values when recorded inline, its shape always."""
 
     name: str
@@ -57,7 +59,18 @@ def format_tensor(t: torch.Tensor) -> str:
 
 def shape_text(shape: list[int] | None) -> str:
     """[2×3] for a shape; [] for a scalar."""
-    return "[" + "×".join(str(s) for s in shape or []) + "]"
+    if not shape:
+        return "[]"
+    key = tuple(shape)
+    text = _SHAPE_TEXTS.get(key)
+    if text is None:
+        text = "[" + "×".join(map(str, shape)) + "]"
+        if len(_SHAPE_TEXTS) < 4096:
+            _SHAPE_TEXTS[key] = text
+    return text
+
+
+_SHAPE_TEXTS: dict[tuple[int, ...], str] = {}  # shapes repeat across a recording's steps
 
 
 def _finite(values: Any) -> Any:
@@ -73,10 +86,14 @@ def to_tensor(data: TensorData | None) -> torch.Tensor | None:
     if data is None or data.values is None:
         return None
     floating = data.dtype.startswith(("float", "bfloat", "complex"))
+    dtype = torch.float64 if floating else None
     try:
-        t = torch.tensor(_finite(data.values), dtype=torch.float64 if floating else None)
-    except (TypeError, ValueError, RuntimeError):
-        return None
+        t = torch.tensor(data.values, dtype=dtype)  # numbers only: the common case
+    except (TypeError, ValueError, RuntimeError):  # "NaN" / "Infinity" among them
+        try:
+            t = torch.tensor(_finite(data.values), dtype=dtype)
+        except (TypeError, ValueError, RuntimeError):
+            return None
     return t.reshape(data.shape) if t.numel() == math.prod(data.shape) else None
 
 
@@ -97,6 +114,13 @@ def literal(text: str | None) -> Any:
         return None
     if text.lstrip("-").isdigit():
         return int(text)
+    value = _parsed(text)
+    return copy.deepcopy(value) if isinstance(value, list | dict | set) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Any:
+    """ast.literal_eval of a repr, once per distinct text (reprs repeat across steps)."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -114,9 +138,11 @@ class StepView:
     slot_labels: list[str | None]
     output: str
     plain_inputs: list[str] = field(default_factory=list)
+    saved_by_name: dict[str, SavedTensor] = field(default_factory=dict)  # read-only
 
     def __post_init__(self) -> None:
-        self.saved_by_name: dict[str, SavedTensor] = {s.name: s for s in self.op.saved}
+        if not self.saved_by_name and self.op.saved:
+            self.saved_by_name = {s.name: s for s in self.op.saved}
         self._literals: dict[str, Any] = {}
         g = self.step.grad_outputs[0] if self.step.grad_outputs else None
         self.grad_data = g
@@ -207,23 +233,25 @@ class StepView:
         """One input's term: numbers written with values when small, else with shapes."""
         recorded = self.step.grad_inputs[slot]
         shape = recorded.shape if recorded else None
-        result = Operand("", value, shape)
-        items = [Operand("", p, list(p.shape)) if isinstance(p, torch.Tensor) else p for p in parts]
         text = []
-        for item in [*items, " = ", result]:
-            if isinstance(item, Operand):
-                small = item.value is not None and item.value.numel() <= TEXT_LIMIT
-                text.append(format_tensor(item.value) if small else shape_text(item.shape))
-            elif item is not None:
+        for item in parts:
+            if isinstance(item, str):
                 text.append(item)
+            elif isinstance(item, Operand):
+                text.append(_operand_text(item.value, item.shape))
+            elif isinstance(item, torch.Tensor):
+                text.append(_operand_text(item, item.shape))
+        text.append(" = ")
+        text.append(_operand_text(value, shape))
         agrees = None
-        expected = to_tensor(recorded)
+        expected = to_tensor(recorded) if value is not None else None
         if value is not None and expected is not None:
             agrees = value.shape == expected.shape and bool(
                 torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
             )
         name = self.slot_name(slot) or f"input{slot}"
-        return RuleTerm.model_construct(
+        return build(
+            RuleTerm,
             slot=slot,
             input=self.slot_tensors[slot] if slot < len(self.slot_tensors) else None,
             name=name,
@@ -233,6 +261,13 @@ class StepView:
             value=_summary(value) if value is not None and not agrees else None,
             agrees=agrees,
         )
+
+
+def _operand_text(value: torch.Tensor | None, shape: Any) -> str:
+    """An operand in a rule's numbers: its values when small, else its shape."""
+    if value is not None and value.numel() <= TEXT_LIMIT:
+        return format_tensor(value)
+    return shape_text(shape)
 
 
 def _summary(t: torch.Tensor) -> TensorData:

@@ -23,11 +23,16 @@ def _as_float(value: Any) -> float | None:
     return None
 
 
-def format_values(values: Sequence[Any], floating: bool = True) -> list[str]:
-    """Each value as torch prints it inside one tensor: one shared mode for all of them."""
+def format_values(
+    values: Sequence[Any], floating: bool = True, limit: int | None = None
+) -> list[str]:
+    """Each value as torch prints it inside one tensor: one shared mode for all of them.
+
+    With limit, only the first limit values are written (in the mode all of them share).
+    """
     numbers = [_as_float(v) for v in values]
     if any(n is None for n in numbers):
-        return [str(v) for v in values]
+        return [str(v) for v in values[:limit]]
     finite = [abs(n) for n in numbers if n is not None and math.isfinite(n)]
     nonzero = [n for n in finite if n != 0]
 
@@ -39,7 +44,7 @@ def format_values(values: Sequence[Any], floating: bool = True) -> list[str]:
         return None
 
     if not floating:
-        return [str(int(n)) if special(n) is None else special(n) for n in numbers]  # type: ignore[arg-type]
+        return [str(int(n)) if special(n) is None else special(n) for n in numbers[:limit]]  # type: ignore[arg-type]
     whole = all(n == math.ceil(n) for n in finite)
     low = min(nonzero) if nonzero else 0.0
     high = max(nonzero) if nonzero else 0.0
@@ -50,7 +55,7 @@ def format_values(values: Sequence[Any], floating: bool = True) -> list[str]:
         sci = bool(nonzero) and (high / low > 1000.0 or high > 1.0e8 or low < 1.0e-4)
         pattern = f"{{:.{PRECISION}e}}" if sci else f"{{:.{PRECISION}f}}"
     out = []
-    for n in numbers:
+    for n in numbers[:limit]:
         assert n is not None
         text = special(n)
         out.append(text if text is not None else pattern.format(n))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,23 @@ def test_serve_refuses_a_public_address_without_the_jail(
     code, _, err = run(capsys, "serve", "--host", "0.0.0.0")
     assert code == 2 and "without the jail" in err and "bubblewrap" in err
     assert "--allow-unjailed" in err
+
+
+@pytest.mark.parametrize(("body", "expected"), [("y.backward()\n", 0), ("w.add_(1)\n", 1), ("", 0)])
+def test_the_command_exits_with_all_its_output_written(
+    tmp_path: Path, body: str, expected: int
+) -> None:
+    program = tmp_path / "p.py"
+    program.write_text(
+        "import torch\nw = torch.ones(300, requires_grad=True)\ny = (w * 3).sum()\n" + body
+    )
+    command = [sys.executable, "-m", "app.cli", "trace", str(program), "--pretty"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == expected, done.stderr
+    graph = json.loads(done.stdout)  # the whole JSON, over a pipe
+    assert any(n.get("name") == "y" for n in graph["nodes"])
+    svg = tmp_path / "g.svg"
+    command = [sys.executable, "-m", "app.cli", "render", str(program), "--format", "dot"]
+    done = subprocess.run([*command, "-o", str(svg)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == expected and f"wrote {svg}" in done.stderr
+    assert svg.read_text().rstrip().endswith("}")

@@ -54,7 +54,7 @@ def test_cmd_is_the_readme_serve_command_and_the_cli_accepts_it() -> None:
     command = json.loads(one("CMD"))
     assert command[:2] == ["autograd-explorer", "serve"]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'autograd-explorer = "app.cli:main"' in pyproject
+    assert 'autograd-explorer = "app.cli:run"' in pyproject
     args = build_parser().parse_args(command[1:])
     assert args.host == "0.0.0.0" and args.command == "serve"
     assert f"`autograd-explorer serve --host 0.0.0.0 --port {args.port}`" in readme()

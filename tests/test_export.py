@@ -204,3 +204,24 @@ def test_html_export_with_markup_in_names_shows_its_graph(tmp_path: Path) -> Non
         expect(page.locator("svg")).to_contain_text("<!--")
         browser.close()
     assert errors == []
+
+
+def test_an_export_writes_the_badge_track_once(shared, monkeypatch) -> None:
+    import app.badges
+    import app.export
+    import app.layout
+
+    calls: list[int] = []
+
+    def counted(graph):
+        calls.append(1)
+        return app.badges.badge_track(graph)
+
+    monkeypatch.setattr(app.export, "badge_track", counted)
+    monkeypatch.setattr(app.layout, "badge_track", counted)
+    plain = shared.model_copy(update={"badges": None})
+    source = render(plain, "dot")
+    assert len(calls) == 1
+    assert source == render(
+        plain.model_copy(update={"badges": app.badges.badge_track(plain)}), "dot"
+    )

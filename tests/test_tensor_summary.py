@@ -15,6 +15,8 @@ from app.tensor_summary import (
     batch_histograms,
     batch_stats,
     round_significant,
+    rounded_all,
+    row_bounds,
     summarize,
 )
 
@@ -63,6 +65,33 @@ def test_non_finite_values_travel_as_strings() -> None:
 def test_round_significant() -> None:
     assert round_significant(0.0123456789, 4) == 0.01235
     assert round_significant(float("nan"), 4) != round_significant(float("nan"), 4)
+
+
+def test_rounding_all_at_once_equals_rounding_each() -> None:
+    torch.manual_seed(2)
+    values = [0.0, -0.0, 1.0, 5e-324, 1.7976931348623157e308, 9.99999949, 0.12345675]
+    values += [float("inf"), float("-inf"), float("nan"), 123456789.0, -2.5e-7]
+    values += (
+        torch.randn(500, dtype=torch.float64) * 10 ** torch.randint(-12, 12, (500,))
+    ).tolist()
+    for digits in (4, 7):
+        expected = [float(format(v, f".{digits}g")) for v in values]
+        got = rounded_all(values, digits)
+        assert [repr(v) for v in got] == [repr(v) for v in expected]  # -0.0 and nan included
+    assert rounded_all([], 7) == []
+
+
+def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
+    torch.manual_seed(3)
+    choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
+    for columns in (1, 7, 64, 1000):
+        picks = torch.randint(0, 5, (40, columns))
+        picks[::7, 0] = 5  # a few rows with a NaN
+        matrix = choices[picks]
+        low, high = row_bounds(matrix)
+        want_low, want_high = torch.aminmax(matrix, dim=1)
+        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
+        assert repr(high.tolist()) == repr(want_high.tolist())
 
 
 def _mixed_tensors() -> list[torch.Tensor]:

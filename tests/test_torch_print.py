@@ -47,3 +47,10 @@ def test_micrograd_a_grad_prints_four_decimals() -> None:
 def test_integer_tensors_print_without_a_point() -> None:
     assert format_values([1, 2, 3], floating=False) == ["1", "2", "3"]
     assert format_values(["NaN"]) == ["nan"]
+
+
+@pytest.mark.parametrize("values", [[0.5, 1234.5, 0.25, 7.0], [1e-5, 1.0, 2.0], [1.0, 2.0, 3.0]])
+@pytest.mark.parametrize("limit", [0, 1, 3, 10])
+def test_a_limit_writes_the_first_values_in_the_mode_of_all(values: list[float], limit) -> None:
+    assert format_values(values, limit=limit) == format_values(values)[:limit]
+    assert format_values(values, False, limit) == format_values(values, False)[:limit]

@@ -1,0 +1,34 @@
+"""records.build gives what model_construct gives: same fields, defaults, serialisation."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.records import build
+from app.schemas import BackwardStep, OpNode, Stats, StepRule, TensorData
+
+
+@pytest.mark.parametrize(
+    ("cls", "values"),
+    [
+        (Stats, {"min": -1.0, "max": 2.0, "mean": 0.5, "std": float("nan")}),
+        (TensorData, {"shape": [2], "dtype": "float32", "values": [1.0, 2.0]}),
+        (TensorData, {"dtype": "int64", "shape": []}),  # out of declaration order
+        (OpNode, {"id": "op0", "label": "mul", "op": "mul", "grad_fn": "MulBackward0"}),
+        (BackwardStep, {"node": "op0", "grad_inputs": [None], "grad_outputs": []}),
+        (StepRule, {"known": False, "grad_fn": "X", "output": "y", "note": "none"}),
+    ],
+)
+def test_build_equals_model_construct(cls, values) -> None:
+    built, constructed = build(cls, **values), cls.model_construct(**values)
+    assert built.model_dump_json() == constructed.model_dump_json()
+    assert built.model_fields_set == constructed.model_fields_set
+    assert built.__pydantic_extra__ is None and built.__pydantic_private__ is None
+    assert list(built.__dict__) == list(cls.model_fields)  # fields serialise in this order
+
+
+def test_default_factories_give_each_instance_its_own_list() -> None:
+    a = build(OpNode, id="a", label="a", op="a", grad_fn=None)
+    b = build(OpNode, id="b", label="b", op="b", grad_fn=None)
+    a.saved.append("x")  # type: ignore[arg-type]
+    assert b.saved == []
