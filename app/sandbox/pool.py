@@ -56,10 +56,11 @@ g = torch.autograd.grad((x.requires_grad_() ** 2).sum(), x, create_graph=True)
 """
 SPARE_WARM_UP_PROGRAM = """import torch
 import torch.nn as nn
-net = nn.Linear(3, 2)
-x = torch.randn(4, 3)
-loss = ((net(x) - 1) ** 2).mean()
-loss.backward()
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+net = nn.Linear(2, 2)
+y = torch.mul(torch.add(w, 1), net(w)).sum()
+y.backward()
+print("w.grad:", w.grad, y.grad_fn)
 """
 CONTROL_MESSAGE_BYTES = 64 * 1024
 REQUEST_SLACK_BYTES = 4096
