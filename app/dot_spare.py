@@ -143,6 +143,15 @@ class SpareDots:
         for old in evicted:
             discard(old)
 
+    def settle(self, seconds: float = 30.0) -> None:
+        """Wait until no spare is starting (at most seconds)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._starting:
+                    return
+            time.sleep(0.005)
+
     def count(self) -> int:
         """How many spares wait now."""
         with self._lock:

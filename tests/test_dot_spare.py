@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -43,11 +42,8 @@ def key_of(limits: DotLimits) -> tuple[object, ...]:
 
 def spare_of(limits: DotLimits) -> subprocess.Popen[bytes] | None:
     """The spare for json0 layouts with these limits, once its start has settled (or None)."""
-    key = key_of(limits)
-    deadline = time.monotonic() + 30
-    while key in dot_spare.SPARES._starting and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return dot_spare.SPARES._spares.get(key)
+    dot_spare.SPARES.settle()
+    return dot_spare.SPARES._spares.get(key_of(limits))
 
 
 @pytest.fixture(autouse=True)
