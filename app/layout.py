@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app import dot_spare
 from app.badges import badge_track, widest_badges
 from app.errors import LimitExceeded
 from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, OpNode, TensorNode
@@ -460,6 +461,9 @@ def dot_command(fmt: str, limits: DotLimits) -> tuple[list[str], Callable[[], No
 def run_dot(source: str, fmt: str = "json0", limits: DotLimits | None = None) -> bytes:
     """Output of graphviz dot for a DOT source, run within limits, at most one per core.
 
+    A json0 layout takes the warm spare dot of its command when one waits (app.dot_spare), and
+    leaves a new one warming up for the next layout.
+
     LimitExceeded('layout_time' | 'layout_memory'), LayoutBusy when no slot frees in time,
     DotFailed for any other error of dot."""
     if not dot_available():
@@ -467,31 +471,32 @@ def run_dot(source: str, fmt: str = "json0", limits: DotLimits | None = None) ->
     limits = limits or DotLimits()
     if not DOT_SLOTS.acquire(timeout=limits.seconds):
         raise LayoutBusy(f"every layout slot stayed busy for {limits.seconds:g} s")
+    argv, preexec = dot_command(fmt, limits)
+    key = (tuple(argv), limits, dot_spare.dot_fingerprint())
     try:
-        argv, preexec = dot_command(fmt, limits)
-        done = subprocess.run(
-            argv,
-            input=source.encode("utf-8", "replace"),
-            capture_output=True,
-            timeout=limits.seconds,
-            check=False,
-            preexec_fn=preexec,  # only setrlimit and nice run in the child
-        )
-    except subprocess.TimeoutExpired:
-        raise _time_limit(limits) from None
+        process = dot_spare.SPARES.take(key) or dot_spare.start_dot(argv, preexec)
+        try:
+            stdout, stderr = process.communicate(
+                source.encode("utf-8", "replace"), timeout=limits.seconds
+            )
+        except subprocess.TimeoutExpired:
+            dot_spare.discard(process)
+            raise _time_limit(limits) from None
     finally:
         DOT_SLOTS.release()
-    if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        if fmt == "json0":  # the next layout finds a warm dot waiting
+            dot_spare.SPARES.refill(key, argv, preexec, limits.seconds)
+    if process.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise _time_limit(limits)
-    if done.returncode != 0:
-        error = done.stderr.decode(errors="replace")
-        if done.returncode < 0 or "memory" in error.lower() or "alloc" in error.lower():
+    if process.returncode != 0:
+        error = stderr.decode(errors="replace")
+        if process.returncode < 0 or "memory" in error.lower() or "alloc" in error.lower():
             raise LimitExceeded(
                 "layout_memory",
                 f"graphviz needed more than {limits.memory_mb} MB: collapse modules",
             )
         raise DotFailed(f"graphviz failed: {error[:300]}")
-    return done.stdout
+    return stdout
 
 
 def _time_limit(limits: DotLimits) -> LimitExceeded:

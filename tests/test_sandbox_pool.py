@@ -1,4 +1,5 @@
-"""The worker pool under load: timeouts, a responsive health check, workers replaced, busy answers."""
+"""The worker pool: spare children serve one request each; under load timeouts, a responsive
+health check, workers replaced, busy answers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.sandbox.pool import SPARE_CHILDREN, _complete
 from tests.conftest import SAFE_PROGRAM, w_grad
 from tests.live_server import live_server
 
@@ -40,6 +42,110 @@ def python_descendants(pid: int) -> list[int]:
     return found
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def zygote_children(zygote: int) -> list[int]:
+    """The worker parent's own children (requests running, spares waiting), by process id."""
+    pythons = {*python_descendants(zygote), zygote}
+    found = []
+    for pid in pythons:
+        try:
+            if parent_of(pid) in pythons and pid != zygote:
+                found.append(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def wait_for(condition, seconds: float = 60.0):  # noqa: ANN001, ANN201 - a test helper
+    """condition()'s first truthy value, polling until seconds have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("the condition did not come true in time")
+
+
+def proc_field(pid: int, name: str, field: str) -> str:
+    """The text after `field` in /proc/PID/name (such as status's 'Seccomp:')."""
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(field):
+            return line[len(field) :].strip()
+    raise KeyError(field)
+
+
+LEAVE_A_MARK = (
+    "import os, torch\n"
+    "print('pid', os.getpid(), 'found', getattr(torch, 'left_by_earlier', None))\n"
+    "torch.left_by_earlier = os.getpid()\n"
+    "w = torch.tensor([1.0], requires_grad=True)\n"
+    "(w * 5).sum().backward()\n"
+)
+
+
+def test_each_request_gets_its_own_child_that_sees_nothing_of_the_one_before() -> None:
+    with live_server(Settings(workers=1)) as (base, _):
+        lines = []
+        for seed in range(4):
+            response = httpx.post(
+                f"{base}/api/v1/trace", json={"code": LEAVE_A_MARK, "seed": seed}, timeout=60
+            )
+            assert response.status_code == 200, response.text[:300]
+            lines.append(response.json()["stdout"].split())
+    assert [line[3] for line in lines] == ["None"] * 4  # no mark of an earlier request
+    assert len({line[1] for line in lines}) == 4  # four processes, one per request
+
+
+def test_a_spare_is_limited_before_any_request_and_replaced_after_one() -> None:
+    settings = Settings(workers=1, cpu_seconds=7, wall_seconds=1)
+    with live_server(settings) as (base, app):
+        zygote = app.state.service.pool.zygote_pid
+        (spare,) = wait_for(lambda: zygote_children(zygote))
+        # limits and seccomp are on while it waits, before it has read any request
+        wait_for(lambda: proc_field(spare, "status", "Seccomp:") == "2")
+        assert proc_field(spare, "limits", "Max cpu time").split()[:2] == ["7", "8"]
+        assert proc_field(spare, "limits", "Max address space").split()[0] != "unlimited"
+        assert proc_field(spare, "limits", "Max core file size").split()[0] == "0"
+        time.sleep(1.5)  # longer than the wall limit: it counts from the request, not the spare
+        response = httpx.post(
+            f"{base}/api/v1/trace",
+            json={"code": "import os, time\nprint(os.getpid(), time.process_time())\n"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text[:300]
+        cpu_used = float(response.json()["stdout"].split()[1])
+        assert cpu_used < 1.0  # nor does the CPU limit: waiting used none
+        # the spare served that request and exits; a new one waits in its place
+        wait_for(lambda: not Path(f"/proc/{spare}").exists())
+        (replacement,) = wait_for(lambda: zygote_children(zygote))
+        assert replacement != spare
+
+
+def test_a_killed_spare_is_replaced() -> None:
+    with live_server(Settings(workers=1)) as (base, app):
+        zygote = app.state.service.pool.zygote_pid
+        (spare,) = wait_for(lambda: zygote_children(zygote))
+        os.kill(spare, 9)
+        (replacement,) = wait_for(lambda: [p for p in zygote_children(zygote) if p != spare])
+        response = httpx.post(
+            f"{base}/api/v1/trace", json={"code": SAFE_PROGRAM, "seed": 3}, timeout=60
+        )
+        assert response.status_code == 200 and w_grad(response.json()) == [5.0]
+        wait_for(lambda: not Path(f"/proc/{replacement}").exists())  # it served that request
+
+
+def test_an_answer_is_complete_only_with_the_body_its_header_announces() -> None:
+    assert _complete(bytearray(b'{"status": 200, "bytes": 4}\nabcd'))
+    assert not _complete(bytearray(b'{"status": 200, "bytes": 5}\nabcd'))  # cut short
+    assert not _complete(bytearray(b'{"status": 200}\nabcd'))
+    assert not _complete(bytearray(b'{"status": 200, "bytes": 4'))
+    assert not _complete(bytearray(b""))
+
+
 def test_twenty_concurrent_loops_all_time_out_while_health_answers() -> None:
     settings = Settings(workers=4, queue_size=20, wall_seconds=2, cpu_seconds=10)
     with live_server(settings) as (base, app):
@@ -65,7 +171,9 @@ def test_twenty_concurrent_loops_all_time_out_while_health_answers() -> None:
             assert response.json()["detail"]["limit"] in ("wall_time", "cpu_time")
         # the same worker parent serves on, with every child gone and a fresh one per request
         assert pool.zygote_pid == zygote and pool.alive
-        assert len(python_descendants(zygote)) == 1  # the zygote itself, no child left
+        # the zygote itself and its spares, no child of a request left
+        wait_for(lambda: len(zygote_children(zygote)) == SPARE_CHILDREN)
+        assert len(python_descendants(zygote)) == 1 + SPARE_CHILDREN
         after = httpx.post(
             f"{base}/api/v1/trace", json={"code": SAFE_PROGRAM, "seed": 77}, timeout=30
         )

@@ -3,10 +3,12 @@
 The server starts one *zygote* (inside the jail of app.sandbox.jail when the host allows it). The
 zygote imported and warmed up torch once; it never sees a request's code, output or result. For
 each request the server makes a socket pair, keeps one end, and hands the other to the zygote
-(SCM_RIGHTS) with nothing but a job id. The zygote forks a child that closes every other
-descriptor, limits itself (app.sandbox.limits), reads the request from its socket, records the
-program and writes `header\\n body` back to the server directly. The zygote only starts, times
-and reaps children and reports how each ended.
+(SCM_RIGHTS) with nothing but a job id. The zygote keeps a spare child forked ahead of time:
+it closed every other descriptor, limited itself (app.sandbox.limits) and waits on a socket
+pair of its own; the zygote passes it the request's socket (SCM_RIGHTS again) and forks the
+next spare. The child reads the request from that socket, records the program, writes
+`header\\n body` back to the server directly and exits: a child serves one request, never two.
+The zygote only starts, times and reaps children and reports how each ended.
 """
 
 from __future__ import annotations
@@ -52,8 +54,18 @@ for step in range(2):
     opt.zero_grad()
 g = torch.autograd.grad((x.requires_grad_() ** 2).sum(), x, create_graph=True)
 """
+SPARE_WARM_UP_PROGRAM = """import torch
+import torch.nn as nn
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+net = nn.Linear(2, 2)
+y = torch.mul(torch.add(w, 1), net(w)).sum()
+y.backward()
+print("w.grad:", w.grad, y.grad_fn)
+"""
 CONTROL_MESSAGE_BYTES = 64 * 1024
 REQUEST_SLACK_BYTES = 4096
+SPARE_CHILDREN = 1  # limited children kept forked ahead of requests (each serves one, then exits)
+MAX_LOST_SPARES = 3  # spares ending unused this many times in a row: fork per request instead
 
 
 class PoolBusy(Exception):
@@ -287,7 +299,8 @@ class WorkerPool:
             self._maybe_finish(job)
 
     def _maybe_finish(self, job: _Job) -> None:
-        if not job.read_done or job.ended is None:
+        # a complete answer needs no word of the child's exit: it may still be tearing down
+        if not job.read_done or (job.ended is None and not _complete(job.output)):
             return
         with self._lock:
             self._jobs.pop(job.id, None)
@@ -378,6 +391,18 @@ class WorkerPool:
                 job.future.set_exception(failure)
 
 
+def _complete(output: bytearray) -> bool:
+    """Whether a child's output is a whole answer: a header and exactly the body it announces."""
+    newline = output.find(b"\n")
+    if newline < 0:
+        return False
+    try:
+        header = json.loads(output[:newline])
+    except ValueError:
+        return False
+    return isinstance(header, dict) and header.get("bytes") == len(output) - newline - 1
+
+
 def _spawn_from_lasting_thread(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
     """Start the zygote from a thread that lives as long as it does.
 
@@ -407,11 +432,22 @@ def _spawn_from_lasting_thread(argv: list[str], fd: int) -> subprocess.Popen[byt
 
 @dataclass
 class _Child:
+    """A child serving a request."""
+
     id: int
     pid: int
     work_dir: str
     deadline: float
     killed_for: str | None = None
+
+
+@dataclass
+class _Spare:
+    """A limited child forked ahead of time, waiting on its channel for one request's socket."""
+
+    pid: int
+    channel: socket.socket  # the zygote's end
+    work_dir: str
 
 
 def zygote_main(control: socket.socket) -> None:
@@ -456,12 +492,17 @@ def _warm_up(settings: Settings) -> None:
 
 
 class _Zygote:
+    """The worker parent's loop: hand requests to spare or fresh children, time and reap them."""
+
     def __init__(self, control: socket.socket, settings: Settings) -> None:
         self.control = control
         self.settings = settings
         self.selector = selectors.DefaultSelector()
         self.waiting: list[tuple[int, int, bool]] = []  # (job id, child's socket fd, cuda)
         self.running: dict[int, _Child] = {}  # by pid
+        self.spares: dict[int, _Spare] = {}  # by pid: limited children waiting for a request
+        self.spares_lost = 0  # spares that ended before a request reached them, in a row
+        self.lost: dict[int, str] = {}  # work dir by pid: spares that ended as one was handed
         self._signal_r, self._signal_w = os.pipe()
         os.set_blocking(self._signal_r, False)
         os.set_blocking(self._signal_w, False)
@@ -501,10 +542,12 @@ class _Zygote:
         return layers
 
     def serve(self) -> None:
+        """Answer the server's messages until it closes the control socket."""
         signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         self.selector.register(self.control, selectors.EVENT_READ, "control")
         self.selector.register(self._signal_r, selectors.EVENT_READ, "signal")
+        self._refill_spares()
         while True:
             timeout = None
             if self.running:
@@ -524,6 +567,7 @@ class _Zygote:
             self._enforce_deadlines()
             while self.waiting and len(self.running) < self.settings.workers:
                 self._start(*self.waiting.pop(0))
+            self._refill_spares()
 
     def _on_control(self) -> bool:
         try:
@@ -554,62 +598,132 @@ class _Zygote:
                 break
 
     def _shutdown(self) -> None:
-        for child in list(self.running.values()):
-            os.kill(child.pid, signal.SIGKILL)
-            os.waitpid(child.pid, 0)
+        for spare in list(self.spares.values()):
+            spare.channel.close()  # a spare reads the end of its channel and exits
+        for pid in [*self.running, *self.spares]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        for child in [*self.running.values(), *self.spares.values()]:
             shutil.rmtree(child.work_dir, ignore_errors=True)
         for _, fd, _ in self.waiting:
             os.close(fd)
 
-    def _start(self, job_id: int, fd: int, cuda: bool) -> None:
+    def _refill_spares(self) -> None:
+        """Fork spares up to SPARE_CHILDREN, unless spares keep ending before their request."""
+        while len(self.spares) < SPARE_CHILDREN and self.spares_lost < MAX_LOST_SPARES:
+            self._fork_spare()
+
+    def _fork_spare(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         work_dir = tempfile.mkdtemp(prefix="ae-job-")
         pid = os.fork()
         if pid == 0:
-            self._child(fd, work_dir, cuda)  # never returns
+            self._spare_child(theirs, ours.fileno(), work_dir)  # never returns
+        theirs.close()
+        self.spares[pid] = _Spare(pid, ours, work_dir)
+
+    def _start(self, job_id: int, fd: int, cuda: bool) -> None:
+        """Hand the request's socket to a spare child, or fork a fresh child for it."""
+        pid, work_dir = (None, "") if cuda else self._hand_to_spare(fd)
+        if pid is None:
+            work_dir = tempfile.mkdtemp(prefix="ae-job-")
+            pid = os.fork()
+            if pid == 0:
+                self._child(fd, work_dir, cuda)  # never returns
         os.close(fd)  # the zygote keeps nothing of the request, not even its socket
         deadline = time.monotonic() + self.settings.wall_seconds
         self.running[pid] = _Child(job_id, pid, work_dir, deadline)
 
-    def _child(self, fd: int, work_dir: str, cuda: bool) -> None:
+    def _hand_to_spare(self, fd: int) -> tuple[int | None, str]:
+        """Pass a request's socket to a waiting spare; (its pid, its work dir) or (None, '')."""
+        while self.spares:
+            spare = self.spares.pop(next(iter(self.spares)))
+            try:
+                socket.send_fds(spare.channel, [b"job"], [fd])
+            except OSError:  # it ended meanwhile: the next reap collects it
+                self.spares_lost += 1
+                self.lost[spare.pid] = spare.work_dir
+                continue
+            finally:
+                spare.channel.close()
+            self.spares_lost = 0
+            return spare.pid, spare.work_dir
+        return None, ""
+
+    def _close_inherited(self, keep: set[int]) -> None:
+        """In a new child: close every descriptor of the zygote and of other requests."""
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        # nothing of the server, the zygote or another request stays reachable
+        self.selector.close()
+        for other in [
+            self.control.fileno(),
+            self._signal_r,
+            self._signal_w,
+            *(f for _, f, _ in self.waiting),
+            *(spare.channel.fileno() for spare in self.spares.values()),
+        ]:
+            if other not in keep:
+                try:
+                    os.close(other)
+                except OSError:
+                    pass
+        _detach_standard_streams()
+
+    def _spare_child(self, channel: socket.socket, zygote_end: int, work_dir: str) -> None:
+        """A spare: limit itself, wait for one request's socket, serve that request, exit."""
         status = 0
         try:
-            signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
-            # nothing of the server, the zygote or another request stays reachable
-            self.selector.close()
-            keep = {0, 1, 2, fd}
-            for other in [
-                self.control.fileno(),
-                self._signal_r,
-                self._signal_w,
-                *(f for _, f, _ in self.waiting),
-            ]:
-                if other not in keep:
-                    try:
-                        os.close(other)
-                    except OSError:
-                        pass
-            _detach_standard_streams()
+            os.close(zygote_end)
+            self._close_inherited({0, 1, 2, channel.fileno()})
+            from app.sandbox import limits
+
+            _warm_spare(self.settings)
+            limits.apply(self._limits(work_dir, cuda=False))  # before any request arrives
+            _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+            channel.close()
+            if len(fds) == 1:
+                _serve_one(fds[0], self.settings)
+        except BaseException:  # nothing may escape a forked child
+            status = 1
+        finally:
+            os._exit(status)
+
+    def _child(self, fd: int, work_dir: str, cuda: bool) -> None:
+        """A fresh child for one request: limit itself, serve the request, exit."""
+        status = 0
+        try:
+            self._close_inherited({0, 1, 2, fd})
             from app.sandbox import limits
 
             limits.apply(self._limits(work_dir, cuda))
-            request = _read_all(fd)
-            header, body = _run_in_child(request, self.settings)
-            _write_all(fd, json.dumps(header).encode() + b"\n" + body)
+            _serve_one(fd, self.settings)
         except BaseException:  # nothing may escape a forked child
             status = 1
         finally:
             os._exit(status)
 
     def _reap(self) -> None:
-        while self.running:
+        while self.running or self.spares or self.lost:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            spare = self.spares.pop(pid, None)
+            if spare is not None:  # ended before any request reached it: replaced in serve()
+                spare.channel.close()
+                shutil.rmtree(spare.work_dir, ignore_errors=True)
+                self.spares_lost += 1
+                continue
+            if pid in self.lost:
+                shutil.rmtree(self.lost.pop(pid), ignore_errors=True)
+                continue
             child = self.running.pop(pid, None)
             if child is None:
                 continue
@@ -636,6 +750,25 @@ class _Zygote:
             if child.killed_for is None and now >= child.deadline:
                 child.killed_for = "wall_time"
                 os.kill(child.pid, signal.SIGKILL)
+
+
+def _warm_spare(settings: Settings) -> None:
+    """Record a constant lesson once, so that the pages a trace writes are this child's own.
+
+    A forked child copies each page of the parent it writes to; a first trace pays for those
+    copies (about as long as the trace itself). The spare pays them before any request."""
+    from app.tracing import trace_to_json
+
+    trace_to_json(TraceRequest(code=SPARE_WARM_UP_PROGRAM), settings)
+
+
+def _serve_one(fd: int, settings: Settings) -> None:
+    """Read one request from its socket, record it, write `header\\n body` back and close."""
+    request = _read_all(fd)
+    header, body = _run_in_child(request, settings)
+    header["bytes"] = len(body)
+    _write_all(fd, json.dumps(header).encode() + b"\n" + body)
+    os.close(fd)  # the server has its answer now, before this process's memory is torn down
 
 
 def _failure(failure: TraceFailure) -> tuple[dict[str, Any], bytes]:
