@@ -46,11 +46,15 @@ def test_user_exception_is_200_with_error(api_client: TestClient) -> None:
         "/api/v1/trace", json={"code": "import torch\nx = torch.ones(2)\ny = x[5]\n"}
     )
     assert response.status_code == 200
-    assert response.json()["error"] == {
+    graph = response.json()
+    assert graph["error"] == {
         "type": "IndexError",
-        "message": response.json()["error"]["message"],
+        "message": graph["error"]["message"],
         "line": 3,
+        "node": graph["error"]["node"],
     }
+    ghost = next(n for n in graph["nodes"] if n["id"] == graph["error"]["node"])
+    assert ghost["failed"] and ghost["op"] == "getitem" and ghost["line"] == 3
 
 
 def test_policy_error_is_400_with_line_and_col(api_client: TestClient) -> None:
