@@ -285,7 +285,7 @@ class Explorer {
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
     this.view.select(this.selected);
-    $("hint").hidden = Boolean(step) || !positions.length;
+    $("hint").hidden = Boolean(step) || !positions.length || index > 0; // an error opens at its call
     this.startIndex = index;
     if (positions.length) this.player.setPositions(positions, index);
     else this.show(null);
