@@ -204,16 +204,17 @@ def styled_dot(
         rows = (
             f'<b>{title}</b><br/><font point-size="12" color="{colours["muted"]}">{detail}</font>'
         )
+        failed = isinstance(node, OpNode) and node.failed  # the call that raised the error
         badge = view.badges.get(box.id)
         if badge:
-            colour = colours["grad"] if box.id in view.gradient_badges else colours["fg"]
+            red = box.id in view.gradient_badges or failed
+            colour = colours["grad"] if red else colours["fg"]
             badge = "<br/>".join(html.escape(clip_label(line)) for line in badge.split("\n"))
             rows += f'<br/><font point-size="13" color="{colour}">{badge}</font>'
         active = node is None or box.id in view.active or not view.active
         shape = "box"
-        failed = isinstance(node, OpNode) and node.failed
         style = "filled,rounded" if kind != "const" and not failed else "filled,rounded,dashed"
-        if failed:  # the call that raised the program's error
+        if failed:
             fill, line = colours["bg"], colours["grad"]
         pen = "3.5" if box.id in view.current else ("2.6" if kind == "param" else "1.6")
         colour = colours["current"] if box.id in view.current else line

@@ -61,6 +61,19 @@ def test_svg_at_a_step_shows_its_values(shared) -> None:
     assert "= [3.]" in forward and "forward step 1/3" in forward
 
 
+def test_the_call_that_raised_is_exported_as_the_page_shows_it() -> None:
+    code = (
+        "import torch\nx = torch.randn(3, 4, requires_grad=True)\n"
+        "w = torch.randn(5, 2, requires_grad=True)\nh = x * 2\ny = h @ w\n"
+    )
+    graph = trace_code(code)
+    dot = render(graph, "dot", step="forward:1").decode()
+    ghost = next(line for line in dot.splitlines() if "matmul" in line)
+    assert "dashed" in ghost and "✗ RuntimeError" in ghost
+    text = svg_text(render(graph, "svg", step="forward:1"))
+    assert "✗ RuntimeError" in text and "(3x4" in text and "forward step 2/2" in text
+
+
 def test_png_signature_and_size(shared) -> None:
     data = render(shared, "png", theme="dark", lang="zh")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
