@@ -27,14 +27,12 @@ from app.main import create_app
 from app.sandbox import policy, runner
 from app.schemas import Graph
 from app.tracing import trace_code
+from benchmarks.round_trip import PACE_SECONDS, dot_spare, fresh_dot, paced
 
 try:
-    from app import dot_spare
     from app.sandbox.pool import SPARE_WARM_UP_PROGRAM
 except ImportError:  # code from before the spares
-    dot_spare, SPARE_WARM_UP_PROGRAM = None, None
-
-PACE_SECONDS = 0.1
+    SPARE_WARM_UP_PROGRAM = None
 
 
 def median_ms(
@@ -74,17 +72,6 @@ def trace_in_fork(code: str, warm_up: str | None) -> float:
     os.close(read_fd)
     os.waitpid(pid, 0)
     return json.loads(data)
-
-
-def paced() -> None:
-    time.sleep(PACE_SECONDS)
-
-
-def fresh_dot() -> None:
-    """Drop the waiting spare dot, so that the next layout starts its own."""
-    if dot_spare is not None:
-        dot_spare.SPARES.settle()
-        dot_spare.SPARES.close()
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -77,3 +79,16 @@ def browser():
         chromium = launch(p)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def fake_dot(tmp_path, monkeypatch):
+    """Put a shell script named dot first on PATH; returns a function that writes its body."""
+
+    def write(body: str) -> None:
+        script = tmp_path / "dot"
+        script.write_text("#!/bin/sh\n" + body + "\n")
+        script.chmod(0o755)
+
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    return write

@@ -22,19 +22,6 @@ ANSWERS_WARM_UP = "read line; echo '{}'; cat >/dev/null"
 PRINTS_ITSELF = "; echo $(ulimit -v) $(ulimit -t) $(ulimit -c) $(nice) $$"
 
 
-@pytest.fixture
-def fake_dot(tmp_path, monkeypatch):
-    """Put a shell script named dot first on PATH; returns a function that writes its body."""
-
-    def write(body: str) -> None:
-        script = tmp_path / "dot"
-        script.write_text("#!/bin/sh\n" + body + "\n")
-        script.chmod(0o755)
-
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    return write
-
-
 def key_of(limits: DotLimits) -> tuple[object, ...]:
     """The key under which run_dot keeps a spare for json0 layouts with these limits."""
     return (tuple(dot_command("json0", limits)[0]), limits, dot_spare.dot_fingerprint())

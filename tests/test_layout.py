@@ -241,19 +241,6 @@ def test_graphs_past_the_edge_cap_are_grouped_by_line_then_refused() -> None:
     assert refused.value.limit == "edges"
 
 
-@pytest.fixture
-def fake_dot(tmp_path, monkeypatch):
-    """Put a shell script named dot first on PATH; returns a function that writes its body."""
-
-    def write(body: str) -> None:
-        script = tmp_path / "dot"
-        script.write_text("#!/bin/sh\n" + body + "\n")
-        script.chmod(0o755)
-
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    return write
-
-
 @pytest.mark.parametrize("wrapped", [True, False], ids=["prlimit", "preexec_fn"])
 def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot, monkeypatch, wrapped) -> None:
     if not wrapped:  # a system without util-linux's prlimit

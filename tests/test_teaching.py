@@ -66,6 +66,14 @@ def open_lesson(page, base: str, example: str, extra: str = "") -> None:
     wait_shown(page, "0")
 
 
+def run_program(page, code: str) -> None:
+    """Put code in the editor, run it and wait for its graph."""
+    before = page.evaluate("document.body.dataset.shown")
+    page.get_by_test_id("editor").fill(code)
+    page.get_by_test_id("run").click()
+    wait_shown(page, before)
+
+
 def to_end(page_or_frame) -> None:
     page_or_frame.get_by_test_id("to-end").click()
 
@@ -216,10 +224,7 @@ def test_html_export_shows_the_same_badges(pages, server, tmp_path) -> None:
 def test_inspector_prints_numbers_as_torch_does(pages, server) -> None:
     page = pages["1440x900"]
     open_lesson(page, server, "shared_weight")
-    before = page.evaluate("document.body.dataset.shown")
-    page.get_by_test_id("editor").fill(MICROGRAD)
-    page.get_by_test_id("run").click()
-    wait_shown(page, before)
+    run_program(page, MICROGRAD)
     to_end(page)
     page.locator('[data-testid="node"][data-name="a"]').click()
     expect(page.get_by_test_id("dot-grad")).to_contain_text("138.8338")
@@ -479,12 +484,9 @@ def test_the_lesson_sentence_leaves_with_the_lessons_code(pages, server) -> None
     page = pages["1440x900"]
     open_lesson(page, server, "linear_expression")
     expect(page.get_by_test_id("lesson")).to_contain_text("requires_grad")
-    before = page.evaluate("document.body.dataset.shown")
-    page.get_by_test_id("editor").fill(
-        "import torch\nw = torch.ones(2, requires_grad=True)\n(w * 3).sum().backward()\n"
+    run_program(
+        page, "import torch\nw = torch.ones(2, requires_grad=True)\n(w * 3).sum().backward()\n"
     )
-    page.get_by_test_id("run").click()
-    wait_shown(page, before)
     expect(page.get_by_test_id("lesson-bar")).to_be_hidden()  # it spoke of x, w and b
     page.click('[data-example="linear_expression"]')
     expect(page.get_by_test_id("lesson")).to_contain_text("requires_grad")
@@ -510,10 +512,7 @@ for step in range(4):
 def test_a_loop_that_fails_later_opens_at_its_failing_call(pages, server) -> None:
     page = pages["1440x900"]
     open_lesson(page, server, "linear_expression")
-    before = page.evaluate("document.body.dataset.shown")
-    page.get_by_test_id("editor").fill(TRAINING_THAT_FAILS)
-    page.get_by_test_id("run").click()
-    wait_shown(page, before)
+    run_program(page, TRAINING_THAT_FAILS)
     expect(page.get_by_test_id("pass-picker")).to_have_value("1")  # after the second pass
     ghost = page.locator(".node.failed")
     expect(ghost).to_have_class(re.compile("is-current"))
