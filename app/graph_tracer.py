@@ -186,33 +186,26 @@ def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
     return tuple(code.co_positions())
 
 
-def _line_at(code: CodeType, lasti: int) -> int | None:
-    """The line of the instruction at lasti."""
-    positions = _positions(code)
-    return positions[lasti // 2][0] if lasti // 2 < len(positions) else None
-
-
-def source_text(lines: list[str], code: CodeType, lasti: int) -> str | None:
-    """The source expression of the instruction at lasti ('torch.ones(3)'), shortened."""
+def source_text(lines: list[str], code: CodeType, lasti: int) -> tuple[str | None, int | None]:
+    """The source expression of the instruction at lasti ('torch.ones(3)'), shortened, and its
+    line."""
     index = lasti // 2
     positions = _positions(code)
     if index >= len(positions):
-        return None
+        return None, None
     start, end, column, end_column = positions[index]
     if start is None or end is None or column is None or end_column is None:
-        return None
+        return None, start
     if not 0 < start <= end <= len(lines):
-        return None
+        return None, start
     raw = [line.encode() for line in lines[start - 1 : end]]  # columns count UTF-8 bytes
     raw[-1] = raw[-1][:end_column]
     raw[0] = raw[0][column:]
     text = " ".join(part.decode(errors="replace").strip() for part in raw)
     text = re.sub(r"\s+", " ", text).strip()
-    if not text:
-        return None
     if len(text) > EXPRESSION_LABEL_CHARS:
         text = text[: EXPRESSION_LABEL_CHARS - 1] + "…"
-    return text
+    return text or None, start
 
 
 def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
@@ -242,6 +235,18 @@ def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
 def _number_reprs(args: tuple[Any, ...]) -> list[str]:
     """Reprs of the plain numbers among a call's positional arguments."""
     return [repr(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)][:8]
+
+
+@dataclass
+class _FailedCall:
+    """A torch call that raised while recording, kept in case its error ends the program."""
+
+    error: BaseException
+    name: str
+    inputs: list[torch.Tensor]
+    numbers: list[str]
+    line: int | None
+    module: str | None
 
 
 @dataclass
@@ -289,9 +294,7 @@ class Recorder:
         self.summaries = SummaryBatch(options.inline_limit)
         self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
         self._made_at: dict[int, tuple[CodeType, int, weakref.ref[torch.Tensor]]] = {}
-        self.failed_call: tuple[BaseException, Any, list[torch.Tensor], int | None] | None = None
-        self._failed_numbers: list[str] = []
-        self._failed_module: str | None = None
+        self.failed_call: _FailedCall | None = None
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -342,8 +345,7 @@ class Recorder:
             made = self._made_at.get(id(t))
             expression = None
             if made is not None and made[2]() is t:  # an unnamed constant: its source text
-                expression = source_text(self.source_lines, made[0], made[1])
-                line = _line_at(made[0], made[1])
+                expression, line = source_text(self.source_lines, made[0], made[1])
             label = expression or ("param" if isinstance(t, nn.Parameter) else "leaf")
         node = build(
             TensorNode,
@@ -392,57 +394,49 @@ class Recorder:
         self, exc: BaseException, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         """Keep the torch call that raised, to draw it if its error ends the program."""
-        self.failed_call = (exc, func, list(iter_tensors((args, kwargs))), _user_line())
-        self._failed_numbers = _number_reprs(args)
-        self._failed_module = self.current_module()
+        self.failed_call = _FailedCall(
+            exc,
+            call_name_of(func),
+            list(iter_tensors((args, kwargs))),
+            _number_reprs(args),
+            _user_line(),
+            self.current_module(),
+        )
 
     def add_failed_call(self, exc: BaseException) -> str | None:
         """A ghost op node, with its inputs, for the torch call whose error ended the program."""
-        if self.failed_call is None or self.failed_call[0] is not exc:
+        failed = self.failed_call
+        if failed is None or failed.error is not exc:
             return None
-        _, func, inputs, line = self.failed_call
         self.failed_call = None
-        for t in inputs:
+        for t in failed.inputs:
             if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
-                self.record_unseen(t, line)
-        input_ids = list(dict.fromkeys(self.tensor_node(t) for t in inputs))
+                self.record_unseen(t, failed.line)
+        input_ids = list(dict.fromkeys(self.tensor_node(t) for t in failed.inputs))
         node_id = f"op{len(self._op_of_fn)}"  # nothing is recorded after it
-        name = call_name_of(func)
         self._add_node(
             build(
                 OpNode,
                 id=node_id,
                 kind="op",
-                label=name,
-                op=name,
+                label=failed.name,
+                op=failed.name,
                 grad_fn=None,
-                line=line,
-                module=self._failed_module,
+                line=failed.line,
+                module=failed.module,
                 call=len(self.graph.forward),
                 sequence_nr=None,
                 variable=None,
                 created_by_pass=None,
                 saved=[],
                 next=[],
-                constants=self._failed_numbers,
+                constants=failed.numbers,
                 failed=True,
             )
         )
         for tid in input_ids:
             self._add_edge(tid, node_id)
-        self.graph.forward.append(
-            build(
-                ForwardStep,
-                node=node_id,
-                nodes=[node_id],
-                call=name,
-                inputs=input_ids,
-                outputs=[],
-                line=line,
-                module=self._failed_module,
-                after_pass=self.passes_total,
-            )
-        )
+        self._add_step(node_id, [node_id], failed.name, input_ids, [], failed.line, failed.module)
         return node_id
 
     def _name_for(self, t: torch.Tensor) -> tuple[str | None, int | None]:
@@ -635,19 +629,7 @@ class Recorder:
                 self._add_edge(tid, head)
         output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
         self._reconnect_outputs(output_ids)
-        self.graph.forward.append(
-            build(
-                ForwardStep,
-                node=head,
-                nodes=group,
-                call=call_name,
-                inputs=input_ids,
-                outputs=output_ids,
-                line=line,
-                module=module,
-                after_pass=self.passes_total,
-            )
-        )
+        self._add_step(head, group, call_name, input_ids, output_ids, line, module)
 
     def record_unseen(self, t: torch.Tensor, line: int | None) -> str:
         """Record a tensor whose autograd node was created out of sight, as its own step."""
@@ -659,20 +641,35 @@ class Recorder:
         output_id = self.tensor_node(t)
         self._reconnect_outputs([output_id])
         inputs = self.tensor_inputs_of(head)
+        self._add_step(
+            head, group, op_name_of(name), inputs, [output_id], line, self.current_module()
+        )
+        return output_id
+
+    def _add_step(
+        self,
+        head: str,
+        nodes: list[str],
+        call: str,
+        inputs: list[str],
+        outputs: list[str],
+        line: int | None,
+        module: str | None,
+    ) -> None:
+        """Append the forward step of one call, after the passes that ran so far."""
         self.graph.forward.append(
             build(
                 ForwardStep,
                 node=head,
-                nodes=group,
-                call=op_name_of(name),
+                nodes=nodes,
+                call=call,
                 inputs=inputs,
-                outputs=[output_id],
+                outputs=outputs,
                 line=line,
-                module=self.current_module(),
+                module=module,
                 after_pass=self.passes_total,
             )
         )
-        return output_id
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -1351,15 +1348,8 @@ def trace_tensors(
             outputs = [recorder.tensor_node(t) for t in tensors if t.grad_fn is fn]
             recorder._reconnect_outputs(outputs)
             inputs = recorder.tensor_inputs_of(head)
-            recorder.graph.forward.append(
-                build(
-                    ForwardStep,
-                    node=head,
-                    nodes=[head],
-                    call=op_name_of(grad_fn_name(fn)),
-                    inputs=inputs,
-                    outputs=outputs,
-                )
+            recorder._add_step(
+                head, [head], op_name_of(grad_fn_name(fn)), inputs, outputs, None, None
             )
         for t in tensors:
             recorder.tensor_node(t)
