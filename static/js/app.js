@@ -9,7 +9,7 @@ import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
 import { noteTexts } from "./notes.js";
-import { quotedMessage } from "./torch-messages.js";
+import { errorText } from "./torch-messages.js";
 import { trainingSeries } from "./series.js";
 import { downloadName, formatStep, parseStep, pushState, readState, stateToQuery, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
@@ -198,7 +198,7 @@ class Explorer {
       if (live && graph.error?.type === "SyntaxError" && this.graph) {
         // half-typed code: keep the last graph, point at the line
         this.editor.markError(graph.error.line);
-        this.showError(this.errorText(graph.error));
+        this.showError(errorText(graph.error, this.t));
         this.status("");
         return;
       }
@@ -240,11 +240,6 @@ class Explorer {
     this.status("");
   }
 
-  // The program's error: where, in the reader's language, then torch's own message quoted.
-  errorText(error) {
-    return quotedMessage(this.t("errorAtLine", { type: error.type, line: error.line ?? "?" }), error.message, this.t);
-  }
-
   showError(text) {
     document.body.dataset.failures = String(Number(document.body.dataset.failures ?? 0) + (text ? 1 : 0));
     const box = $("error");
@@ -266,7 +261,7 @@ class Explorer {
     this.view.setGraph(graph, this.layout);
     if (graph.error) {
       this.editor.markError(graph.error.line);
-      this.showError(this.errorText(graph.error));
+      this.showError(errorText(graph.error, this.t));
     }
     $("stdout").textContent = graph.stdout;
     this.renderNotes();
@@ -399,7 +394,7 @@ class Explorer {
     if (this.graph) {
       this.renderNotes();
       this.renderSeries();
-      if (this.graph.error) this.showError(this.errorText(this.graph.error));
+      if (this.graph.error) this.showError(errorText(this.graph.error, this.t));
       this.player.setPasses(this.graph.backward, this.pass);
       this.view.setGraph(this.graph, this.layout);
       this.view.fit();

@@ -4,7 +4,7 @@ import { el } from "./dom.js";
 import { createTranslator, preferredLanguage, translatePage } from "./i18n.js";
 import { mountPlayer } from "./standalone.js";
 import { parseStep, readState, stateToQuery } from "./state.js";
-import { quotedMessage } from "./torch-messages.js";
+import { errorText } from "./torch-messages.js";
 
 // A readable message in place of the graph when the server cannot be reached.
 function showOffline(t, graphContainer, retry) {
@@ -36,7 +36,7 @@ async function start() {
       graphContainer, playerContainer: document.getElementById("player"),
     });
     if (graph.error) {
-      status.replaceChildren(...quotedMessage(t("errorAtLine", { type: graph.error.type, line: graph.error.line ?? "?" }), graph.error.message, t));
+      status.replaceChildren(...errorText(graph.error, t));
       status.title = status.textContent;
     }
   } catch (error) {

@@ -2,15 +2,15 @@
 
 import { quotedMessage } from "./torch-messages.js";
 
-// notes whose message is torch's own text: quoted as code, with a frame in the reader's language
-const QUOTED = { warning: "note.warningAt", warningNoLine: "note.warningHere" };
+// notes whose message is torch's own text: their key translates the frame, the message is quoted
+const QUOTED = new Set(["warning", "warningNoLine"]);
 
 export function noteTexts(graph, t) {
   const keyed = graph.messages ?? [];
   const covered = new Set(keyed.map((m) => m.text));
   const texts = keyed.map((m) => {
-    if (QUOTED[m.key] && m.params?.message !== undefined) {
-      return quotedMessage(t(QUOTED[m.key], m.params), m.params.message, t);
+    if (QUOTED.has(m.key) && m.params?.message !== undefined) {
+      return quotedMessage(t(`note.${m.key}`, m.params), m.params.message, t);
     }
     const text = t(`note.${m.key}`, m.params);
     return text === `note.${m.key}` ? m.text : text;

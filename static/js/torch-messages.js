@@ -29,3 +29,8 @@ export function quotedMessage(frame, message, t) {
   if (explained && explained !== key) parts.push(" ", el("span", { class: "explained" }, explained));
   return parts;
 }
+
+/** Nodes for a program's error: where, in the reader's language, then torch's message quoted. */
+export function errorText(error, t) {
+  return quotedMessage(t("errorAtLine", { type: error.type, line: error.line ?? "?" }), error.message, t);
+}
