@@ -473,9 +473,8 @@ def zygote_main(control: socket.socket) -> None:
 def _warm_up(settings: Settings) -> None:
     """Import and exercise everything a child needs, so that forks start warm."""
     from app.sandbox.limits import prepare_seccomp
-    from app.tracing import trace_to_json
 
-    trace_to_json(TraceRequest(code=WARM_UP_PROGRAM), settings)
+    _record_constant_lesson(WARM_UP_PROGRAM, settings)
     prepare_seccomp(cuda=False)  # building the filter costs more than forking: do it once
     if settings.allow_cuda:
         prepare_seccomp(cuda=True)
@@ -757,9 +756,16 @@ def _warm_spare(settings: Settings) -> None:
 
     A forked child copies each page of the parent it writes to; a first trace pays for those
     copies (about as long as the trace itself). The spare pays them before any request."""
-    from app.tracing import trace_to_json
+    _record_constant_lesson(SPARE_WARM_UP_PROGRAM, settings)
 
-    trace_to_json(TraceRequest(code=SPARE_WARM_UP_PROGRAM), settings)
+
+def _record_constant_lesson(code: str, settings: Settings) -> None:
+    """Record a constant program as a request would be, without writing its answer: no answer
+    JSON, not even this one, is left in memory that a request's program may be handed."""
+    from app.sandbox.runner import trace_program
+    from app.tracing import options_from
+
+    trace_program(code, "cpu", 0, options_from(settings))
 
 
 def _serve_one(fd: int, settings: Settings) -> None:
