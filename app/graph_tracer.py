@@ -469,9 +469,10 @@ class Recorder:
             sequence_nr=seq if seq < _SEQUENCE_NR_MAX else None,
             variable=None,
             created_by_pass=None,
-            saved=[],  # given, so that no default factory runs (pydantic inspects each one)
-            next=[],
+            saved=[],  # every field, in order: build's quickest way
             constants=[],
+            next=[],
+            failed=False,
         )
         self._add_node(node)
         self._op_of_fn[id(fn)] = node_id
@@ -502,6 +503,7 @@ class Recorder:
                         name=name,
                         tensor=linked,
                         value=None if linked else self._summary(value, preview=False),
+                        repr=None,
                     )
                 )
             elif value is not None:
@@ -511,6 +513,8 @@ class Recorder:
                     build(
                         SavedTensor,
                         name=name,
+                        tensor=None,
+                        value=None,
                         repr=text[:limit] + ("…" if len(text) > limit else ""),
                     )
                 )
@@ -844,26 +848,27 @@ class Recorder:
             create_graph=create_graph,
             inputs=wrt_ids,
         )
-        self.graph.backward.append(record)
-        self._fill_pass(record, run, fns)
-        if kind == "grad":
-            grads = result if isinstance(result, tuple) else (result,)
-            for tid, g in zip(wrt_ids, grads, strict=False):
-                if g is not None:
-                    record.results[tid] = self._summary(g)
-            if create_graph:
-                self._record_gradient_graph([g for g in grads if g is not None], index, line)
-        elif create_graph:
-            leaves = [
-                self._tensor_refs[self._nodes_by_id[self._op_of_fn[id(f)]].variable or ""]
-                for f in fns
-                if grad_fn_name(f) == ACCUMULATE_GRAD
-            ]
-            self._record_gradient_graph(
-                [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
-            )
-        self.summaries.flush()  # .grad accumulates in place, and the program may change the rest
-        self._record_series(roots)
+        with PausedCollections():  # only the recorder's own code runs from here on
+            self.graph.backward.append(record)
+            self._fill_pass(record, run, fns)
+            if kind == "grad":
+                grads = result if isinstance(result, tuple) else (result,)
+                for tid, g in zip(wrt_ids, grads, strict=False):
+                    if g is not None:
+                        record.results[tid] = self._summary(g)
+                if create_graph:
+                    self._record_gradient_graph([g for g in grads if g is not None], index, line)
+            elif create_graph:
+                leaves = [
+                    self._tensor_refs[self._nodes_by_id[self._op_of_fn[id(f)]].variable or ""]
+                    for f in fns
+                    if grad_fn_name(f) == ACCUMULATE_GRAD
+                ]
+                self._record_gradient_graph(
+                    [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
+                )
+            self.summaries.flush()  # .grad grows in place, and the program may change the rest
+            self._record_series(roots)
         return result
 
     @staticmethod
@@ -881,30 +886,39 @@ class Recorder:
         return order
 
     def _hook(self, fns: list[Any], run: _PassRun) -> list[Any]:
+        """One hook per node: a pre-hook on AccumulateGrad (which sends nothing on, and whose
+        leaf's .grad is read before the gradient is added), a post-hook on every other node,
+        which sees what came in and what went out. The engine runs one node at a time from
+        pre-hook to post-hook, so either kind gives the order the nodes ran in."""
         handles = []
         for fn in fns:
             op_id = self._op_of_fn[id(fn)]
             variable = getattr(self._nodes_by_id[op_id], "variable", None)
-            leaf = self._tensor_refs[variable] if variable is not None else None
+            if variable is not None:
+                leaf = self._tensor_refs[variable]
 
-            def pre(grad_outputs: tuple[Any, ...], op_id: str = op_id, leaf: Any = leaf) -> None:
-                with run.lock:
-                    run.order.append(op_id)
-                    if leaf is not None:  # .grad before AccumulateGrad adds to it (in place:
-                        before = leaf.grad  # a copy, since its statistics wait for a flush)
+                def pre(
+                    grad_outputs: tuple[Any, ...], op_id: str = op_id, leaf: Any = leaf
+                ) -> None:
+                    with run.lock:
+                        run.order.append(op_id)
+                        before = leaf.grad  # a copy: .grad grows in place, its statistics wait
                         run.grad_before[op_id] = (
                             None if before is None else self._summary(before.detach().clone())
                         )
-                    run.grad_outputs[op_id] = _detached(grad_outputs)
+                        run.grad_outputs[op_id] = _detached(grad_outputs)
 
-            def post(
-                grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
-            ) -> None:
-                with run.lock:
-                    run.grad_inputs[op_id] = _detached(grad_inputs)
+                handles.append(fn.register_prehook(pre))
+            else:
 
-            handles.append(fn.register_prehook(pre))
-            if self._nodes_by_id[op_id].variable is None:  # AccumulateGrad sends nothing on
+                def post(
+                    grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
+                ) -> None:
+                    with run.lock:
+                        run.order.append(op_id)
+                        run.grad_outputs[op_id] = _detached(grad_outputs)
+                        run.grad_inputs[op_id] = _detached(grad_inputs)
+
                 handles.append(fn.register_hook(post))
         return handles
 
@@ -1022,8 +1036,8 @@ class Recorder:
 
 
 class FewerCollections:
-    """Rarer garbage collections while recording: the recorder allocates many small objects, and
-    each full collection walks every object of the process (torch's included)."""
+    """Rarer garbage collections while a program runs under the recorder: the recorder allocates
+    many small objects, and each collection walks every young object (tensors included)."""
 
     def __init__(self, first_generation: int = 50_000) -> None:
         self.first_generation = first_generation
@@ -1035,6 +1049,30 @@ class FewerCollections:
 
     def __exit__(self, *exc: object) -> None:
         gc.set_threshold(*self.saved)
+
+
+class PausedCollections:
+    """No cyclic garbage collection while the recorder alone builds records (no program code
+    runs): records are freed by reference counting, so walking them again and again while they
+    are made is wasted work. Nested and concurrent uses share one pause; the last one out
+    restores collections if they were on when the first came in."""
+
+    _lock = threading.Lock()
+    _depth = 0
+    _was_enabled = False
+
+    def __enter__(self) -> None:
+        with PausedCollections._lock:
+            if PausedCollections._depth == 0:
+                PausedCollections._was_enabled = gc.isenabled()
+                gc.disable()
+            PausedCollections._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with PausedCollections._lock:
+            PausedCollections._depth -= 1
+            if PausedCollections._depth == 0 and PausedCollections._was_enabled:
+                gc.enable()
 
 
 # files on the way from a backward()/grad() call to the mode: the dispatcher and the functions
@@ -1252,7 +1290,7 @@ def record_program(
             _run_program(recorder, execute)
             if recorder.graph.error is None and not recorder.graph.backward:
                 _add_implicit_backward(recorder)
-    with FewerCollections():  # finishing (the chain rules) allocates as much as recording
+    with PausedCollections():  # finishing (the chain rules) allocates as much as recording
         return recorder.finish()
 
 
@@ -1335,7 +1373,7 @@ def trace_tensors(
     device = str(tensors[0].device) if tensors else "cpu"
     recorder = Recorder(device, options)
     _name_inputs(recorder, names)
-    with _TRACE_LOCK, FewerCollections():
+    with _TRACE_LOCK, PausedCollections():
         fns = Recorder._reachable([t.grad_fn for t in tensors])
         for fn in sorted(
             (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()

@@ -17,9 +17,9 @@ _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _MISSING = object()
-# per model class: every field in declaration order with its default (or _MISSING), and the
-# fields whose default comes from a factory
-Plan = tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], tuple[str, ...]]
+# per model class: every field in declaration order with its default (or _MISSING), the
+# fields whose default comes from a factory, their names in order, and one set of every name
+Plan = tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], tuple[str, ...], set[str]]
 _PLANS: dict[type, Plan] = {}
 
 
@@ -34,7 +34,7 @@ def _plan(cls: type[BaseModel]) -> Plan:
             template[name] = _MISSING
         else:
             template[name] = field.default
-    plan = (template, tuple(factories), tuple(template))
+    plan = (template, tuple(factories), tuple(template), set(template))
     _PLANS[cls] = plan
     return plan
 
@@ -46,10 +46,14 @@ def build(cls: type[M], **values: Any) -> M:
     name every field in declaration order); like it, nothing is checked: a required field left
     out fails when the model is serialised.
     """
-    template, factories, order = _PLANS.get(cls) or _plan(cls)
+    template, factories, order, every_field = _PLANS.get(cls) or _plan(cls)
     if len(values) == len(order) and tuple(values) == order:
         data = values  # every field, in declaration order (the order fields serialise in)
+        # every instance built so shares one set of set fields: setting a field adds a name
+        # the set already holds, so it never changes (and there is one object less to collect)
+        fields_set = every_field
     else:
+        fields_set = set(values)
         data = dict(template)
         data.update(values)  # keeps the declaration order: every key is already in the template
         for name, factory in factories:
@@ -57,7 +61,7 @@ def build(cls: type[M], **values: Any) -> M:
                 data[name] = factory()
     obj = _new(cls)
     _set(obj, "__dict__", data)
-    _set_fields_set(obj, set(values))
+    _set_fields_set(obj, fields_set)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
