@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -204,11 +205,13 @@ def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
 def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
     """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
     xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
-    rows = _raw_stats(xs)
+    distinct, which = _distinct_values(xs)
+    distinct_rows = _raw_stats(distinct)
+    distinct_stats = _all_rounded_stats(distinct_rows)
+    rows = [distinct_rows[j] for j in which]
     shown: list[int] = []
-    stats = _all_rounded_stats(rows)
-    for index, ((_, data, preview), row_stats) in enumerate(zip(pending, stats, strict=True)):
-        data.__dict__["stats"] = row_stats
+    for index, ((_, data, preview), j) in enumerate(zip(pending, which, strict=True)):
+        data.__dict__["stats"] = distinct_stats[j]  # one Stats for every view of the same values
         if preview and data.values is None:
             shown.append(index)
     if not shown:
@@ -223,6 +226,40 @@ def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
         pending[i][1].__dict__["histogram"] = histogram
     for i in set(shown) - set(finite):
         pending[i][1].__dict__["histogram"] = _histogram(xs[i])
+
+
+def _is_dense(x: torch.Tensor) -> bool:
+    """Whether x's elements fill a block of memory of x.numel() elements, each once."""
+    if x.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((st, n) for st, n in zip(x.stride(), x.shape, strict=True) if n > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _distinct_values(xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+    """The tensors of xs whose values differ as a whole, and for each of xs the index of its own.
+
+    Views that fill the same block of memory (a gradient and its transpose or reshape, which
+    backward steps pass on) hold the same values in another order, so they share statistics.
+    """
+    first: dict[tuple[Any, ...], int] = {}
+    distinct: list[torch.Tensor] = []
+    which: list[int] = []
+    for x in xs:
+        if x.layout == torch.strided and _is_dense(x):
+            key: tuple[Any, ...] = (x.data_ptr(), x.numel(), x.dtype, x.device)
+        else:
+            key = (id(x),)
+        index = first.get(key)
+        if index is None:
+            index = first[key] = len(distinct)
+            distinct.append(x)
+        which.append(index)
+    return distinct, which
 
 
 def _float32_range(row: list[float]) -> tuple[float, float]:

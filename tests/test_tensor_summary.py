@@ -173,3 +173,19 @@ def test_summary_batch_flushes_itself_past_its_element_bound() -> None:
     assert big.stats is not None and big.stats.max == 399.0 and len(batch) == 4
     batch.add(torch.ones(200))  # the fifth pending one reaches the bound
     assert first.stats is not None and first.stats.mean == 1.0 and len(batch) == 0
+
+
+def test_views_of_the_same_values_share_statistics_equal_to_their_own() -> None:
+    torch.manual_seed(3)
+    base = torch.randn(12, 20)
+    views = [base, base.t(), base.reshape(20, 12), base.permute(1, 0)[:, None, :]]
+    others = [base[:6], base[:, :5], base.t()[::2], torch.randn(12, 20)]  # other values
+    batch = SummaryBatch(inline_limit=8)
+    shared = [batch.add(v, preview=False) for v in views]
+    apart = [batch.add(v, preview=False) for v in others]
+    batch.flush()
+    assert all(d.stats is shared[0].stats for d in shared)
+    assert all(d.stats is not shared[0].stats for d in apart)
+    for t, data in zip(views + others, shared + apart, strict=True):
+        alone = summarize(t.contiguous().clone(), inline_limit=8, preview=False)
+        assert data.stats == alone.stats
