@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from app.local_rules import RULES
-from app.records import build
+from app.records import maker
 from app.schemas import (
     Accumulation,
     BackwardPass,
@@ -20,6 +20,12 @@ from app.schemas import (
     TensorNode,
 )
 from app.step_view import TEXT_LIMIT, StepView, format_tensor, shape_text, to_tensor
+
+# records made by the thousand: every field by keyword, nothing checked
+new_gradient_meet = maker(GradientMeet)
+new_accumulation = maker(Accumulation)
+new_step_rule = maker(StepRule)
+new_gradient_part = maker(GradientPart)
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 MAX_EXPLAINED_STEPS = 20_000  # bounds the work and the JSON that rules add to big runs
@@ -131,9 +137,7 @@ def _flat(values: object) -> list[object]:
 def _meet(parts: list[GradientPart], total: TensorData) -> GradientMeet:
     small = _is_small(total, *(p.value for p in parts))
     text = " + ".join(_data_text(p.value, small) for p in parts)
-    return build(
-        GradientMeet, parts=parts, total=total, text=f"{text} = {_data_text(total, small)}"
-    )
+    return new_gradient_meet(parts=parts, total=total, text=f"{text} = {_data_text(total, small)}")
 
 
 def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: str) -> Accumulation:
@@ -144,8 +148,7 @@ def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: st
     before_text = _data_text(before, small) if before is not None else "None"
     after_text = _data_text(after, small) if after is not None else "None"
     added_text = _data_text(added, small) if added is not None else "None"
-    return build(
-        Accumulation,
+    return new_accumulation(
         leaf=op.variable or "",
         name=name,
         before=before,
@@ -162,8 +165,7 @@ def explain_step(
     grad_fn = op.grad_fn or op.op
     output, slot_tensors, slot_labels = index.slots(op)
     if grad_fn == ACCUMULATE_GRAD:
-        return build(
-            StepRule,
+        return new_step_rule(
             known=True,
             grad_fn=grad_fn,
             output=output,
@@ -193,8 +195,7 @@ def explain_step(
             note = f"the rule of {grad_fn} could not be applied to the recorded values"
     else:
         note = f"no rule for {grad_fn}; its gradients are shown as recorded"
-    return build(
-        StepRule,
+    return new_step_rule(
         known=rule is not None and note is None,
         grad_fn=grad_fn,
         output=output,
@@ -241,5 +242,5 @@ def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
         for slot, producer in enumerate(op.next):
             grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
             if producer is not None and grad is not None:
-                part = build(GradientPart, source=step.node, value=grad)
+                part = new_gradient_part(source=step.node, value=grad)
                 sent.setdefault(producer, []).append(part)

@@ -28,7 +28,7 @@ from app.chain_rule import attach_rules
 from app.device_mode import device_context
 from app.errors import DeviceUnavailable, LimitExceeded
 from app.module_text import describe_module
-from app.records import build
+from app.records import build, maker
 from app.schemas import (
     BackwardPass,
     BackwardStep,
@@ -45,6 +45,14 @@ from app.schemas import (
     Truncation,
 )
 from app.tensor_summary import SummaryBatch, dtype_name, scalar_of
+
+# records made by the thousand: every field by keyword, nothing checked
+new_edge = maker(Edge)
+new_tensor_node = maker(TensorNode)
+new_op_node = maker(OpNode)
+new_saved_tensor = maker(SavedTensor)
+new_forward_step = maker(ForwardStep)
+new_backward_step = maker(BackwardStep)
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 PASS_FUNCTIONS = {torch.Tensor.backward, torch.autograd.grad, torch.autograd.backward}
@@ -314,7 +322,7 @@ class Recorder:
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
         self.graph.edges.append(
-            build(Edge, id=f"e{len(self.graph.edges)}", source=source, target=target)
+            new_edge(id=f"e{len(self.graph.edges)}", source=source, target=target)
         )
 
     def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
@@ -347,8 +355,7 @@ class Recorder:
             if made is not None and made[2]() is t:  # an unnamed constant: its source text
                 expression, line = source_text(self.source_lines, made[0], made[1])
             label = expression or ("param" if isinstance(t, nn.Parameter) else "leaf")
-        node = build(
-            TensorNode,
+        node = new_tensor_node(
             id=node_id,
             kind="tensor",
             label=label,
@@ -456,8 +463,7 @@ class Recorder:
         node_id = f"op{len(self._op_of_fn)}"
         fn_name = grad_fn_name(fn)
         seq = fn._sequence_nr()
-        node = build(
-            OpNode,
+        node = new_op_node(
             id=node_id,
             kind="op",
             label=op_name_of(fn_name),
@@ -498,8 +504,7 @@ class Recorder:
             if isinstance(value, torch.Tensor):
                 linked = self._match_tensor(value)
                 saved.append(
-                    build(
-                        SavedTensor,
+                    new_saved_tensor(
                         name=name,
                         tensor=linked,
                         value=None if linked else self._summary(value, preview=False),
@@ -510,8 +515,7 @@ class Recorder:
                 text = repr(value)
                 limit = self.options.max_saved_repr
                 saved.append(
-                    build(
-                        SavedTensor,
+                    new_saved_tensor(
                         name=name,
                         tensor=None,
                         value=None,
@@ -662,8 +666,7 @@ class Recorder:
     ) -> None:
         """Append the forward step of one call, after the passes that ran so far."""
         self.graph.forward.append(
-            build(
-                ForwardStep,
+            new_forward_step(
                 node=head,
                 nodes=nodes,
                 call=call,
@@ -937,8 +940,7 @@ class Recorder:
 
         for op_id in run.order:
             record.steps.append(
-                build(
-                    BackwardStep,
+                new_backward_step(
                     node=op_id,
                     grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
                     grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],

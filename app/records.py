@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -65,3 +66,33 @@ def build(cls: type[M], **values: Any) -> M:
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
+
+
+def maker(cls: type[M]) -> Callable[..., M]:
+    """A constructor of cls that takes every field by keyword (none may be left out) and checks
+    nothing: what build gives, with less work per record, for records made by the thousand."""
+    names = tuple(cls.model_fields)
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        raise ValueError(f"{cls.__name__} has a field name that is no parameter name")
+    every_field = (_PLANS.get(cls) or _plan(cls))[3]  # shared, as in build's quickest path
+    fields = ", ".join(f"{n!r}: {n}" for n in names)
+    source = (
+        f"def make_{cls.__name__}(*, {', '.join(names)}):\n"
+        "    obj = _new(cls)\n"
+        f"    _set(obj, '__dict__', {{{fields}}})\n"
+        "    _set_fields_set(obj, every_field)\n"
+        "    _set_extra(obj, None)\n"
+        "    _set_private(obj, None)\n"
+        "    return obj\n"
+    )
+    scope: dict[str, Any] = {
+        "_new": _new,
+        "_set": _set,
+        "_set_fields_set": _set_fields_set,
+        "_set_extra": _set_extra,
+        "_set_private": _set_private,
+        "cls": cls,
+        "every_field": every_field,
+    }
+    exec(compile(source, f"<record maker of {cls.__name__}>", "exec"), scope)  # noqa: S102
+    return scope[f"make_{cls.__name__}"]

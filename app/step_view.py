@@ -11,9 +11,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from app.records import build
+from app.records import maker
 from app.schemas import BackwardStep, OpNode, RuleTerm, SavedTensor, TensorData, TensorNode
 from app.tensor_summary import summarize
+
+# records made by the thousand: every field by keyword, nothing checked
+new_rule_term = maker(RuleTerm)
 
 TEXT_LIMIT = 6  # at most this many elements per tensor are written out in a rule's numbers
 
@@ -250,8 +253,7 @@ class StepView:
                 torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
             )
         name = self.slot_name(slot) or f"input{slot}"
-        return build(
-            RuleTerm,
+        return new_rule_term(
             slot=slot,
             input=self.slot_tensors[slot] if slot < len(self.slot_tensors) else None,
             name=name,

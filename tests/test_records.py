@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.records import build
+from app.records import build, maker
 from app.schemas import BackwardStep, OpNode, Stats, StepRule, TensorData
 
 
@@ -32,3 +32,37 @@ def test_default_factories_give_each_instance_its_own_list() -> None:
     b = build(OpNode, id="b", label="b", op="b", grad_fn=None)
     a.saved.append("x")  # type: ignore[arg-type]
     assert b.saved == []
+
+
+@pytest.mark.parametrize(
+    ("cls", "values"),
+    [
+        (Stats, {"min": -1.0, "max": 2.0, "mean": 0.5, "std": float("nan")}),
+        (
+            TensorData,
+            {
+                "shape": [2],
+                "dtype": "float32",
+                "values": [1.0, 2.0],
+                "stats": None,
+                "heatmap": None,
+                "histogram": None,
+            },
+        ),
+    ],
+)
+def test_maker_equals_build_with_every_field(cls, values) -> None:
+    made, built = maker(cls)(**values), build(cls, **values)
+    assert made.model_dump_json() == built.model_dump_json()
+    assert made.model_fields_set == built.model_fields_set == set(cls.model_fields)
+    assert made == built and list(made.__dict__) == list(cls.model_fields)
+    shuffled = dict(reversed(list(values.items())))  # the declaration order, whatever is given
+    assert list(maker(cls)(**shuffled).__dict__) == list(cls.model_fields)
+
+
+def test_maker_refuses_a_missing_or_unknown_field() -> None:
+    make = maker(Stats)
+    with pytest.raises(TypeError):
+        make(min=1.0, max=2.0, mean=1.5)
+    with pytest.raises(TypeError):
+        make(min=1.0, max=2.0, mean=1.5, std=0.0, median=1.0)
