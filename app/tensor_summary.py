@@ -148,33 +148,45 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     return maps
 
 
-def _histogram_of(low: float, high: float, counts: list[int]) -> Histogram:
-    step = (high - low) / HISTOGRAM_BINS
+def _all_edges(ranges: Sequence[tuple[float, float]]) -> list[list[float]]:
+    """The 17 bin edges from low to high of each range, all rounded by one formatting call."""
+    raw = []
+    for low, high in ranges:
+        step = (high - low) / HISTOGRAM_BINS
+        raw.extend(low + i * step for i in range(HISTOGRAM_BINS + 1))
     # format() rounds as round_significant does, non-finite values included
-    edges = rounded_all([low + i * step for i in range(HISTOGRAM_BINS + 1)], PREVIEW_DIGITS)
-    return new_histogram(edges=edges, counts=counts)
+    flat = rounded_all(raw, PREVIEW_DIGITS)
+    width = HISTOGRAM_BINS + 1
+    return [flat[i : i + width] for i in range(0, len(flat), width)]
 
 
 def batch_histograms(
     tensors: Sequence[torch.Tensor], ranges: Sequence[tuple[float, float]]
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
-    groups: dict[tuple[torch.device, int], list[int]] = {}
+    groups: dict[tuple[torch.device, torch.dtype, int], list[int]] = {}
     for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.numel()), []).append(index)
-    result: list[Histogram] = [None] * len(tensors)  # type: ignore[list-item]
-    for (device, _), members in groups.items():
-        matrix = torch.stack([tensors[i].reshape(-1).to(torch.float32) for i in members])
+        groups.setdefault((x.device, x.dtype, x.numel()), []).append(index)
+    counts_of: list[list[int]] = [[]] * len(tensors)
+    for (device, _, _), members in groups.items():
+        matrix = torch.stack([tensors[i].reshape(-1) for i in members]).to(torch.float32)
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
         low, high = bounds[:, :1], bounds[:, 1:]
         flat_range = low == high  # torch.histc widens an empty range by one on each side
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
-        bins = ((matrix - low) * HISTOGRAM_BINS / (high - low)).long().clamp_(0, HISTOGRAM_BINS - 1)
-        bins += torch.arange(len(members), device=device)[:, None] * HISTOGRAM_BINS
+        # (x - low) * bins / (high - low), as torch.histc computes it, in place; bin numbers
+        # fit in 32 bits, which bincount counts several times faster than 64
+        scaled = (matrix - low).mul_(HISTOGRAM_BINS).div_(high - low)
+        bins = scaled.int().clamp_(0, HISTOGRAM_BINS - 1)
+        rows = torch.arange(len(members), device=device, dtype=torch.int32)[:, None]
+        bins += rows * HISTOGRAM_BINS
         counts = torch.bincount(bins.reshape(-1), minlength=len(members) * HISTOGRAM_BINS)
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
-            result[i] = _histogram_of(*ranges[i], row)
-    return result
+            counts_of[i] = row
+    return [
+        new_histogram(edges=edges, counts=counts)
+        for edges, counts in zip(_all_edges(ranges), counts_of, strict=True)
+    ]
 
 
 def _histogram(x: torch.Tensor) -> Histogram | None:
@@ -184,7 +196,9 @@ def _histogram(x: torch.Tensor) -> Histogram | None:
     finite = finite.to(torch.float32)
     low, high = (float(v) for v in torch.aminmax(finite))
     counts = torch.histc(finite, bins=HISTOGRAM_BINS, min=low, max=high)
-    return _histogram_of(low, high, [int(c) for c in counts.tolist()])
+    return new_histogram(
+        edges=_all_edges([(low, high)])[0], counts=[int(c) for c in counts.tolist()]
+    )
 
 
 def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
