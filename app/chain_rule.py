@@ -228,7 +228,7 @@ def attach_rules(graph: Graph) -> Graph:
 
 def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
     """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
-    sent: dict[str, list[GradientPart]] = {}
+    sent: dict[str, list[tuple[str, TensorData]]] = {}  # (sending op, gradient) per receiver
     for step in record.steps:
         op = index.nodes.get(step.node)
         if not isinstance(op, OpNode):
@@ -236,11 +236,12 @@ def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
         rule = explain_step(index, op, step, record)
         parts = sent.get(step.node, [])
         total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
-        if len(parts) >= 2 and total is not None:
-            rule.__dict__["meet"] = _meet(parts, total)  # every field of rule is already set
+        if len(parts) >= 2 and total is not None:  # every field of rule is already set
+            rule.__dict__["meet"] = _meet(
+                [new_gradient_part(source=source, value=value) for source, value in parts], total
+            )
         step.__dict__["rule"] = rule  # built with rule=None: the field counts as set
         for slot, producer in enumerate(op.next):
             grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
             if producer is not None and grad is not None:
-                part = new_gradient_part(source=step.node, value=grad)
-                sent.setdefault(producer, []).append(part)
+                sent.setdefault(producer, []).append((step.node, grad))

@@ -250,6 +250,9 @@ def _is_dense(x: torch.Tensor) -> bool:
     """Whether x's elements fill a block of memory of x.numel() elements, each once."""
     if x.is_contiguous():
         return True
+    if x.dim() == 2:  # the common case, a transposed matrix, without sorting
+        rows, cols = x.shape
+        return rows > 1 and cols > 1 and x.stride() == (1, rows)
     expected = 1
     for stride, size in sorted((st, n) for st, n in zip(x.stride(), x.shape, strict=True) if n > 1):
         if stride != expected:
@@ -311,7 +314,8 @@ class SummaryBatch:
 
     def add(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         """TensorData of t; its stats and previews are filled by the next flush."""
-        t = t.detach()
+        if t.requires_grad:
+            t = t.detach()
         data, needs_stats = _start(t, self.inline_limit)
         if not needs_stats:
             return data

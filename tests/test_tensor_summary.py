@@ -179,7 +179,15 @@ def test_views_of_the_same_values_share_statistics_equal_to_their_own() -> None:
     torch.manual_seed(3)
     base = torch.randn(12, 20)
     views = [base, base.t(), base.reshape(20, 12), base.permute(1, 0)[:, None, :]]
-    others = [base[:6], base[:, :5], base.t()[::2], torch.randn(12, 20)]  # other values
+    others = [  # other values, some at the same address
+        base[:6],
+        base[:, :5],
+        base.t()[::2],
+        base[:1, ::2],
+        base[:, :1],
+        base[None, :, ::2],
+        torch.randn(12, 20),
+    ]
     batch = SummaryBatch(inline_limit=8)
     shared = [batch.add(v, preview=False) for v in views]
     apart = [batch.add(v, preview=False) for v in others]
