@@ -84,12 +84,12 @@ def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     rows: list[list[float]] = [[]] * len(xs)
     for members in groups.values():
         matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
-        size = matrix.shape[1]
         low, high = row_bounds(matrix)
-        # two passes with double-precision sums: fast on both devices and accurate
-        mean = matrix.sum(dim=1, dtype=torch.float64) / size
-        centred = matrix - mean.to(matrix.dtype)[:, None]
-        std = (centred.square_().sum(dim=1, dtype=torch.float64) / size).sqrt()
+        # two passes in double precision over one double copy, centred in place (the copy, or
+        # the stacked matrix itself when it is already double, belongs to this function)
+        double = matrix.to(torch.float64)
+        mean = double.mean(dim=1)
+        std = double.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
         values = torch.stack([low.to(torch.float64), high.to(torch.float64), mean, std], dim=1)
         for i, row in zip(members, values.tolist(), strict=True):
             rows[i] = row
