@@ -240,6 +240,11 @@ def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(g.detach() if g is not None else None for g in grads)
 
 
+def _as_given(grads: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The gradients a hook saw, kept as they are (a pass that builds no graph)."""
+    return grads
+
+
 def _number_reprs(args: tuple[Any, ...]) -> list[str]:
     """Reprs of the plain numbers among a call's positional arguments."""
     return [repr(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)][:8]
@@ -824,7 +829,7 @@ class Recorder:
             if id(fn) not in self._op_of_fn:
                 self.discover([fn], line, None, None)
         run = _PassRun(order=[], grad_outputs={}, grad_inputs={}, lock=threading.Lock())
-        handles = self._hook(fns, run)
+        handles = self._hook(fns, run, create_graph)
         self.in_pass = True
         try:
             result = func(*args, **kwargs)
@@ -888,11 +893,13 @@ class Recorder:
             stack.extend(p for p, _ in fn.next_functions if p is not None and id(p) not in seen)
         return order
 
-    def _hook(self, fns: list[Any], run: _PassRun) -> list[Any]:
+    def _hook(self, fns: list[Any], run: _PassRun, create_graph: bool) -> list[Any]:
         """One hook per node: a pre-hook on AccumulateGrad (which sends nothing on, and whose
         leaf's .grad is read before the gradient is added), a post-hook on every other node,
         which sees what came in and what went out. The engine runs one node at a time from
-        pre-hook to post-hook, so either kind gives the order the nodes ran in."""
+        pre-hook to post-hook, so either kind gives the order the nodes ran in. Only a
+        create_graph pass makes gradients that are part of a graph, to be cut from it."""
+        keep = _detached if create_graph else _as_given
         handles = []
         for fn in fns:
             op_id = self._op_of_fn[id(fn)]
@@ -909,7 +916,7 @@ class Recorder:
                         run.grad_before[op_id] = (
                             None if before is None else self._summary(before.detach().clone())
                         )
-                        run.grad_outputs[op_id] = _detached(grad_outputs)
+                        run.grad_outputs[op_id] = keep(grad_outputs)
 
                 handles.append(fn.register_prehook(pre))
             else:
@@ -919,31 +926,29 @@ class Recorder:
                 ) -> None:
                     with run.lock:
                         run.order.append(op_id)
-                        run.grad_outputs[op_id] = _detached(grad_outputs)
-                        run.grad_inputs[op_id] = _detached(grad_inputs)
+                        run.grad_outputs[op_id] = keep(grad_outputs)
+                        run.grad_inputs[op_id] = keep(grad_inputs)
 
                 handles.append(fn.register_hook(post))
         return handles
 
     def _fill_pass(self, record: BackwardPass, run: _PassRun, fns: list[Any]) -> None:
-        summary_of: dict[int, TensorData] = {}
-
-        def summarize_once(g: torch.Tensor | None) -> TensorData | None:
-            # the engine hands the same tensor to a node's hook and its producer's: one summary
-            # (run holds every tensor seen, so no id is reused while this runs)
-            if g is None:
-                return None
-            cached = summary_of.get(id(g))
-            if cached is None:
-                cached = summary_of[id(g)] = self._summary(g, preview=False)
-            return cached
-
+        # the engine hands the same tensor to a node's hook and its producer's: one summary
+        # each (run holds every tensor seen, so no id is reused while this runs)
+        summary_of: dict[int, TensorData | None] = {id(None): None}
+        add = self.summaries.add
         for op_id in run.order:
+            grad_inputs = run.grad_inputs.get(op_id, ())
+            grad_outputs = run.grad_outputs.get(op_id, ())
+            for grads in (grad_inputs, grad_outputs):
+                for g in grads:
+                    if id(g) not in summary_of:
+                        summary_of[id(g)] = add(g, False)
             record.steps.append(
                 new_backward_step(
                     node=op_id,
-                    grad_inputs=[summarize_once(g) for g in run.grad_inputs.get(op_id, ())],
-                    grad_outputs=[summarize_once(g) for g in run.grad_outputs.get(op_id, ())],
+                    grad_inputs=[summary_of[id(g)] for g in grad_inputs],
+                    grad_outputs=[summary_of[id(g)] for g in grad_outputs],
                     grad_before=run.grad_before.get(op_id),
                     rule=None,
                 )
@@ -962,7 +967,7 @@ class Recorder:
             op_id = self._op_of_fn.get(key[1])
             grads = run.grad_outputs.get(op_id or "")
             if grads is not None and key[2] < len(grads):
-                data = summarize_once(grads[key[2]])
+                data = summary_of[id(grads[key[2]])]  # every step's gradients have one
                 if data is not None:
                     record.tensor_grads[tensor_id] = data
 
