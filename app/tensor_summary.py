@@ -150,12 +150,15 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
 
 def _all_edges(ranges: Sequence[tuple[float, float]]) -> list[list[float]]:
     """The 17 bin edges from low to high of each range, all rounded by one formatting call."""
-    raw = []
-    for low, high in ranges:
-        step = (high - low) / HISTOGRAM_BINS
-        raw.extend(low + i * step for i in range(HISTOGRAM_BINS + 1))
+    if not ranges:
+        return []
+    bounds = torch.tensor(ranges, dtype=torch.float64)
+    low, high = bounds[:, :1], bounds[:, 1:]
+    step = (high - low) / HISTOGRAM_BINS
+    # low + i * step in double precision, the same arithmetic as with Python floats
+    raw = low + torch.arange(HISTOGRAM_BINS + 1, dtype=torch.float64) * step
     # format() rounds as round_significant does, non-finite values included
-    flat = rounded_all(raw, PREVIEW_DIGITS)
+    flat = rounded_all(raw.reshape(-1).tolist(), PREVIEW_DIGITS)
     width = HISTOGRAM_BINS + 1
     return [flat[i : i + width] for i in range(0, len(flat), width)]
 

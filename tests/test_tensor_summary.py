@@ -197,3 +197,12 @@ def test_views_of_the_same_values_share_statistics_equal_to_their_own() -> None:
     for t, data in zip(views + others, shared + apart, strict=True):
         alone = summarize(t.contiguous().clone(), inline_limit=8, preview=False)
         assert data.stats == alone.stats
+
+
+def test_histogram_edges_are_the_rounded_steps_from_min_to_max() -> None:
+    torch.manual_seed(4)
+    tensors = [torch.randn(100) * 3 + 1, torch.rand(70) * 1e-5, torch.full((80,), -2.5)]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for (low, high), histogram in zip(ranges, batch_histograms(tensors, ranges), strict=True):
+        step = (high - low) / 16
+        assert histogram.edges == [round_significant(low + i * step, 4) for i in range(17)]
