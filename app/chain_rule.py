@@ -67,12 +67,12 @@ class _GraphIndex:
         """(output name, tensor node per input slot, name per input slot) of op, read once."""
         known = self._slots.get(op.id)
         if known is None:
-            count = range(len(op.next))
-            known = (
-                self.output_name(op),
-                [self.slot_tensor(op, k) for k in count],
-                [self.slot_label(op, k) for k in count],
-            )
+            tensors = [self.slot_tensor(op, k) for k in range(len(op.next))]
+            labels = [
+                self.nodes[tensor].label if tensor is not None else self.slot_label(op, k)
+                for k, tensor in enumerate(tensors)
+            ]
+            known = (self.output_name(op), tensors, labels)
             self._slots[op.id] = known
         return known
 

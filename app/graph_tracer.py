@@ -308,6 +308,7 @@ class Recorder:
         self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
         self._made_at: dict[int, tuple[CodeType, int, weakref.ref[torch.Tensor]]] = {}
         self.failed_call: _FailedCall | None = None
+        self._last_reachable: tuple[tuple[int, ...], list[Any]] | None = None
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -879,11 +880,16 @@ class Recorder:
             self._record_series(roots)
         return result
 
-    @staticmethod
-    def _reachable(roots: Iterable[Any]) -> list[Any]:
+    def _reachable(self, roots: Iterable[Any]) -> list[Any]:
+        """Every autograd node reachable from roots, each once. A node's next_functions never
+        change, so the answer for the same roots is kept (their ids are held by _fn_refs)."""
+        roots = [fn for fn in roots if fn is not None]
+        key = tuple(id(fn) for fn in roots)
+        if self._last_reachable is not None and self._last_reachable[0] == key:
+            return self._last_reachable[1]
         seen: set[int] = set()
         order: list[Any] = []
-        stack = [fn for fn in roots if fn is not None]
+        stack = list(roots)
         while stack:
             fn = stack.pop()
             if id(fn) in seen:
@@ -891,6 +897,8 @@ class Recorder:
             seen.add(id(fn))
             order.append(fn)
             stack.extend(p for p, _ in fn.next_functions if p is not None and id(p) not in seen)
+        self._fn_refs.extend(roots)  # keeps the ids of the key from being reused
+        self._last_reachable = (key, order)
         return order
 
     def _hook(self, fns: list[Any], run: _PassRun, create_graph: bool) -> list[Any]:
@@ -1381,7 +1389,7 @@ def trace_tensors(
     recorder = Recorder(device, options)
     _name_inputs(recorder, names)
     with _TRACE_LOCK, PausedCollections():
-        fns = Recorder._reachable([t.grad_fn for t in tensors])
+        fns = recorder._reachable([t.grad_fn for t in tensors])
         for fn in sorted(
             (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()
         ):

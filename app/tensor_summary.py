@@ -274,10 +274,11 @@ def _distinct_values(xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], li
     distinct: list[torch.Tensor] = []
     which: list[int] = []
     for x in xs:
-        if x.layout == torch.strided and _is_dense(x):
-            key: tuple[Any, ...] = (x.data_ptr(), x.numel(), x.dtype, x.device)
-        else:
-            key = (id(x),)
+        try:
+            dense = x.is_contiguous() or _is_dense(x)
+        except RuntimeError:  # no strides (sparse): never shared
+            dense = False
+        key = (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
         index = first.get(key)
         if index is None:
             index = first[key] = len(distinct)
