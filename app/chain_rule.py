@@ -55,6 +55,7 @@ class _GraphIndex:
                 self.between[(op, consumer)] = tensor
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
+        self._made: dict[str, str | None] = {}
 
     def saved(self, op: OpNode) -> dict[str, SavedTensor]:
         """op's saved tensors and attributes by name, gathered once."""
@@ -69,8 +70,8 @@ class _GraphIndex:
         if known is None:
             tensors = [self.slot_tensor(op, k) for k in range(len(op.next))]
             labels = [
-                self.nodes[tensor].label if tensor is not None else self.slot_label(op, k)
-                for k, tensor in enumerate(tensors)
+                self.nodes[tensor].label if tensor is not None else self._made_label(producer)
+                for producer, tensor in zip(op.next, tensors, strict=True)
             ]
             known = (self.output_name(op), tensors, labels)
             self._slots[op.id] = known
@@ -103,13 +104,23 @@ class _GraphIndex:
         tensor = self.slot_tensor(op, slot)
         if tensor is not None:
             return self.nodes[tensor].label
-        producer = op.next[slot] if slot < len(op.next) else None
-        node = self.nodes.get(producer) if producer else None
+        return self._made_label(op.next[slot] if slot < len(op.next) else None)
+
+    def _made_label(self, producer: str | None) -> str | None:
+        """A name for the unnamed output of producer ('view_out', 'xᵀ'), made once."""
+        if producer is None:
+            return None
+        if producer in self._made:
+            return self._made[producer]
+        node = self.nodes.get(producer)
+        label = None
         if isinstance(node, OpNode):
             if node.grad_fn == "TBackward0" and node.next and node.next[0] is not None:
-                return f"{self.slot_label(node, 0)}ᵀ"
-            return f"{node.label}_out"
-        return None
+                label = f"{self.slot_label(node, 0)}ᵀ"
+            else:
+                label = f"{node.label}_out"
+        self._made[producer] = label
+        return label
 
 
 def _data_text(data: TensorData, small: bool) -> str:
