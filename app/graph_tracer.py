@@ -565,9 +565,9 @@ class Recorder:
                 if producer is None:
                     next_ops.append(None)
                     continue
-                is_new = id(producer) not in self._op_of_fn
-                source = self.op_node(producer, line, module, call)
-                if is_new:
+                source = self._op_of_fn.get(id(producer))
+                if source is None:  # new: its node, and a walk on from it
+                    source = self.op_node(producer, line, module, call)
                     node = self._nodes_by_id[source]
                     if isinstance(node, OpNode):
                         node.__dict__["created_by_pass"] = created_by_pass
@@ -1401,9 +1401,9 @@ def trace_tensors(
             outputs = [recorder.tensor_node(t) for t in tensors if t.grad_fn is fn]
             recorder._reconnect_outputs(outputs)
             inputs = recorder.tensor_inputs_of(head)
-            recorder._add_step(
-                head, [head], op_name_of(grad_fn_name(fn)), inputs, outputs, None, None
-            )
+            op = recorder._nodes_by_id[head]
+            name = op.op if isinstance(op, OpNode) else op_name_of(grad_fn_name(fn))
+            recorder._add_step(head, [head], name, inputs, outputs, None, None)
         for t in tensors:
             recorder.tensor_node(t)
         if backward:
