@@ -66,3 +66,11 @@ def test_maker_refuses_a_missing_or_unknown_field() -> None:
         make(min=1.0, max=2.0, mean=1.5)
     with pytest.raises(TypeError):
         make(min=1.0, max=2.0, mean=1.5, std=0.0, median=1.0)
+
+
+def test_records_sharing_a_set_of_set_fields_stay_apart_when_one_changes() -> None:
+    first = build(Stats, min=1.0, max=2.0, mean=1.5, std=0.5)
+    second = maker(Stats)(min=3.0, max=4.0, mean=3.5, std=0.5)
+    first.min = -1.0  # pydantic's __setattr__ adds the name to the set of set fields
+    assert second.min == 3.0 and first.min == -1.0
+    assert second.model_fields_set == first.model_fields_set == set(Stats.model_fields)
