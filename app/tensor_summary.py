@@ -126,19 +126,18 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     return _all_rounded_stats(_raw_stats([_as_real_float(t.detach()) for t in tensors]))
 
 
-def _plane(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).to(torch.float32)
-
-
 def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
-    """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells."""
-    planes = [_plane(x) for x in tensors]
-    groups: dict[tuple[torch.device, tuple[int, ...]], list[int]] = {}
-    for index, plane in enumerate(planes):
-        groups.setdefault((plane.device, tuple(plane.shape)), []).append(index)
-    maps: list[list[list[float]]] = [[]] * len(planes)
-    for (_, (rows, cols)), members in groups.items():
-        stack = torch.stack([planes[i] for i in members])
+    """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
+    (its first dimension down, the rest flattened across)."""
+    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
+    for index, x in enumerate(tensors):
+        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
+    maps: list[list[list[float]]] = [[]] * len(tensors)
+    for (_, _, shape), members in groups.items():
+        rows = shape[0]
+        stack = torch.stack([tensors[i] for i in members]).reshape(len(members), rows, -1)
+        stack = stack.to(torch.float32)
+        cols = stack.shape[2]
         if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
             size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
             stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
@@ -167,19 +166,20 @@ def batch_histograms(
     tensors: Sequence[torch.Tensor], ranges: Sequence[tuple[float, float]]
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
-    groups: dict[tuple[torch.device, torch.dtype, int], list[int]] = {}
+    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
     for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.dtype, x.numel()), []).append(index)
+        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
     counts_of: list[list[int]] = [[]] * len(tensors)
     for (device, _, _), members in groups.items():
-        matrix = torch.stack([tensors[i].reshape(-1) for i in members]).to(torch.float32)
+        matrix = torch.stack([tensors[i] for i in members]).reshape(len(members), -1)
+        matrix = matrix.to(torch.float32)
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
         low, high = bounds[:, :1], bounds[:, 1:]
         flat_range = low == high  # torch.histc widens an empty range by one on each side
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
-        # (x - low) * bins / (high - low), as torch.histc computes it, in place; bin numbers
-        # fit in 32 bits, which bincount counts several times faster than 64
-        scaled = (matrix - low).mul_(HISTOGRAM_BINS).div_(high - low)
+        # (x - low) * bins / (high - low), as torch.histc computes it, in place on the stacked
+        # copy; bin numbers fit in 32 bits, which bincount counts several times faster than 64
+        scaled = matrix.sub_(low).mul_(HISTOGRAM_BINS).div_(high - low)
         bins = scaled.int().clamp_(0, HISTOGRAM_BINS - 1)
         rows = torch.arange(len(members), device=device, dtype=torch.int32)[:, None]
         bins += rows * HISTOGRAM_BINS
