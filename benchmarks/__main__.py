@@ -3,8 +3,8 @@
 Run: .venv/bin/python -m benchmarks [--repeat N] [--skip-cli] [--markdown]
 
 Times are CPU seconds (user + system; of the whole process tree for command-line rows), the
-fewest of --repeat runs, so that other work on a shared machine does not count; the CUDA row is
-wall-clock. Rows: recording (trace_tensors against torchviz make_dot), first view and layout (against
+fewest of --repeat runs, so that other work on a shared machine does not count (the recording
+rows run anchor and ours in turn); the CUDA row is wall-clock. Rows: recording (trace_tensors against torchviz make_dot), first view and layout (against
 torchviz + dot -Tsvg), whole command-line renders to SVG (against torchviz + dot in a process of
 its own, or a plain run where dot does not finish), recording overhead against a plain run of
 the same program, CUDA against CPU when a GPU is present, and API load when benchmarks/load.py
@@ -97,6 +97,20 @@ def best_of(
     return min(times)
 
 
+def best_of_pair(
+    repeat: int, anchor: Callable[[], object], ours: Callable[[], object]
+) -> tuple[float, float]:
+    """The shortest of repeat runs of each, in CPU seconds, the two taking turns so that both
+    see the same moments of a shared machine."""
+    anchor_times, our_times = [], []
+    for _ in range(repeat):
+        for fn, times in ((anchor, anchor_times), (ours, our_times)):
+            start = cpu_seconds()
+            fn()
+            times.append(cpu_seconds() - start)
+    return min(anchor_times), min(our_times)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -124,9 +138,10 @@ def recording_rows(repeat: int) -> list[Row]:
     for name in ("encoder-24", "encoder-48"):
         loss, model = MODELS[name]()
         params = dict(model.named_parameters())
-        viz = best_of(repeat, lambda loss=loss, params=params: make_dot(loss, params=params))
-        ours = best_of(
-            repeat, lambda loss=loss, model=model: trace_tensors(loss, names={"model": model})
+        viz, ours = best_of_pair(
+            repeat,
+            lambda loss=loss, params=params: make_dot(loss, params=params),
+            lambda loss=loss, model=model: trace_tensors(loss, names={"model": model}),
         )
         aim = "≤ 5×" if name == "encoder-24" else ""
         label = f"trace_tensors, {name} ({count_nodes(loss)} nodes)"
