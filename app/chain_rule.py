@@ -14,6 +14,7 @@ from app.schemas import (
     GradientPart,
     Graph,
     OpNode,
+    RuleTerm,
     SavedTensor,
     StepRule,
     TensorData,
@@ -56,6 +57,10 @@ class _GraphIndex:
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
+        # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
+        self.rules_made: dict[
+            tuple[object, ...], tuple[bool, str | None, list[RuleTerm], str | None]
+        ] = {}
 
     def saved(self, op: OpNode) -> dict[str, SavedTensor]:
         """op's saved tensors and attributes by name, gathered once."""
@@ -169,6 +174,57 @@ def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: st
     )
 
 
+def _shapes(items: list[TensorData | None]) -> tuple[tuple[int, ...] | None, ...] | None:
+    """The shape of each item (None for a missing one); None when one holds values."""
+    shapes: list[tuple[int, ...] | None] = []
+    for data in items:
+        if data is None:
+            shapes.append(None)
+        elif data.values is not None:
+            return None
+        else:
+            shapes.append(tuple(data.shape))
+    return tuple(shapes)
+
+
+def _rule_key(
+    index: _GraphIndex,
+    op: OpNode,
+    step: BackwardStep,
+    output: str,
+    slot_tensors: list[str | None],
+    slot_labels: list[str | None],
+) -> tuple[object, ...] | None:
+    """Everything a rule reads of a step (through StepView) when none of its tensors is small
+    enough to be recorded with values, so that no rule computes with numbers: steps with the
+    same key get the same rule, made once. None when a value is recorded."""
+    grads_in, grads_out = _shapes(step.grad_inputs), _shapes(step.grad_outputs)
+    if grads_in is None or grads_out is None:
+        return None
+    saved: list[tuple[object, ...]] = []
+    for item in op.saved:  # as StepView.saved_data reads them
+        node = index.nodes.get(item.tensor) if item.tensor is not None else None
+        label, data = (
+            (node.label, node.value) if isinstance(node, TensorNode) else (None, item.value)
+        )
+        if data is not None and data.values is not None:
+            return None
+        saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))
+    return (
+        op.grad_fn,
+        op.op,
+        output,
+        tuple(slot_tensors),
+        tuple(slot_labels),
+        tuple(producer is None for producer in op.next),
+        tuple(op.constants),
+        tuple(index.plain_inputs.get(op.id, ())),
+        grads_in,
+        grads_out,
+        tuple(saved),
+    )
+
+
 def explain_step(
     index: _GraphIndex, op: OpNode, step: BackwardStep, record: BackwardPass
 ) -> StepRule:
@@ -185,6 +241,20 @@ def explain_step(
             meet=None,
             accumulate=_accumulation(op, step, record, output),
             note=None,
+        )
+    key = _rule_key(index, op, step, output, slot_tensors, slot_labels)
+    known_rule = index.rules_made.get(key) if key is not None else None
+    if known_rule is not None:
+        known, expression, terms, note = known_rule
+        return new_step_rule(
+            known=known,
+            grad_fn=grad_fn,
+            output=output,
+            expression=expression,
+            terms=list(terms),
+            meet=None,
+            accumulate=None,
+            note=note,
         )
     rule = RULES.get(grad_fn)
     note = None
@@ -206,6 +276,8 @@ def explain_step(
             note = f"the rule of {grad_fn} could not be applied to the recorded values"
     else:
         note = f"no rule for {grad_fn}; its gradients are shown as recorded"
+    if key is not None:
+        index.rules_made[key] = (rule is not None and note is None, expression, terms, note)
     return new_step_rule(
         known=rule is not None and note is None,
         grad_fn=grad_fn,

@@ -304,3 +304,66 @@ def test_rules_stop_at_a_bound_on_big_runs(monkeypatch: pytest.MonkeyPatch) -> N
     assert all(s.rule is None for p in graph.backward[1:] for s in p.steps)
     assert any("first 6 backward steps" in note for note in graph.notes)
     assert graph.backward[3].grads  # the recording itself is complete
+
+
+def _rules_json(graph: Graph) -> list[str]:
+    return [s.rule.model_dump_json() for p in graph.backward for s in p.steps if s.rule]
+
+
+@pytest.mark.parametrize("program", ["transformer_encoder", "mlp_cross_entropy"])
+def test_rules_made_once_per_key_equal_rules_made_for_every_step(program, monkeypatch) -> None:
+    code = get_example(program).code
+    indexes: list[chain_rule._GraphIndex] = []
+    real_init = chain_rule._GraphIndex.__init__
+
+    def init(self: chain_rule._GraphIndex, graph: Graph) -> None:
+        real_init(self, graph)
+        indexes.append(self)
+
+    monkeypatch.setattr(chain_rule._GraphIndex, "__init__", init)
+    made = trace_code(code)
+    (index,) = indexes
+    keyed = [
+        step
+        for record in made.backward
+        for step in record.steps
+        if index.nodes[step.node].grad_fn != "AccumulateGrad"
+        and chain_rule._rule_key(
+            index, index.nodes[step.node], step, *index.slots(index.nodes[step.node])
+        )
+        is not None
+    ]
+    assert 0 < len(index.rules_made) < len(keyed)  # some rules were made once and used again
+    monkeypatch.setattr(chain_rule, "_rule_key", lambda *args: None)  # every rule made anew
+    each = trace_code(code)
+    assert not indexes[1].rules_made
+    assert _rules_json(made) == _rules_json(each)
+
+
+def test_layers_of_one_shape_share_their_shape_rules_but_not_small_values() -> None:
+    from benchmarks.models import encoder
+
+    torch.manual_seed(0)
+    model = encoder(6)
+    loss = model(torch.randn(2, 8, 32)).pow(2).mean()
+    from app.graph_tracer import trace_tensors
+
+    graph = trace_tensors(loss, names={"model": model})
+    index = chain_rule._GraphIndex(graph)
+    (record,) = graph.backward
+    nodes = {n.id: n for n in graph.nodes}
+    keys = []
+    for step in record.steps:
+        op = nodes[step.node]
+        output, tensors, labels = index.slots(op)
+        keys.append(chain_rule._rule_key(index, op, step, output, tensors, labels))
+    shared = [k for k in keys if k is not None]
+    assert len(set(shared)) < len(shared) / 3  # six layers: most steps repeat another's rule
+    small = [
+        s
+        for s in record.steps
+        if any(d is not None and d.values is not None for d in s.grad_inputs + s.grad_outputs)
+    ]
+    assert small  # the loss's scalar steps carry values: they are never shared
+    for step in small:
+        assert keys[record.steps.index(step)] is None
