@@ -215,8 +215,7 @@ def _rule_key(
         op.op,
         output,
         tuple(slot_tensors),
-        tuple(slot_labels),
-        tuple(producer is None for producer in op.next),
+        tuple(slot_labels),  # None exactly where op.next is: which slots get a gradient
         tuple(op.constants),
         tuple(index.plain_inputs.get(op.id, ())),
         grads_in,
