@@ -309,6 +309,7 @@ class Recorder:
         self._made_at: dict[int, tuple[CodeType, int, weakref.ref[torch.Tensor]]] = {}
         self.failed_call: _FailedCall | None = None
         self._last_reachable: tuple[tuple[int, ...], list[Any]] | None = None
+        self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -490,6 +491,7 @@ class Recorder:
         self._op_of_fn[id(fn)] = node_id
         self._fn_refs.append(fn)
         if fn_name == ACCUMULATE_GRAD:
+            self.leaves_with_accumulators.append(fn.variable)
             leaf = fn.variable
             leaf_id = self.tensor_node(leaf)
             node.__dict__["variable"] = leaf_id
@@ -1364,11 +1366,7 @@ def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> 
         return
     for t in scalar_roots:
         recorder.tensor_node(t)
-    leaves = [
-        recorder._tensor_refs[n.variable]
-        for n in recorder.graph.nodes
-        if isinstance(n, OpNode) and n.variable is not None
-    ]
+    leaves = list(recorder.leaves_with_accumulators)
     if leaves:
         recorder.run_pass(
             torch.autograd.grad,
