@@ -310,6 +310,7 @@ class Recorder:
         self.failed_call: _FailedCall | None = None
         self._last_reachable: tuple[tuple[int, ...], list[Any]] | None = None
         self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
+        self._saved_attributes: dict[tuple[str, str], SavedTensor] = {}
 
     # ----- nodes and edges -------------------------------------------------------------
 
@@ -521,15 +522,16 @@ class Recorder:
                 )
             elif value is not None:
                 text = repr(value)
-                limit = self.options.max_saved_repr
-                saved.append(
-                    new_saved_tensor(
+                record = self._saved_attributes.get((name, text))
+                if record is None:  # one record per name and value, shared by every node
+                    limit = self.options.max_saved_repr
+                    record = self._saved_attributes[name, text] = new_saved_tensor(
                         name=name,
                         tensor=None,
                         value=None,
                         repr=text[:limit] + ("…" if len(text) > limit else ""),
                     )
-                )
+                saved.append(record)
         return saved
 
     def _match_tensor(self, t: torch.Tensor) -> str | None:
