@@ -204,25 +204,6 @@ def _histogram(x: torch.Tensor) -> Histogram | None:
     )
 
 
-def _start(t: torch.Tensor, inline_limit: int) -> tuple[TensorData, bool]:
-    """TensorData with everything but stats and previews, and whether it needs them."""
-    shape = list(t.shape)
-    dtype = _DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype)
-    numel = t.numel()
-    values = None
-    if numel <= inline_limit:
-        values = t.abs().tolist() if t.is_complex() else t.tolist()
-    data = new_tensor_data(
-        shape=shape,
-        dtype=dtype,
-        values=values,
-        stats=None,
-        heatmap=None,
-        histogram=None,
-    )
-    return data, numel > 0
-
-
 def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
     """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
     xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
@@ -293,10 +274,9 @@ def _float32_range(row: list[float]) -> tuple[float, float]:
 
 def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> TensorData:
     """TensorData of a tensor: values up to inline_limit elements, else stats and previews."""
-    t = t.detach()
-    data, needs_stats = _start(t, inline_limit)
-    if needs_stats:
-        _complete([(t, data, preview)])
+    batch = SummaryBatch(inline_limit)
+    data = batch.add(t, preview)
+    batch.flush()
     return data
 
 
@@ -310,6 +290,7 @@ class SummaryBatch:
     def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 22) -> None:
         self.inline_limit = inline_limit
         self.max_pending_elements = max_pending_elements
+        self._alone_from = max_pending_elements // 4  # a tensor this big is summarised at once
         self._pending: list[tuple[torch.Tensor, TensorData, bool]] = []
         self._elements = 0
 
@@ -320,11 +301,21 @@ class SummaryBatch:
         """TensorData of t; its stats and previews are filled by the next flush."""
         if t.requires_grad:
             t = t.detach()
-        data, needs_stats = _start(t, self.inline_limit)
-        if not needs_stats:
-            return data
         numel = t.numel()
-        if numel >= self.max_pending_elements // 4:
+        values = None
+        if numel <= self.inline_limit:
+            values = t.abs().tolist() if t.is_complex() else t.tolist()
+        data = new_tensor_data(
+            shape=list(t.shape),
+            dtype=_DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype),
+            values=values,
+            stats=None,
+            heatmap=None,
+            histogram=None,
+        )
+        if not numel:
+            return data  # nothing to take statistics of
+        if numel >= self._alone_from:
             _complete([(t, data, preview)])  # a big tensor alone: stacking it would copy it
             return data
         self._pending.append((t, data, preview))
