@@ -20,7 +20,14 @@ from app.schemas import (
     TensorData,
     TensorNode,
 )
-from app.step_view import TEXT_LIMIT, StepView, format_tensor, shape_text, to_tensor
+from app.step_view import (
+    TEXT_LIMIT,
+    StepView,
+    format_tensor,
+    linked_data,
+    shape_text,
+    to_tensor,
+)
 
 # records made by the thousand: every field by keyword, nothing checked
 new_gradient_meet = maker(GradientMeet)
@@ -202,11 +209,8 @@ def _rule_key(
     if grads_in is None or grads_out is None:
         return None
     saved: list[tuple[object, ...]] = []
-    for item in op.saved:  # as StepView.saved_data reads them
-        node = index.nodes.get(item.tensor) if item.tensor is not None else None
-        label, data = (
-            (node.label, node.value) if isinstance(node, TensorNode) else (None, item.value)
-        )
+    for item in op.saved:
+        label, data = linked_data(item, index.nodes)  # what StepView.saved_data gives
         if data is not None and data.values is not None:
             return None
         saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))

@@ -130,6 +130,17 @@ def _parsed(text: str) -> Any:
         return None
 
 
+def linked_data(
+    saved: SavedTensor, nodes: dict[str, TensorNode | OpNode]
+) -> tuple[str | None, TensorData | None]:
+    """(label of the tensor node a saved tensor is linked to, its values), or (None, the values
+    recorded with it)."""
+    node = nodes.get(saved.tensor) if saved.tensor is not None else None
+    if isinstance(node, TensorNode):
+        return node.label, node.value
+    return None, saved.value
+
+
 @dataclass
 class StepView:
     """One backward step of one op, seen with the names and values the recorder kept."""
@@ -140,12 +151,10 @@ class StepView:
     slot_tensors: list[str | None]
     slot_labels: list[str | None]
     output: str
+    saved_by_name: dict[str, SavedTensor]  # op.saved by name, read-only
     plain_inputs: list[str] = field(default_factory=list)
-    saved_by_name: dict[str, SavedTensor] = field(default_factory=dict)  # read-only
 
     def __post_init__(self) -> None:
-        if not self.saved_by_name and self.op.saved:
-            self.saved_by_name = {s.name: s for s in self.op.saved}
         self._literals: dict[str, Any] = {}
         g = self.step.grad_outputs[0] if self.step.grad_outputs else None
         self.grad_data = g
@@ -177,11 +186,7 @@ class StepView:
         saved = self.saved_by_name.get(key)
         if saved is None:
             return None, None
-        if saved.tensor is not None:
-            node = self.nodes.get(saved.tensor)
-            if isinstance(node, TensorNode):
-                return node.label, node.value
-        return None, saved.value
+        return linked_data(saved, self.nodes)
 
     def operand(self, key: str, slot: int | None = None, fallback: str = "c") -> Operand:
         """A saved tensor as an operand, named after its input slot, its node or its value."""
