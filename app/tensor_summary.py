@@ -76,13 +76,21 @@ def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return low, high
 
 
+Layout = tuple[torch.device, torch.dtype, torch.Size]
+
+
+def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
+    """Indexes of the tensors, grouped by device, dtype and shape: each group stacks into one."""
+    groups: dict[Layout, list[int]] = {}
+    for index, x in enumerate(tensors):
+        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
+    return groups
+
+
 def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     """[min, max, mean, std] of each real tensor, reduced in groups of equal shape."""
-    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
-    for index, x in enumerate(xs):
-        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
     rows: list[list[float]] = [[]] * len(xs)
-    for members in groups.values():
+    for members in _by_layout(xs).values():
         matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
         low, high = row_bounds(matrix)
         # two passes in double precision over one double copy, centred in place (the copy, or
@@ -129,11 +137,8 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
 def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
     (its first dimension down, the rest flattened across)."""
-    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
-    for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
     maps: list[list[list[float]]] = [[]] * len(tensors)
-    for (_, _, shape), members in groups.items():
+    for (_, _, shape), members in _by_layout(tensors).items():
         rows = shape[0]
         stack = torch.stack([tensors[i] for i in members]).reshape(len(members), rows, -1)
         stack = stack.to(torch.float32)
@@ -166,11 +171,8 @@ def batch_histograms(
     tensors: Sequence[torch.Tensor], ranges: Sequence[tuple[float, float]]
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
-    groups: dict[tuple[torch.device, torch.dtype, torch.Size], list[int]] = {}
-    for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
     counts_of: list[list[int]] = [[]] * len(tensors)
-    for (device, _, _), members in groups.items():
+    for (device, _, _), members in _by_layout(tensors).items():
         matrix = torch.stack([tensors[i] for i in members]).reshape(len(members), -1)
         matrix = matrix.to(torch.float32)
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
@@ -256,7 +258,7 @@ def _distinct_values(xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], li
     which: list[int] = []
     for x in xs:
         try:
-            dense = x.is_contiguous() or _is_dense(x)
+            dense = _is_dense(x)
         except RuntimeError:  # no strides (sparse): never shared
             dense = False
         key = (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
