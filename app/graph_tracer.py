@@ -492,8 +492,8 @@ class Recorder:
         self._op_of_fn[id(fn)] = node_id
         self._fn_refs.append(fn)
         if fn_name == ACCUMULATE_GRAD:
-            self.leaves_with_accumulators.append(fn.variable)
             leaf = fn.variable
+            self.leaves_with_accumulators.append(leaf)
             leaf_id = self.tensor_node(leaf)
             node.__dict__["variable"] = leaf_id
             node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
