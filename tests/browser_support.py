@@ -20,3 +20,56 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 def launch(playwright):
     """A headless Chromium browser from Debian's package."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+
+
+def type_text(page, text: str) -> None:
+    """Type text where the editor's cursor is, key by key, as a person does.
+
+    After each Enter the editor indents the new line by itself; Shift+Home selects that
+    indentation, so the line's own text (with its own indentation) types over it."""
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            page.keyboard.press("Enter")
+            page.keyboard.press("Shift+Home")
+        if line:
+            page.keyboard.type(line)
+        elif i:
+            page.keyboard.press("Delete")  # an empty line keeps no indentation either
+
+
+def type_code(page, code: str) -> None:
+    """Replace the editor's program by typing it key by key."""
+    page.get_by_test_id("editor").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    type_text(page, code)
+
+
+def type_at_end(page, text: str) -> None:
+    """Type text after the editor's last character."""
+    page.get_by_test_id("editor").click()
+    page.keyboard.press("Control+End")
+    type_text(page, text)
+
+
+def retype(page, old: str, new: str) -> None:
+    """Select the first `old` in the program with the arrow keys and type `new` over it."""
+    code = editor_code(page)
+    before = code[: code.index(old)]
+    line, column = before.count("\n"), len(before) - (before.rfind("\n") + 1)
+    page.get_by_test_id("editor").click()
+    page.keyboard.press("Control+Home")
+    for _ in range(line):
+        page.keyboard.press("ArrowDown")
+    for _ in range(column):
+        page.keyboard.press("ArrowRight")
+    for _ in range(len(old)):
+        page.keyboard.press("Shift+ArrowRight")
+    type_text(page, new)
+
+
+def editor_code(page) -> str:
+    """The program in the editor, line by line as CodeMirror holds it."""
+    return page.evaluate(
+        "[...document.querySelectorAll('#editor .cm-line')].map((l) => l.textContent).join('\\n')"
+    )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, CHROMIUM
+from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -69,13 +69,6 @@ def after_failure(page, action) -> None:
     )
 
 
-def editor_text(page) -> str:
-    """The program in the editor, line by line as CodeMirror shows it."""
-    return page.evaluate(
-        "[...document.querySelectorAll('#editor .cm-line')].map((l) => l.textContent).join('\\n')"
-    )
-
-
 def node(page, name: str):
     return page.locator(f'[data-testid="node"][data-name="{name}"]')
 
@@ -84,7 +77,7 @@ def test_page_loads_with_an_example(page) -> None:
     page.goto(page.base + "/")
     page.wait_for_selector('[data-testid="node"]')
     expect_status_done(page)
-    assert "torch" in editor_text(page)
+    assert "torch" in editor_code(page)
     assert page.locator('[data-testid="node"]').count() >= 8
     assert page.locator(".legend li").count() == 7
 
@@ -103,7 +96,7 @@ def test_forward_steps_highlight_the_source_line(page) -> None:
     open_example(page, "linear_expression")
     page.get_by_test_id("to-start").click()
     editor = page.locator("#editor")
-    code = editor_text(page).splitlines()
+    code = editor_code(page).splitlines()
     line = int(editor.get_attribute("data-current-line"))
     assert code[line - 1].startswith("y = x * w + b")
     playwright_api.expect(page.get_by_test_id("position")).to_have_text(
@@ -146,7 +139,8 @@ def test_four_accumulating_passes_read_20(page) -> None:
 def test_broken_code_shows_error_at_its_line_with_partial_graph(page) -> None:
     open_example(page, "shared_weight")
     editor = page.get_by_test_id("editor")
-    editor.fill("import torch\nw = torch.ones(2, requires_grad=True)\ny = w * 3\nz = y[5]\n")
+    page.get_by_test_id("live").uncheck()
+    type_code(page, "import torch\nw = torch.ones(2, requires_grad=True)\ny = w * 3\nz = y[5]\n")
     after_new_graph(page, lambda: page.get_by_test_id("run").click())
     error = page.get_by_test_id("error")
     playwright_api.expect(error).to_contain_text("line 4")
@@ -159,7 +153,7 @@ def test_broken_code_shows_error_at_its_line_with_partial_graph(page) -> None:
     playwright_api.expect(ghost).to_have_class(re.compile("is-current"))
     playwright_api.expect(ghost.locator(".badge-text")).to_contain_text("IndexError")
     page.expected_http_errors.add(400)
-    editor.fill("import torch\nimport subprocess\n")
+    type_code(page, "import torch\nimport subprocess\n")
     after_failure(page, lambda: editor.press("Control+Enter"))
     playwright_api.expect(error).to_contain_text("line 2")
     playwright_api.expect(error).to_contain_text("other processes")
@@ -237,13 +231,14 @@ def test_training_loop_plots_series(page) -> None:
 def test_editor_tab_play_zoom_and_theme(page) -> None:
     open_example(page, "linear_expression")
     editor = page.get_by_test_id("editor")
-    editor.fill("x = 1")
+    page.get_by_test_id("live").uncheck()
+    type_code(page, "x = 1")
     editor.press("End")
     editor.press("Tab")
-    assert editor_text(page) == "    x = 1"  # Tab indents the line
-    editor.press("Escape")
-    editor.press("Tab")  # Esc then Tab leaves the editor instead of indenting
-    assert editor_text(page) == "    x = 1"
+    assert editor_code(page) == "    x = 1"  # Tab indents the line
+    editor.press("Escape")  # Esc hands the keyboard back to the page
+    editor.press("Tab")
+    assert editor_code(page) == "    x = 1"
     assert page.evaluate("!document.activeElement.closest('.cm-editor')")
     after_new_graph(page, lambda: page.click('[data-example="shared_weight"]'))
     page.get_by_test_id("to-start").click()

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests import test_browser as shared
+from tests.browser_support import editor_code, retype, type_at_end, type_code
 from tests.test_browser import after_new_graph, node, open_example, playwright_api
 
 # the page fixture of tests/test_browser.py (server and browser come from conftest.py)
@@ -95,35 +96,25 @@ def test_caption_follows_backward_playback(page) -> None:
     assert "grad_w=grad_mul_out·x" in texts and "=1·3=3" in texts
 
 
-def editor_text(page) -> str:
-    """The program in the CodeMirror editor, line by line."""
-    return page.evaluate(
-        "[...document.querySelectorAll('#editor .cm-line')].map((l) => l.textContent).join('\\n')"
-    )
-
-
 def test_live_mode_traces_after_typing_without_run(page) -> None:
     open_example(page, "shared_weight")
     assert page.get_by_test_id("live").is_checked()
     page.get_by_test_id("to-end").click()
     position = page.get_by_test_id("position").inner_text()
-    editor = page.get_by_test_id("editor")
-    code = editor_text(page)
+    code = editor_code(page)
     assert "w = torch.tensor([1.]" in code
     # same graph shape, new numbers: w = 3 gives dy/dw = (w + 1) + (w + x) = 4 + 5 = 9
-    after_new_graph(page, lambda: editor.fill(code.replace("[1.]", "[3.]", 1)))
+    after_new_graph(page, lambda: retype(page, "[1.]", "[3.]"))
     expect(page.get_by_test_id("position")).to_have_text(position)  # the step is kept
     node(page, "w").click()
     expect(page.get_by_test_id("dot-grad")).to_contain_text("[9.]")
     expect(page.get_by_test_id("meet")).to_have_text(re.compile(r"^(4 \+ 5|5 \+ 4) = 9$"))
     # a new shape starts over; turning live off stops tracing on typing
-    after_new_graph(
-        page, lambda: editor.fill(code.replace("y.backward()", "z = y * 2\nz.backward()"))
-    )
+    after_new_graph(page, lambda: retype(page, "y.backward()", "z = y * 2\nz.backward()"))
     expect(node(page, "z")).to_be_visible()
     page.get_by_test_id("live").uncheck()
     shown = page.evaluate("document.body.dataset.shown")
-    editor.fill(code)
+    type_code(page, code)
     page.get_by_test_id("run").click()
     page.wait_for_function(f"document.body.dataset.shown !== '{shown}'")
     assert page.evaluate("document.body.dataset.shown") == str(int(shown) + 1)
@@ -132,14 +123,13 @@ def test_live_mode_traces_after_typing_without_run(page) -> None:
 
 def test_live_mode_keeps_the_graph_while_the_code_is_half_typed(page) -> None:
     open_example(page, "shared_weight")
-    editor = page.get_by_test_id("editor")
-    code = editor_text(page)
+    code = editor_code(page)
     before = page.evaluate("document.body.dataset.failures ?? '0'")
-    editor.fill(code + "\nz = (y *\n")
+    type_at_end(page, "\nz = (y *\n")
     page.wait_for_function(f"(document.body.dataset.failures ?? '0') !== '{before}'")
     expect(page.get_by_test_id("error")).to_contain_text("SyntaxError")
     expect(node(page, "w")).to_be_visible()
-    assert editor_text(page) == code + "\nz = (y *\n"  # what was typed stays as typed
-    after_new_graph(page, lambda: editor.fill(code + "\nz = (y * 2).sum()\n"))
+    assert editor_code(page) == code + "\nz = (y *\n"  # what was typed stays as typed
+    after_new_graph(page, lambda: retype(page, "z = (y *\n", "z = (y * 2).sum()\n"))
     expect(page.get_by_test_id("error")).to_be_hidden()
     expect(node(page, "z")).to_be_visible()

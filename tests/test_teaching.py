@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.examples import ORDER, get_example
-from tests.browser_support import ARTIFACTS, CHROMIUM
+from tests.browser_support import ARTIFACTS, CHROMIUM, type_code
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -68,8 +68,9 @@ def open_lesson(page, base: str, example: str, extra: str = "") -> None:
 
 def run_program(page, code: str) -> None:
     """Put code in the editor, run it and wait for its graph."""
+    page.get_by_test_id("live").uncheck()  # one trace, of the whole program
+    type_code(page, code)
     before = page.evaluate("document.body.dataset.shown")
-    page.get_by_test_id("editor").fill(code)
     page.get_by_test_id("run").click()
     wait_shown(page, before)
 

@@ -1,5 +1,5 @@
 // The code editor (CodeMirror 6): Python highlighting, Ctrl/Cmd+Enter runs, the player's line and error marks.
-// Tab indents; Esc then Tab moves focus on, so the keyboard never gets trapped.
+// Tab indents; Esc hands the keyboard back to the page (the player's keys), so it never gets trapped.
 import {
   Decoration, EditorState, EditorView, HighlightStyle, StateEffect, StateField, defaultKeymap, drawSelection,
   history, historyKeymap, indentUnit, indentWithTab, keymap, lineNumbers, python, syntaxHighlighting, tags,
@@ -35,7 +35,7 @@ const marks = StateField.define({
   provide: (field) => EditorView.decorations.from(field, (value) => value.decorations),
 });
 
-export function createEditor(container, { onRun = () => {}, onChange = () => {}, label = "program" } = {}) {
+export function createEditor(container, { onRun = () => {}, onChange = () => {}, onEscape = null, label = "program" } = {}) {
   const listeners = new Set();
   let silent = false;
   const view = new EditorView({
@@ -51,7 +51,8 @@ export function createEditor(container, { onRun = () => {}, onChange = () => {},
         python(),
         syntaxHighlighting(highlighting),
         marks,
-        keymap.of([{ key: "Mod-Enter", preventDefault: true, run: () => { onRun(); return true; } }, ...defaultKeymap, ...historyKeymap, indentWithTab]),
+        keymap.of([{ key: "Mod-Enter", preventDefault: true, run: () => { onRun(); return true; } },
+          { key: "Escape", run: () => { if (!onEscape) return false; onEscape(); return true; } }, ...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorView.contentAttributes.of({ "data-testid": "editor", "aria-label": label, tabindex: "0", spellcheck: "false", autocapitalize: "off", autocorrect: "off" }),
         EditorView.updateListener.of((update) => {
           if (!update.docChanged || silent) return;

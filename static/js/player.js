@@ -1,6 +1,13 @@
 // The player bar: step back / play / step forward, start / end, speed, pass picker, keyboard.
 import { el } from "./dom.js";
 
+// Whether keys pressed here type text (the code editor, any field): those keys are never the player's.
+export function typesText(target) {
+  if (!(target instanceof Element)) return false;
+  if (target instanceof HTMLElement && target.isContentEditable) return true;
+  return Boolean(target.closest(".cm-editor, input, textarea, select, [contenteditable]"));
+}
+
 export class Player {
   constructor(container, { onPosition = () => {}, onPass = () => {}, t = (k) => k } = {}) {
     this.container = container;
@@ -94,9 +101,12 @@ export class Player {
   }
 
   keydown(event) {
-    const target = event.target;
-    if (target instanceof HTMLElement && (target.tagName === "TEXTAREA" || target.tagName === "INPUT" || target.tagName === "SELECT")) return;
-    const actions = { ArrowLeft: () => this.step(-1), ArrowRight: () => this.step(1), Home: () => this.go(0), End: () => this.go(this.positions.length - 1), " ": () => this.toggle() };
+    if (event.defaultPrevented || typesText(event.target)) return;
+    // PageDown / PageUp are what presenter clickers send
+    const actions = {
+      ArrowLeft: () => this.step(-1), ArrowRight: () => this.step(1), PageUp: () => this.step(-1), PageDown: () => this.step(1),
+      Home: () => this.go(0), End: () => this.go(this.positions.length - 1), " ": () => this.toggle(),
+    };
     const action = actions[event.key];
     if (action && !event.ctrlKey && !event.metaKey && !event.altKey) {
       event.preventDefault();
