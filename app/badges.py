@@ -42,8 +42,14 @@ def data_text(data: TensorData | None, items: int = BADGE_ITEMS) -> str:
         if not isinstance(data.values, list):
             return format_values([data.values], is_floating(data.dtype))[0]
         flat = flat_values(data.values)
-        shown = format_values(flat, is_floating(data.dtype), items)
-        return f"[{', '.join(shown)}{', …' if len(flat) > items else ''}]"
+        if not flat:
+            return "[]"
+        # as many values as fit one badge line after its "= " or "∂ ", at least one
+        for count in range(min(items, len(flat)), 0, -1):
+            shown = format_values(flat, is_floating(data.dtype), count)
+            text = f"[{', '.join(shown)}{', …' if len(flat) > count else ''}]"
+            if len(text) <= MAX_BADGE_LINE - 2 or count == 1:
+                return text
     if data.stats is not None:
         mean, std = format_values([data.stats.mean, data.stats.std])
         return f"μ {mean} σ {std}"
@@ -105,12 +111,22 @@ def _tensor_between(graph: Graph) -> dict[tuple[str, str], str]:
 
 
 def badge_track(graph: Graph) -> BadgeTrack:
-    """Badge texts: each forward step's outputs, and each backward step's changed gradients."""
+    """Badge texts: each forward step's outputs (the first step's also the leaves'), and each
+    backward step's changed gradients."""
     by_id = {n.id: n for n in graph.nodes}
     text_of = _TextMemo()
     forward = []
+    computed = {tensor for step in graph.forward for tensor in step.outputs}
+    for edge in graph.edges:  # made by an op (a gradient's graph too): shown once it is made
+        source = by_id.get(edge.source)
+        if isinstance(source, OpNode) and source.variable != edge.target:
+            computed.add(edge.target)
     for step in graph.forward:
         texts = {}
+        if not forward:  # leaves and constants are there from the start
+            for node in graph.nodes:
+                if isinstance(node, TensorNode) and node.id not in computed:
+                    texts[node.id] = f"= {text_of(node.value)}"
         for tensor in step.outputs:
             node = by_id.get(tensor)
             if isinstance(node, TensorNode):
@@ -182,32 +198,61 @@ def badge_track(graph: Graph) -> BadgeTrack:
     return BadgeTrack(forward=forward, backward=backward)
 
 
-def badges_at(track: BadgeTrack, phase: str, pass_index: int, index: int) -> dict[str, str]:
-    """Node id -> badge text at one player position (what the page shows there)."""
-    if phase == "forward":
-        return dict(track.forward[index]) if index < len(track.forward) else {}
+def values_at(track: BadgeTrack, index: int) -> dict[str, str]:
+    """Node id -> value text of each tensor made by forward step index, leaves from the start."""
     shown: dict[str, str] = {}
-    for texts in track.backward[pass_index][: index + 1]:
+    for texts in track.forward[: index + 1]:
         shown.update(texts)
     return shown
 
 
+def with_gradients(values: dict[str, str], gradients: dict[str, str]) -> dict[str, str]:
+    """Each node's value line with its gradient lines under it, where it has both."""
+    shown = dict(values)
+    for node, text in gradients.items():
+        value = values.get(node)
+        shown[node] = f"{value}\n{text}" if value and text.startswith("∂") else text
+    return shown
+
+
+def badges_at(track: BadgeTrack, phase: str, pass_index: int, index: int) -> dict[str, str]:
+    """Node id -> badge text at one player position (what the page shows there).
+
+    A tensor keeps its value once computed; going backward, its gradient shows under it."""
+    if phase == "forward":
+        return values_at(track, index)
+    gradients: dict[str, str] = {}
+    for texts in track.backward[pass_index][: index + 1]:
+        gradients.update(texts)
+    return with_gradients(values_at(track, len(track.forward) - 1), gradients)
+
+
 def badge_lines(text: str) -> list[str]:
     """The lines a badge is drawn on: short ones whole, long ones broken before '=' and '→'."""
-    if "\n" in text:  # broken by the server already (an error message)
-        return text.split("\n")
-    if len(text) <= MAX_BADGE_LINE:
-        return [text]
-    return re.split(r" (?=[=→] )", text)
+    lines: list[str] = []
+    for line in text.split("\n"):  # a value over its gradient, or an error message
+        lines.extend([line] if len(line) <= MAX_BADGE_LINE else re.split(r" (?=[=→] )", line))
+    return lines
+
+
+def _backward_steps(track: BadgeTrack) -> list[dict[str, str]]:
+    return [texts for record in track.backward for texts in record]
 
 
 def widest_badges(track: BadgeTrack) -> dict[str, tuple[int, int]]:
-    """Node id -> (most characters on one line, most lines) over every step's badge."""
-    widest: dict[str, tuple[int, int]] = {}
-    steps = [*track.forward, *(texts for record in track.backward for texts in record)]
-    for texts in steps:
-        for node, text in texts.items():
-            lines = badge_lines(text)
-            chars, count = widest.get(node, (0, 0))
-            widest[node] = (max(chars, *(len(line) for line in lines)), max(count, len(lines)))
+    """Node id -> (most characters on one line, most lines) over every step's badge.
+
+    A value and a gradient are drawn one under the other, so their lines add up."""
+    values: dict[str, tuple[int, int]] = {}
+    gradients: dict[str, tuple[int, int]] = {}
+    for target, steps in ((values, track.forward), (gradients, _backward_steps(track))):
+        for texts in steps:
+            for node, text in texts.items():
+                lines = badge_lines(text)
+                chars, count = target.get(node, (0, 0))
+                target[node] = (max(chars, *(len(line) for line in lines)), max(count, len(lines)))
+    widest = dict(values)
+    for node, (chars, count) in gradients.items():
+        value_chars, value_lines = values.get(node, (0, 0))
+        widest[node] = (max(chars, value_chars), count + value_lines)
     return widest

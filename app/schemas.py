@@ -316,7 +316,9 @@ class BadgeTrack(Contract):
     """Text beside nodes at each player step; the page and every export show exactly this."""
 
     forward: list[dict[str, str]] = Field(
-        default_factory=list, description="per forward step: output tensor id -> '= value'"
+        default_factory=list,
+        description="per forward step: tensor id -> '= value' of what it computed (the first "
+        "step also every leaf's); a value stays shown from its step on",
     )
     backward: list[list[dict[str, str]]] = Field(
         default_factory=list,

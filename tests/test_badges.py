@@ -20,15 +20,30 @@ def test_w_shows_both_contributions_meeting_and_its_grad(shared) -> None:
     track = badge_track(shared)
     w = tensor_named(shared, "w").id
     last = len(shared.backward[0].steps) - 1
-    assert badges_at(track, "backward", 0, last)[w] == "∂ [3.] + [2.] = [5.] → .grad [5.]"
+    text = badges_at(track, "backward", 0, last)[w]
+    assert text == "= [1.]\n∂ [3.] + [2.] = [5.] → .grad [5.]"  # its value over its gradient
+    assert badge_lines(text) == ["= [1.]", "∂ [3.] + [2.]", "= [5.]", "→ .grad [5.]"]
 
 
-def test_forward_step_shows_its_output_value(shared) -> None:
+def test_leaves_show_their_values_from_the_first_step(shared) -> None:
     track = badge_track(shared)
     first = shared.forward[0]
     texts = badges_at(track, "forward", 0, 0)
-    assert set(texts) == set(first.outputs)
+    leaves = {n.id for n in shared.nodes if n.kind == "tensor" and n.is_leaf}
+    assert set(texts) == set(first.outputs) | leaves
+    assert texts[tensor_named(shared, "w").id] == "= [1.]"
+    assert texts[tensor_named(shared, "x").id] == "= [2.]"
     assert all(text.startswith("= ") for text in texts.values())
+
+
+def test_values_stay_once_computed_so_a_reader_sees_y_equals_a_times_b(shared) -> None:
+    track = badge_track(shared)
+    last = len(shared.forward) - 1
+    texts = badges_at(track, "forward", 0, last)
+    named = {name: texts[tensor_named(shared, name).id] for name in ("a", "b", "y")}
+    assert named == {"a": "= [3.]", "b": "= [2.]", "y": "= [6.]"}
+    for i in range(last):  # every later step shows at least what an earlier one showed
+        assert set(badges_at(track, "forward", 0, i)) <= set(badges_at(track, "forward", 0, i + 1))
 
 
 def test_every_step_before_the_end_is_a_prefix_of_later_badges(shared) -> None:
@@ -40,7 +55,7 @@ def test_every_step_before_the_end_is_a_prefix_of_later_badges(shared) -> None:
 
 def test_long_vectors_are_cut_and_one_value_prints_plain() -> None:
     data = TensorData(shape=[5], dtype="float32", values=[1.5, 2, 3, 4, 5])
-    assert data_text(data) == "[1.5000, 2.0000, 3.0000, …]"
+    assert data_text(data) == "[1.5000, 2.0000, …]"  # as many as fit one badge line
     assert data_text(TensorData(shape=[], dtype="float32", values=138.83378601074219)) == "138.8338"
 
 

@@ -197,7 +197,9 @@ def test_repr_html_plays_in_a_browser_offline(lesson) -> None:
         expect(frame.get_by_test_id("position")).to_contain_text("Forward step 1 of 3")
         frame.get_by_test_id("to-end").click()
         badge = frame.locator('[data-testid="node"][data-name="w"] .badge-text')
-        expect(badge).to_have_text("∂ [3.] + [2.] = [5.]")  # both paths, summed by autograd.grad
+        # w's value, and under it both paths summed by autograd.grad
+        expect(badge.locator(".value-line")).to_have_text("= [1.]")
+        expect(badge.locator(".grad-line")).to_have_text("∂ [3.] + [2.] = [5.]")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "notebook_repr_html.png"))
         browser.close()

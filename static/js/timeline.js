@@ -153,17 +153,25 @@ export class Timeline {
     return { active, current, values, grads, ranOps, flows, line, position, badges };
   }
 
-  // Badge texts at a position, as the server computed them for the page and the exports alike.
+  // Badge texts at a position, as the server computed them for the page and the exports alike:
+  // a tensor keeps its value once computed (leaves from the start); going backward, its
+  // gradient shows under its value (app/badges.py badges_at).
   badgesAt(position) {
     const track = this.graph.badges;
     const badges = new Map();
     if (!position || !track) return badges;
-    if (position.phase === "forward") {
-      for (const [id, text] of Object.entries(track.forward[position.index] ?? {})) badges.set(id, text);
-      return badges;
-    }
-    for (const texts of (track.backward[position.pass] ?? []).slice(0, position.index + 1)) {
+    const lastForward = position.phase === "forward" ? position.index : track.forward.length - 1;
+    for (const texts of track.forward.slice(0, lastForward + 1)) {
       for (const [id, text] of Object.entries(texts)) badges.set(id, text);
+    }
+    if (position.phase === "forward") return badges;
+    const gradients = new Map();
+    for (const texts of (track.backward[position.pass] ?? []).slice(0, position.index + 1)) {
+      for (const [id, text] of Object.entries(texts)) gradients.set(id, text);
+    }
+    for (const [id, text] of gradients) {
+      const value = badges.get(id);
+      badges.set(id, value && text.startsWith("∂") ? `${value}\n${text}` : text);
     }
     return badges;
   }
