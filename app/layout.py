@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 
 from app import dot_spare
 from app.badges import badge_track, widest_badges
+from app.column_wrap import DEFAULT_ASPECT, Extent, wrap_columns
 from app.errors import LimitExceeded
 from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, OpNode, TensorNode
 
 DPI = 72.0  # dot works in points; at 72 dpi a point is a CSS pixel
 FONT_PX = 16.0  # node titles; on a 960×540 slide no text may drop under 14 px
 SMALL_FONT_PX = 14.0
-BOX_HEIGHT = 52.0
+BOX_HEIGHT = 46.0
 BADGE_FONT_PX = 14.0  # the badges under boxes (graph-view.js draws them the same way)
 BADGE_GAP_PX = 16.0
 BADGE_LINE_PX = 18.0
@@ -109,7 +110,7 @@ def box_size(title: str, subtitle: str, pill: bool = False) -> tuple[float, floa
     """Width and height in px of a box holding a title and a smaller subtitle."""
     width = max(text_width(title, FONT_PX), text_width(subtitle, SMALL_FONT_PX)) + 24
     if pill:  # rounded ends take half the height on each side
-        width += BOX_HEIGHT / 2
+        width += BOX_HEIGHT / 3
     return max(64.0, width), BOX_HEIGHT
 
 
@@ -312,7 +313,7 @@ class DotStyle:
     """How to_dot dresses the graph: the layout's bare sized boxes, or an export's look."""
 
     header: tuple[str, ...] = (
-        "graph [rankdir=TB, nodesep=0.25, ranksep=0.32, splines=spline, fontsize=14];",
+        "graph [rankdir=TB, nodesep=0.2, ranksep=0.28, splines=spline, fontsize=14];",
         'node [shape=box, fixedsize=true, label=""];',
     )
     node_attributes: Callable[[_Box], str] | None = None
@@ -529,12 +530,25 @@ def _spline_path(pos: str, height: float) -> str:
     return " ".join(parts)
 
 
+def _extents(nodes: list[LayoutNode], boxes: dict[str, _Box]) -> dict[str, Extent]:
+    """What each placed box covers with the badge room reserved under and beside it."""
+    extents: dict[str, Extent] = {}
+    for node in nodes:
+        box = boxes[node.id]
+        wide = max(box.width, box.span)
+        left = node.x + node.width / 2 - wide / 2
+        extents[node.id] = Extent(left, node.y, left + wide, node.y + node.height + box.below)
+    return extents
+
+
 def layout_graph(
     graph: Graph,
     expanded: list[str] | set[str] | None = None,
     limits: DotLimits | None = None,
+    aspect: float = DEFAULT_ASPECT,
 ) -> Layout:
-    """Positions for the graph with the given modules expanded (all others collapsed)."""
+    """Positions for the graph with the given modules expanded (all others collapsed), a tall
+    graph wrapped into columns where that shows it larger in a frame of this aspect."""
     expanded_set = set(expanded or ())
     source, boxes, units = to_dot(graph, expanded_set, limits=limits)
     placed = json.loads(run_dot(source, limits=limits))
@@ -599,6 +613,15 @@ def layout_graph(
                 members=sorted(set(member_edges.get((source, target), []))),
             )
         )
+    if not clusters:  # frames of expanded modules would be cut: those graphs keep one column
+        wrapped = wrap_columns(nodes, edges, _extents(nodes, boxes), (width, height), aspect)
+        if wrapped is not None:
+            nodes, edges, width, height = (
+                wrapped.nodes,
+                wrapped.edges,
+                wrapped.width,
+                wrapped.height,
+            )
     return Layout(
         width=width,
         height=height,

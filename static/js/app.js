@@ -3,7 +3,7 @@ import * as api from "./api.js";
 import { el, clear } from "./dom.js";
 import { describeDevices } from "./devices.js";
 import { createEditor } from "./editor.js";
-import { GraphView } from "./graph-view.js";
+import { GraphView, scaleForText } from "./graph-view.js";
 import { createTranslator, preferredLanguage, rememberLanguage, storage, translatePage } from "./i18n.js";
 import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
@@ -33,7 +33,10 @@ class Explorer {
     this.position = null;
     this.pass = 0;
     this.request = null;
-    this.editor = createEditor($("editor"), { onRun: () => this.run(), onChange: () => { this.sync(); this.live.changed(); }, label: this.t("program") });
+    this.editor = createEditor($("editor"), {
+      onRun: () => this.run(), onChange: () => { this.sync(); this.live.changed(); }, label: this.t("program"),
+      onEscape: () => $("graph").focus(), // Esc: the arrows step the player again
+    });
     // chain rule caption and live mode (issue 10)
     this.caption = new Caption($("caption"));
     this.lesson = null; // {code, captions} of the gallery entry in the editor
@@ -41,6 +44,7 @@ class Explorer {
     this.view = new GraphView($("graph"), {
       t: this.t,
       reserveRight: 56, // the zoom buttons
+      minScale: scaleForText(12),
       onSelect: (id) => this.select(id),
       onToggleGroup: (path) => this.toggleGroup(path),
     });
@@ -61,7 +65,7 @@ class Explorer {
     $("theme").addEventListener("click", () => this.applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
     $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
     $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
-    $("fit").addEventListener("click", () => this.view.fit());
+    $("fit").addEventListener("click", () => this.view.toggleOverview());
     $("present").addEventListener("click", () => this.present(!document.body.classList.contains("presenting")));
     // Only one menu open at a time, so Download and Embed never overlap.
     for (const menu of document.querySelectorAll("details.menu")) {
@@ -133,7 +137,8 @@ class Explorer {
   present(on) {
     document.body.classList.toggle("presenting", on);
     $("present").setAttribute("aria-pressed", String(on));
-    this.view.minScale = on ? 1 : 0.5;
+    // text on screen: at least 14 px for the room, 12 px on a laptop's page
+    this.view.minScale = scaleForText(on ? 14 : 12);
     this.view.maxScale = on ? 3 : 2;
     this.view.fit();
   }
@@ -280,6 +285,7 @@ class Explorer {
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
     this.view.select(this.selected);
+    this.showSidePanel();
     $("hint").hidden = Boolean(step) || !positions.length || index > 0; // an error opens at its call
     this.startIndex = index;
     if (positions.length) this.player.setPositions(positions, index);
@@ -302,6 +308,7 @@ class Explorer {
   renderSeries() {
     const plotted = trainingSeries(this.graph).filter((s) => s.values.length >= 3);
     $("series-panel").hidden = !plotted.length;
+    this.showSidePanel();
     this.chart?.plot.destroy();
     this.chart = plotted.length ? seriesChart(plotted, { width: Math.max(240, $("series").clientWidth || 300), t: this.t }) : null;
     $("series").replaceChildren(...(this.chart ? [this.chart.element] : []));
@@ -359,7 +366,13 @@ class Explorer {
     this.selected = id;
     this.view.select(id);
     this.renderInspector();
+    this.showSidePanel();
     this.sync();
+  }
+
+  // The inspector's column takes room from the graph only while it shows something.
+  showSidePanel() {
+    document.body.classList.toggle("has-inspector", Boolean(this.selected) || !$("series-panel").hidden);
   }
 
   async toggleGroup(path) {

@@ -1,5 +1,5 @@
 // Draws the server's layout as SVG and shows the player's state on it; zoom, pan, fit.
-import { clear, svg } from "./dom.js";
+import { clear, el, svg } from "./dom.js";
 import { formatData, shapeText } from "./format.js";
 
 export function tensorKind(node) {
@@ -10,15 +10,26 @@ export function tensorKind(node) {
 }
 
 const BADGE_FONT = 14; // px, monospace: about 0.6 em per character
+export const SMALLEST_FONT = 14; // px at scale 1: subtitles, badges and frame labels
+
+// The smallest scale at which the graph's smallest text shows at px on screen.
+export function scaleForText(px) {
+  return px / SMALLEST_FONT;
+}
 const BADGE_LINE = 18;
 const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
 const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
 
-// A badge's lines: short ones stay whole, long ones break before their sum and their .grad.
+// A badge's lines: short ones stay whole, long ones break before their sum and their .grad
+// (a value over its gradient, or an error message, arrives already on lines).
 export function badgeLines(text) {
-  if (text.includes("\n")) return text.split("\n"); // broken by the server (an error message)
-  if (text.length <= MAX_BADGE_LINE) return [text];
-  return text.split(/ (?=[=→] )/);
+  return text.split("\n").flatMap((line) => (line.length <= MAX_BADGE_LINE ? [line] : line.split(/ (?=[=→] )/)));
+}
+
+// Which lines of a badge are the gradient (drawn in the gradient colour): from the first "∂" on.
+function gradientFrom(lines) {
+  const first = lines.findIndex((line) => line.startsWith("∂"));
+  return first < 0 ? lines.length : first;
 }
 
 export class GraphView {
@@ -37,8 +48,24 @@ export class GraphView {
     this.root = svg("svg", { class: "graph-svg", role: "group", "aria-label": t("graphLabel") });
     this.viewport = svg("g", { class: "viewport" });
     this.root.append(this.defs(), this.viewport);
-    container.append(this.root);
+    // Said on the frame when the graph cannot fit at a readable size: it follows the step.
+    this.notice = el("p", { class: "fit-notice", "data-testid": "fit-notice", "aria-live": "polite", hidden: true });
+    this.overview = false; // the whole graph, smaller than readable, asked for with the fit button
+    container.append(this.root, this.notice);
     this.bindPanZoom();
+  }
+
+  // The zoom buttons over the graph's right edge (+, −, fit / whole graph), for views that have
+  // no page around them (/embed, HTML exports, notebooks).
+  addZoomControls() {
+    const button = (testid, label, text, action) => el("button", {
+      type: "button", "data-testid": testid, "aria-label": this.t(label), title: this.t(label), onclick: action,
+    }, text);
+    this.container.append(el("div", { class: "zoom" },
+      button("zoom-in", "zoomIn", "+", () => this.zoom(1.25)),
+      button("zoom-out", "zoomOut", "−", () => this.zoom(0.8)),
+      button("fit", "fit", "⤢", () => this.toggleOverview())));
+    this.reserveRight = Math.max(this.reserveRight, 52);
   }
 
   defs() {
@@ -98,8 +125,8 @@ export class GraphView {
     group.append(shape);
     const [title, subtitle, tip] = this.texts(box, node);
     group.append(
-      svg("text", { x: box.width / 2, y: 21, class: "title" }, title),
-      svg("text", { x: box.width / 2, y: 41, class: "subtitle" }, subtitle),
+      svg("text", { x: box.width / 2, y: 19, class: "title" }, title),
+      svg("text", { x: box.width / 2, y: 37.5, class: "subtitle" }, subtitle),
       svg("title", {}, tip),
     );
     if (node ? node.kind === "op" && node.failed : box.members?.some((id) => this.byId.get(id)?.failed)) {
@@ -158,10 +185,12 @@ export class GraphView {
       group.classList.toggle("is-selected", id === this.selected);
       const badge = group.querySelector(".badge-text");
       const text = state.badges?.get(id) ?? "";
-      group.classList.toggle("has-grad", text.startsWith("∂"));
+      group.classList.toggle("has-grad", text.includes("∂"));
       if (badge.dataset.text !== text) {
         badge.dataset.text = text;
-        badge.replaceChildren(...(text ? badgeLines(text) : []).map((line, i) => svg("tspan", { x: 0, dy: i ? BADGE_LINE : 0 }, line)));
+        const lines = text ? badgeLines(text) : [];
+        const gradient = gradientFrom(lines);
+        badge.replaceChildren(...lines.map((line, i) => svg("tspan", { x: 0, dy: i ? BADGE_LINE : 0, class: i >= gradient ? "grad-line" : "value-line" }, line)));
         // an error badge quotes torch's own message, in English whatever the page's language
         if (text.startsWith("✗")) badge.setAttribute("lang", "en");
         else badge.removeAttribute("lang");
@@ -197,19 +226,26 @@ export class GraphView {
     this.root.dataset.scale = k.toFixed(3);
   }
 
-  // Boxes, cluster frames and the widest badge any step puts under each box.
+  // Boxes, cluster frames and the widest badge any step puts under each box: a value over its
+  // gradient, so their lines add up (as app/badges.py widest_badges reserves them).
   contentBounds(graph, layout) {
-    const widest = new Map();
-    const note = (texts) => {
+    const measure = (target, texts) => {
       for (const [id, text] of Object.entries(texts)) {
         const lines = badgeLines(text);
         const width = Math.max(...lines.map((l) => l.length)) * BADGE_FONT * 0.62;
-        const old = widest.get(id);
-        widest.set(id, { width: Math.max(width, old?.width ?? 0), lines: Math.max(lines.length, old?.lines ?? 0) });
+        const old = target.get(id);
+        target.set(id, { width: Math.max(width, old?.width ?? 0), lines: Math.max(lines.length, old?.lines ?? 0) });
       }
     };
-    (graph.badges?.forward ?? []).forEach(note);
-    for (const steps of graph.badges?.backward ?? []) steps.forEach(note);
+    const values = new Map();
+    const gradients = new Map();
+    (graph.badges?.forward ?? []).forEach((texts) => measure(values, texts));
+    for (const steps of graph.badges?.backward ?? []) steps.forEach((texts) => measure(gradients, texts));
+    const widest = new Map(values);
+    for (const [id, gradient] of gradients) {
+      const value = values.get(id) ?? { width: 0, lines: 0 };
+      widest.set(id, { width: Math.max(value.width, gradient.width), lines: value.lines + gradient.lines });
+    }
     let x0 = 0, y0 = 0, x1 = layout.width, y1 = layout.height;
     for (const box of layout.nodes) {
       const badge = widest.get(box.id);
@@ -222,30 +258,44 @@ export class GraphView {
     return { x0, y0, x1, y1 };
   }
 
-  // Fit the whole graph; never below minScale (text stays readable), then the view follows the step.
+  // Fit the whole graph; never below minScale (text stays readable), then the view follows the
+  // step and the frame says so. In the overview (asked for) the whole graph shows at any scale.
   fit() {
     if (!this.layout || !this.bounds) return;
     const rect = this.container.getBoundingClientRect();
+    if (!rect.width || !rect.height) return;
     const pad = 10;
     const { x0, y0, x1, y1 } = this.bounds;
     const room = rect.width - this.reserveRight;
     const k = Math.min(this.maxScale, (room - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
-    const scale = Math.max(this.minScale, k);
-    this.fits = k >= this.minScale;
+    this.fits = k >= this.minScale - 1e-9;
+    if (this.fits) this.overview = false;
+    const whole = this.fits || this.overview;
+    const scale = whole ? k : this.minScale;
     this.root.dataset.fits = String(this.fits);
+    this.root.dataset.overview = String(this.overview);
     this.transform = {
       k: scale,
-      x: (room - (x1 + x0) * scale) / 2,
-      y: this.fits ? (rect.height - (y1 + y0) * scale) / 2 : pad - y0 * scale,
+      x: whole ? (room - (x1 + x0) * scale) / 2 : pad - x0 * scale,
+      y: whole ? (rect.height - (y1 + y0) * scale) / 2 : pad - y0 * scale,
     };
     this.apply();
-    if (!this.fits && this.lastCurrent) this.follow(this.lastCurrent);
+    this.notice.hidden = this.fits;
+    this.notice.textContent = this.fits ? "" : this.t(this.overview ? "overviewNotice" : "followNotice");
+    if (!whole && this.lastCurrent) this.follow(this.lastCurrent, true);
+  }
+
+  // The fit button: the whole graph, or back to readable text following the step.
+  toggleOverview() {
+    this.overview = !this.fits && !this.overview;
+    this.fit();
   }
 
   // Keep the current step's boxes in view when the graph is larger than the frame.
-  follow(current) {
+  follow(current, force = false) {
     this.lastCurrent = current;
-    if (this.fits || !this.layout || !current?.size) return; // all of it is in view already
+    if (!force && (this.fits || this.overview)) return; // all of it is in view already
+    if (!this.layout || !current?.size) return;
     const boxes = [...new Set([...current].map((id) => this.shown(id)))]
       .map((id) => this.layout.nodes.find((n) => n.id === id)).filter(Boolean);
     if (!boxes.length) return;
@@ -284,6 +334,7 @@ export class GraphView {
       py = box.top + box.height / 2 - rect.top;
     }
     this.fits = false; // zoomed by hand: from now on the view follows the step
+    this.overview = false;
     const k = Math.min(8, Math.max(0.03, this.transform.k * factor));
     const ratio = k / this.transform.k;
     this.transform = { k, x: px - (px - this.transform.x) * ratio, y: py - (py - this.transform.y) * ratio };

@@ -1,0 +1,144 @@
+"""Wrap a tall top-to-bottom layout into side-by-side columns, so a wide frame holds it large."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.schemas import LayoutEdge, LayoutNode
+
+DEFAULT_ASPECT = 2.0  # width / height of the graph's frame on a laptop page, a 16:9 slide or embed
+MAX_COLUMNS = 5
+COLUMN_GAP = 48.0  # px between columns
+GAIN = 1.1  # wrap only when the graph then shows at least this much larger
+_POINT = re.compile(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class Extent:
+    """What a box covers: itself, the badge reserved under it and its widest badge."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    """Nodes and edges moved into columns, and the new size."""
+
+    nodes: list[LayoutNode]
+    edges: list[LayoutEdge]
+    width: float
+    height: float
+
+
+def fit_score(width: float, height: float, aspect: float) -> float:
+    """How large a width×height drawing shows in a frame of this aspect (larger is better)."""
+    return min(aspect / max(width, 1.0), 1.0 / max(height, 1.0))
+
+
+def _bands(extents: dict[str, Extent], columns: int) -> list[list[str]]:
+    """Boxes cut into `columns` runs of whole ranks of about equal height, top to bottom."""
+    tops = sorted({round(e.top, 1) for e in extents.values()})
+    height = max(e.bottom for e in extents.values()) - min(e.top for e in extents.values())
+    cuts: list[float] = []
+    for i in range(1, columns):
+        wanted = min(tops) + height * i / columns
+        above = [t for t in tops if t > (cuts[-1] if cuts else min(tops))]
+        if not above:
+            break
+        cuts.append(min(above, key=lambda t: abs(t - wanted)))
+    bands: list[list[str]] = [[] for _ in range(len(cuts) + 1)]
+    for node_id, extent in extents.items():
+        band = sum(1 for cut in cuts if round(extent.top, 1) >= cut)
+        bands[band].append(node_id)
+    return [band for band in bands if band]
+
+
+def _placement(
+    extents: dict[str, Extent], bands: list[list[str]]
+) -> tuple[dict[str, tuple[float, float]], float, float]:
+    """Per node the (dx, dy) that moves its band into its column, and the wrapped size."""
+    shift: dict[str, tuple[float, float]] = {}
+    left = 0.0
+    height = 0.0
+    for band in bands:
+        x0 = min(extents[n].left for n in band)
+        x1 = max(extents[n].right for n in band)
+        y0 = min(extents[n].top for n in band)
+        y1 = max(extents[n].bottom for n in band)
+        for node_id in band:
+            shift[node_id] = (left - x0, -y0)
+        left += (x1 - x0) + COLUMN_GAP
+        height = max(height, y1 - y0)
+    return shift, left - COLUMN_GAP, height
+
+
+def _moved_path(path: str, dx: float, dy: float) -> str:
+    return _POINT.sub(lambda m: f"{float(m[1]) + dx:.1f},{float(m[2]) + dy:.1f}", path)
+
+
+def _jump(source: LayoutNode, target: LayoutNode, source_below: float) -> str:
+    """An edge from one column's box down to a box in another column, over the gap."""
+    sx, sy = source.x + source.width / 2, source.y + source.height + source_below
+    tx, ty = target.x + target.width / 2, target.y
+    bend = max(40.0, abs(ty - sy) / 3)
+    return (
+        f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + bend:.1f} {tx:.1f},{ty - bend:.1f} {tx:.1f},{ty:.1f}"
+    )
+
+
+def wrap_columns(
+    nodes: list[LayoutNode],
+    edges: list[LayoutEdge],
+    extents: dict[str, Extent],
+    size: tuple[float, float],
+    aspect: float = DEFAULT_ASPECT,
+) -> Wrapped | None:
+    """The layout cut into columns where that shows it larger in the frame, else None."""
+    if len(nodes) < 4 or not extents:
+        return None
+    width, height = size
+    best: tuple[float, list[list[str]]] | None = None
+    baseline = fit_score(width, height, aspect)
+    for columns in range(2, MAX_COLUMNS + 1):
+        bands = _bands(extents, columns)
+        if len(bands) < columns:
+            break
+        _, wrapped_width, wrapped_height = _placement(extents, bands)
+        score = fit_score(wrapped_width, wrapped_height, aspect)
+        if score > baseline * GAIN and (best is None or score > best[0]):
+            best = (score, bands)
+    if best is None:
+        return None
+    shift, wrapped_width, wrapped_height = _placement(extents, best[1])
+    moved = [
+        node.model_copy(update={"x": node.x + shift[node.id][0], "y": node.y + shift[node.id][1]})
+        for node in nodes
+    ]
+    by_id = {node.id: node for node in moved}
+    before = {node.id: node for node in nodes}
+    band_of = {node_id: i for i, band in enumerate(best[1]) for node_id in band}
+    new_edges: list[LayoutEdge] = []
+    for edge in edges:
+        if band_of[edge.source] == band_of[edge.target]:
+            dx, dy = shift[edge.source]
+            new_edges.append(edge.model_copy(update={"path": _moved_path(edge.path, dx, dy)}))
+            continue
+        upper, lower = sorted((edge.source, edge.target), key=lambda n: band_of[n])
+        source_box = by_id[upper]
+        below = extents[upper].bottom - (before[upper].y + source_box.height)
+        path = _jump(source_box, by_id[lower], max(0.0, below))
+        if upper != edge.source:  # drawn from the lower column's box back up: reverse
+            path = _reverse(path)
+        new_edges.append(edge.model_copy(update={"path": path}))
+    return Wrapped(moved, new_edges, wrapped_width, wrapped_height)
+
+
+def _reverse(path: str) -> str:
+    """A one-segment cubic path drawn the other way."""
+    points = _POINT.findall(path)
+    a, b, c, d = points
+    return f"M{d[0]},{d[1]} C{c[0]},{c[1]} {b[0]},{b[1]} {a[0]},{a[1]}"
