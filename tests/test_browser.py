@@ -128,10 +128,17 @@ def test_four_accumulating_passes_read_20(page) -> None:
     picker = page.get_by_test_id("pass-picker")
     assert picker.locator("option").count() == 4
     picker.select_option("3")
+    # the pass's own layout arrives first, then its steps
+    playwright_api.expect(page.get_by_test_id("position")).to_have_text(
+        re.compile("Backward step 1 of")
+    )
     page.get_by_test_id("to-end").click()
     node(page, "w").click()
     playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[20.]")
     picker.select_option("1")
+    playwright_api.expect(page.get_by_test_id("position")).to_have_text(
+        re.compile("Backward step 1 of")
+    )
     page.get_by_test_id("to-end").click()
     playwright_api.expect(page.get_by_test_id("dot-grad")).to_contain_text("[10.]")
 
@@ -236,8 +243,8 @@ def test_editor_tab_play_zoom_and_theme(page) -> None:
     editor.press("End")
     editor.press("Tab")
     assert editor_code(page) == "    x = 1"  # Tab indents the line
-    editor.press("Escape")  # Esc hands the keyboard back to the page
-    editor.press("Tab")
+    page.keyboard.press("Escape")  # Esc hands the keyboard back to the page
+    page.keyboard.press("Tab")
     assert editor_code(page) == "    x = 1"
     assert page.evaluate("!document.activeElement.closest('.cm-editor')")
     after_new_graph(page, lambda: page.click('[data-example="shared_weight"]'))

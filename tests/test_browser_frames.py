@@ -3,8 +3,10 @@ node in the frame (or the frame saying it follows the step), present mode and th
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,21 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE_IMAGES = (
+    ROOT / "docs" / "images"
+    if os.environ.get("AE_UPDATE_GUIDE_IMAGES") == "1"
+    else ROOT / "tests" / "artifacts" / "guide"
+)
+
+
+def guide_shot(page, name: str) -> None:
+    """The picture docs/guide.md shows of this screen (docs/images/ when updating the guide)."""
+    GUIDE_IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(GUIDE_IMAGES / f"{name}.png"))
+    assert f"images/{name}.png" in (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
+
 
 # Text size as the eye gets it: font size times the screen transform of the text's <svg>.
 MEASURE = """() => {
@@ -58,7 +75,9 @@ def open_page(browser, server, request) -> Iterator:
         page.errors = errors
         page.goto(f"{server}{path}")
         page.wait_for_selector('[data-testid="node"]', timeout=60_000)
-        page.wait_for_function("document.body.dataset.ready === 'true' || document.body.dataset.shown")
+        page.wait_for_function(
+            "document.body.dataset.ready === 'true' || document.body.dataset.shown"
+        )
         return page
 
     yield open_at
@@ -108,6 +127,7 @@ def test_keys_typed_in_the_editor_arrive_unchanged_and_leave_the_player_alone(op
     page.keyboard.press("Control+Enter")
     page.wait_for_function(f"document.body.dataset.shown !== '{before}'", timeout=30_000)
     expect(page.get_by_test_id("stdout")).to_contain_text("tensor([12.])")  # d(w³)/dw = 3·2²
+    guide_shot(page, "screen-1366")
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (1024, 768)])
@@ -116,6 +136,8 @@ def test_every_lesson_reads_at_12px_on_a_laptop(open_page, width, height) -> Non
         page = open_page(f"/#example={example}", width, height)
         page.keyboard.press("ArrowRight")
         check_frame(page.evaluate(MEASURE), 12)
+        if width == 1024 and example == "two_layer_relu":
+            guide_shot(page, "screen-1024")
         page.context.close()
 
 
@@ -128,6 +150,8 @@ def test_every_lesson_in_a_960x540_embed_reads_at_14px(open_page) -> None:
             measured = page.evaluate(MEASURE)
             check_frame(measured, 14)
         fitted.append(measured["fits"])
+        if example == "mlp_cross_entropy":
+            guide_shot(page, "screen-embed-960")
         page.context.close()
     assert sum(fitted) >= len(ORDER) // 2, fitted  # most lessons show whole at slide size
 
@@ -151,6 +175,7 @@ def test_present_mode_on_a_projector_scales_captions_and_keeps_the_frame_still(o
         "parseFloat(getComputedStyle(document.querySelector('[data-testid=caption]')).fontSize)"
     )
     assert caption_px >= 20  # read from the back of the room, like the graph
+    guide_shot(page, "screen-present-1920")
 
 
 def test_a_900px_notebook_cell_fits_its_graph_and_has_zoom_controls(browser) -> None:
@@ -178,5 +203,5 @@ def test_a_900px_notebook_cell_fits_its_graph_and_has_zoom_controls(browser) -> 
     if svg.get_attribute("data-fits") == "true":
         assert float(svg.get_attribute("data-scale")) == pytest.approx(scale)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "notebook_cell_900.png"))
+    guide_shot(page, "screen-notebook-900")
     context.close()

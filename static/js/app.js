@@ -17,6 +17,12 @@ import { Caption } from "./caption.js"; // chain rule (issue 10)
 import { createLiveMode, isSmallProgram, sameShape } from "./live.js"; // live mode (issue 10)
 
 const $ = (id) => document.getElementById(id);
+
+// Graph text on screen: at least 12 px on a laptop's page (14 px in Present mode); a phone shows
+// the whole graph smaller, for the reader to pinch.
+function pageMinScale() {
+  return matchMedia("(max-width: 760px)").matches ? 0.5 : scaleForText(12);
+}
 const THEME_KEY = "autograd-explorer.theme";
 
 class Explorer {
@@ -44,7 +50,7 @@ class Explorer {
     this.view = new GraphView($("graph"), {
       t: this.t,
       reserveRight: 56, // the zoom buttons
-      minScale: scaleForText(12),
+      minScale: pageMinScale(),
       onSelect: (id) => this.select(id),
       onToggleGroup: (path) => this.toggleGroup(path),
     });
@@ -137,8 +143,7 @@ class Explorer {
   present(on) {
     document.body.classList.toggle("presenting", on);
     $("present").setAttribute("aria-pressed", String(on));
-    // text on screen: at least 14 px for the room, 12 px on a laptop's page
-    this.view.minScale = scaleForText(on ? 14 : 12);
+    this.view.minScale = on ? scaleForText(14) : pageMinScale();
     this.view.maxScale = on ? 3 : 2;
     this.view.fit();
   }
