@@ -9,7 +9,7 @@ from app.schemas import LayoutEdge, LayoutNode
 
 DEFAULT_ASPECT = 2.0  # width / height of the graph's frame on a laptop page, a 16:9 slide or embed
 MAX_COLUMNS = 5
-COLUMN_GAP = 48.0  # px between columns
+COLUMN_GAP = 32.0  # px between columns
 GAIN = 1.1  # wrap only when the graph then shows at least this much larger
 _POINT = re.compile(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
 
@@ -39,21 +39,31 @@ def fit_score(width: float, height: float, aspect: float) -> float:
     return min(aspect / max(width, 1.0), 1.0 / max(height, 1.0))
 
 
-def _bands(extents: dict[str, Extent], columns: int) -> list[list[str]]:
-    """Boxes cut into `columns` runs of whole ranks of about equal height, top to bottom."""
-    tops = sorted({round(e.top, 1) for e in extents.values()})
-    height = max(e.bottom for e in extents.values()) - min(e.top for e in extents.values())
+def _bands(
+    extents: dict[str, Extent], links: list[tuple[str, str]], columns: int
+) -> list[list[str]]:
+    """Boxes cut into `columns` runs of whole ranks of about equal height, top to bottom, each cut
+    where the fewest edges cross it (a leaf stays with the op that reads it)."""
+    level = {node_id: round(e.top, 1) for node_id, e in extents.items()}
+    tops = sorted(set(level.values()))
+    first, height = tops[0], max(e.bottom for e in extents.values()) - tops[0]
+    slack = height / columns / 4
     cuts: list[float] = []
     for i in range(1, columns):
-        wanted = min(tops) + height * i / columns
-        above = [t for t in tops if t > (cuts[-1] if cuts else min(tops))]
-        if not above:
+        wanted = first + height * i / columns
+        near = [t for t in tops if t > (cuts[-1] if cuts else first) and abs(t - wanted) <= slack]
+        if not near:
+            near = [t for t in tops if t > (cuts[-1] if cuts else first)]
+        if not near:
             break
-        cuts.append(min(above, key=lambda t: abs(t - wanted)))
+
+        def crossing(cut: float) -> int:
+            return sum(1 for a, b in links if (level[a] < cut) != (level[b] < cut))
+
+        cuts.append(min(near, key=lambda t: (crossing(t), abs(t - wanted))))
     bands: list[list[str]] = [[] for _ in range(len(cuts) + 1)]
-    for node_id, extent in extents.items():
-        band = sum(1 for cut in cuts if round(extent.top, 1) >= cut)
-        bands[band].append(node_id)
+    for node_id in extents:
+        bands[sum(1 for cut in cuts if level[node_id] >= cut)].append(node_id)
     return [band for band in bands if band]
 
 
@@ -100,11 +110,12 @@ def wrap_columns(
     """The layout cut into columns where that shows it larger in the frame, else None."""
     if len(nodes) < 4 or not extents:
         return None
+    links = [(e.source, e.target) for e in edges if e.source in extents and e.target in extents]
     width, height = size
     best: tuple[float, list[list[str]]] | None = None
     baseline = fit_score(width, height, aspect)
     for columns in range(2, MAX_COLUMNS + 1):
-        bands = _bands(extents, columns)
+        bands = _bands(extents, links, columns)
         if len(bands) < columns:
             break
         _, wrapped_width, wrapped_height = _placement(extents, bands)

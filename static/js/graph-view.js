@@ -55,17 +55,21 @@ export class GraphView {
     this.bindPanZoom();
   }
 
-  // The zoom buttons over the graph's right edge (+, −, fit / whole graph), for views that have
-  // no page around them (/embed, HTML exports, notebooks).
-  addZoomControls() {
+  // The zoom buttons (+, −, fit / whole graph) for views that have no page around them (/embed,
+  // HTML exports, notebooks): in their bar when given one, else over the graph's right edge.
+  addZoomControls(bar = null) {
     const button = (testid, label, text, action) => el("button", {
       type: "button", "data-testid": testid, "aria-label": this.t(label), title: this.t(label), onclick: action,
     }, text);
-    this.container.append(el("div", { class: "zoom" },
+    const controls = el("div", { class: bar ? "zoom in-bar" : "zoom" },
       button("zoom-in", "zoomIn", "+", () => this.zoom(1.25)),
       button("zoom-out", "zoomOut", "−", () => this.zoom(0.8)),
-      button("fit", "fit", "⤢", () => this.toggleOverview())));
-    this.reserveRight = Math.max(this.reserveRight, 52);
+      button("fit", "fit", "⤢", () => this.toggleOverview()));
+    if (bar) bar.append(controls);
+    else {
+      this.container.append(controls);
+      this.reserveRight = Math.max(this.reserveRight, 52);
+    }
   }
 
   defs() {

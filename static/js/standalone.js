@@ -7,7 +7,7 @@ import { Timeline } from "./timeline.js";
 export function mountPlayer({ graph, layout, step, t, graphContainer, playerContainer, layoutFor = null, minScale = 1 }) {
   const timeline = new Timeline(graph);
   const view = new GraphView(graphContainer, { t, minScale, maxScale: 2.5 });
-  view.addZoomControls();
+  view.addZoomControls(playerContainer.parentElement?.classList.contains("embed-bar") ? playerContainer.parentElement : null);
   let pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
   let shown = layout;
   const player = new Player(playerContainer, {
