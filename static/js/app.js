@@ -274,8 +274,10 @@ class Explorer {
     const failedLate = graph.error?.node || failedInBackward(graph.error);
     const opening = step ? step.pass : failedLate ? graph.backward.length - 1 : 0;
     this.pass = Math.min(Math.max(0, opening ?? 0), Math.max(0, graph.backward.length - 1));
-    if (!step) this.expanded = pathsToOpen(graph, this.expanded); // the module around the call that raised
+    const chosen = this.expanded;
+    if (!step) this.expanded = pathsToOpen(graph, chosen); // the module around the call that raised
     this.layout = await this.layoutFor(this.pass);
+    if (this.expanded !== chosen && this.layout === graph.layout) this.expanded = chosen; // could not be laid out
     this.view.setGraph(graph, this.layout);
     if (graph.error) {
       this.editor.markError(graph.error.line);
