@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 
@@ -362,3 +363,18 @@ def test_chinese_translates_every_visible_string(open_page, example) -> None:
     labels = page.get_by_test_id("inspector").locator("dt").all_inner_texts()
     if any("grad_outputs" in label for label in labels):
         assert any("输出端梯度" in label for label in labels)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_axe_finds_no_serious_violation_with_an_error_shown(open_page, theme) -> None:
+    from tests.test_teaching import run_axe
+
+    page = open_page({"width": 1024, "height": 768})
+    code = "import torch\nx = torch.tensor([2.0], requires_grad=True)\ny = x * x\ny.backward()\ny.backward()\n"
+    page.goto(f"{page.base}/#code={base64.urlsafe_b64encode(code.encode()).decode()}")
+    page.wait_for_selector('[data-testid="node"]')
+    wait_done(page)
+    if page.evaluate("document.documentElement.dataset.theme") != theme:
+        page.get_by_test_id("theme").click()
+    expect(page.get_by_test_id("error")).to_be_visible()
+    assert run_axe(page) == []
