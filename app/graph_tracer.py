@@ -263,6 +263,15 @@ class _FailedCall:
 
 
 @dataclass
+class _FailedPass:
+    """A backward()/autograd.grad() call that raised, kept in case its error ends the program."""
+
+    error: BaseException
+    index: int
+    roots: list[str]
+
+
+@dataclass
 class _PassRun:
     """Raw gradients seen by node hooks during one pass, summarized afterwards."""
 
@@ -308,6 +317,7 @@ class Recorder:
         self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
         self._made_at: dict[int, tuple[CodeType, int, weakref.ref[torch.Tensor]]] = {}
         self.failed_call: _FailedCall | None = None
+        self.failed_pass: _FailedPass | None = None
         self._last_reachable: tuple[tuple[int, ...], list[Any]] | None = None
         self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
         self._saved_attributes: dict[tuple[str, str], SavedTensor] = {}
@@ -838,8 +848,9 @@ class Recorder:
         self.in_pass = True
         try:
             result = func(*args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             self.passes_total -= 1  # the program's error, not a pass left out of the recording
+            self.failed_pass = _FailedPass(exc, len(self.graph.backward), root_ids)
             failed = len(self.graph.backward) + 1
             self.note(
                 "failedPass",
@@ -1335,6 +1346,10 @@ def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> Non
         recorder.graph.error = _error_info(exc)
         if recorder.recording:
             recorder.graph.error.node = recorder.add_failed_call(exc)
+        failed_pass = recorder.failed_pass
+        if failed_pass is not None and failed_pass.error is exc:  # backward() itself raised
+            recorder.graph.error.pass_index = failed_pass.index
+            recorder.graph.error.roots = failed_pass.roots
 
 
 def _add_implicit_backward(recorder: Recorder) -> None:

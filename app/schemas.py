@@ -228,6 +228,12 @@ class ErrorInfo(Contract):
     message: str
     line: int | None = None
     node: str | None = Field(None, description="the ghost op node of the torch call that raised")
+    pass_index: int | None = Field(
+        None, description="the backward pass (from 0) that raised; it is not in `backward`"
+    )
+    roots: list[str] = Field(
+        default_factory=list, description="the tensors whose backward pass raised (its roots)"
+    )
 
 
 class Series(Contract):

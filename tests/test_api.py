@@ -52,6 +52,8 @@ def test_user_exception_is_200_with_error(api_client: TestClient) -> None:
         "message": graph["error"]["message"],
         "line": 3,
         "node": graph["error"]["node"],
+        "pass_index": None,  # raised in the forward pass, not by a backward pass
+        "roots": [],
     }
     ghost = next(n for n in graph["nodes"] if n["id"] == graph["error"]["node"])
     assert ghost["failed"] and ghost["op"] == "getitem" and ghost["line"] == 3

@@ -311,6 +311,23 @@ def test_a_second_backward_that_raises_is_an_error_not_a_truncation() -> None:
     assert len(graph.backward) == 1 and graph.truncated is None
     assert graph.error is not None and graph.error.line == 5
     assert [(m.key, m.params) for m in graph.messages] == [("failedPass", {"n": 2})]
+    # the error names the pass that raised and the tensor backward() was called on
+    assert graph.error.pass_index == 1 and graph.error.roots == [tensor_named(graph, "y").id]
+    assert graph.error.node is None
+
+
+def test_a_forward_error_names_no_backward_pass() -> None:
+    graph = trace_code(get_example("inplace_leaf_error").code)
+    assert graph.error is not None and graph.error.pass_index is None and graph.error.roots == []
+
+
+def test_a_failed_backward_the_program_caught_is_not_the_error() -> None:
+    graph = trace_code(
+        "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\ny = x * x\n"
+        "try:\n    y.backward()\nexcept RuntimeError:\n    pass\nz = x[5]\n"
+    )
+    assert graph.error is not None and graph.error.type == "IndexError"
+    assert graph.error.pass_index is None and graph.error.roots == []
 
 
 def test_notes_carry_message_keys_for_the_page() -> None:

@@ -6,6 +6,7 @@ docs/images/, so a run of the suite leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import struct
@@ -108,6 +109,15 @@ def test_error_pinned_to_its_line(page) -> None:
     expect(page.get_by_test_id("error")).to_contain_text("line")
     assert page.locator('[data-testid="node"]').count() > 0
     shoot(page, "error")
+
+
+def test_backward_twice_pinned_at_its_pass(page) -> None:
+    code = "import torch\nx = torch.tensor([2.0], requires_grad=True)\ny = x * x\ny.backward()\ny.backward()\n"
+    encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
+    open_example(page, "linear_expression", f"&code={encoded}")
+    expect(page.get_by_test_id("error")).to_contain_text("backward pass 2 from y, line 5")
+    expect(node(page, "y")).to_have_class(re.compile("failed-root"))
+    shoot(page, "backward-twice")
 
 
 def test_training_series(page) -> None:

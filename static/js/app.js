@@ -10,6 +10,7 @@ import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
 import { noteTexts } from "./notes.js";
 import { errorText } from "./torch-messages.js";
+import { failedInBackward, pathsToOpen, showErrorBanner } from "./error-banner.js"; // issue 18
 import { trainingSeries } from "./series.js";
 import { downloadName, formatStep, parseStep, pushState, readState, stateToQuery, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
@@ -89,7 +90,8 @@ class Explorer {
       $("copy-link").dataset.href = location.href;
       const copied = navigator.clipboard?.writeText(location.href).then(() => true, () => false) ?? Promise.resolve(false);
       const done = await Promise.race([copied, new Promise((resolve) => setTimeout(() => resolve(false), 1000))]);
-      this.status(done ? this.t("copied") : location.href);
+      if (done) this.say("copied");
+      else this.status(location.href);
     });
     new ResizeObserver(() => this.view.fit()).observe($("graph"));
   }
@@ -188,7 +190,14 @@ class Explorer {
   }
 
   status(text) {
+    this.statusMessage = null;
     $("status").textContent = text;
+  }
+
+  // A status line said in the page's language, said again when the language changes.
+  say(key, vars = {}) {
+    this.status(this.t(key, vars));
+    this.statusMessage = { key, vars };
   }
 
   async run({ step = null, live = false, remember = !live } = {}) {
@@ -218,8 +227,9 @@ class Explorer {
       this.code = code;
       this.shownExample = this.example;
       await this.showGraph(graph, step);
+      if (graph.error && !live) this.revealError();
       this.live.suggest(isSmallProgram(code, graph));
-      this.status(this.t("done", { nodes: graph.nodes.length, passes: graph.backward.length }));
+      this.say("done", { nodes: graph.nodes.length, passes: graph.backward.length });
     } catch (error) {
       if (error.name === "AbortError") this.status("");
       else this.showFailure(error);
@@ -250,28 +260,38 @@ class Explorer {
     this.status("");
   }
 
+  // An error of a run the reader asked for is brought into view where the page had scrolled away
+  // from the graph (a narrow screen, where the editor sits below the gallery).
+  revealError() {
+    const box = $("error");
+    if (!box.hidden) box.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
   showError(text) {
     document.body.dataset.failures = String(Number(document.body.dataset.failures ?? 0) + (text ? 1 : 0));
-    const box = $("error");
-    box.hidden = !text;
-    box.replaceChildren(...(text ? [text].flat() : []));
+    showErrorBanner($("error"), text, this.t);
   }
 
   async showGraph(graph, step) {
     performance.mark("graph-received");
     this.graph = graph;
     this.timeline = new Timeline(graph);
+    this.player.setPositions([], 0); // no step of the last graph plays while this one is laid out
     this.layout = graph.layout;
     this.editor.markError(null);
     this.showError(null);
-    // a failure opens at the pass it followed, where its ghost op is drawn
-    const opening = step ? step.pass : graph.error?.node ? graph.backward.length - 1 : 0;
+    // a failure opens at the pass it followed, where its ghost op is drawn (or the pass that raised)
+    const failedLate = graph.error?.node || failedInBackward(graph.error);
+    const opening = step ? step.pass : failedLate ? graph.backward.length - 1 : 0;
     this.pass = Math.min(Math.max(0, opening ?? 0), Math.max(0, graph.backward.length - 1));
+    const chosen = this.expanded;
+    if (!step) this.expanded = pathsToOpen(graph, chosen); // the module around the call that raised
     this.layout = await this.layoutFor(this.pass);
+    if (this.expanded !== chosen && this.layout === graph.layout) this.expanded = chosen; // could not be laid out
     this.view.setGraph(graph, this.layout);
     if (graph.error) {
       this.editor.markError(graph.error.line);
-      this.showError(errorText(graph.error, this.t));
+      this.showError(errorText(graph.error, this.t, graph));
     }
     $("stdout").textContent = graph.stdout;
     this.renderNotes();
@@ -287,6 +307,7 @@ class Explorer {
     } else if (graph.error) {
       const ghost = positions.findIndex((p) => p.phase === "forward" && graph.forward[p.index]?.node === graph.error.node);
       index = ghost >= 0 ? ghost : Math.max(0, positions.findLastIndex((p) => p.phase === "forward"));
+      if (failedInBackward(graph.error)) index = positions.length - 1; // the end of the last pass that ran
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
     this.view.select(this.selected);
@@ -382,6 +403,8 @@ class Explorer {
 
   async toggleGroup(path) {
     if (!path || !this.graph) return;
+    // Enter on a module box: focus stays on what stands for the module once the graph is redrawn
+    const hadFocus = $("graph").contains(document.activeElement);
     const open = this.expanded.includes(path);
     this.expanded = open
       ? this.expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
@@ -395,6 +418,7 @@ class Explorer {
     const index = position ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index) : 0;
     this.player.setPositions(positions, Math.max(0, index));
     this.view.fit();
+    if (hadFocus) this.view.focusGroup(path);
     this.sync();
   }
 
@@ -406,13 +430,15 @@ class Explorer {
     this.player.t = this.t;
     translatePage(document, this.t, lang);
     this.editor.element.setAttribute("aria-label", this.t("program"));
+    this.view.root.setAttribute("aria-label", this.t("graphLabel"));
+    if (this.statusMessage) this.say(this.statusMessage.key, this.statusMessage.vars);
     const cuda = $("device").querySelector('option[value="cuda"]');
     if (cuda?.disabled) cuda.title = this.t("noCuda");
     this.renderGallery();
     if (this.graph) {
       this.renderNotes();
       this.renderSeries();
-      if (this.graph.error) this.showError(errorText(this.graph.error, this.t));
+      if (this.graph.error) this.showError(errorText(this.graph.error, this.t, this.graph));
       this.player.setPasses(this.graph.backward, this.pass);
       this.view.setGraph(this.graph, this.layout);
       this.view.fit();

@@ -91,12 +91,13 @@ export class GraphView {
     this.bounds = this.contentBounds(graph, layout);
     for (const cluster of layout.clusters) {
       const label = cluster.label;
+      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`);
       const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
-        svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }),
-        svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`));
+        svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }), title);
       frame.addEventListener("click", (event) => {
         if (event.target.classList.contains("cluster-label")) this.onToggleGroup(label);
       });
+      this.makeFrameLabelAKey(title, label);
       this.viewport.append(frame);
     }
     const edgeLayer = svg("g", { class: "edges" });
@@ -112,6 +113,41 @@ export class GraphView {
     const nodeLayer = svg("g", { class: "nodes" });
     for (const box of layout.nodes) nodeLayer.append(this.drawNode(box));
     this.viewport.append(nodeLayer, this.flowLayer);
+    this.markFailedPass();
+  }
+
+  // The frame label of an expanded module collapses it from the keyboard too (Enter, Space).
+  makeFrameLabelAKey(title, path) {
+    title.setAttribute("tabindex", "0");
+    title.setAttribute("role", "button");
+    title.setAttribute("aria-label", `${title.textContent.slice(2)} (${this.t("collapse")})`);
+    title.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); this.onToggleGroup(path); }
+    });
+  }
+
+  // The tensors a failed backward pass started from, in the error colour with a mark beside them.
+  markFailedPass() {
+    const error = this.graph?.error;
+    if (error?.pass_index === null || error?.pass_index === undefined) return;
+    for (const id of new Set((error.roots ?? []).map((root) => this.shown(root)))) {
+      const group = this.elements.get(id);
+      const box = this.layout.nodes.find((n) => n.id === id);
+      if (!group || !box) continue;
+      const text = this.t("failedPassMark", { n: error.pass_index + 1 });
+      group.classList.add("failed-root");
+      group.setAttribute("aria-label", `${box.label}: ✗ ${text}`);
+      group.append(svg("text", { x: box.width + 6, y: box.height - 6, class: "failed-mark", "data-testid": "failed-mark" },
+        "✗ backward()", svg("title", {}, text)));
+    }
+  }
+
+  // Focus what now stands for a module after a redraw: its box, or the label of its frame.
+  focusGroup(path) {
+    const frame = [...this.viewport.querySelectorAll(".cluster")].find((g) => g.dataset.module === path);
+    const target = this.elements.get(`group:${path}`) ?? frame?.querySelector(".cluster-label")
+      ?? [...this.elements.values()].find((g) => g.dataset.kind === "module" && path.startsWith(`${g.dataset.nodeId.slice(6)}.`));
+    target?.focus({ preventScroll: true });
   }
 
   drawNode(box) {
@@ -346,7 +382,9 @@ export class GraphView {
   }
 
   bindPanZoom() {
+    // Ctrl+wheel (and a touchpad's pinch, which arrives as one) zooms; a plain wheel scrolls the page.
     this.root.addEventListener("wheel", (event) => {
+      if (!event.ctrlKey && !event.metaKey) return;
       event.preventDefault();
       const rect = this.container.getBoundingClientRect();
       this.zoom(Math.exp(-event.deltaY * 0.0015), event.clientX - rect.left, event.clientY - rect.top);

@@ -99,6 +99,20 @@ const STRINGS = {
   },
 };
 
+// The error banner, the failed backward pass and the inspector's autograd fields (issue 18).
+Object.assign(STRINGS.en, {
+  dismiss: "Dismiss", errorInPass: "{type} in backward pass {n}, line {line}:",
+  errorInPassFrom: "{type} in backward pass {n} from {root}, line {line}:",
+  failedPassMark: "backward pass {n} started here and raised the error",
+  gradOutputs: "grad_outputs", gradInputs: "grad_inputs", variableField: "variable",
+});
+Object.assign(STRINGS.zh, {
+  dismiss: "关闭", errorInPass: "第 {n} 次反向传播(第 {line} 行)出错,{type}:",
+  errorInPassFrom: "从 {root} 开始的第 {n} 次反向传播(第 {line} 行)出错,{type}:",
+  failedPassMark: "第 {n} 次反向传播从这里开始并出错",
+  gradOutputs: "输出端梯度 grad_outputs", gradInputs: "输入端梯度 grad_inputs", variableField: "对应叶子 variable",
+});
+
 const STORAGE_KEY = "autograd-explorer.lang";
 
 export function languages() {

@@ -106,12 +106,12 @@ export function renderInspector(container, { graph, timeline, state, nodeId, t, 
     ...row(t("line"), node.line ? String(node.line) : "—"),
     ...row(t("moduleField"), node.module ?? "—"),
   );
-  if (node.variable) fields.push(...row("variable", link(node.variable)));
+  if (node.variable) fields.push(...row(t("variableField"), link(node.variable)));
   const record = graph.backward[state.position?.pass ?? 0];
   const step = state.position?.phase === "backward" ? record?.steps.find((s, i) => s.node === node.id && i <= state.position.index) : null;
   if (step) {
-    fields.push(...row("grad_outputs", el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g, t)))));
-    fields.push(...row("grad_inputs", el("div", {}, ...step.grad_inputs.map((g, k) => el("div", {}, node.next[k] ? `→ ${timeline.byId.get(node.next[k])?.label ?? node.next[k]}: ` : "→ None: ", g ? formatData(g, 4) : "None")))));
+    fields.push(...row(t("gradOutputs"), el("div", {}, ...step.grad_outputs.map((g) => valueBlock(g, t)))));
+    fields.push(...row(t("gradInputs"), el("div", {}, ...step.grad_inputs.map((g, k) => el("div", {}, node.next[k] ? `→ ${timeline.byId.get(node.next[k])?.label ?? node.next[k]}: ` : "→ None: ", g ? formatData(g, 4) : "None")))));
   }
   if (step?.rule) fields.push(...row(t("rule"), renderRule(step.rule, t))); // chain rule (issue 10)
   if (node.saved?.length) {

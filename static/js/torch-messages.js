@@ -30,7 +30,17 @@ export function quotedMessage(frame, message, t) {
   return parts;
 }
 
-/** Nodes for a program's error: where, in the reader's language, then torch's message quoted. */
-export function errorText(error, t) {
-  return quotedMessage(t("errorAtLine", { type: error.type, line: error.line ?? "?" }), error.message, t);
+/** Nodes for a program's error: where, in the reader's language, then torch's message quoted.
+ * An error of a backward pass names the pass and, given the graph, the tensor it started from. */
+export function errorText(error, t, graph = null) {
+  const line = error.line ?? "?";
+  if (error.pass_index === null || error.pass_index === undefined) {
+    return quotedMessage(t("errorAtLine", { type: error.type, line }), error.message, t);
+  }
+  const roots = (error.roots ?? []).map((id) => graph?.nodes.find((n) => n.id === id)).filter(Boolean);
+  const root = roots.map((n) => n.name ?? n.label).join(", ");
+  const frame = root
+    ? t("errorInPassFrom", { type: error.type, n: error.pass_index + 1, root, line })
+    : t("errorInPass", { type: error.type, n: error.pass_index + 1, line });
+  return quotedMessage(frame, error.message, t);
 }
