@@ -52,6 +52,10 @@ export class GraphView {
     this.notice = el("p", { class: "fit-notice", "data-testid": "fit-notice", "aria-live": "polite", hidden: true });
     this.overview = false; // the whole graph, smaller than readable, asked for with the fit button
     container.append(this.root, this.notice);
+    // Overlays at the top of the frame (the error banner) keep the graph below them.
+    for (const overlay of container.querySelectorAll(":scope > [data-reserve-top]")) {
+      new ResizeObserver(() => this.fit()).observe(overlay);
+    }
     this.bindPanZoom();
   }
 
@@ -307,7 +311,9 @@ export class GraphView {
     const pad = 10;
     const { x0, y0, x1, y1 } = this.bounds;
     const room = rect.width - this.reserveRight;
-    const k = Math.min(this.maxScale, (room - pad * 2) / (x1 - x0), (rect.height - pad * 2) / (y1 - y0));
+    const top = this.reservedTop();
+    const height = rect.height - top;
+    const k = Math.min(this.maxScale, (room - pad * 2) / (x1 - x0), (height - pad * 2) / (y1 - y0));
     this.fits = k >= this.minScale - 1e-9;
     if (this.fits) this.overview = false;
     const whole = this.fits || this.overview;
@@ -317,12 +323,21 @@ export class GraphView {
     this.transform = {
       k: scale,
       x: whole ? (room - (x1 + x0) * scale) / 2 : pad - x0 * scale,
-      y: whole ? (rect.height - (y1 + y0) * scale) / 2 : pad - y0 * scale,
+      y: top + (whole ? (height - (y1 + y0) * scale) / 2 : pad - y0 * scale),
     };
     this.apply();
     this.notice.hidden = this.fits;
     this.notice.textContent = this.fits ? "" : this.t(this.overview ? "overviewNotice" : "followNotice");
     if (!whole && this.lastCurrent) this.follow(this.lastCurrent, true);
+  }
+
+  // Height at the top of the frame that shown overlays cover.
+  reservedTop() {
+    let bottom = 0;
+    for (const overlay of this.container.querySelectorAll(":scope > [data-reserve-top]")) {
+      if (!overlay.hidden) bottom = Math.max(bottom, overlay.offsetTop + overlay.offsetHeight);
+    }
+    return bottom;
   }
 
   // The fit button: the whole graph, or back to readable text following the step.
@@ -346,10 +361,11 @@ export class GraphView {
     const top = Math.min(...boxes.map((b) => b.y)) * k + y;
     const bottom = Math.max(...boxes.map((b) => b.y + b.height + BADGE_GAP + BADGE_LINE)) * k + y;
     const margin = 24;
-    if (left >= margin && right <= rect.width - margin && top >= margin && bottom <= rect.height - margin) return;
+    const reserved = this.reservedTop();
+    if (left >= margin && right <= rect.width - margin && top >= margin + reserved && bottom <= rect.height - margin) return;
     const wanted = {
       x: right - left > rect.width - 2 * margin ? x + margin - left : x + rect.width / 2 - (left + right) / 2,
-      y: bottom - top > rect.height - 2 * margin ? y + margin - top : y + rect.height / 2 - (top + bottom) / 2,
+      y: bottom - top > rect.height - reserved - 2 * margin ? y + margin + reserved - top : y + (rect.height + reserved) / 2 - (top + bottom) / 2,
     };
     // no empty room beyond the graph's edges when the graph is larger than the frame
     const clamp = (value, low, high) => (low > high ? (low + high) / 2 : Math.min(high, Math.max(low, value)));
@@ -357,7 +373,7 @@ export class GraphView {
     this.transform = {
       k,
       x: clamp(wanted.x, rect.width - margin - x1 * k, margin - x0 * k),
-      y: clamp(wanted.y, rect.height - margin - y1 * k, margin - y0 * k),
+      y: clamp(wanted.y, rect.height - margin - y1 * k, margin + reserved - y0 * k),
     };
     this.apply();
   }
