@@ -85,6 +85,7 @@ GRAPH: dict[str, Any] = {
             "retains_grad": False,
             "is_parameter": False,
             "version": 0,
+            "expression": "torch.tensor([2.0], requires_grad=True)",
             "value": {
                 "shape": [1],
                 "dtype": "float32",
@@ -113,6 +114,7 @@ GRAPH: dict[str, Any] = {
             "is_parameter": False,
             "grad_fn": "MulBackward0",
             "version": 0,
+            "expression": "w * 3",
             "value": {
                 "shape": [1],
                 "dtype": "float32",

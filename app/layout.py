@@ -105,6 +105,11 @@ def node_lines(node: TensorNode | OpNode, by_id: dict[str, TensorNode | OpNode])
     return node.label, node.grad_fn or ""
 
 
+def module_title(graph: Graph, path: str) -> str:
+    """A module box's path as the program names it ('model.0' for the box '0')."""
+    return graph.module_paths.get(path, path)
+
+
 def box_size(title: str, subtitle: str, pill: bool = False) -> tuple[float, float]:
     """Width and height in px of a box holding a title and a smaller subtitle."""
     width = max(text_width(title, FONT_PX), text_width(subtitle, SMALL_FONT_PX)) + 24
@@ -267,9 +272,9 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
                 subtitle += f" · {params:,} params"
             if shape is not None:
                 subtitle += f" → {shape_text(shape)}"
-            title = f"line {path[5:]}" if path.startswith("line:") else path
+            title = f"line {path[5:]}" if path.startswith("line:") else module_title(graph, path)
             if path in graph.modules:
-                title = f"{path} · {graph.modules[path]}"
+                title = f"{title} · {graph.modules[path]}"
             title = clip_label(title)
             subtitle = clip_label(subtitle)
             width, height = box_size(f"▸ {title}", subtitle)  # drawn with a ▸ before it
@@ -379,7 +384,7 @@ def to_dot(
         children = sorted(p for p in tree if p is not None and _parent(p, expanded) == path)
         for child in children:
             lines.append(f"{indent}subgraph {cluster_name(child)} {{")
-            label = _quote(clip_label(child))
+            label = _quote(clip_label(module_title(graph, child)))
             lines.append(f"{indent}  label={label}; {style.cluster_attributes}")
             emit(child, indent + "  ")
             lines.append(f"{indent}}}")

@@ -87,6 +87,32 @@ def test_modules_collapse_by_default_and_expand_level_by_level() -> None:
     assert [c.label for c in expanded.clusters] == ["fc1"]
     weight = next(n.id for n in graph.nodes if n.kind == "tensor" and n.name == "net.fc1.weight")
     assert expanded.node_of[weight] == weight and collapsed.node_of[weight] == "group:fc1"
+    # the box reads as its parameter does: net.fc1 holds net.fc1.weight
+    assert fc1.label == "net.fc1 · Linear(8→16)"
+
+
+def test_module_boxes_read_by_the_programs_path() -> None:
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 1))\n"
+        "model(torch.randn(4, 20)).sum().backward()\n"
+        "nn.Linear(1, 1)(torch.ones(1, 1)).sum().backward()\n"  # held by no variable
+    )
+    graph = trace_code(code)
+    layout = layout_graph(graph)
+    labels = sorted(n.label for n in layout.nodes if n.kind == "module")
+    assert labels == [
+        "model.0 · Linear(20→32)",
+        "model.1 · ReLU",
+        "model.2 · Linear(32→1)",
+    ]
+    assert {n.name for n in graph.nodes if n.kind == "tensor" and n.is_parameter} >= {
+        "model.0.weight",
+        "model.2.bias",
+    }
+    # the paths a page expands and collapses by stay as recorded
+    assert layout.collapsible == ["0", "1", "2"]
+    assert graph.module_paths == {"0": "model.0", "1": "model.1", "2": "model.2"}
 
 
 def test_big_encoder_first_view_is_small_and_expands() -> None:
