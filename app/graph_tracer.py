@@ -1094,12 +1094,19 @@ class Recorder:
         return self.graph
 
     def _distinct_labels(self) -> None:
-        """Number the unnamed tensors that share a label ('x * w', 'x * w #2'; 'mul_out',
-        'mul_out#2'), and give every AccumulateGrad its leaf's final label."""
-        seen: dict[str, int] = {}
+        """Number the unnamed tensors that share a label among the calls made between two
+        backward passes, which are drawn together ('x * w', 'x * w #2'; 'mul_out', 'mul_out#2'),
+        and give every AccumulateGrad its leaf's final label. Each iteration of a loop starts
+        the count again, so every pass reads (and is laid out) alike."""
+        segment_of: dict[str, int] = {}
+        for step in self.graph.forward:
+            for tensor_id in (*step.outputs, *step.inputs):
+                segment_of.setdefault(tensor_id, step.after_pass)
+        seen: dict[tuple[int, str], int] = {}
         for node in self.graph.nodes:
             if isinstance(node, TensorNode) and node.name is None:
-                count = seen[node.label] = seen.get(node.label, 0) + 1
+                key = (segment_of.get(node.id, -1), node.label)
+                count = seen[key] = seen.get(key, 0) + 1
                 if count > 1:
                     node.label = f"{node.label}{' #' if ' ' in node.label else '#'}{count}"
         for node in self.graph.nodes:
