@@ -649,3 +649,22 @@ def test_results_without_readable_source_keep_distinct_op_labels() -> None:
     assert all(n.expression is None for n in graph.nodes if isinstance(n, TensorNode))
     accumulators = {n.label for n in graph.nodes if isinstance(n, OpNode) and n.variable}
     assert accumulators == {"AccumulateGrad(x)", "AccumulateGrad(w)"}
+
+
+def test_module_boxes_carry_the_path_of_the_variable_holding_the_model() -> None:
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x).relu()\n"
+        "model = nn.Sequential(Block(), nn.Linear(2, 1))\n"
+        "model(torch.ones(1, 2)).sum().backward()\n"
+    )
+    graph = trace_code(code)
+    assert graph.module_paths == {"0": "model.0", "0.fc": "model.0.fc", "1": "model.1"}
+    params = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_parameter}
+    for path in graph.module_paths.values():  # a box's path is its parameters' prefix
+        assert any(p.startswith(path + ".") for p in params), path
