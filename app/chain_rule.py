@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 from app.local_rules import RULES
 from app.records import maker
+from app.rule_text import rule_message
 from app.schemas import (
     Accumulation,
     BackwardPass,
@@ -13,6 +15,7 @@ from app.schemas import (
     GradientMeet,
     GradientPart,
     Graph,
+    NoteMessage,
     OpNode,
     RuleTerm,
     SavedTensor,
@@ -37,6 +40,12 @@ new_gradient_part = maker(GradientPart)
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 MAX_EXPLAINED_STEPS = 20_000  # bounds the work and the JSON that rules add to big runs
+_PLAIN_NAME = re.compile(r"[\w.]+(\[[^\]\s]*\])*ᵀ?(#\d+)?")  # 'w', 'model.0.weight', 'x[0]'
+
+
+def rule_name(label: str) -> str:
+    """A node's label as a name inside a formula: an expression label ('x * w') in brackets."""
+    return label if _PLAIN_NAME.fullmatch(label) else f"({label})"
 
 
 class _GraphIndex:
@@ -57,7 +66,7 @@ class _GraphIndex:
             elif isinstance(source, TensorNode) and isinstance(target, OpNode):
                 consumers.setdefault(source.id, []).append(target.id)
                 if not source.requires_grad:
-                    self.plain_inputs.setdefault(target.id, []).append(source.label)
+                    self.plain_inputs.setdefault(target.id, []).append(rule_name(source.label))
         for tensor, op in producer.items():
             for consumer in consumers.get(tensor, []):
                 self.between[(op, consumer)] = tensor
@@ -66,7 +75,7 @@ class _GraphIndex:
         self._made: dict[str, str | None] = {}
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
         self.rules_made: dict[
-            tuple[object, ...], tuple[bool, str | None, list[RuleTerm], str | None]
+            tuple[object, ...], tuple[bool, str | None, list[RuleTerm], NoteMessage | None]
         ] = {}
 
     def saved(self, op: OpNode) -> dict[str, SavedTensor]:
@@ -82,7 +91,9 @@ class _GraphIndex:
         if known is None:
             tensors = [self.slot_tensor(op, k) for k in range(len(op.next))]
             labels = [
-                self.nodes[tensor].label if tensor is not None else self._made_label(producer)
+                rule_name(self.nodes[tensor].label)
+                if tensor is not None
+                else self._made_label(producer)
                 for producer, tensor in zip(op.next, tensors, strict=True)
             ]
             known = (self.output_name(op), tensors, labels)
@@ -90,16 +101,17 @@ class _GraphIndex:
         return known
 
     def output_name(self, op: OpNode) -> str:
-        """Name of what op computed: its output tensor's label, or a name made from its input."""
+        """Name of what op computed: its output tensor's label, or, when that tensor is not
+        drawn, a name made from its input ('wᵀ') or the label of the op's own box."""
         if op.variable is not None:
-            return self.nodes[op.variable].label
+            return rule_name(self.nodes[op.variable].label)
         for tensor in self.outputs.get(op.id, []):
             node = self.nodes[tensor]
             if isinstance(node, TensorNode) and not node.is_leaf:
-                return node.label
+                return rule_name(node.label)
         if op.grad_fn == "TBackward0" and op.next and op.next[0] is not None:
             return f"{self.slot_label(op, 0)}ᵀ"
-        return f"{op.label}_out"
+        return rule_name(op.label)
 
     def slot_tensor(self, op: OpNode, slot: int) -> str | None:
         """The tensor node that carried input slot of op, when one was recorded."""
@@ -115,11 +127,12 @@ class _GraphIndex:
         """The name of input slot: its tensor's label, else one made from its producer."""
         tensor = self.slot_tensor(op, slot)
         if tensor is not None:
-            return self.nodes[tensor].label
+            return rule_name(self.nodes[tensor].label)
         return self._made_label(op.next[slot] if slot < len(op.next) else None)
 
     def _made_label(self, producer: str | None) -> str | None:
-        """A name for the unnamed output of producer ('view_out', 'xᵀ'), made once."""
+        """A name for the output of producer that the graph does not draw, made once: its
+        input's name transposed ('xᵀ'), else the label of producer's box ('LogSoftmax')."""
         if producer is None:
             return None
         if producer in self._made:
@@ -130,7 +143,7 @@ class _GraphIndex:
             if node.grad_fn == "TBackward0" and node.next and node.next[0] is not None:
                 label = f"{self.slot_label(node, 0)}ᵀ"
             else:
-                label = f"{node.label}_out"
+                label = rule_name(node.label)
         self._made[producer] = label
         return label
 
@@ -244,11 +257,12 @@ def explain_step(
             meet=None,
             accumulate=_accumulation(op, step, record, output),
             note=None,
+            message=None,
         )
     key = _rule_key(index, op, step, output, slot_tensors, slot_labels)
     known_rule = index.rules_made.get(key) if key is not None else None
     if known_rule is not None:
-        known, expression, terms, note = known_rule
+        known, expression, terms, message = known_rule
         return new_step_rule(
             known=known,
             grad_fn=grad_fn,
@@ -257,10 +271,11 @@ def explain_step(
             terms=list(terms),
             meet=None,
             accumulate=None,
-            note=note,
+            note=message.text if message else None,
+            message=message,
         )
     rule = RULES.get(grad_fn)
-    note = None
+    message: NoteMessage | None = None
     expression, terms = None, []
     if rule is not None:
         view = StepView(
@@ -276,21 +291,36 @@ def explain_step(
         try:
             expression, terms = rule(view)
         except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
-            note = f"the rule of {grad_fn} could not be applied to the recorded values"
+            message = rule_message("notApplied", fn=grad_fn)
+        expression = _without_restatement(expression, output)
     else:
-        note = f"no rule for {grad_fn}; its gradients are shown as recorded"
+        message = rule_message("unknown", fn=grad_fn)
+    known = rule is not None and message is None
     if key is not None:
-        index.rules_made[key] = (rule is not None and note is None, expression, terms, note)
+        index.rules_made[key] = (known, expression, terms, message)
     return new_step_rule(
-        known=rule is not None and note is None,
+        known=known,
         grad_fn=grad_fn,
         output=output,
         expression=expression,
         terms=terms,
         meet=None,
         accumulate=None,
-        note=note,
+        note=message.text if message else None,
+        message=message,
     )
+
+
+def _without_restatement(expression: str | None, output: str) -> str | None:
+    """'x * w' rather than '(x*w) = x * w' for a tensor labelled by its own expression, and
+    'wᵀ' rather than 'wᵀ = wᵀ'."""
+    if expression is None:
+        return None
+    head, _, rest = expression.partition(" = ")
+    bare = output[1:-1] if output.startswith("(") and output.endswith(")") else output
+    if head == output and "".join(rest.split()) == "".join(bare.split()):
+        return rest
+    return expression
 
 
 def attach_rules(graph: Graph) -> Graph:
@@ -303,8 +333,10 @@ def attach_rules(graph: Graph) -> Graph:
         warnings.simplefilter("ignore")  # the rules' arithmetic on recorded values is not news
         for record in graph.backward:
             if len(record.steps) > budget:
-                graph.notes.append(
-                    f"Chain rules are shown for the first {MAX_EXPLAINED_STEPS} backward steps."
+                text = f"Chain rules are shown for the first {MAX_EXPLAINED_STEPS} backward steps."
+                graph.notes.append(text)
+                graph.messages.append(
+                    NoteMessage(key="rulesCapped", params={"n": MAX_EXPLAINED_STEPS}, text=text)
                 )
                 break
             budget -= len(record.steps)

@@ -172,7 +172,8 @@ def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
 _TORCH_MODULES_DIR = str(Path(nn.modules.__file__).resolve().parent) + os.sep
-EXPRESSION_LABEL_CHARS = 40
+EXPRESSION_LABEL_CHARS = 28  # a box label: about 270 px at the graph's 16 px font
+EXPRESSION_CHARS = 200  # the full text kept for the inspector
 
 
 def _calling_program_frame(depth: int) -> FrameType | None:
@@ -194,9 +195,11 @@ def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
     return tuple(code.co_positions())
 
 
-def source_text(lines: list[str], code: CodeType, lasti: int) -> tuple[str | None, int | None]:
-    """The source expression of the instruction at lasti ('torch.ones(3)'), shortened, and its
-    line."""
+def source_expression(
+    lines: list[str], code: CodeType, lasti: int
+) -> tuple[str | None, int | None]:
+    """The source expression of the instruction at lasti ('torch.ones(3)'), in full (up to
+    EXPRESSION_CHARS), and its line."""
     index = lasti // 2
     positions = _positions(code)
     if index >= len(positions):
@@ -204,16 +207,25 @@ def source_text(lines: list[str], code: CodeType, lasti: int) -> tuple[str | Non
     start, end, column, end_column = positions[index]
     if start is None or end is None or column is None or end_column is None:
         return None, start
-    if not 0 < start <= end <= len(lines):
+    if not 0 < start <= end <= len(lines) or end - start > 20:
         return None, start
     raw = [line.encode() for line in lines[start - 1 : end]]  # columns count UTF-8 bytes
     raw[-1] = raw[-1][:end_column]
     raw[0] = raw[0][column:]
     text = " ".join(part.decode(errors="replace").strip() for part in raw)
     text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > EXPRESSION_LABEL_CHARS:
-        text = text[: EXPRESSION_LABEL_CHARS - 1] + "…"
-    return text or None, start
+    return shorten(text, EXPRESSION_CHARS) or None, start
+
+
+def shorten(text: str, limit: int = EXPRESSION_LABEL_CHARS) -> str:
+    """text cut to limit characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def source_text(lines: list[str], code: CodeType, lasti: int) -> tuple[str | None, int | None]:
+    """The source expression of the instruction at lasti, shortened for a box, and its line."""
+    text, line = source_expression(lines, code, lasti)
+    return (shorten(text) if text else None), line
 
 
 def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
@@ -308,6 +320,7 @@ class Recorder:
         self._module_stack: list[tuple[dict[int, str], str, str]] = []  # (names, box, path)
         self._module_calls: dict[str, int] = {}
         self._root_modules: dict[int, dict[int, str]] = {}
+        self._root_name: str | None = None  # the variable holding the outermost module called
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
         self._sources: list[tuple[str, torch.Tensor, bool]] | None = None
@@ -353,8 +366,11 @@ class Recorder:
             return ("leaf", id(t))
         return ("out", id(fn), t.output_nr)
 
-    def tensor_node(self, t: torch.Tensor, op_label: str | None = None) -> str:
-        """Id of the node for tensor t in its current autograd role, creating it when new."""
+    def tensor_node(
+        self, t: torch.Tensor, op_label: str | None = None, expression: str | None = None
+    ) -> str:
+        """Id of the node for tensor t in its current autograd role, creating it when new; an
+        unnamed output is labelled by the source expression that made it, when known."""
         key = self._tensor_key(t)
         node_id = self._tensor_of_key.get(key)
         if node_id is not None:
@@ -363,16 +379,19 @@ class Recorder:
         name, line = self._name_for(t)
         fn = t.grad_fn
         fn_name = grad_fn_name(fn) if fn is not None else None
+        if fn is None:
+            made = self._made_at.get(id(t))
+            if made is not None and made[2]() is t:  # an unnamed constant: its source text
+                expression, made_line = source_expression(self.source_lines, made[0], made[1])
+                line = line if name is not None else made_line
         if name is not None:
             label = name
+        elif expression is not None:
+            label = shorten(expression)
         elif fn is not None:
             label = f"{op_label or op_name_of(fn_name or '')}_out"
         else:
-            made = self._made_at.get(id(t))
-            expression = None
-            if made is not None and made[2]() is t:  # an unnamed constant: its source text
-                expression, line = source_text(self.source_lines, made[0], made[1])
-            label = expression or ("param" if isinstance(t, nn.Parameter) else "leaf")
+            label = "param" if isinstance(t, nn.Parameter) else "leaf"
         node = new_tensor_node(
             id=node_id,
             kind="tensor",
@@ -390,6 +409,7 @@ class Recorder:
             version=t._version,
             value=self._summary(t),
             grad=None,
+            expression=expression,
         )
         self._add_node(node)
         self._tensor_of_key[key] = node_id
@@ -655,9 +675,24 @@ class Recorder:
         for t, tid in zip(inputs, input_ids, strict=True):
             if not t.requires_grad:
                 self._add_edge(tid, head)
-        output_ids = [self.tensor_node(o, call_name) for o in outputs if o.grad_fn is not None]
+        made = [o for o in outputs if o.grad_fn is not None]
+        texts = self._output_expressions(len(made))
+        output_ids = [
+            self.tensor_node(o, call_name, text) for o, text in zip(made, texts, strict=True)
+        ]
         self._reconnect_outputs(output_ids)
         self._add_step(head, group, call_name, input_ids, output_ids, line, module)
+
+    def _output_expressions(self, count: int) -> list[str | None]:
+        """The program's source text of the call being recorded, for each of its count outputs
+        ('x * w'; 'x.chunk(2)[0]', ...); None where the program did not make the call itself."""
+        frame = _calling_program_frame(3) if self.source_lines and count else None
+        if frame is None:
+            return [None] * count
+        text, _ = source_expression(self.source_lines, frame.f_code, frame.f_lasti)
+        if text is None or count == 1:
+            return [text] * count
+        return [f"{text}[{i}]" for i in range(count)]
 
     def record_unseen(self, t: torch.Tensor, line: int | None) -> str:
         """Record a tensor whose autograd node was created out of sight, as its own step."""
@@ -777,6 +812,8 @@ class Recorder:
                     self._param_names.setdefault(id(param), prefix + pname)
             self._module_stack.append((names, "", ""))
             self._module_calls = {}  # calls are counted within one call of the outermost module
+            owner = self._module_names.get(id(module))
+            self._root_name = owner[0] if owner else None
             return
         names, parent_box, parent_path = self._module_stack[-1]
         path = names.get(id(module), type(module).__name__)
@@ -788,6 +825,8 @@ class Recorder:
         box = inside if calls == 1 else f"{inside}#{calls}"  # one box per call of a module
         if box not in self.graph.modules:
             self.graph.modules[box] = describe_module(module)
+            if self._root_name:  # the box reads as the parameters do: model.0, model.0.weight
+                self.graph.module_paths[box] = f"{self._root_name}.{box}"
         self._module_stack.append((names, box, path))
 
     def module_left(self) -> None:
@@ -1061,8 +1100,29 @@ class Recorder:
             self.graph.truncated = Truncation(
                 passes_recorded=len(self.graph.backward), passes_total=self.passes_total
             )
+        self._distinct_labels()
         attach_rules(self.graph)
         return self.graph
+
+    def _distinct_labels(self) -> None:
+        """Number the unnamed tensors that share a label among the calls made between two
+        backward passes, which are drawn together ('x * w', 'x * w #2'; 'mul_out', 'mul_out#2'),
+        and give every AccumulateGrad its leaf's final label. Each iteration of a loop starts
+        the count again, so every pass reads (and is laid out) alike."""
+        segment_of: dict[str, int] = {}
+        for step in self.graph.forward:
+            for tensor_id in (*step.outputs, *step.inputs):
+                segment_of.setdefault(tensor_id, step.after_pass)
+        seen: dict[tuple[int, str], int] = {}
+        for node in self.graph.nodes:
+            if isinstance(node, TensorNode) and node.name is None:
+                key = (segment_of.get(node.id, -1), node.label)
+                count = seen[key] = seen.get(key, 0) + 1
+                if count > 1:
+                    node.label = f"{node.label}{' #' if ' ' in node.label else '#'}{count}"
+        for node in self.graph.nodes:
+            if isinstance(node, OpNode) and node.variable is not None:
+                node.label = f"AccumulateGrad({self._nodes_by_id[node.variable].label})"
 
 
 class FewerCollections:

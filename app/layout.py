@@ -106,6 +106,11 @@ def node_lines(node: TensorNode | OpNode, by_id: dict[str, TensorNode | OpNode])
     return node.label, node.grad_fn or ""
 
 
+def module_title(graph: Graph, path: str) -> str:
+    """A module box's path as the program names it ('model.0' for the box '0')."""
+    return graph.module_paths.get(path, path)
+
+
 def box_size(title: str, subtitle: str, pill: bool = False) -> tuple[float, float]:
     """Width and height in px of a box holding a title and a smaller subtitle."""
     width = max(text_width(title, FONT_PX), text_width(subtitle, SMALL_FONT_PX)) + 24
@@ -231,9 +236,14 @@ class _Box:
     span: float = 0.0  # width the widest badge needs
 
 
-def _reserve_badges(graph: Graph, boxes: dict[str, _Box]) -> None:
+BadgeRoom = dict[str, tuple[int, int]]  # node id -> (most characters on a line, most lines)
+
+
+def _reserve_badges(graph: Graph, boxes: dict[str, _Box], room: BadgeRoom | None) -> None:
     """Keep room under each box for the widest badge any step shows, so none covers a node."""
-    for node, (chars, lines) in widest_badges(graph.badges or badge_track(graph)).items():
+    if room is None:
+        room = widest_badges(graph.badges or badge_track(graph))
+    for node, (chars, lines) in room.items():
         box = boxes.get(node)
         if box is None:
             continue
@@ -268,9 +278,9 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
                 subtitle += f" · {params:,} params"
             if shape is not None:
                 subtitle += f" → {shape_text(shape)}"
-            title = f"line {path[5:]}" if path.startswith("line:") else path
+            title = f"line {path[5:]}" if path.startswith("line:") else module_title(graph, path)
             if path in graph.modules:
-                title = f"{path} · {graph.modules[path]}"
+                title = f"{title} · {graph.modules[path]}"
             title = clip_label(title)
             subtitle = clip_label(subtitle)
             width, height = box_size(f"▸ {title}", subtitle)  # drawn with a ▸ before it
@@ -328,9 +338,13 @@ def _size_attributes(box: _Box) -> str:
 
 
 def visible_boxes(
-    graph: Graph, expanded: set[str], limits: DotLimits | None = None
+    graph: Graph,
+    expanded: set[str],
+    limits: DotLimits | None = None,
+    room: BadgeRoom | None = None,
 ) -> tuple[dict[str, _Box], _Units]:
-    """The boxes shown with the given modules expanded, and which box shows each node.
+    """The boxes shown with the given modules expanded, and which box shows each node; room,
+    when given, is the badge room kept under each node (by default, its widest badge).
 
     Past the edge cap, ops outside modules are grouped by source line; a view still past it
     is LimitExceeded('edges')."""
@@ -349,7 +363,7 @@ def visible_boxes(
                 "collapse modules or line groups",
             )
     boxes = _boxes(graph, units, groups)
-    _reserve_badges(graph, boxes)
+    _reserve_badges(graph, boxes, room)
     if len(boxes) > MAX_VISIBLE:
         raise LimitExceeded(
             "layout_nodes",
@@ -363,10 +377,11 @@ def to_dot(
     expanded: set[str],
     style: DotStyle | None = None,
     limits: DotLimits | None = None,
+    room: BadgeRoom | None = None,
 ) -> tuple[str, dict[str, _Box], _Units]:
     """The DOT source of the visible part of the graph, with the boxes it places."""
     style = style or DotStyle()
-    boxes, units = visible_boxes(graph, expanded, limits)
+    boxes, units = visible_boxes(graph, expanded, limits, room)
     for i, box in enumerate(boxes.values()):  # user text never becomes a dot identifier
         box.dot_name = box.id if SAFE_DOT_NAME.fullmatch(box.id) else f"unit:{i}"
     name = {box_id: _quote(box.dot_name) for box_id, box in boxes.items()}
@@ -374,26 +389,32 @@ def to_dot(
     lines = ["digraph G {", *(f"  {line}" for line in style.header)]
     tree = _cluster_tree(boxes, expanded)
 
+    first = _first_member(boxes, units, reading_order(graph))
+
     def emit(path: str | None, indent: str) -> None:
-        for box_id in tree.get(path, []):
+        for box_id in sorted(tree.get(path, []), key=first.__getitem__):
             lines.append(f"{indent}{name[box_id]} [{node_attributes(boxes[box_id])}];")
-        children = sorted(p for p in tree if p is not None and _parent(p, expanded) == path)
+        children = sorted(
+            (p for p in tree if p is not None and _parent(p, expanded) == path),
+            key=lambda p: (min((first[b] for b in tree[p]), default=(math.inf,)), p),
+        )
         for child in children:
             lines.append(f"{indent}subgraph {cluster_name(child)} {{")
-            label = _quote(clip_label(child))
+            label = _quote(clip_label(module_title(graph, child)))
             lines.append(f"{indent}  label={label}; {style.cluster_attributes}")
             emit(child, indent + "  ")
             lines.append(f"{indent}}}")
 
     emit(None, "  ")
     by_id = {n.id: n for n in graph.nodes}
+    rank = reading_order(graph)
     for node in graph.nodes:  # an AccumulateGrad sits beside its leaf
         if isinstance(node, OpNode) and node.variable:
             a, b = units.unit_of[node.id], units.unit_of[node.variable]
             if a != b and a == node.id and b == node.variable:
                 lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
     seen: set[tuple[str, str]] = set()
-    for edge in graph.edges:
+    for edge in sorted(graph.edges, key=lambda e: (rank[e.source], rank[e.target])):
         source, target = units.unit_of[edge.source], units.unit_of[edge.target]
         if source == target or (source, target) in seen:
             continue
@@ -408,6 +429,37 @@ def to_dot(
     lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
     return "\n".join(lines), boxes, units
+
+
+def reading_order(graph: Graph) -> dict[str, tuple[float, ...]]:
+    """A sort key per node: the order the program's calls used it (inputs, the op, its
+    outputs), each leaf's AccumulateGrad right after the leaf, the rest in recorded order.
+
+    dot places nodes in the order it reads them; the recorded order depends on what earlier
+    passes already created (a loop's leaves come first from its second pass on), the calls'
+    order does not, so every pass of a loop is read, and laid out, alike."""
+    order: dict[str, tuple[float, ...]] = {}
+    present = {n.id for n in graph.nodes}
+    for step in graph.forward:
+        if step.node not in present:  # a call of another pass: its leaves are read with ours
+            continue
+        for node_id in (*step.inputs, step.node, *step.nodes, *step.outputs):
+            if node_id in present and node_id not in order:
+                order[node_id] = (len(order), 0)
+    for node in graph.nodes:
+        if isinstance(node, OpNode) and node.variable in order and node.id not in order:
+            order[node.id] = (order[node.variable][0], 1)
+    for node in graph.nodes:
+        if node.id not in order:
+            order[node.id] = (len(graph.forward) * 4 + len(order), 0)
+    return order
+
+
+def _first_member(
+    boxes: dict[str, _Box], units: _Units, rank: dict[str, tuple[float, ...]]
+) -> dict[str, tuple[float, ...]]:
+    """Each box's place in the reading order: that of its first member."""
+    return {box_id: min(rank[m] for m in units.members[box_id]) for box_id in boxes}
 
 
 def cluster_name(path: str) -> str:
@@ -546,11 +598,13 @@ def layout_graph(
     expanded: list[str] | set[str] | None = None,
     limits: DotLimits | None = None,
     aspect: float = DEFAULT_ASPECT,
+    room: BadgeRoom | None = None,
 ) -> Layout:
     """Positions for the graph with the given modules expanded (all others collapsed), a tall
-    graph wrapped into columns where that shows it larger in a frame of this aspect."""
+    graph wrapped into columns where that shows it larger in a frame of this aspect; room
+    overrides the badge room kept under nodes."""
     expanded_set = set(expanded or ())
-    source, boxes, units = to_dot(graph, expanded_set, limits=limits)
+    source, boxes, units = to_dot(graph, expanded_set, limits=limits, room=room)
     placed = json.loads(run_dot(source, limits=limits))
     by_name = {box.dot_name: box for box in boxes.values()}
     x0, y0, x1, y1 = (float(v) for v in placed["bb"].split(","))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from app.rule_text import rule_message
 from app.schemas import RuleTerm
 from app.step_view import Operand, StepView, format_number, literal, reduce_to, shape_text
 
@@ -59,9 +60,11 @@ def elementwise(
         factor = format_number(local_value)
     product = f"{g.name} · {_group(local)}"
     parts: list = [g, " · ", factor]
+    message = None
     if reduced:
         product, parts = f"sum({product})", ["sum(", *parts, ")"]
-    return view.term(slot, local, product, parts, value)
+        message = rule_message("broadcast", x=view.slot_name(slot) or f"input{slot}")
+    return view.term(slot, local, product, parts, value, message)
 
 
 def _unary(function: str, key: str | None, local: str, derivative: Local | None) -> Rule:
@@ -310,29 +313,60 @@ def _dot(view: StepView) -> tuple[str, list[RuleTerm]]:
     )
 
 
-def _shape_op(expression: str, product: str, move: Callable[[StepView], torch.Tensor]) -> Rule:
+def _shape_op(
+    expression: str,
+    product: str,
+    move: Callable[[StepView], torch.Tensor],
+    words: str | None = None,
+) -> Rule:
+    """A rule that only moves gradients about: product is a formula (never prose) over
+    {g} (the gradient), {x}, {y}, {sizes}, {where} and saved numbers; words names the message
+    that says it in words."""
     keys = [
         key
         for key in ("dim", "dim0", "dim1", "index", "start", "end", "step")
-        if "{" + key + "}" in expression or "{" + key + "}" in product
+        if any("{" + key + "}" in text for text in (expression, product))
     ]
-    with_sizes = "{sizes}" in expression or "{sizes}" in product
 
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         x, g = view.slot_name(0) or "x", view.grad
-        names = {"x": x, "y": view.output, "g": g.name}
-        if with_sizes:
-            names["sizes"] = shape_text(_sizes(view))
+        names = {"x": x, "y": view.output, "g": g.name, "sizes": shape_text(_sizes(view))}
         for key in keys:
             names[key] = str(view.number(key, ""))
+        names["where"] = _where(view)
         text = product.format(**names)
         head, _, tail = text.partition(g.name)
         value = move(view) if g.value is not None else None
+        message = None
+        if words is not None:
+            dim, index = (str(view.number(k, "")) for k in ("dim", "index"))
+            message = rule_message(words, x=x, sizes=names["sizes"], dim=dim, index=index)
         return expression.format(**names), _terms(
-            view, (0, lambda: view.term(0, "1", text, [head, g, tail], value))
+            view, (0, lambda: view.term(0, "1", text, [head, g, tail], value, message))
         )
 
     return rule
+
+
+def _where(view: StepView) -> str:
+    """The index that select or slice took, written as Python writes it ('[:, 1]', '[1:3]')."""
+    dim = view.number("dim", 0)
+    if not isinstance(dim, int) or dim < 0 or dim > 8:
+        return "[…]"
+    if "index" in view.saved_by_name:
+        taken = str(view.number("index", "…"))
+    elif "start" in view.saved_by_name:
+        sizes = _sizes(view) or []
+        start, end, step = (view.number(k, None) for k in ("start", "end", "step"))
+        size = sizes[dim] if dim < len(sizes) else None
+        if isinstance(end, int) and size is not None and end >= size:
+            end = None
+        taken = f"{start or ''}:{'' if end is None else end}" + (
+            f":{step}" if isinstance(step, int) and step != 1 else ""
+        )
+    else:
+        return "[indices]"
+    return "[" + ", ".join([":"] * dim + [taken]) + "]"
 
 
 Place = Callable[[torch.Tensor, torch.Tensor], object]
@@ -370,28 +404,32 @@ def _slice_along(view: StepView) -> torch.Tensor:
 
 
 def _softmax(log: bool) -> Rule:
+    """softmax and log_softmax: the whole vector-Jacobian product, not the Jacobian's diagonal."""
+
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         x, g = view.slot_name(0) or "x", view.grad
         dim = view.number("dim", -1)
         y = view.operand("result")
         y = Operand(view.output, y.value, y.shape)
         value = None
-        if g.value is not None and y.value is not None:
-            if log:
-                value = g.value - y.value.exp() * g.value.sum(dim, keepdim=True)
-            else:
-                value = y.value * (g.value - (g.value * y.value).sum(dim, keepdim=True))
-        name = "log_softmax" if log else "softmax"
-        if log:
-            local = f"1 - exp({y.name})"
-            product = f"{g.name} - exp({y.name}) · sum({g.name})"
-            parts = [g, " - exp(", y, ") · sum(", g, ")"]
+        if log:  # the saved result is log_softmax(x): softmax(x) is its exp
+            s = Operand(f"softmax({x})", y.value.exp() if y.value is not None else None, y.shape)
+            if g.value is not None and s.value is not None:
+                value = g.value - s.value * g.value.sum(dim, keepdim=True)
+            local = f"I - 1·softmax({x})ᵀ"
+            product = f"{g.name} - softmax({x}) · sum({g.name}, dim={dim})"
+            parts = [g, " - ", s, " · sum(", g, f", dim={dim})"]
+            message = rule_message("logSoftmax", x=x)
         else:
-            local = f"{y.name}·(1 - {y.name})"
-            product = f"{y.name} ⊙ ({g.name} - sum({g.name} ⊙ {y.name}))"
-            parts = [y, " ⊙ (", g, " - sum(", g, " ⊙ ", y, "))"]
+            if g.value is not None and y.value is not None:
+                value = y.value * (g.value - (g.value * y.value).sum(dim, keepdim=True))
+            local = f"diag({y.name}) - {y.name}·{y.name}ᵀ"
+            product = f"{y.name} ⊙ ({g.name} - sum({g.name} ⊙ {y.name}, dim={dim}))"
+            parts = [y, " ⊙ (", g, " - sum(", g, " ⊙ ", y, f", dim={dim}))"]
+            message = rule_message("softmax", y=y.name)
+        name = "log_softmax" if log else "softmax"
         return f"{view.output} = {name}({x}, dim={dim})", _terms(
-            view, (0, lambda: view.term(0, local, product, parts, value))
+            view, (0, lambda: view.term(0, local, product, parts, value, message))
         )
 
     return rule
@@ -403,7 +441,8 @@ def _mean_count(view: StepView, shape: list[int] | None) -> int:
 
 
 def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
-    x, t, g = view.operand("self", 0), view.operand("target", fallback="target"), view.grad
+    target_name = view.plain_inputs[0] if view.plain_inputs else "target"  # the drawn class labels
+    x, t, g = view.operand("self", 0), view.operand("target", fallback=target_name), view.grad
     reduction = view.number("reduction", 1)
     total = view.number("total_weight", 1.0) if reduction == 1 else 1.0
     ignore = view.number("ignore_index", -100)
@@ -418,16 +457,18 @@ def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
             if target != ignore:
                 rows[i, target] = -per_row[i] / total
     n = format_number(total)
+    scale = f" / {n}" if n != "1" else ""
     return f"{view.output} = nll_loss({x.name}, {t.name})", _terms(
         view,
         (
             0,
             lambda: view.term(
                 0,
-                f"-1/{n} at the target",
-                f"-{g.name} / {n} at each target, 0 elsewhere",
-                ["-", g, f" / {n} at ", t, ", 0 elsewhere"],
+                f"-one_hot({t.name})" + scale.replace(" ", ""),
+                f"-{g.name} · one_hot({t.name}){scale}",
+                ["-", g, " · one_hot(", t, f"){scale}"],
                 value,
+                rule_message("oneHot", target=t.name, n=n),
             ),
         ),
     )
@@ -510,7 +551,10 @@ RULES: dict[str, Rule] = {
         "{y} = {x}.reshape(…)", "{g}.reshape({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
     ),
     "ExpandBackward0": _shape_op(
-        "{y} = {x}.expand(…)", "sum({g}) to {sizes}", lambda v: reduce_to(v.grad.value, _sizes(v))
+        "{y} = {x}.expand(…)",
+        "{g}.sum_to_size({sizes})",
+        lambda v: reduce_to(v.grad.value, _sizes(v)),
+        "expand",
     ),
     "UnsqueezeBackward0": _shape_op(
         "{y} = {x}.unsqueeze({dim})",
@@ -527,18 +571,19 @@ RULES: dict[str, Rule] = {
         "{y} = {x}.squeeze({dim})", "{g}.view({sizes})", lambda v: v.grad.value.reshape(_sizes(v))
     ),
     "SelectBackward0": _shape_op(
-        "{y} = {x}.select({dim}, {index})",
-        "{g} at [{index}] of dim {dim}, 0 elsewhere",
+        "{y} = {x}{where}",
+        "zeros({sizes}){where} ← {g}",
         lambda v: _zeros_with(
             v, lambda z, g: z.select(v.number("dim", 0), v.number("index", 0)).copy_(g)
         ),
+        "select",
     ),
     "SliceBackward0": _shape_op(
-        "{y} = {x}[{start}:{end}:{step}] (dim {dim})",
-        "{g} in the slice, 0 elsewhere",
-        _slice_along,
+        "{y} = {x}{where}", "zeros({sizes}){where} ← {g}", _slice_along, "slice"
     ),
-    "IndexBackward0": _shape_op("{y} = {x}[indices]", "{g} at the indices, 0 elsewhere", _index),
+    "IndexBackward0": _shape_op(
+        "{y} = {x}[indices]", "zeros({sizes})[indices] += {g}", _index, "index"
+    ),
     "SoftmaxBackward0": _softmax(False),
     "LogSoftmaxBackward0": _softmax(True),
     "NllLossBackward0": _nll_loss,

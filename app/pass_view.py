@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from app.layout import DotLimits, layout_graph
+import re
+
+from app.badges import badge_track, widest_badges
+from app.layout import BadgeRoom, DotLimits, layout_graph, reading_order
 from app.schemas import Graph, Layout, OpNode, TensorNode
+
+_NUMBERED = re.compile(r" ?#\d+$")  # 'x * w #2': the number of a repeated label
 
 
 def splits_by_pass(graph: Graph) -> bool:
@@ -55,11 +60,48 @@ def layout_pass(
 ) -> Layout:
     """Positions of one pass's part of the graph (all of it for one-pass programs)."""
     shown = pass_index if splits_by_pass(graph) else None
+    room = None
     if shown is not None:
         shown = min(max(shown, 0), len(graph.backward) - 1)
-    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits)
+        room = alike_badge_room(graph, shown)
+    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits, room)
     layout.pass_index = shown
     return layout
+
+
+def _read_in_order(part: Graph) -> list[TensorNode | OpNode]:
+    rank = reading_order(part)
+    return sorted(part.nodes, key=lambda n: rank[n.id])
+
+
+def _signature(nodes: list[TensorNode | OpNode]) -> tuple[tuple[object, ...], ...]:
+    """What a pass's part draws, node by node in reading order, without ids or values."""
+    return tuple(
+        (n.kind, _NUMBERED.sub("", n.label), tuple(n.shape) if isinstance(n, TensorNode) else n.op)
+        for n in nodes
+    )
+
+
+def alike_badge_room(graph: Graph, pass_index: int) -> BadgeRoom:
+    """Badge room for the nodes of one pass, as wide as the widest badge of the same node in
+    every pass whose part of the graph is drawn alike (a loop's iterations): those passes then
+    get the same boxes, in the same order, and so the same positions."""
+    widest = widest_badges(graph.badges or badge_track(graph))
+    shown = _read_in_order(pass_subgraph(graph, pass_index))
+    room = {n.id: widest[n.id] for n in shown if n.id in widest}
+    signature = _signature(shown)
+    for other in range(len(graph.backward)):
+        if other == pass_index:
+            continue
+        nodes = _read_in_order(pass_subgraph(graph, other))
+        if _signature(nodes) != signature:
+            continue
+        for mine, theirs in zip(shown, nodes, strict=True):
+            chars, lines = widest.get(theirs.id, (0, 0))
+            have = room.get(mine.id, (0, 0))
+            if (chars, lines) != (0, 0):
+                room[mine.id] = (max(have[0], chars), max(have[1], lines))
+    return room
 
 
 def pass_of_step(step: str | None, graph: Graph) -> int:

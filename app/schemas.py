@@ -78,6 +78,11 @@ class TensorNode(Contract):
     version: int = 0
     value: TensorData
     grad: TensorData | None = None
+    expression: str | None = Field(
+        None,
+        description="the program's source expression that made it, in full ('x * w'); the "
+        "label of an unnamed tensor is this text shortened",
+    )
 
 
 class OpNode(Contract):
@@ -134,6 +139,14 @@ class ForwardStep(Contract):
     after_pass: int = Field(0, description="number of backward passes that ran before this step")
 
 
+class NoteMessage(Contract):
+    """A note as a message key and parameters, so the page can say it in the reader's language."""
+
+    key: str
+    params: dict[str, str | int | None] = Field(default_factory=dict)
+    text: str = Field(description="the same note in English, as in Graph.notes")
+
+
 class RuleTerm(Contract):
     """The chain rule for one input of a backward step: local derivative times incoming grad."""
 
@@ -148,6 +161,9 @@ class RuleTerm(Contract):
     )
     agrees: bool | None = Field(
         None, description="whether value equals the recorded gradient (None: not computed)"
+    )
+    message: NoteMessage | None = Field(
+        None, description="the term in words, as a message key the page translates"
     )
 
 
@@ -187,7 +203,10 @@ class StepRule(Contract):
     terms: list[RuleTerm] = Field(default_factory=list)
     meet: GradientMeet | None = None
     accumulate: Accumulation | None = None
-    note: str | None = None
+    note: str | None = Field(None, description="why no formula is shown, in English")
+    message: NoteMessage | None = Field(
+        None, description="the note as a message key the page translates"
+    )
 
 
 class BackwardStep(Contract):
@@ -332,14 +351,6 @@ class BadgeTrack(Contract):
     )
 
 
-class NoteMessage(Contract):
-    """A note as a message key and parameters, so the page can say it in the reader's language."""
-
-    key: str
-    params: dict[str, str | int | None] = Field(default_factory=dict)
-    text: str = Field(description="the same note in English, as in Graph.notes")
-
-
 class Graph(Contract):
     """A recorded run: nodes, edges, forward steps, backward passes."""
 
@@ -361,6 +372,11 @@ class Graph(Contract):
     badges: BadgeTrack | None = Field(None, description="filled by app/badges.py")
     modules: dict[str, str] = Field(
         default_factory=dict, description="module path -> class and sizes ('Linear(4→8)')"
+    )
+    module_paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="module path -> that module's path in the program, from the variable that "
+        "holds the outermost module ('0' -> 'model.0'); only where they differ",
     )
     figures: list[Figure] = Field(default_factory=list, description="matplotlib figures drawn")
 

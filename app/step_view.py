@@ -12,7 +12,15 @@ from typing import Any, NamedTuple
 import torch
 
 from app.records import maker
-from app.schemas import BackwardStep, OpNode, RuleTerm, SavedTensor, TensorData, TensorNode
+from app.schemas import (
+    BackwardStep,
+    NoteMessage,
+    OpNode,
+    RuleTerm,
+    SavedTensor,
+    TensorData,
+    TensorNode,
+)
 from app.tensor_summary import summarize
 
 # records made by the thousand: every field by keyword, nothing checked
@@ -237,8 +245,10 @@ class StepView:
         product: str,
         parts: list[str | Operand | torch.Tensor | None],
         value: torch.Tensor | None,
+        message: NoteMessage | None = None,
     ) -> RuleTerm:
-        """One input's term: numbers written with values when small, else with shapes."""
+        """One input's term: numbers written with values when small, else with shapes; message
+        says in words what the formula does."""
         recorded = self.step.grad_inputs[slot]
         shape = recorded.shape if recorded else None
         text = []
@@ -267,6 +277,7 @@ class StepView:
             numbers="".join(text),
             value=_summary(value) if value is not None and not agrees else None,
             agrees=agrees,
+            message=message,
         )
 
 

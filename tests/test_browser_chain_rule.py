@@ -93,7 +93,7 @@ def test_caption_follows_backward_playback(page) -> None:
     texts = caption.locator("math").evaluate_all(
         "(ms) => ms.map((m) => m.textContent.replace(/\\s+/g, ''))"
     )
-    assert "grad_w=grad_mul_out·x" in texts and "=1·3=3" in texts
+    assert "grad_w=grad_(x·w)·x" in texts and "=1·3=3" in texts  # x * w: its box's label
 
 
 def test_live_mode_traces_after_typing_without_run(page) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ import torch.nn.functional as F
 
 from app import chain_rule, local_rules
 from app.examples import get_example
+from app.rule_text import RULE_MESSAGES, message_text
 from app.schemas import BackwardStep, Graph, OpNode, StepRule
 from app.step_view import format_number
 from app.tracing import trace_code
@@ -37,7 +41,8 @@ def test_issue_example_y_equals_x_w_plus_b() -> None:
     graph = trace_code(get_example("linear_expression").code)
     mul = rule_of(graph, "MulBackward0")
     (term,) = mul.terms
-    assert mul.expression.endswith("= x * w")
+    # the product is unnamed: its box and its rule read by the expression that made it
+    assert (mul.output, mul.expression) == ("(x * w)", "x * w")
     assert (term.name, term.local, term.agrees) == ("w", "x", True)
     assert term.numbers == "1 · 3 = 3"  # grad_w = 1 · 3 = 3
     add = rule_of(graph, "AddBackward0")
@@ -211,7 +216,77 @@ def test_tensor_rule_recomputes_the_recorded_gradient(line: str, grad_fn: str) -
                     float(v) for v in shown.strip("[]").replace("[", "").replace("]", "").split(",")
                 ]
                 assert shown_values == pytest.approx(expected, rel=1e-3, abs=1e-4)
+            # formulas hold no prose (the page typesets them token by token): words travel
+            # as a message the page translates
+            for formula in (term.local, term.product, term.numbers, rule.expression or ""):
+                assert not PROSE.search(formula), (rule.grad_fn, formula)
+            if term.message is not None:
+                assert term.message.text == message_text(term.message.key, term.message.params)
     assert grad_fn in {s.rule.grad_fn for s in graph.backward[0].steps}
+
+
+PROSE = re.compile(r"\b(at|the|of|in|to|each|elsewhere|target)\b")
+
+
+def test_log_softmax_shows_the_whole_vector_jacobian_product() -> None:
+    code = (
+        "import torch\nimport torch.nn.functional as F\n"
+        "x = torch.tensor([[1., 2., 0.5]], requires_grad=True)\n"
+        "y = F.log_softmax(x, dim=1)\n"
+        "loss = (y * torch.tensor([[1., 0., 2.]])).sum()\nloss.backward()\n"
+    )
+    graph = trace_code(code)
+    (term,) = rule_of(graph, "LogSoftmaxBackward0").terms
+    assert term.local == "I - 1·softmax(x)ᵀ"  # the Jacobian, not its diagonal 1 - softmax(x)
+    assert term.product == "grad_y - softmax(x) · sum(grad_y, dim=1)"
+    x = torch.tensor([[1.0, 2.0, 0.5]], requires_grad=True)
+    g = torch.tensor([[1.0, 0.0, 2.0]])
+    (truth,) = torch.autograd.grad(F.log_softmax(x, dim=1), x, g)
+    assert torch.allclose(truth, g - F.softmax(x, 1) * g.sum(1, keepdim=True))
+    assert term.agrees is True
+    grad_y, rest = term.numbers.split(" - ", 1)
+    softmax, rest = rest.split(" · sum(", 1)
+    shown = rest.rsplit(" = ", 1)[1]
+    flat = lambda text: torch.tensor(json.loads(text)).reshape(-1).tolist()  # noqa: E731
+    assert flat(grad_y) == [1, 0, 2]
+    assert flat(softmax) == pytest.approx(F.softmax(x, 1).detach().reshape(-1).tolist(), 1e-3)
+    assert flat(shown) == pytest.approx(truth.reshape(-1).tolist(), rel=1e-3)
+    assert term.message.key == "logSoftmax" and term.message.params == {"x": "x"}
+
+
+def test_cross_entropy_rules_name_only_what_the_graph_draws() -> None:
+    graph = trace_code(get_example("mlp_cross_entropy").code)
+    drawn = {n.label for n in graph.nodes}
+    nll = rule_of(graph, "NllLossBackward0")
+    assert nll.expression == "loss = nll_loss(LogSoftmax, labels)"
+    (term,) = nll.terms
+    assert term.local == "-one_hot(labels)/6"
+    assert term.product == "-grad_loss · one_hot(labels) / 6"
+    assert term.numbers.startswith("-1 · one_hot([0, 1, 2, 0, 1, 2]) / 6 = ")
+    assert term.message.key == "oneHot"
+    assert term.message.params == {"target": "labels", "n": "6"}
+    for rule in (nll, rule_of(graph, "LogSoftmaxBackward0")):
+        names = {rule.output, *(t.name for t in rule.terms)}
+        assert names <= drawn, names - drawn
+
+
+def test_rule_words_are_translated_for_the_page_and_the_exports() -> None:
+    script = (Path(__file__).parents[1] / "static" / "js" / "i18n.js").read_text("utf-8")
+    english, chinese = script.split("\n  zh: {", 1)
+    for key, (en, zh) in RULE_MESSAGES.items():
+        assert f'"rule.{key}": {json.dumps(en, ensure_ascii=False)},' in english
+        assert f'"rule.{key}": {json.dumps(zh, ensure_ascii=False)},' in chinese
+        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en)
+        # both say the same parameters
+        assert set(re.findall(r"\{(\w+)\}", en)) == set(re.findall(r"\{(\w+)\}", zh))
+    graph = trace_code(get_example("mlp_cross_entropy").code)
+    (term,) = rule_of(graph, "NllLossBackward0").terms
+    zh = message_text(term.message.key, term.message.params, "zh")
+    assert "one_hot(labels)" in zh and "目标类别" in zh and "-1/6" in zh
+    assert term.message.text == (
+        "one_hot(labels) is 1 at each row's target class and 0 elsewhere: only the target's "
+        "score gets a gradient, -1/6 of the loss's."
+    )
 
 
 def test_recorded_leaf_gradients_match_plain_torch() -> None:
@@ -234,7 +309,7 @@ def test_big_tensors_are_written_with_shapes() -> None:
     )
     graph = trace_code(code)
     (term,) = rule_of(graph, "MmBackward0").terms
-    assert term.name == "W" and term.product == "xᵀ · grad_matmul_out"
+    assert term.name == "W" and term.product == "xᵀ · grad_(x @ W)"
     assert term.numbers == "[4×3]ᵀ · [4×5] = [3×5]"
     assert term.agrees is True
 
@@ -242,7 +317,9 @@ def test_big_tensors_are_written_with_shapes() -> None:
 def test_unknown_op_says_so_and_keeps_its_gradients() -> None:
     graph = trace_code(get_example("custom_function").code)
     step = steps_of(graph, "MyReLUBackward")[0]
-    assert not step.rule.known and "no rule for MyReLUBackward" in step.rule.note
+    assert not step.rule.known and "No rule for MyReLUBackward" in step.rule.note
+    assert step.rule.message.key == "unknown"
+    assert step.rule.message.params == {"fn": "MyReLUBackward"}
     assert step.rule.terms == [] and step.grad_inputs[0] is not None
 
 
@@ -303,6 +380,9 @@ def test_rules_stop_at_a_bound_on_big_runs(monkeypatch: pytest.MonkeyPatch) -> N
     assert all(s.rule is not None for s in graph.backward[0].steps)
     assert all(s.rule is None for p in graph.backward[1:] for s in p.steps)
     assert any("first 6 backward steps" in note for note in graph.notes)
+    assert {"key": "rulesCapped", "params": {"n": 6}} in [
+        m.model_dump(include={"key", "params"}) for m in graph.messages
+    ]
     assert graph.backward[3].grads  # the recording itself is complete
 
 

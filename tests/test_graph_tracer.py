@@ -14,6 +14,7 @@ from app.graph_tracer import (
     LimitExceeded,
     PausedCollections,
     TraceOptions,
+    trace_callable,
     trace_tensors,
     writes_in_place,
 )
@@ -600,3 +601,87 @@ def test_paused_collections_nest_across_threads_and_errors() -> None:
     leave.set()
     other.join(10)
     assert gc.isenabled()
+
+
+def test_unnamed_results_are_labelled_by_their_expression_and_kept_apart() -> None:
+    code = (
+        "import torch\n"
+        "x = torch.tensor(2.0, requires_grad=True)\n"
+        "w = torch.tensor(3.0, requires_grad=True)\n"
+        "y = x * w + x * w\n"
+        "for i in range(2):\n"
+        "    y = y + (w * 2)\n"
+        "a, b = (x * torch.ones(4)).chunk(2)\n"
+        "total = (a.sum() + b.sum() + y + torch.sin(x) * torch.cos(w) * torch.exp(x - w)\n"
+        "         * torch.tanh(w))\n"
+        "total.backward()\n"
+    )
+    graph = trace_code(code)
+    unnamed = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name is None]
+    labels = [n.label for n in unnamed]
+    assert len(labels) == len(set(labels)), labels  # no two boxes share a name
+    assert labels[:2] == ["x * w", "x * w #2"]  # y = x * w + x * w
+    assert {"w * 2", "w * 2 #2", "x * torch.ones(4)", "a.sum()", "b.sum()"} <= set(labels)
+    chunks = [n for n in unnamed if n.expression and n.expression.startswith("(x * ")]
+    assert [n.label for n in chunks] == []  # the chunk's outputs are a and b
+    assert [n.expression for n in unnamed[:2]] == ["x * w", "x * w"]  # in full, both
+    long = [n for n in unnamed if n.expression and len(n.expression) > 28]
+    assert long, labels
+    for node in long:  # a box label is short; the full text is kept for the inspector
+        assert len(node.label) <= 28 + 3 and node.label.endswith(("…", "#2"))
+        assert node.label.split("…")[0] == node.expression[: len(node.label.split("…")[0])]
+    assert "\n" not in "".join(n.expression or "" for n in unnamed)
+    # the gradient is still torch's own
+    x = torch.tensor(2.0, requires_grad=True)
+    w = torch.tensor(3.0, requires_grad=True)
+    y = x * w + x * w + w * 2 + w * 2
+    a, b = (x * torch.ones(4)).chunk(2)
+    total = a.sum() + b.sum() + y + torch.sin(x) * torch.cos(w) * torch.exp(x - w) * torch.tanh(w)
+    total.backward()
+    grads = graph.backward[0].grads
+    assert grads[tensor_named(graph, "x").id].values == pytest.approx(x.grad.item())
+    assert grads[tensor_named(graph, "w").id].values == pytest.approx(w.grad.item())
+
+
+def test_a_repeated_expression_in_a_loop_is_numbered_in_order() -> None:
+    code = (
+        "import torch\n"
+        "w = torch.tensor(1.0, requires_grad=True)\n"
+        "outs = []\n"
+        "for i in range(3):\n"
+        "    outs.append(w * 2)\n"
+        "sum(outs).backward()\n"
+    )
+    graph = trace_code(code)
+    labels = [n.label for n in graph.nodes if isinstance(n, TensorNode) and n.label.startswith("w")]
+    assert labels == ["w", "w * 2", "w * 2 #2", "w * 2 #3"]
+
+
+def test_results_without_readable_source_keep_distinct_op_labels() -> None:
+    x = torch.tensor(2.0, requires_grad=True)
+    w = torch.tensor(3.0, requires_grad=True)
+    graph, _ = trace_callable(lambda: x * w + x * w, names={"x": x, "w": w})  # no program text
+    labels = sorted(n.label for n in graph.nodes if isinstance(n, TensorNode))
+    assert labels == ["add_out", "mul_out", "mul_out#2", "w", "x"]
+    assert all(n.expression is None for n in graph.nodes if isinstance(n, TensorNode))
+    accumulators = {n.label for n in graph.nodes if isinstance(n, OpNode) and n.variable}
+    assert accumulators == {"AccumulateGrad(x)", "AccumulateGrad(w)"}
+
+
+def test_module_boxes_carry_the_path_of_the_variable_holding_the_model() -> None:
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x).relu()\n"
+        "model = nn.Sequential(Block(), nn.Linear(2, 1))\n"
+        "model(torch.ones(1, 2)).sum().backward()\n"
+    )
+    graph = trace_code(code)
+    assert graph.module_paths == {"0": "model.0", "0.fc": "model.0.fc", "1": "model.1"}
+    params = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_parameter}
+    for path in graph.module_paths.values():  # a box's path is its parameters' prefix
+        assert any(p.startswith(path + ".") for p in params), path

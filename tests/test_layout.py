@@ -20,10 +20,12 @@ from app.layout import (
     clip_label,
     layout_graph,
     node_groups,
+    reading_order,
     run_dot,
     to_dot,
     visible_boxes,
 )
+from app.pass_view import layout_pass, pass_subgraph
 from app.schemas import Layout
 from app.tracing import trace_code
 from benchmarks.models import encoder
@@ -87,6 +89,32 @@ def test_modules_collapse_by_default_and_expand_level_by_level() -> None:
     assert [c.label for c in expanded.clusters] == ["fc1"]
     weight = next(n.id for n in graph.nodes if n.kind == "tensor" and n.name == "net.fc1.weight")
     assert expanded.node_of[weight] == weight and collapsed.node_of[weight] == "group:fc1"
+    # the box reads as its parameter does: net.fc1 holds net.fc1.weight
+    assert fc1.label == "net.fc1 · Linear(8→16)"
+
+
+def test_module_boxes_read_by_the_programs_path() -> None:
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 1))\n"
+        "model(torch.randn(4, 20)).sum().backward()\n"
+        "nn.Linear(1, 1)(torch.ones(1, 1)).sum().backward()\n"  # held by no variable
+    )
+    graph = trace_code(code)
+    layout = layout_graph(graph)
+    labels = sorted(n.label for n in layout.nodes if n.kind == "module")
+    assert labels == [
+        "model.0 · Linear(20→32)",
+        "model.1 · ReLU",
+        "model.2 · Linear(32→1)",
+    ]
+    assert {n.name for n in graph.nodes if n.kind == "tensor" and n.is_parameter} >= {
+        "model.0.weight",
+        "model.2.bias",
+    }
+    # the paths a page expands and collapses by stay as recorded
+    assert layout.collapsible == ["0", "1", "2"]
+    assert graph.module_paths == {"0": "model.0", "1": "model.1", "2": "model.2"}
 
 
 def test_big_encoder_first_view_is_small_and_expands() -> None:
@@ -313,3 +341,38 @@ def test_no_lesson_draws_a_cycle_when_collapsed(example: str) -> None:
                 if incoming[target] == 0:
                     ready.append(target)
     assert ordered == len(boxes), "a box is reached again from its own output"
+
+
+def _placed_by_label(graph, pass_index: int) -> list[tuple[str, float, float]]:
+    layout = layout_pass(graph, [], pass_index)
+    assert layout.pass_index == pass_index
+    return sorted((n.label, round(n.x, 1), round(n.y, 1)) for n in layout.nodes)
+
+
+def test_every_pass_of_a_loop_is_laid_out_alike() -> None:
+    graph = trace_code(get_example("grad_accumulation").code)
+    assert len(graph.backward) == 4
+    placed = [_placed_by_label(graph, p) for p in range(4)]
+    x_of = [{label: x for label, x, _ in boxes} for boxes in placed]
+    order = [sorted(("w", "x", "a", "b"), key=xs.__getitem__) for xs in x_of]
+    assert order == [order[0]] * 4, order  # pass 3 once swapped w/x and a/b
+    assert placed == [placed[0]] * 4  # same boxes, same places
+
+
+def test_passes_drawn_alike_get_the_same_places_despite_their_values() -> None:
+    # w1 and w2 change every iteration, so the badges under the boxes differ in width
+    graph = trace_code(get_example("two_layer_relu").code)
+    placed = [_placed_by_label(graph, p) for p in range(len(graph.backward))]
+    assert len(placed) == 3 and placed == [placed[0]] * 3
+    tensors = [n.label for n in pass_subgraph(graph, 1).nodes if n.kind == "tensor"]
+    assert len(tensors) == len(set(tensors))  # every tensor of a pass reads differently
+    assert "(y_pred - y).pow(2)" in tensors  # in every pass, with no number
+
+
+def test_reading_order_follows_the_calls_of_the_part_shown() -> None:
+    graph = trace_code(get_example("grad_accumulation").code)
+    for p in range(4):
+        part = pass_subgraph(graph, p)
+        rank = reading_order(part)
+        names = {n.label: n.id for n in part.nodes if n.kind == "tensor"}
+        assert [n for n in sorted(names, key=lambda k: rank[names[k]])] == ["w", "x", "a", "b", "y"]

@@ -44,6 +44,18 @@ const STRINGS = {
     rule: "chain rule", noRule: "No rule for {fn}: its gradients are shown as recorded.",
     gradientsMeet: "gradients meet at {name}", gradientsMeetShort: "gradients meet", accumulated: ".grad += g",
     live: "Live", liveHint: "Trace again after a pause in typing",
+    // chain-rule words sent as message keys (app/rule_text.py holds the same texts)
+    "rule.unknown": "No rule for {fn}: its gradients are shown as recorded.",
+    "rule.notApplied": "The rule of {fn} could not be applied to the recorded values: its gradients are shown as recorded.",
+    "rule.oneHot": "one_hot({target}) is 1 at each row's target class and 0 elsewhere: only the target's score gets a gradient, -1/{n} of the loss's.",
+    "rule.logSoftmax": "Every score of a row moves every output of that row: the Jacobian is I - 1·softmax({x})ᵀ, so each score gets its own gradient minus softmax({x}) times the row's total gradient.",
+    "rule.softmax": "Every input of a row moves every output of that row: the Jacobian is diag({y}) - {y}·{y}ᵀ, not only its diagonal.",
+    "rule.select": "The gradient goes back to index {index} of dimension {dim}; every other element of {x} gets 0.",
+    "rule.slice": "The gradient goes back into the slice; every other element of {x} gets 0.",
+    "rule.index": "The gradient goes back to the indexed elements (added up where an index repeats); every other element of {x} gets 0.",
+    "rule.expand": "expand copied {x} without copying memory: the copies' gradients are added up, back to the shape {sizes}.",
+    "rule.broadcast": "Broadcasting repeated {x} to the shape of the result: the gradients of the repeats are added up, back to {x}'s shape.",
+    "note.rulesCapped": "Chain rules are shown for the first {n} backward steps.",
   },
   zh: {
     title: "自动求导探索器", run: "运行", running: "运行中… {s} 秒", cancel: "取消",
@@ -96,6 +108,18 @@ const STRINGS = {
     rule: "链式法则", noRule: "{fn} 没有对应的求导法则:梯度按记录值显示。",
     gradientsMeet: "梯度在 {name} 处汇合", gradientsMeetShort: "梯度汇合", accumulated: ".grad += g",
     live: "实时", liveHint: "停止输入片刻后自动重新运行",
+    // chain-rule words sent as message keys (app/rule_text.py holds the same texts)
+    "rule.unknown": "{fn} 没有对应的求导法则:梯度按记录值显示。",
+    "rule.notApplied": "{fn} 的求导法则无法用于记录的数值:梯度按记录值显示。",
+    "rule.oneHot": "one_hot({target}) 在每一行的目标类别处为 1,其余为 0:只有目标类别的得分得到梯度,大小是损失梯度的 -1/{n}。",
+    "rule.logSoftmax": "同一行的每个得分都会影响该行的每个输出:雅可比矩阵是 I - 1·softmax({x})ᵀ,所以每个得分的梯度等于它自己的梯度减去 softmax({x}) 乘以该行梯度之和。",
+    "rule.softmax": "同一行的每个输入都会影响该行的每个输出:雅可比矩阵是 diag({y}) - {y}·{y}ᵀ,而不只是它的对角线。",
+    "rule.select": "梯度回到第 {dim} 维的下标 {index} 处;{x} 的其他元素得到 0。",
+    "rule.slice": "梯度回到切片所在的位置;{x} 的其他元素得到 0。",
+    "rule.index": "梯度回到被索引的元素(同一下标出现多次时相加);{x} 的其他元素得到 0。",
+    "rule.expand": "expand 只是复制了 {x} 的视图:各个副本的梯度相加,变回形状 {sizes}。",
+    "rule.broadcast": "广播把 {x} 重复成结果的形状:各个重复的梯度相加,变回 {x} 的形状。",
+    "note.rulesCapped": "只为前 {n} 个反向步骤显示链式法则。",
   },
 };
 
