@@ -64,7 +64,7 @@ def layout_pass(
     if shown is not None:
         shown = min(max(shown, 0), len(graph.backward) - 1)
         room = alike_badge_room(graph, shown)
-    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits, room)
+    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits, room=room)
     layout.pass_index = shown
     return layout
 
