@@ -9,8 +9,9 @@ from app.schemas import LayoutEdge, LayoutNode
 
 DEFAULT_ASPECT = 2.0  # width / height of the graph's frame on a laptop page, a 16:9 slide or embed
 MAX_COLUMNS = 5
-COLUMN_GAP = 32.0  # px between columns
+COLUMN_GAP = 24.0  # px between columns
 GAIN = 1.1  # wrap only when the graph then shows at least this much larger
+MIN_LEVELS = 3  # ranks each column holds at least
 _POINT = re.compile(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
 
 
@@ -114,7 +115,10 @@ def wrap_columns(
     width, height = size
     best: tuple[float, list[list[str]]] | None = None
     baseline = fit_score(width, height, aspect)
+    levels = len({round(e.top, 1) for e in extents.values()})
     for columns in range(2, MAX_COLUMNS + 1):
+        if levels < MIN_LEVELS * columns:  # a column of one or two ranks reads as a scatter
+            break
         bands = _bands(extents, links, columns)
         if len(bands) < columns:
             break

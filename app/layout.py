@@ -323,7 +323,7 @@ class DotStyle:
     """How to_dot dresses the graph: the layout's bare sized boxes, or an export's look."""
 
     header: tuple[str, ...] = (
-        "graph [rankdir=TB, nodesep=0.2, ranksep=0.28, splines=spline, fontsize=14];",
+        "graph [rankdir=TB, nodesep=0.2, ranksep=0.24, splines=spline, fontsize=14];",
         'node [shape=box, fixedsize=true, label=""];',
     )
     node_attributes: Callable[[_Box], str] | None = None

@@ -133,3 +133,16 @@ def test_live_mode_keeps_the_graph_while_the_code_is_half_typed(page) -> None:
     after_new_graph(page, lambda: retype(page, "z = (y *\n", "z = (y * 2).sum()\n"))
     expect(page.get_by_test_id("error")).to_be_hidden()
     expect(node(page, "z")).to_be_visible()
+
+
+def test_rule_words_are_in_the_readers_language(page) -> None:
+    page.goto(f"{page.base}/#example=mlp_cross_entropy&lang=zh")
+    page.wait_for_selector('[data-testid="node"]')
+    words = page.get_by_test_id("caption").get_by_test_id("rule-words")
+    for _ in range(60):  # step until a rule with words (the loss's one_hot) is under the player
+        if words.count():
+            break
+        page.keyboard.press("ArrowRight")
+    text = words.first.inner_text()
+    assert re.search(r"[\u4e00-\u9fff]", text), text  # Chinese words
+    assert "  " not in text and not re.search(r"[a-z]{12,}", text), text  # no words run together

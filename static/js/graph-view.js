@@ -17,6 +17,7 @@ export function scaleForText(px) {
   return px / SMALLEST_FONT;
 }
 const BADGE_LINE = 18;
+const FAILED_MARK = "✗ backward()"; // beside the tensor a failed backward pass started from
 const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
 const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
 
@@ -95,7 +96,7 @@ export class GraphView {
     this.bounds = this.contentBounds(graph, layout);
     for (const cluster of layout.clusters) {
       const label = cluster.label;
-      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`);
+      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${graph.module_paths?.[label] ?? label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`);
       const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
         svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }), title);
       frame.addEventListener("click", (event) => {
@@ -142,7 +143,7 @@ export class GraphView {
       group.classList.add("failed-root");
       group.setAttribute("aria-label", `${box.label}: ✗ ${text}`);
       group.append(svg("text", { x: box.width + 6, y: box.height - 6, class: "failed-mark", "data-testid": "failed-mark" },
-        "✗ backward()", svg("title", {}, text)));
+        FAILED_MARK, svg("title", {}, text)));
     }
   }
 
@@ -299,6 +300,12 @@ export class GraphView {
       x1 = Math.max(x1, cx + badge.width / 2);
       y1 = Math.max(y1, box.y + box.height + BADGE_GAP + (badge.lines - 1) * BADGE_LINE + 6);
     }
+    if (graph.error?.pass_index !== null && graph.error?.pass_index !== undefined) {
+      for (const root of graph.error.roots ?? []) { // the "✗ backward()" mark beside the box
+        const box = layout.nodes.find((n) => n.id === (layout.node_of?.[root] ?? root));
+        if (box) x1 = Math.max(x1, box.x + box.width + 6 + FAILED_MARK.length * BADGE_FONT * 0.62);
+      }
+    }
     return { x0, y0, x1, y1 };
   }
 
@@ -308,7 +315,7 @@ export class GraphView {
     if (!this.layout || !this.bounds) return;
     const rect = this.container.getBoundingClientRect();
     if (!rect.width || !rect.height) return;
-    const pad = 10;
+    const pad = 6;
     const { x0, y0, x1, y1 } = this.bounds;
     const room = rect.width - this.reserveRight;
     const top = this.reservedTop();

@@ -69,14 +69,22 @@ function partial(output, input) {
   return m("mfrac", {}, m("mrow", {}, m("mo", {}, "∂"), ...formula(output)), m("mrow", {}, m("mo", {}, "∂"), ...formula(input)));
 }
 
-function term(rule, t) {
+function term(rule, t, translate) {
   const local = math(partial(rule.output, t.name), m("mo", {}, "="), ...formula(t.local));
   const product = math(...formula(`grad_${t.name}`), m("mo", {}, "="), ...formula(t.product));
   const numbers = math(m("mo", {}, "="), ...formula(t.numbers));
   const flag = t.agrees === false ? el("p", { class: "rule-warning" }, t.value ? `≠ ${t.numbers}` : "≠") : null;
   return el("div", { class: "rule-term", "data-testid": "rule-term" },
     el("div", { class: "rule-local" }, local), el("div", { class: "rule-product" }, product),
-    el("div", { class: "rule-numbers", "data-testid": "rule-numbers" }, numbers), flag);
+    el("div", { class: "rule-numbers", "data-testid": "rule-numbers" }, numbers), words(t.message, translate), flag);
+}
+
+// A rule's words in the reader's language (the server sends a message key and its parameters).
+function words(message, translate) {
+  if (!message) return null;
+  const key = `rule.${message.key}`;
+  const text = translate(key, message.params ?? {});
+  return el("p", { class: "rule-words", "data-testid": "rule-words" }, text === key ? message.text : text);
 }
 
 // Everything a StepRule says: forward expression, a term per input, meeting gradients, .grad update.
@@ -84,10 +92,11 @@ export function renderRule(rule, t) {
   if (!rule) return null;
   const parts = [];
   if (rule.expression) parts.push(el("div", { class: "rule-expression" }, math(...formula(rule.expression))));
-  for (const item of rule.terms ?? []) parts.push(term(rule, item));
+  for (const item of rule.terms ?? []) parts.push(term(rule, item, t));
   if (rule.meet) parts.push(meetLine(rule, t));
   if (rule.accumulate) parts.push(el("div", { class: "rule-accumulate", "data-testid": "rule-accumulate" }, rule.accumulate.text));
   if (!rule.known) parts.push(el("p", { class: "muted", "data-testid": "rule-none" }, t("noRule", { fn: rule.grad_fn })));
+  else if (rule.message) parts.push(words(rule.message, t));
   return el("div", { class: "rule", "data-testid": "rule", "data-grad-fn": rule.grad_fn }, ...parts);
 }
 
