@@ -154,7 +154,7 @@ def test_render_api(api_client) -> None:
     encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
     svg = api_client.get(f"/api/v1/render?code={encoded}&format=svg&step=backward:0:4")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
-    assert 'filename="autograd-graph.svg"' in svg.headers["content-disposition"]
+    assert 'filename="autograd-graph-backward-0-5.svg"' in svg.headers["content-disposition"]
     ET.fromstring(svg.content)
     png = api_client.post("/api/v1/render", json={"code": code, "format": "png", "theme": "dark"})
     assert (

@@ -30,7 +30,7 @@ def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
         for job, args in (
             ("trace", (DotLimits(),)),
             ("layout", ([], DotLimits())),
-            ("render", ("dot", [], None, "light", "en", DotLimits())),
+            ("render", ("dot", [], None, "light", "en", None, DotLimits())),
         ):
             remote = unpack(helper.submit(job, payload, args).result(timeout=300))
             assert remote == unpack(run_job(job, payload, args)), job
@@ -42,7 +42,9 @@ def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
 
 def test_failures_come_back_as_their_own_exceptions(payload: bytes) -> None:
     with pytest.raises(BadStep):
-        unpack(run_job("render", payload, ("svg", [], "forward:99", "light", "en", DotLimits())))
+        unpack(
+            run_job("render", payload, ("svg", [], "forward:99", "light", "en", None, DotLimits()))
+        )
     with pytest.raises(LimitExceeded) as hit:
         unpack(run_job("layout", payload, (["line:4"], None, DotLimits(max_edges=1))))
     assert hit.value.limit == "edges"
