@@ -46,6 +46,8 @@ PLAYER_MODULES = (
     "graph-view.js",
     "player.js",
     "standalone.js",
+    "rule-view.js",
+    "caption.js",
     "offline.js",
 )
 
@@ -60,7 +62,7 @@ THEMES = {
         "current": "#f2b400",
         "leaf": ("#e7f5ec", "#2e8b57"),
         "param": ("#e1f0f6", "#1f6f8b"),
-        "const": ("#f1f2f3", "#8d949c"),
+        "const": ("#f1f2f3", "#7b8189"),  # the page's #8d949c is under 3:1 on paper
         "tensor": ("#ffffff", "#3b6fb6"),
         "op": ("#fff4e0", "#a86d14"),
         "module": ("#f1ecf9", "#6f51a6"),
@@ -459,7 +461,10 @@ def render_html(
     modules = {name: (scripts / name).read_text(encoding="utf-8") for name in PLAYER_MODULES}
     env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape())
     page = env.get_template("export.html").render(
-        css=(static_dir() / "css" / "explorer.css").read_text(encoding="utf-8"),
+        css="\n".join(
+            (static_dir() / "css" / name).read_text(encoding="utf-8")
+            for name in ("explorer.css", "chain-rule.css")  # the caption's look too
+        ),
         graph_json=script_json(json.loads(graph.model_dump_json())),
         modules_json=script_json({"order": list(PLAYER_MODULES), "sources": modules}),
         settings_json=script_json(
