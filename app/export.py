@@ -22,7 +22,7 @@ from app.layout import (  # noqa: F401  (re-exported for callers)
     text_width,
     to_dot,
 )
-from app.page_render import rasterize
+from app.page_render import rasterize, rsvg_available
 from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
 from app.resources import static_dir, templates_dir
 from app.schemas import Caption, Graph, OpNode, TensorNode
@@ -412,6 +412,11 @@ def render_graphviz(
     if fmt == "dot":
         return styled_dot(graph, expanded, step, theme, lang, limits, frame).encode(
             "utf-8", "replace"
+        )
+    if fmt == "png" and not rsvg_available():  # graphviz's own PNG: ops drawn as boxes
+        source = styled_dot(graph, expanded, step, theme, lang, limits, frame)
+        return run_dot(
+            source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1), "png", limits
         )
     svg = graph_svg(graph, expanded, step, theme, lang, limits, frame)
     if fmt == "png":

@@ -414,7 +414,7 @@ class RenderRequest(TraceRequest):
     seconds: float = Field(1.5, ge=0.1, le=30, description="each step's time in a GIF or MP4")
     name: str | None = Field(
         None,
-        pattern=r"^[\w-]{1,80}$",
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
         description="the lesson's name: the download is '<name>-<step>.<ext>' "
         "(default 'autograd-graph')",
     )

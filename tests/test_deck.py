@@ -304,6 +304,7 @@ def test_render_api_refuses_bad_deck_options_and_caps_pages(deck_client) -> None
         {"format": "gif", "seconds": 0},
         {"format": "pdf", "steps": "1..2"},
         {"format": "svg", "name": "../etc/passwd"},
+        {"format": "svg", "name": "课程"},  # a header holds Latin-1 only
     ):
         answer = deck_client.post("/api/v1/render", json={"code": shared, **body})
         assert answer.status_code == 422, body

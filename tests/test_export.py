@@ -76,6 +76,14 @@ def test_the_call_that_raised_is_exported_as_the_page_shows_it() -> None:
     assert "✗ RuntimeError" in text and "(3x4" in text and "forward step 2/2" in text
 
 
+def test_png_without_librsvg_is_graphvizs_own(shared, monkeypatch) -> None:
+    import app.export
+
+    monkeypatch.setattr(app.export, "rsvg_available", lambda: False)
+    data = render(shared, "png", step="backward:0:0")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_png_signature_and_size(shared) -> None:
     data = render(shared, "png", theme="dark", lang="zh")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
