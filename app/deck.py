@@ -320,9 +320,10 @@ def page_svg(page: Page, number: int, count: int, options: DeckOptions) -> bytes
     view = page.view(geo.graph_box)
     shown_w, shown_h = view.width * view.scale, view.height * view.scale
     parts.append(  # the nested svg clips the graph to the part shown
-        f'<svg x="{x + (w - shown_w) / 2:.2f}" y="{y:.2f}" width="{shown_w:.2f}" '
-        f'height="{shown_h:.2f}" viewBox="{view.x:.2f} {view.y:.2f} {view.width:.2f} '
-        f'{view.height:.2f}" preserveAspectRatio="none">{inner}</svg>'
+        f'<svg x="{x + (w - shown_w) / 2:.2f}" y="{y + (h - shown_h) / 2:.2f}" '
+        f'width="{shown_w:.2f}" height="{shown_h:.2f}" '
+        f'viewBox="{view.x:.2f} {view.y:.2f} {view.width:.2f} {view.height:.2f}" '
+        f'preserveAspectRatio="none">{inner}</svg>'
     )
     for i, line in enumerate(caption):
         parts.append(
@@ -498,7 +499,11 @@ def to_pptx(pages: list[Page], options: DeckOptions, limits: DotLimits | None = 
         png = rasterize(region_svg(page, view), limits, zoom=PICTURE_PX_PER_PT * 0.75)
         shown_w, shown_h = view.width * view.scale, view.height * view.scale
         picture = slide.shapes.add_picture(
-            io.BytesIO(png), Pt(x + (w - shown_w) / 2), Pt(y), Pt(shown_w), Pt(shown_h)
+            io.BytesIO(png),
+            Pt(x + (w - shown_w) / 2),
+            Pt(y + (h - shown_h) / 2),
+            Pt(shown_w),
+            Pt(shown_h),
         )
         picture.name = "Graph"
         if caption:
