@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
 import tempfile
 import textwrap
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from app.badges import badge_track
 from app.errors import LimitExceeded
@@ -42,6 +45,9 @@ DECK_FORMATS: dict[str, tuple[str, str]] = {  # format -> (content type, file ex
 }
 ASPECTS: dict[str, tuple[int, int]] = {"16:9": (960, 540), "4:3": (720, 540)}  # points
 MAX_PAGES = 120  # AE_MAX_DECK_PAGES on the server
+MAX_WORKERS = 4  # pages drawn at once
+T = TypeVar("T")
+R = TypeVar("R")
 STEPS_PATTERN = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
 MARGIN = 24.0
 HEADER_PT = 16.0
@@ -373,11 +379,9 @@ def draw_pages(
     lines = max(len(_wrap(c.lines(), width, CAPTION_PT)) for c in captions.values())
     area = geometry(options, lines).graph_box  # the same on every page
     direction: dict[int, str] = {}
-    pages = []
-    for step in chosen:
-        view = step_view(graph, step, options.lang)
+    for step in chosen:  # the direction of each pass's layout, from its first page
         shown = pass_of_step(step, graph) if splits_by_pass(graph) else 0
-        if shown not in direction:  # one layout for the pass: the direction that fits best
+        if shown not in direction:
             best = ("TB", -1.0)
             for rankdir in ("TB", "LR"):
                 frame = Frame(rankdir=rankdir, title=False, legend=False)
@@ -386,22 +390,34 @@ def draw_pages(
                 if scale > best[1] * 1.05:  # top to bottom unless sideways is clearly larger
                     best = (rankdir, scale)
             direction[shown] = best[0]
+
+    def draw(step: str) -> Page:
+        shown = pass_of_step(step, graph) if splits_by_pass(graph) else 0
         frame = Frame(rankdir=direction[shown], title=False, legend=False)
         svg = graph_svg(graph, expanded, step, options.theme, options.lang, limits, frame)
         caption = captions[step]
-        pages.append(
-            Page(
-                step=step,
-                title=view.title,
-                caption=caption.lines(),
-                narration=caption.narration,
-                graph=svg,
-                size=_svg_size(svg),
-                caption_lines=lines,
-                focus=current_box(svg),
-            )
+        return Page(
+            step=step,
+            title=step_view(graph, step, options.lang).title,
+            caption=caption.lines(),
+            narration=caption.narration,
+            graph=svg,
+            size=_svg_size(svg),
+            caption_lines=lines,
+            focus=current_box(svg),
         )
-    return pages
+
+    return in_parallel(draw, chosen)
+
+
+def in_parallel(work: Callable[[T], R], items: list[T]) -> list[R]:
+    """work on every item, in order, a few at a time: each mostly waits on dot or librsvg
+    (at most one dot per core runs in the whole process anyway)."""
+    workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)) or 1, len(items))
+    if workers <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(workers, thread_name_prefix="deck") as pool:
+        return list(pool.map(work, items))
 
 
 def to_pdf(pages: list[Page], options: DeckOptions, limits: DotLimits | None = None) -> bytes:
@@ -414,11 +430,12 @@ def frames(pages: list[Page], options: DeckOptions, limits: DotLimits | None = N
     """Every page as an RGB picture (1280×720 for 16:9)."""
     from PIL import Image
 
-    pictures = []
-    for i, page in enumerate(pages):
-        png = run_rsvg([page_svg(page, i + 1, len(pages), options)], "png", FRAME_ZOOM, limits)
-        pictures.append(Image.open(io.BytesIO(png)).convert("RGB"))
-    return pictures
+    def draw(number: int) -> Image.Image:
+        svg = page_svg(pages[number], number + 1, len(pages), options)
+        png = run_rsvg([svg], "png", FRAME_ZOOM, limits)
+        return Image.open(io.BytesIO(png)).convert("RGB")
+
+    return in_parallel(draw, list(range(len(pages))))
 
 
 def to_gif(pages: list[Page], options: DeckOptions, limits: DotLimits | None = None) -> bytes:
@@ -480,6 +497,11 @@ def to_pptx(pages: list[Page], options: DeckOptions, limits: DotLimits | None = 
     def rgb(hex_colour: str) -> RGBColor:
         return RGBColor.from_string(hex_colour.lstrip("#")[:6].upper())
 
+    def draw(page: Page) -> bytes:
+        view = page.view(geometry(options, page.caption_lines).graph_box)
+        return rasterize(region_svg(page, view), limits, zoom=PICTURE_PX_PER_PT * 0.75)
+
+    pictures = in_parallel(draw, pages)
     for number, page in enumerate(pages, start=1):
         slide = deck.slides.add_slide(blank)
         slide.background.fill.solid()
@@ -496,7 +518,7 @@ def to_pptx(pages: list[Page], options: DeckOptions, limits: DotLimits | None = 
         run.font.color.rgb = rgb(colours["fg"])
         x, y, w, h = geo.graph_box
         view = page.view(geo.graph_box)
-        png = rasterize(region_svg(page, view), limits, zoom=PICTURE_PX_PER_PT * 0.75)
+        png = pictures[number - 1]
         shown_w, shown_h = view.width * view.scale, view.height * view.scale
         picture = slide.shapes.add_picture(
             io.BytesIO(png),
