@@ -313,3 +313,21 @@ def test_render_api_refuses_bad_deck_options_and_caps_pages(deck_client) -> None
         deck_client.get(f"/api/v1/render?code={encoded}&format=mp4&aspect=1:1").status_code == 400
     )
     assert deck_client.get("/api/v1/health").status_code == 200  # still serving
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aspect", ["16:9", "4:3"])
+def test_every_lessons_pages_keep_text_at_14_pt(aspect: str) -> None:
+    from app.deck import page_svg
+    from app.examples import ORDER
+
+    for lesson in ORDER:
+        code = get_example(lesson).code
+        graph = trace_code(code)
+        options = DeckOptions(format="pdf", aspect=aspect, steps="1-6", lang="zh")
+        pages = draw_pages(graph, options, narration_for(code))
+        for number, page in enumerate(pages, start=1):
+            view = page.view(geometry(options, page.caption_lines).graph_box)
+            assert view.scale >= 1, (lesson, page.step)
+            assert _min_font_pt(page.graph) * view.scale >= 14, (lesson, page.step)
+            assert _min_font_pt(page_svg(page, number, len(pages), options)) >= 14
