@@ -24,8 +24,13 @@ from tests.conftest import tensor_named
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
 
-# The only URLs a self-contained page may hold: XML namespaces, which are names, not loads.
-NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+# The only URLs a self-contained page may hold: XML namespaces (SVG, XLink, and MathML for the
+# caption's chain rule), which are names, not loads.
+NAMESPACES = {
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/1999/xlink",
+    "http://www.w3.org/1998/Math/MathML",
+}
 
 
 class ResourceLinks(HTMLParser):
