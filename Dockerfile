@@ -12,7 +12,7 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # A CUDA base image has no Python of its own: install Debian/Ubuntu's when it is missing.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        graphviz bubblewrap libseccomp2 fonts-dejavu-core fonts-wqy-microhei \
+        graphviz librsvg2-bin bubblewrap libseccomp2 fonts-dejavu-core fonts-wqy-microhei \
     && if ! python3 -m venv --help >/dev/null 2>&1; then \
         apt-get install -y --no-install-recommends python3 python3-venv; \
     fi \

@@ -366,6 +366,12 @@ RENDER_RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "text/html; charset=utf-8": {
         "example": "<!doctype html>\n<html>...the offline player...</html>"
     },
+    "application/pdf": {"example": "%PDF-1.5 ... one 16:9 page per player step ..."},
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": {
+        "example": "PK... one slide per player step, narration in the notes ..."
+    },
+    "image/gif": {"example": "GIF89a ... one frame per player step ..."},
+    "video/mp4": {"example": "... an H.264 video, one frame per player step ..."},
 }
 HEALTH: dict[str, Any] = {
     "status": "ok",

@@ -89,24 +89,58 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    """Write the graph of a program as SVG, PNG, DOT or a standalone HTML player."""
-    from app.errors import LimitExceeded
-    from app.export import BadStep, LayoutUnavailable, filename, render
+DECK_FORMATS = ("pdf", "pptx", "gif", "mp4")
 
+
+def _export(args: argparse.Namespace, graph: Any, code: str) -> bytes:
+    """The bytes of the export the arguments ask for: a still or a deck."""
+    from app.step_caption import lesson_of, narration_for
+
+    expanded = [p for p in (args.expanded or "").split(",") if p]
+    narration = narration_for(code)
+    if args.format in DECK_FORMATS:
+        from app.deck import DeckOptions, render_deck
+
+        options = DeckOptions(
+            format=args.format,
+            steps=args.steps,
+            theme=args.theme,
+            lang=args.lang,
+            expanded=tuple(expanded),
+            aspect=args.aspect,
+            seconds=args.seconds,
+            title=lesson_of(code) or Path(args.file).stem,
+            max_pages=args.max_pages,
+        )
+        return render_deck(graph, options, narration)
+    from app.export import render
+
+    return render(graph, args.format, expanded, args.step, args.theme, args.lang, None, narration)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write the graph of a program as SVG, PNG, DOT, a standalone HTML player, or a deck of
+    every step as PDF, PPTX, GIF or MP4."""
+    from app.errors import LimitExceeded
+    from app.export import BadStep, LayoutUnavailable, filename
+    from app.page_render import RendererUnavailable
+
+    if args.format not in DECK_FORMATS and (args.steps or args.aspect != "16:9"):
+        raise UsageError("--steps and --aspect make decks: use --format pdf, pptx, gif or mp4")
+    if args.format in DECK_FORMATS and args.step:
+        raise UsageError("--step picks one still; a deck takes a range with --steps 3-9")
     try:
         graph = _record(args)
-        expanded = [p for p in (args.expanded or "").split(",") if p]
-        data = render(graph, args.format, expanded, args.step, args.theme, args.lang)
+        data = _export(args, graph, _read_program(args.file))
     except BadStep as exc:
         raise UsageError(str(exc)) from None
     except _Refused as exc:
         print(f"autograd-explorer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except (LimitExceeded, LayoutUnavailable) as exc:
+    except (LimitExceeded, LayoutUnavailable, RendererUnavailable) as exc:
         print(f"autograd-explorer: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    out = Path(args.output or filename(args.format))
+    out = Path(args.output or filename(args.format, Path(args.file).stem, args.step))
     try:
         out.write_bytes(data)
     except OSError as exc:
@@ -118,6 +152,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
         return EXIT_USER_ERROR
     return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    """A step's time in seconds, 0.1 to 30."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 30:
+        raise argparse.ArgumentTypeError("seconds per step must be between 0.1 and 30")
+    return value
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -181,11 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
     trace.set_defaults(run=cmd_trace)
 
-    render = sub.add_parser("render", help="export a program's graph for slides")
+    render = sub.add_parser(
+        "render", help="export a program's graph for slides: a still, or a deck of every step"
+    )
     render.add_argument("file", help="a .py program")
-    render.add_argument("--format", choices=["svg", "png", "dot", "html"], default="svg")
-    render.add_argument("-o", "--output", help="output file (default: autograd-graph.FORMAT)")
+    render.add_argument(
+        "--format",
+        choices=["svg", "png", "dot", "html", *DECK_FORMATS],
+        default="svg",
+        help="a still (svg, png, dot, html) or a deck with a page per step (pdf, pptx, gif, mp4)",
+    )
+    render.add_argument("-o", "--output", help="output file (default: FILE[-STEP].FORMAT)")
     render.add_argument("--step", help="forward:N or backward:P:N (default: end of the last pass)")
+    render.add_argument(
+        "--steps", help="a deck's pages, counted from 1: 3-9, 5 or 4- (default: all)"
+    )
+    render.add_argument("--aspect", choices=["16:9", "4:3"], default="16:9", help="a deck's pages")
+    render.add_argument(
+        "--seconds", type=_seconds, default=1.5, help="each step's time in a GIF or MP4 (1.5)"
+    )
+    render.add_argument(
+        "--max-pages", type=int, default=120, help="refuse a deck of more pages than this (120)"
+    )
     render.add_argument("--theme", choices=["light", "dark"], default="light")
     render.add_argument("--lang", choices=["en", "zh"], default="en")
     render.add_argument("--expanded", help="comma-separated modules to show expanded")

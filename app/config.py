@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         "response_bytes",
     )
     max_request_bytes: int = Field(256 * 1024, ge=1024)
+    max_deck_pages: int = Field(
+        120,
+        ge=1,
+        le=5000,
+        description="most pages, slides or frames of one deck export; past it 422 deck_pages",
+    )
     wall_seconds: float = Field(30.0, gt=0, description="wall-clock limit of one program")
     cpu_seconds: int = Field(30, ge=1, description="CPU-time limit of one program")
     memory_margin_mb: int = Field(1536, ge=64)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.badges import badge_track, badges_at
+from app.badges import badge_lines, badge_track, badges_at, widest_badges
 from app.layout import (  # noqa: F401  (re-exported for callers)
     INSTALL_HINT,
     DotLimits,
@@ -19,11 +19,14 @@ from app.layout import (  # noqa: F401  (re-exported for callers)
     dot_available,
     layout_graph,
     run_dot,
+    text_width,
     to_dot,
 )
+from app.page_render import rasterize, rsvg_available
 from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
 from app.resources import static_dir, templates_dir
-from app.schemas import Graph, OpNode, TensorNode
+from app.schemas import Caption, Graph, OpNode, TensorNode
+from app.step_caption import step_caption
 
 Format = Literal["svg", "png", "dot", "html"]
 FORMATS: dict[str, tuple[str, str]] = {  # format -> (content type, file extension)
@@ -43,30 +46,33 @@ PLAYER_MODULES = (
     "graph-view.js",
     "player.js",
     "standalone.js",
+    "rule-view.js",
+    "caption.js",
     "offline.js",
 )
 
+# The page's colours (static/css/explorer.css), so an export looks like the explorer.
 THEMES = {
     "light": {
         "bg": "#f7f6f2",
         "fg": "#1f2328",
-        "muted": "#6b7280",
+        "muted": "#5b6470",
         "edge": "#8a8f98",
-        "grad": "#d6463a",
+        "grad": "#b3261e",
         "current": "#f2b400",
         "leaf": ("#e7f5ec", "#2e8b57"),
         "param": ("#e1f0f6", "#1f6f8b"),
-        "const": ("#f1f2f3", "#8d949c"),
+        "const": ("#f1f2f3", "#7b8189"),  # the page's #8d949c is under 3:1 on paper
         "tensor": ("#ffffff", "#3b6fb6"),
-        "op": ("#fff4e0", "#b7791f"),
-        "module": ("#f1ecf9", "#7a5cb0"),
+        "op": ("#fff4e0", "#a86d14"),
+        "module": ("#f1ecf9", "#6f51a6"),
     },
     "dark": {
         "bg": "#15171b",
         "fg": "#e6e6e6",
         "muted": "#9aa3ad",
         "edge": "#7d8590",
-        "grad": "#ff7a6b",
+        "grad": "#ff8a7c",
         "current": "#f2b400",
         "leaf": ("#17301f", "#5cc98a"),
         "param": ("#112b35", "#4fb3d6"),
@@ -182,6 +188,55 @@ def _kind(node: TensorNode | OpNode | None) -> str:
     return "param" if node.is_parameter else "leaf"
 
 
+TITLE_PT, DETAIL_PT, BADGE_PT, LEGEND_PT = 16, 14, 14, 14  # no export text under 14 pt
+LINE_HEIGHT = 1.25
+CAPTION_CHARS = 110  # a caption line of a still is cut after this many characters
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What an export draws around the graph: a still's title, caption and legend, or nothing
+    (a deck page draws its own), and the direction of the ranks."""
+
+    rankdir: str = "TB"
+    title: bool = True
+    legend: bool = True
+    caption: tuple[str, ...] = ()
+
+
+def _text_points(text: str, size: float, bold: bool = False) -> float:
+    """Width in points of text at a font size, with room for DejaVu Sans' wider glyphs."""
+    return text_width(text, size) * (1.12 if bold else 1.06)
+
+
+def box_points(box: Any, reserve: tuple[int, int]) -> tuple[float, float]:
+    """Width and height in points of a box with its title, detail and room for the widest
+    badge any step shows: the same at every step, so every step has one layout."""
+    chars, lines = reserve
+    title = box.label if box.kind not in ("module", "line") else f"▸ {box.label}"
+    width = max(
+        _text_points(title, TITLE_PT, bold=True),
+        _text_points(box.detail, DETAIL_PT),
+        chars * BADGE_PT * 0.64,
+    )
+    height = (TITLE_PT + DETAIL_PT + lines * BADGE_PT) * LINE_HEIGHT
+    return max(64.0, width + 28), height + 16
+
+
+def _legend(colours: dict[str, Any], lang: str) -> str:
+    """Rows of the legend, every swatch outlined so that none fades into the background."""
+    rows = []
+    for kind, text in LEGEND.get(lang, LEGEND["en"]):
+        fill, line = colours[kind] if kind != "grad" else (colours["grad"], colours["grad"])
+        dashed = ' style="dashed"' if kind == "const" else ""
+        rows.append(
+            f'<tr><td bgcolor="{fill}" color="{line}" border="2"{dashed} width="28" height="16">'
+            f' </td><td align="left"><font point-size="{LEGEND_PT}">{html.escape(text)}</font>'
+            "</td></tr>"
+        )
+    return "".join(rows)
+
+
 def styled_dot(
     graph: Graph,
     expanded: list[str],
@@ -189,68 +244,157 @@ def styled_dot(
     theme: str,
     lang: str,
     limits: DotLimits | None = None,
+    frame: Frame | None = None,
 ) -> str:
-    """Graphviz source of the graph at a step, coloured like the explorer, with a legend."""
+    """Graphviz source of the graph at a step, drawn like the explorer, with a legend."""
     colours = THEMES.get(theme, THEMES["light"])
+    frame = frame or Frame()
     view = step_view(graph, step, lang)
     by_id = {n.id: n for n in graph.nodes}
+    track = graph.badges or badge_track(graph)
+    reserved = widest_badges(track)
 
     def node_attributes(box: Any) -> str:
         node = by_id.get(box.id)
         kind = _kind(node)
         fill, line = colours[kind]
+        active = node is None or box.id in view.active or not view.active
+        text_colour = colours["fg"] if active else colours["muted"]
         title = html.escape(box.label if node is not None else f"▸ {box.label}")
         detail = html.escape(box.detail)
         rows = (
-            f'<b>{title}</b><br/><font point-size="12" color="{colours["muted"]}">{detail}</font>'
+            f'<font point-size="{TITLE_PT}" color="{text_colour}"><b>{title}</b></font><br/>'
+            f'<font point-size="{DETAIL_PT}" color="{colours["muted"]}">{detail}</font>'
         )
         failed = isinstance(node, OpNode) and node.failed  # the call that raised the error
+        chars, count = reserved.get(box.id, (0, 0))
         badge = view.badges.get(box.id)
-        if badge:
-            red = box.id in view.gradient_badges or failed
-            colour = colours["grad"] if red else colours["fg"]
-            badge = "<br/>".join(html.escape(clip_label(line)) for line in badge.split("\n"))
-            rows += f'<br/><font point-size="13" color="{colour}">{badge}</font>'
-        active = node is None or box.id in view.active or not view.active
-        shape = "box"
+        lines = badge_lines(badge) if badge else []
+        red = box.id in view.gradient_badges or failed
+        colour = colours["grad"] if red else colours["fg"]
+        for i in range(count):  # blank lines keep the box's text where it is at every step
+            text = html.escape(clip_label(lines[i])) if i < len(lines) else " "
+            rows += f'<br/><font point-size="{BADGE_PT}" color="{colour}">{text}</font>'
+        width, height = box_points(box, (chars, count))
         style = "filled,rounded" if kind != "const" and not failed else "filled,rounded,dashed"
+        current = box.id in view.current or any(m in view.current for m in box.members)
+        classes = []  # read back from the SVG: ops become pills, decks follow the current step
+        if kind == "op" and node is not None:
+            classes.append("op")
+            if node.variable:
+                classes.append("acc")
+                style = "filled,rounded,dashed"
+        if current:
+            classes.append("current")
         if failed:
             fill, line = colours["bg"], colours["grad"]
-        pen = "3.5" if box.id in view.current else ("2.6" if kind == "param" else "1.6")
-        colour = colours["current"] if box.id in view.current else line
-        opacity = "" if active else "66"
+        pen = "4" if current else ("2.6" if kind == "param" else "1.6")
+        outline = colours["current"] if current else line
+        if not active:  # not reached yet: faded fill and border, dashed, as on the page
+            fill, outline, style = f"{fill}59", f"{outline}8c", "filled,rounded,dashed"
+        extra = f', class="{" ".join(classes)}"' if classes else ""
         return (
-            f'label=<{rows}>, shape={shape}, style="{style}", fillcolor="{fill}{opacity}", '
-            f'color="{colour}{opacity}", penwidth={pen}, fontcolor="{colours["fg"]}{opacity}"'
+            f'label=<{rows}>, shape=box, style="{style}", fillcolor="{fill}", '
+            f'color="{outline}", penwidth={pen}, fontcolor="{text_colour}", fixedsize=true, '
+            f"width={width / 72:.3f}, height={height / 72:.3f}{extra}"
         )
 
-    legend_rows = "".join(
-        f'<tr><td bgcolor="{colours[k][0] if k != "grad" else colours["grad"]}" '
-        f'color="{colours[k][1] if k != "grad" else colours["grad"]}" width="24"> </td>'
-        f'<td align="left">{html.escape(text)}</td></tr>'
-        for k, text in LEGEND.get(lang, LEGEND["en"])
-    )
-    title_row = (
-        f'<tr><td colspan="2" align="left"><b>{html.escape(clip_label(view.title))}</b></td></tr>'
-        if view.title
+    label_rows = ""
+    if frame.title and view.title:
+        label_rows += (
+            f'<tr><td colspan="2" align="left"><font point-size="{TITLE_PT}"><b>'
+            f"{html.escape(clip_label(view.title))}</b></font></td></tr>"
+        )
+    for text in frame.caption:
+        label_rows += (
+            f'<tr><td colspan="2" align="left"><font point-size="{DETAIL_PT}">'
+            f"{html.escape(clip_label(text, CAPTION_CHARS))}</font></td></tr>"
+        )
+    if frame.legend:
+        label_rows += (
+            f'<tr><td colspan="2" align="left"><table border="0" cellspacing="4">'
+            f"{_legend(colours, lang)}</table></td></tr>"
+        )
+    label = (
+        f'labelloc=b, labeljust=l, label=<<table border="0" cellspacing="4">{label_rows}</table>>, '
+        if label_rows
         else ""
     )
     style = DotStyle(
         header=(
-            f'graph [rankdir=TB, nodesep=0.3, ranksep=0.45, pad=0.3, bgcolor="{colours["bg"]}", '
-            f'fontname="DejaVu Sans", fontsize=14, fontcolor="{colours["fg"]}", labelloc=b, '
-            f'labeljust=l, label=<<table border="0" cellspacing="4">'
-            f"{title_row}{legend_rows}</table>>];",
-            'node [fontname="DejaVu Sans, WenQuanYi Micro Hei", fontsize=14, margin="0.15,0.06"];',
+            f"graph [rankdir={frame.rankdir}, nodesep=0.3, ranksep=0.45, pad=0.3, "
+            f'bgcolor="{colours["bg"]}", fontname="DejaVu Sans, WenQuanYi Micro Hei", '
+            f'fontsize={DETAIL_PT}, fontcolor="{colours["fg"]}", {label}];',
+            'node [fontname="DejaVu Sans, WenQuanYi Micro Hei", margin="0.12,0.06"];',
             f'edge [color="{colours["edge"]}", arrowsize=0.7, penwidth=1.3];',
         ),
         node_attributes=node_attributes,
         cluster_attributes=f'margin=12; style="dashed,rounded"; color="{colours["module"][1]}"; '
-        f'fontcolor="{colours["module"][1]}";',
+        f'fontcolor="{colours["module"][1]}"; fontsize={DETAIL_PT};',
     )
     shown = pass_subgraph(graph, pass_of_step(step, graph))
     source, _, _ = to_dot(shown, set(expanded), style, limits)
     return source
+
+
+_OP_BOX = re.compile(
+    r'(<g id="[^"]*" class="node op\b[^"]*">\s*<title>[^<]*</title>\s*)'
+    r'<path ([^>]*?)d="([^"]*)"\s*/>'
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def pill_ops(svg: str) -> str:
+    """Ops drawn as the page draws them: boxes with fully rounded ends."""
+
+    def pill(match: re.Match[str]) -> str:
+        numbers = [float(v) for v in _NUMBER.findall(match.group(3))]
+        xs, ys = numbers[0::2], numbers[1::2]
+        if not xs or not ys:
+            return match.group(0)
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        r = (y1 - y0) / 2
+        return (
+            f'{match.group(1)}<rect {match.group(2)}x="{x0:.2f}" y="{y0:.2f}" '
+            f'width="{x1 - x0:.2f}" height="{y1 - y0:.2f}" rx="{r:.2f}" ry="{r:.2f}"/>'
+        )
+
+    return _OP_BOX.sub(pill, svg)
+
+
+def still_frame(
+    graph: Graph, step: str | None, lang: str, narration: dict[str, Caption] | None
+) -> Frame:
+    """A still's frame: title, the step's caption (narration and chain rule) and the legend."""
+    if step is None:
+        step = default_step(graph)
+    caption = step_caption(graph, step, lang, narration).lines() if step else []
+    return Frame(caption=tuple(caption))
+
+
+def default_step(graph: Graph) -> str | None:
+    """The step a still shows by default: the end of the last pass, or of the forward."""
+    if graph.backward:
+        last = len(graph.backward) - 1
+        return f"backward:{last}:{len(graph.backward[last].steps) - 1}"
+    if graph.forward:
+        return f"forward:{len(graph.forward) - 1}"
+    return None
+
+
+def graph_svg(
+    graph: Graph,
+    expanded: list[str],
+    step: str | None,
+    theme: str,
+    lang: str,
+    limits: DotLimits | None = None,
+    frame: Frame | None = None,
+) -> bytes:
+    """SVG of the graph at a step, its ops drawn as pills."""
+    source = styled_dot(graph, expanded, step, theme, lang, limits, frame)
+    svg = run_dot(source, "svg", limits).decode("utf-8", "replace")
+    return pill_ops(svg).encode("utf-8")
 
 
 def render_graphviz(
@@ -261,15 +405,23 @@ def render_graphviz(
     theme: str,
     lang: str,
     limits: DotLimits | None = None,
+    narration: dict[str, Caption] | None = None,
 ) -> bytes:
-    """SVG, PNG or DOT bytes of the graph at a step."""
-    source = styled_dot(graph, expanded, step, theme, lang, limits)
+    """SVG, PNG or DOT bytes of the graph at a step, with the step's caption and the legend."""
+    frame = still_frame(graph, step, lang, narration)
     if fmt == "dot":
-        return source.encode("utf-8", "replace")
+        return styled_dot(graph, expanded, step, theme, lang, limits, frame).encode(
+            "utf-8", "replace"
+        )
+    if fmt == "png" and not rsvg_available():  # graphviz's own PNG: ops drawn as boxes
+        source = styled_dot(graph, expanded, step, theme, lang, limits, frame)
+        return run_dot(
+            source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1), "png", limits
+        )
+    svg = graph_svg(graph, expanded, step, theme, lang, limits, frame)
     if fmt == "png":
-        source = source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1)
-        return run_dot(source, "png", limits)
-    return run_dot(source, "svg", limits)
+        return rasterize(svg, limits)
+    return svg
 
 
 # Characters that could end or comment out a <script> element, or end a line in old parsers.
@@ -290,8 +442,10 @@ def render_html(
     theme: str,
     lang: str,
     limits: DotLimits | None = None,
+    narration: dict[str, Caption] | None = None,
 ) -> bytes:
-    """One HTML file with the graph, styles and player inline, that plays with no network."""
+    """One HTML file with the graph, styles and player inline, that plays with no network, its
+    caption (narration and chain rule) under the graph as on the page."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     shown = pass_of_step(step, graph) if splits_by_pass(graph) else None
@@ -312,10 +466,20 @@ def render_html(
     modules = {name: (scripts / name).read_text(encoding="utf-8") for name in PLAYER_MODULES}
     env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape())
     page = env.get_template("export.html").render(
-        css=(static_dir() / "css" / "explorer.css").read_text(encoding="utf-8"),
+        css="\n".join(
+            (static_dir() / "css" / name).read_text(encoding="utf-8")
+            for name in ("explorer.css", "chain-rule.css")  # the caption's look too
+        ),
         graph_json=script_json(json.loads(graph.model_dump_json())),
         modules_json=script_json({"order": list(PLAYER_MODULES), "sources": modules}),
-        settings_json=script_json({"step": step, "lang": lang, "layouts": layouts}),
+        settings_json=script_json(
+            {
+                "step": step,
+                "lang": lang,
+                "layouts": layouts,
+                "narration": {k: v.model_dump() for k, v in (narration or {}).items()},
+            }
+        ),
         theme=theme,
         lang="zh-CN" if lang == "zh" else "en",
     )
@@ -330,8 +494,11 @@ def render(
     theme: str = "light",
     lang: str = "en",
     limits: DotLimits | None = None,
+    narration: dict[str, Caption] | None = None,
 ) -> bytes:
-    """The graph exported in a format; LayoutUnavailable without graphviz, BadStep for bad steps."""
+    """The graph exported in a format; LayoutUnavailable without graphviz, BadStep for bad steps.
+
+    narration: the lesson's words per step, shown in the caption with the chain rule."""
     expanded = list(expanded or [])
     if graph.badges is None and not splits_by_pass(graph):  # one track for the whole export
         graph = graph.model_copy(update={"badges": badge_track(graph)})
@@ -339,10 +506,15 @@ def render(
     if not dot_available():
         raise LayoutUnavailable(INSTALL_HINT)
     if fmt == "html":
-        return render_html(graph, expanded, step, theme, lang, limits)
-    return render_graphviz(graph, fmt, expanded, step, theme, lang, limits)
+        return render_html(graph, expanded, step, theme, lang, limits, narration)
+    return render_graphviz(graph, fmt, expanded, step, theme, lang, limits, narration)
 
 
-def filename(fmt: str) -> str:
-    """Download name of an export."""
-    return f"autograd-graph.{FORMATS[fmt][1]}"
+def filename(extension: str, name: str | None = None, step: str | None = None) -> str:
+    """Download name of an export, as the page names it: 'shared_weight-backward-1-3.svg' for
+    step backward:1:2 of lesson shared_weight (the step counted from 1)."""
+    base = re.sub(r"[^\w-]+", "_", name or "", flags=re.ASCII)[:80] or "autograd-graph"
+    if step and STEP_PATTERN.match(step):
+        *head, last = step.split(":")
+        base += "-" + "-".join([*head, str(int(last) + 1)])
+    return f"{base}.{extension}"

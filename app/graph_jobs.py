@@ -9,10 +9,12 @@ import threading
 from typing import Any
 
 from app.badges import badge_track
+from app.deck import render_deck
 from app.errors import LimitExceeded
 from app.export import BadStep, render
 from app.json_text import model_json_bytes
 from app.layout import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
+from app.page_render import RendererUnavailable
 from app.pass_view import layout_pass
 from app.schemas import Graph, NoteMessage
 
@@ -45,14 +47,19 @@ def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
 
     ("trace", (limits,)) -> (answer bytes with badges and the default layout, cacheable);
     ("layout", (expanded, pass_index, limits)) -> layout JSON bytes;
-    ("render", (fmt, expanded, step, theme, lang, limits)) -> export bytes."""
+    ("render", (fmt, expanded, step, theme, lang, narration, limits)) -> export bytes;
+    ("deck", (options, narration, limits)) -> the deck's file."""
     if job == "trace":
         graph.badges = badge_track(graph)
         complete = add_default_layout(graph, *args)
         return model_json_bytes(graph), complete
     if job == "layout":
         return layout_pass(graph, *args).model_dump_json().encode()
-    return render(graph, *args)
+    if job == "deck":
+        options, narration, limits = args
+        return render_deck(graph, options, narration, limits)
+    fmt, expanded, step, theme, lang, narration, limits = args
+    return render(graph, fmt, expanded, step, theme, lang, limits, narration)
 
 
 def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
@@ -67,6 +74,8 @@ def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
         return "failed", str(exc)
     except BadStep as exc:
         return "badstep", str(exc)
+    except RendererUnavailable as exc:
+        return "norenderer", str(exc)
 
 
 def unpack(outcome: tuple[str, Any]) -> Any:
@@ -76,7 +85,13 @@ def unpack(outcome: tuple[str, Any]) -> Any:
         return value
     if kind == "limit":
         raise LimitExceeded(*value)
-    raise {"busy": LayoutBusy, "failed": DotFailed, "badstep": BadStep}[kind](value)
+    errors = {
+        "busy": LayoutBusy,
+        "failed": DotFailed,
+        "badstep": BadStep,
+        "norenderer": RendererUnavailable,
+    }
+    raise errors[kind](value)
 
 
 class GraphHelper:

@@ -14,10 +14,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from app.deck import DeckOptions, render_deck
 from app.export import render, step_view
 from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
-from app.schemas import Graph
+from app.schemas import Caption, Graph
+from app.step_caption import narration_for
 from app.tracing import trace_code
 
 ExportFormat = Literal["svg", "png", "dot", "html"]
@@ -32,6 +34,12 @@ SAVE_FORMATS: dict[str, ExportFormat] = {
     ".png": "png",
     ".dot": "dot",
 }
+DECK_SUFFIXES: dict[str, Literal["pdf", "pptx", "gif", "mp4"]] = {
+    ".pdf": "pdf",
+    ".pptx": "pptx",
+    ".gif": "gif",
+    ".mp4": "mp4",
+}
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Exploration:
     lang: Literal["en", "zh"] = "en"
     expanded: tuple[str, ...] = ()
     height: int = 520
+    narration: dict[str, Caption] = field(default_factory=dict, repr=False)  # a lesson's words
     _laid_out: dict[tuple[str, ...], Graph] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,7 +70,47 @@ class Exploration:
         if graph is None:
             layout = layout_graph(self.graph, list(key))
             graph = self._laid_out[key] = self.graph.model_copy(update={"layout": layout})
-        return render(graph, fmt, list(key), self.step, self.theme, self.lang)
+        return render(graph, fmt, list(key), self.step, self.theme, self.lang, None, self.narration)
+
+    def to_deck(
+        self,
+        fmt: Literal["pdf", "pptx", "gif", "mp4"],
+        steps: str | None = None,
+        aspect: Literal["16:9", "4:3"] = "16:9",
+        seconds: float = 1.5,
+        title: str = "",
+        max_pages: int = 120,
+    ) -> bytes:
+        """Every player step as a page (what `autograd-explorer render --format FMT` writes),
+        in this view's theme, language and expanded modules; steps: '3-9', counted from 1."""
+        options = DeckOptions(
+            format=fmt,
+            steps=steps,
+            theme=self.theme,
+            lang=self.lang,
+            expanded=tuple(self.expanded),
+            aspect=aspect,
+            seconds=seconds,
+            title=title,
+            max_pages=max_pages,
+        )
+        return render_deck(self.graph, options, self.narration)
+
+    def to_pdf(self, steps: str | None = None, aspect: Literal["16:9", "4:3"] = "16:9") -> bytes:
+        """A vector PDF with a page per step (for Beamer's \\includegraphics[page=N])."""
+        return self.to_deck("pdf", steps, aspect)
+
+    def to_pptx(self, steps: str | None = None, aspect: Literal["16:9", "4:3"] = "16:9") -> bytes:
+        """A PowerPoint deck with a slide per step, the narration in the speaker notes."""
+        return self.to_deck("pptx", steps, aspect)
+
+    def to_gif(self, steps: str | None = None, seconds: float = 1.5) -> bytes:
+        """An animated GIF of the steps, seconds each."""
+        return self.to_deck("gif", steps, seconds=seconds)
+
+    def to_mp4(self, steps: str | None = None, seconds: float = 1.5) -> bytes:
+        """An MP4 video of the steps, seconds each."""
+        return self.to_deck("mp4", steps, seconds=seconds)
 
     def to_json(self, indent: int | None = None) -> str:
         """The recorded Graph as JSON, the same contract as the HTTP API."""
@@ -80,15 +129,18 @@ class Exploration:
         return self._export("html").decode("utf-8")
 
     def save(self, path: str | Path) -> Path:
-        """Write .html (the player), .svg, .png, .dot or .json, chosen by the file's suffix."""
+        """Write .html (the player), .svg, .png, .dot, .json, or a deck of every step (.pdf,
+        .pptx, .gif, .mp4), chosen by the file's suffix."""
         target = Path(path)
         suffix = target.suffix.lower()
         if suffix == ".json":
             target.write_text(self.to_json(indent=2), encoding="utf-8")
         elif suffix in SAVE_FORMATS:
             target.write_bytes(self._export(SAVE_FORMATS[suffix]))
+        elif suffix in DECK_SUFFIXES:
+            target.write_bytes(self.to_deck(DECK_SUFFIXES[suffix], title=target.stem))
         else:
-            known = ", ".join([*SAVE_FORMATS, ".json"])
+            known = ", ".join([*SAVE_FORMATS, ".json", *DECK_SUFFIXES])
             raise ValueError(f"cannot save {target.name!r}: the suffix must be one of {known}")
         return target
 
@@ -152,4 +204,4 @@ def explore(
 
 def explore_code(code: str, device: str = "cpu", seed: int = 0) -> Exploration:
     """Run a program (in this process, as trusted code) and record its autograd graph."""
-    return Exploration(trace_code(code, device=device, seed=seed))
+    return Exploration(trace_code(code, device=device, seed=seed), narration=narration_for(code))

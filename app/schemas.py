@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -420,11 +420,37 @@ class DevicesResponse(Contract):
 class RenderRequest(TraceRequest):
     """Body of POST /api/v1/render: the program, the view and the format to export."""
 
-    format: Literal["svg", "png", "dot", "html"] = "svg"
+    format: Literal["svg", "png", "dot", "html", "pdf", "pptx", "gif", "mp4"] = Field(
+        "svg",
+        description="a still of one step (svg, png, dot, html) or a deck with a page, slide "
+        "or frame per player step (pdf, pptx, gif, mp4)",
+    )
     step: str | None = Field(None, pattern=r"^(forward:\d+|backward:\d+:\d+)$")
     theme: Literal["light", "dark"] = "light"
     lang: Literal["en", "zh"] = "en"
     expanded: list[str] = Field(default_factory=list, max_length=1000)
+    steps: str | None = Field(
+        None,
+        pattern=r"^\d{1,6}(-\d{0,6})?$",
+        description="a deck's pages, counted from 1: '3-9', '5' or '4-' (default: every step)",
+    )
+    aspect: Literal["16:9", "4:3"] = Field("16:9", description="a deck's page shape")
+    seconds: float = Field(1.5, ge=0.1, le=30, description="each step's time in a GIF or MP4")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
+        description="the lesson's name: the download is '<name>-<step>.<ext>' "
+        "(default 'autograd-graph')",
+    )
+
+    @model_validator(mode="after")
+    def _deck_or_still(self) -> RenderRequest:
+        deck = self.format in ("pdf", "pptx", "gif", "mp4")
+        if deck and self.step is not None:
+            raise ValueError("step picks one still; a deck takes a range in steps ('3-9')")
+        if not deck and self.steps is not None:
+            raise ValueError("steps makes a deck: use format pdf, pptx, gif or mp4")
+        return self
 
 
 class LayoutRequest(TraceRequest):

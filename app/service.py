@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__
 from app.client_slots import ClientSlots
 from app.config import Settings
+from app.deck import DECK_FORMATS, DeckOptions
 from app.errors import LimitExceeded
 from app.export import BadStep
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphHelper, do_job, unpack
@@ -38,6 +39,7 @@ from app.schemas import (
     RenderRequest,
     TraceRequest,
 )
+from app.step_caption import lesson_of, narration_for
 from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
@@ -311,17 +313,40 @@ class TraceService:
         return result
 
     async def render(self, request: RenderRequest, client: str | None) -> bytes:
-        """Export bytes of the program's graph in the requested format, view and step."""
+        """Export bytes of the program's graph in the requested format, view and step: a
+        still, or a deck of every step (PDF, PPTX, GIF, MP4) within the page cap."""
         trace_request, key = self._program_of(request)
         view = (request.format, request.step, request.theme, request.lang)
-        render_key = (key, "render", *view, tuple(sorted(set(request.expanded))))
+        deck = (request.steps, request.aspect, request.seconds, request.name)
+        render_key = (key, "render", *view, *deck, tuple(sorted(set(request.expanded))))
         cached = self.layouts.get(render_key)
         if cached is not None:
             return cached
         self.rate.check(client)
-        result = await self._graphviz(
-            "render", trace_request, key, request.format, request.expanded, *view[1:]
-        )
+        narration = narration_for(request.code)
+        if request.format in DECK_FORMATS:
+            options = DeckOptions(
+                format=request.format,
+                steps=request.steps,
+                theme=request.theme,
+                lang=request.lang,
+                expanded=tuple(request.expanded),
+                aspect=request.aspect,
+                seconds=request.seconds,
+                title=lesson_of(request.code) or request.name or "",
+                max_pages=self.settings.max_deck_pages,
+            )
+            result = await self._graphviz("deck", trace_request, key, options, narration)
+        else:
+            result = await self._graphviz(
+                "render",
+                trace_request,
+                key,
+                request.format,
+                request.expanded,
+                *view[1:],
+                narration,
+            )
         self.layouts.put(render_key, result, len(result))
         return result
 

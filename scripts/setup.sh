@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+# rsvg-convert draws PNG, PDF and the pages of decks (Pango finds Chinese glyphs)
+command -v rsvg-convert >/dev/null 2>&1 || need_apt+=(librsvg2-bin)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # the jail around the workers
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)

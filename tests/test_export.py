@@ -56,7 +56,9 @@ def test_svg_parses_and_names_every_variable(example: str) -> None:
 
 def test_svg_at_a_step_shows_its_values(shared) -> None:
     text = svg_text(render(shared, "svg", step="backward:0:4"))
-    assert "∂ [3.] + [2.] = [5.] → .grad [5.]" in text and "step 5/5" in text
+    # broken into lines as the page breaks a long badge (app/badges.py badge_lines)
+    assert all(part in text for part in ("∂ [3.] + [2.]", "= [5.]", "→ .grad [5.]"))
+    assert "step 5/5" in text
     forward = svg_text(render(shared, "svg", step="forward:0"))
     assert "= [3.]" in forward and "forward step 1/3" in forward
 
@@ -72,6 +74,14 @@ def test_the_call_that_raised_is_exported_as_the_page_shows_it() -> None:
     assert "dashed" in ghost and "✗ RuntimeError" in ghost
     text = svg_text(render(graph, "svg", step="forward:1"))
     assert "✗ RuntimeError" in text and "(3x4" in text and "forward step 2/2" in text
+
+
+def test_png_without_librsvg_is_graphvizs_own(shared, monkeypatch) -> None:
+    import app.export
+
+    monkeypatch.setattr(app.export, "rsvg_available", lambda: False)
+    data = render(shared, "png", step="backward:0:0")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_png_signature_and_size(shared) -> None:
@@ -140,6 +150,10 @@ def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> No
         page.get_by_test_id("to-end").click()
         badge = page.locator('[data-testid="node"][data-name="w"] .badge-text')
         expect(badge).to_contain_text("= [5.]")
+        # the caption under the graph says the step's chain rule, as the page's does
+        rule = shared.backward[0].steps[-1].rule
+        expect(page.get_by_test_id("caption")).to_be_visible()
+        expect(page.get_by_test_id("rule-accumulate")).to_have_text(rule.accumulate.text)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "html_export.png"))
         browser.close()
@@ -152,7 +166,7 @@ def test_render_api(api_client) -> None:
     encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
     svg = api_client.get(f"/api/v1/render?code={encoded}&format=svg&step=backward:0:4")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
-    assert 'filename="autograd-graph.svg"' in svg.headers["content-disposition"]
+    assert 'filename="autograd-graph-backward-0-5.svg"' in svg.headers["content-disposition"]
     ET.fromstring(svg.content)
     png = api_client.post("/api/v1/render", json={"code": code, "format": "png", "theme": "dark"})
     assert (
@@ -238,3 +252,104 @@ def test_an_export_writes_the_badge_track_once(shared, monkeypatch) -> None:
     assert source == render(
         plain.model_copy(update={"badges": app.badges.badge_track(plain)}), "dot"
     )
+
+
+def _css_colours(theme: str) -> dict[str, str]:
+    """The page's colour variables of a theme, read from static/css/explorer.css."""
+    css = (Path(__file__).parent.parent / "static" / "css" / "explorer.css").read_text()
+    import re
+
+    blocks = re.findall(r"(:root|\[data-theme=\"dark\"\])\s*\{([^}]*)\}", css)
+    colours: dict[str, str] = {}
+    for selector, body in blocks:
+        if theme == "light" and selector != ":root":
+            continue
+        colours.update(dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6})", body)))
+    return colours
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    low, high = sorted((_luminance(a), _luminance(b)))
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_stills_carry_the_steps_caption(shared) -> None:
+    from app.page_render import rasterize
+    from app.step_caption import narration_for
+
+    step = shared.backward[0].steps[0]  # y = a * b: the product rule
+    text = " ".join(svg_text(render(shared, "svg", step="backward:0:0")).split())
+    assert step.rule.expression in text
+    for term in step.rule.terms:
+        assert f"grad_{term.name} = {term.product} = {term.numbers}" in text
+    narration = narration_for(get_example("shared_weight").code)
+    told = " ".join(svg_text(render(shared, "svg", step="forward:1", narration=narration)).split())
+    assert " ".join(narration["forward:1"].en.split())[:50] in told
+    dot = render(shared, "dot", step="backward:0:0").decode()
+    assert step.rule.expression in dot
+    svg = render(shared, "svg", step="backward:0:0")  # the PNG is that SVG drawn
+    assert render(shared, "png", step="backward:0:0") == rasterize(svg)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_ops_are_drawn_as_the_pages_pills_in_its_colours(shared, theme: str) -> None:
+    colours = _css_colours(theme)
+    root = ET.fromstring(render(shared, "svg", step="forward:2", theme=theme))
+    ns = "{http://www.w3.org/2000/svg}"
+    ops = {o.id: o for o in shared.nodes if o.kind == "op"}
+    seen = 0
+    for group in root.iter(f"{ns}g"):
+        if "node" not in (group.get("class") or "").split():
+            continue
+        name = group.find(f"{ns}title").text
+        if name not in ops:
+            continue
+        shape = group.find(f"{ns}rect")
+        assert shape is not None, name  # a pill, not a box
+        assert float(shape.get("rx")) == pytest.approx(float(shape.get("height")) / 2)
+        if "current" not in group.get("class"):
+            assert shape.get("stroke").lower() == colours["op"].lower(), name
+        assert shape.get("fill").lower().startswith(colours["op-bg"].lower())
+        seen += 1
+    assert seen == len(ops)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_legend_swatch_stands_out_from_the_background(shared, theme: str) -> None:
+    from app.export import THEMES
+
+    root = ET.fromstring(render(shared, "svg", theme=theme))
+    ns = "{http://www.w3.org/2000/svg}"
+    swatches = [  # the legend's outlined cells
+        p.get("stroke")
+        for p in root.iter(f"{ns}polygon")
+        if p.get("fill") == "none" and p.get("stroke-width") == "2"
+    ]
+    assert len(swatches) == 7
+    background = THEMES[theme]["bg"]
+    for colour in swatches:  # WCAG 1.4.11: graphics need 3:1 against what is around them
+        assert _contrast(colour, background) >= 3, colour
+
+
+def test_downloads_are_named_after_the_lesson_and_step(api_client) -> None:
+    code = get_example("shared_weight").code
+    encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
+    for fmt, step, name in (
+        ("svg", "backward:0:2", "shared_weight-backward-0-3.svg"),
+        ("png", "forward:0", "shared_weight-forward-1.png"),
+        ("html", None, "shared_weight.html"),
+    ):
+        query = f"code={encoded}&format={fmt}&name=shared_weight" + (
+            f"&step={step}" if step else ""
+        )
+        answer = api_client.get(f"/api/v1/render?{query}")
+        assert answer.status_code == 200
+        assert f'filename="{name}"' in answer.headers["content-disposition"]
+    bad = api_client.get(f"/api/v1/render?code={encoded}&format=svg&name=a%22b")
+    assert bad.status_code == 400

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.deck import DeckOptions
 from app.errors import LimitExceeded
 from app.export import BadStep
 from app.graph_jobs import GraphHelper, do_job, run_job, unpack
@@ -30,7 +31,7 @@ def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
         for job, args in (
             ("trace", (DotLimits(),)),
             ("layout", ([], DotLimits())),
-            ("render", ("dot", [], None, "light", "en", DotLimits())),
+            ("render", ("dot", [], None, "light", "en", None, DotLimits())),
         ):
             remote = unpack(helper.submit(job, payload, args).result(timeout=300))
             assert remote == unpack(run_job(job, payload, args)), job
@@ -42,10 +43,36 @@ def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
 
 def test_failures_come_back_as_their_own_exceptions(payload: bytes) -> None:
     with pytest.raises(BadStep):
-        unpack(run_job("render", payload, ("svg", [], "forward:99", "light", "en", DotLimits())))
+        unpack(
+            run_job("render", payload, ("svg", [], "forward:99", "light", "en", None, DotLimits()))
+        )
     with pytest.raises(LimitExceeded) as hit:
         unpack(run_job("layout", payload, (["line:4"], None, DotLimits(max_edges=1))))
     assert hit.value.limit == "edges"
+    with pytest.raises(BadStep):
+        unpack(run_job("deck", payload, (DeckOptions(format="pdf", steps="90-99"), None, None)))
+    with pytest.raises(LimitExceeded) as many:
+        unpack(run_job("deck", payload, (DeckOptions(format="gif", max_pages=1), None, None)))
+    assert many.value.limit == "deck_pages"
+
+
+@pytest.mark.skipif(__import__("shutil").which("rsvg-convert") is None, reason="needs librsvg")
+def test_a_deck_made_in_the_helper_process_has_a_page_per_step(payload: bytes) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from app.schemas import Graph
+
+    graph = Graph.model_validate_json(payload)
+    helper = GraphHelper()
+    try:
+        options = DeckOptions(format="pdf", lang="zh")
+        pdf = unpack(helper.submit("deck", payload, (options, None, DotLimits())).result(300))
+    finally:
+        helper.close()
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    assert len(pages) == len(graph.forward) + sum(len(p.steps) for p in graph.backward)
 
 
 def test_a_trace_job_notes_a_failed_layout_and_stays_cacheable(payload: bytes) -> None:

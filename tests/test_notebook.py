@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 import subprocess
@@ -23,8 +24,13 @@ from tests.conftest import tensor_named
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
 
-# The only URLs a self-contained page may hold: XML namespaces, which are names, not loads.
-NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+# The only URLs a self-contained page may hold: XML namespaces (SVG, XLink, and MathML for the
+# caption's chain rule), which are names, not loads.
+NAMESPACES = {
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/1999/xlink",
+    "http://www.w3.org/1998/Math/MathML",
+}
 
 
 class ResourceLinks(HTMLParser):
@@ -157,6 +163,35 @@ def test_explore_code_records_the_lesson() -> None:
     w = tensor_named(graph, "w")
     assert graph.backward[-1].grads[w.id].values == [5.0]
     assert "Exploration:" in repr(exploration) and "1 backward passes" in repr(exploration)
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("rsvg-convert") is None, reason="needs librsvg's rsvg-convert"
+)
+def test_decks_from_a_notebook_mirror_the_command_line(tmp_path: Path, lesson) -> None:
+    from PIL import Image
+    from pptx import Presentation
+    from pypdf import PdfReader
+
+    code = get_example("shared_weight").code
+    exploration = explore_code(code)
+    graph = exploration.graph
+    steps = len(graph.forward) + sum(len(p.steps) for p in graph.backward)
+    pdf = PdfReader(io.BytesIO(exploration.to_pdf()))
+    assert len(pdf.pages) == steps
+    assert "backward pass 1 · step 1/5" in pdf.pages[3].extract_text()
+    slides = Presentation(io.BytesIO(exploration.to_pptx(steps="4-5")))
+    assert len(slides.slides) == 2  # a lesson's narration goes to the speaker notes
+    told = exploration.narration["backward:0:0"].en
+    assert slides.slides[0].notes_slide.notes_text_frame.text.startswith(told)
+    live = explore(lesson[2]).with_view(lang="zh")  # live tensors: the same pages, no narration
+    gif = live.save(tmp_path / "live.gif")
+    with Image.open(gif) as frames:
+        assert frames.n_frames == len(live.graph.forward) + sum(
+            len(p.steps) for p in live.graph.backward
+        )
+    with pytest.raises(ValueError, match=".pptx"):
+        exploration.save(tmp_path / "deck.key")
 
 
 def test_import_app_stays_cheap() -> None:

@@ -13,10 +13,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__, api_examples
+from app.deck import DECK_FORMATS
 from app.devices import list_devices
 from app.examples import UnknownExample, get_example, summaries
 from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
+from app.page_render import RendererUnavailable
 from app.schemas import (
     DevicesResponse,
     ErrorResponse,
@@ -112,6 +114,8 @@ async def _answer(
         ) from None
     except LayoutUnavailable as missing:
         raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
+    except RendererUnavailable as missing:
+        raise HTTPException(503, {"type": "RendererUnavailable", "message": str(missing)}) from None
     except LayoutBusy as busy:
         raise HTTPException(
             503,
@@ -145,10 +149,11 @@ async def layout(
     return await _answer(service.layout(body, client))
 
 
+EXPORT_TYPES = {**FORMATS, **DECK_FORMATS}  # format -> (content type, file extension)
 RENDER_RESPONSES = {
     200: {
         "content": {
-            t: api_examples.RENDER_RESPONSE_EXAMPLES.get(t, {}) for t, _ in FORMATS.values()
+            t: api_examples.RENDER_RESPONSE_EXAMPLES.get(t, {}) for t, _ in EXPORT_TYPES.values()
         },
         "description": "the export",
     },
@@ -158,9 +163,10 @@ RENDER_RESPONSES = {
 
 async def _render(body: RenderRequest, request: Request, service: TraceService) -> Response:
     client = request.client.host if request.client else None
-    media_type = FORMATS[body.format][0]
+    media_type, extension = EXPORT_TYPES[body.format]
     disposition = "inline" if body.format == "svg" else "attachment"
-    headers = {"Content-Disposition": f'{disposition}; filename="{filename(body.format)}"'}
+    name = filename(extension, body.name, body.step)  # as the page names it: lesson-step.ext
+    headers = {"Content-Disposition": f'{disposition}; filename="{name}"'}
     return await _answer(service.render(body, client), media_type, headers)
 
 
@@ -170,7 +176,9 @@ async def render_post(
     request: Request,
     service: ServiceDep,
 ) -> Response:
-    """Export a program's graph at a step as SVG, PNG, DOT or a standalone HTML player."""
+    """Export a program's graph at a step as SVG, PNG, DOT or a standalone HTML player, or a
+    deck with a page per player step as PDF, PPTX, GIF or MP4 (at most AE_MAX_DECK_PAGES pages:
+    past it 422 LimitExceeded 'deck_pages')."""
     return await _render(body, request, service)
 
 
@@ -186,6 +194,10 @@ async def render_get(
     theme: str = "light",
     lang: str = "en",
     expanded: str = "",
+    steps: str | None = None,
+    aspect: str = "16:9",
+    seconds: float = 1.5,
+    name: str | None = None,
 ) -> Response:
     """The same export for links: code is base64url-encoded UTF-8, expanded comma-separated."""
     try:
@@ -200,6 +212,10 @@ async def render_get(
             theme=theme,
             lang=lang,
             expanded=[p for p in expanded.split(",") if p],
+            steps=steps,
+            aspect=aspect,
+            seconds=seconds,
+            name=name,
         )
     except (ValueError, binascii.Error, ValidationError) as exc:
         raise HTTPException(400, {"type": "BadRequest", "message": str(exc)[:500]}) from None

@@ -31,8 +31,10 @@ export const getExample = (id) => request(`/api/v1/examples/${encodeURIComponent
 export const trace = ({ code, device = "cpu", seed = 0 }, signal) => post("/api/v1/trace", { code, device, seed }, signal);
 export const layout = ({ code, device = "cpu", seed = 0, expanded = [], pass = null }, signal) => post("/api/v1/layout", { code, device, seed, expanded, pass_index: pass }, signal);
 
-// A download link of the current view: format svg | png | dot | html.
+// A download link of the current view: format svg | png | dot | html, or a deck of every step
+// (pdf | pptx | gif | mp4). The server names the file as downloadName does: lesson-step.ext.
 export function renderUrl({ format, theme = "light", ...state }) {
   const query = stateToQuery({ code: state.code, device: state.device, step: state.step, expanded: state.expanded, lang: state.lang });
-  return `/api/v1/render?${query}&format=${encodeURIComponent(format)}&theme=${encodeURIComponent(theme)}`;
+  const name = (state.example ?? "program").replace(/[^\w-]+/g, "_").slice(0, 80);
+  return `/api/v1/render?${query}&format=${encodeURIComponent(format)}&theme=${encodeURIComponent(theme)}&name=${encodeURIComponent(name)}`;
 }

@@ -466,8 +466,10 @@ class Explorer {
     const query = stateToQuery(state);
     $("embed-snippet").value = `<iframe src="${location.origin}/embed#${query}" width="960" height="540" style="border:0" title="Autograd Explorer"></iframe>`;
     for (const link of document.querySelectorAll("[data-format]")) {
-      link.href = api.renderUrl({ ...state, format: link.dataset.format, theme: document.documentElement.dataset.theme });
-      link.download = downloadName(state, link.dataset.format);
+      // a deck holds every step, so its link names no step
+      const shown = link.hasAttribute("data-deck") ? { ...state, step: undefined } : state;
+      link.href = api.renderUrl({ ...shown, format: link.dataset.format, theme: document.documentElement.dataset.theme });
+      link.download = downloadName(shown, link.dataset.format);
     }
   }
 }

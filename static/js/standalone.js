@@ -4,7 +4,8 @@ import { Player } from "./player.js";
 import { Timeline } from "./timeline.js";
 
 // layoutFor(pass) gives the layout that draws a pass (one iteration of a training loop).
-export function mountPlayer({ graph, layout, step, t, graphContainer, playerContainer, layoutFor = null, minScale = 1 }) {
+// onPosition(position) follows the player (the HTML export's caption).
+export function mountPlayer({ graph, layout, step, t, graphContainer, playerContainer, layoutFor = null, minScale = 1, onPosition = null }) {
   const timeline = new Timeline(graph);
   const view = new GraphView(graphContainer, { t, minScale, maxScale: 2.5 });
   view.addZoomControls(playerContainer.parentElement?.classList.contains("embed-bar") ? playerContainer.parentElement : null);
@@ -16,6 +17,7 @@ export function mountPlayer({ graph, layout, step, t, graphContainer, playerCont
       const state = timeline.state(position);
       view.setState(state);
       view.follow(state.current);
+      onPosition?.(position);
     },
     onPass: async (chosen) => {
       pass = chosen;
