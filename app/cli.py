@@ -52,9 +52,9 @@ def _record(args: argparse.Namespace) -> Any:
         except LimitExceeded as exc:
             raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
     from app.sandbox.pool import WorkerPool
-    from app.tracing import TraceFailure
+    from app.tracing import RECORDING, TraceFailure
 
-    pool = WorkerPool(settings)
+    pool = WorkerPool(settings, RECORDING)
     pool.start()
     try:
         payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()

@@ -17,6 +17,7 @@ from app.resources import static_dir
 from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
+from app.tracing import RECORDING
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = WorkerPool(settings) if settings.isolation else None
+        pool = WorkerPool(settings, RECORDING) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
         app.state.service = service = TraceService(settings, pool)
