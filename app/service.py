@@ -167,6 +167,7 @@ class TraceService:
             seconds=settings.layout_seconds,
             memory_mb=settings.layout_memory_mb,
             max_edges=settings.layout_max_edges,
+            max_cost=settings.layout_max_cost,
         )
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)

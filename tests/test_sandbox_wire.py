@@ -133,3 +133,22 @@ def test_a_header_must_come_within_its_bound() -> None:
 def test_deeply_nested_headers_are_a_bad_answer() -> None:
     result = read_answer(b"[" * 100_000 + b"\n")
     assert isinstance(result, TraceFailure) and result.detail.type == "BadAnswer"
+
+
+def test_the_sandbox_imports_nothing_above_it() -> None:
+    """The recording functions are passed in (app.tracing.RECORDING), never imported."""
+    import ast
+    from pathlib import Path
+
+    import app.sandbox
+
+    above = ("app.tracing", "app.service", "app.routes", "app.main", "app.cli", "app.graph_jobs")
+    for path in Path(app.sandbox.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n.startswith(above) for n in names), (path.name, names)
