@@ -245,27 +245,36 @@ class WorkerPool:
             if report is None:
                 self._stopped(selector, control, "the worker parent stopped")
                 return True
-            self._guarded(None, self._on_report, report)
+            self._guarded(None, selector, self._on_report, report)
             return False
         job = key.data
-        self._guarded(job, self._on_output, job, selector)
+        self._guarded(job, selector, self._on_output, job, selector)
         return False
 
-    def _guarded(self, job: _Job | None, handler: Any, *args: Any) -> None:
+    def _guarded(
+        self, job: _Job | None, selector: selectors.BaseSelector, handler: Any, *args: Any
+    ) -> None:
         """Run one handler; an exception fails only its job (logged, quoted)."""
         try:
             handler(*args)
         except Exception as exc:
             log.error("reading a worker's answer failed: %r", exc)
             if job is not None:
+                self._stop_reading(job, selector)
+                self._kill(job.id, ANSWERED)
                 self._finish(job, bad_answer(f"{type(exc).__name__}"))
 
     def _register_new(self, selector: selectors.BaseSelector) -> None:
         with self._lock:
             jobs, self._new_jobs = self._new_jobs, []
         for job in jobs:
-            job.sock.setblocking(False)
-            selector.register(job.sock, selectors.EVENT_READ, job)
+            try:
+                job.sock.setblocking(False)
+                selector.register(job.sock, selectors.EVENT_READ, job)
+            except (OSError, ValueError, KeyError) as exc:  # closed meanwhile (shutting down)
+                self._finish(
+                    job, TraceFailure(503, ErrorDetail(type="Unavailable", message=repr(exc)))
+                )
 
     def _on_output(self, job: _Job, selector: selectors.BaseSelector) -> None:
         limit = self.settings.max_response_bytes + MAX_HEADER_BYTES
@@ -294,7 +303,7 @@ class WorkerPool:
         job.read_done = True
         try:
             selector.unregister(job.sock)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OSError):
             pass
         job.sock.close()
 
