@@ -361,14 +361,16 @@ class WorkerPool:
                 f"the program ran longer than {settings.wall_seconds:g} s "
                 "(set AE_WALL_SECONDS to change the limit)",
             )
-        if job.output:
+        if is_complete(job.output):
             return read_answer(job.output)
-        if ended.get("signal") in (signal.SIGXCPU, signal.SIGKILL):
+        if ended.get("signal") in (signal.SIGXCPU, signal.SIGKILL):  # maybe mid-answer
             return limit_failure(
                 "cpu_time",
                 f"the program used more than {settings.cpu_seconds} s of CPU time "
                 "(set AE_CPU_SECONDS to change the limit)",
             )
+        if job.output:
+            return read_answer(job.output)
         reason = (
             f"signal {ended.get('signal')!r}"
             if ended.get("signal")
