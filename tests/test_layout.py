@@ -366,3 +366,19 @@ def test_a_view_over_its_cost_even_by_line_is_refused_without_dot(monkeypatch) -
         layout_graph(graph, [], DotLimits(max_cost=500))
     assert refused.value.limit == "layout_cost"
     assert "AE_LAYOUT_MAX_COST" in refused.value.message
+
+
+def test_expanding_the_loop_of_140_concatenations_is_refused_before_dot(monkeypatch) -> None:  # noqa: ANN001
+    """The five-line program that once ran dot to its time limit, twice at once starving every
+    other layout: its loop's line expanded is refused at once, without a dot process."""
+    graph = trace_code(cat_of_all_earlier(140, one_line=True))
+    layout = layout_graph(graph, [], DotLimits(seconds=60))  # collapsed: the loop is one box
+    assert "line:5" in layout.collapsible and len(layout.nodes) <= 3
+
+    def no_dot(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("dot ran")
+
+    monkeypatch.setattr("app.layout.run_dot", no_dot)
+    with pytest.raises(LimitExceeded) as refused:
+        layout_graph(graph, ["line:5"], DotLimits(seconds=60))
+    assert refused.value.limit == "layout_cost"
