@@ -140,11 +140,15 @@ class GraphHelper:
     def submit(
         self, job: str, payload: bytes, args: tuple[Any, ...], bounds: GraphBounds | None = None
     ) -> concurrent.futures.Future:
-        """Run run_job in the helper process."""
+        """Run run_job in the helper process (a new one when the last one died)."""
         with self._lock:
-            if self._executor is None:
-                context = multiprocessing.get_context("spawn")  # never fork a threaded server
-                self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+            if self._executor is not None:
+                try:
+                    return self._executor.submit(run_job, job, payload, args, bounds)
+                except concurrent.futures.BrokenExecutor:  # killed, out of memory: start again
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+            context = multiprocessing.get_context("spawn")  # never fork a threaded server
+            self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
             return self._executor.submit(run_job, job, payload, args, bounds)
 
     def close(self) -> None:

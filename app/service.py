@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import ipaddress
 import json
@@ -272,6 +273,10 @@ class TraceService:
             return await run_in_threadpool(self._job_here, job, payload, key, args)
         except (BadStep, LimitExceeded, DotFailed, LayoutBusy, LayoutUnavailable):
             raise
+        except concurrent.futures.BrokenExecutor:  # the helper died; the next job starts one
+            raise TraceFailure(
+                503, ErrorDetail(type="Unavailable", message="the graph helper stopped; retry")
+            ) from None
         except BadAnswer as exc:
             raise _bad_graph(str(exc)) from None
         except Exception as exc:

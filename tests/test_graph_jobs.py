@@ -103,3 +103,23 @@ def test_a_job_that_breaks_on_a_graph_is_a_bad_answer_not_an_exception(monkeypat
     monkeypatch.setattr("app.graph_jobs.badge_track", lambda graph: 1 / 0)
     kind, message = run_job("trace", forged(), (DotLimits(),))
     assert kind == "bad" and "ZeroDivisionError" in message
+
+
+def test_a_helper_process_that_dies_is_replaced(payload: bytes) -> None:
+    import concurrent.futures
+
+    helper = GraphHelper()
+    args = ([], DotLimits())
+    try:
+        first = unpack(helper.submit("layout", payload, args).result(timeout=300))
+        for process in list(helper._executor._processes.values()):
+            process.kill()  # as the kernel's OOM killer would
+            process.join()
+        try:  # the job in flight as it died fails (the service answers 503) ...
+            helper.submit("layout", payload, args).result(timeout=300)
+        except concurrent.futures.BrokenExecutor:
+            pass
+        # ... and the next one runs in a new helper process
+        assert unpack(helper.submit("layout", payload, args).result(timeout=300)) == first
+    finally:
+        helper.close()
