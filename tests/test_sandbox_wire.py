@@ -62,7 +62,7 @@ def check_outcome(output: bytes) -> None:
     result.detail.model_dump_json().encode("utf-8")  # sendable, lone surrogates replaced
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(output=st.binary(max_size=600))
 def test_any_bytes_are_an_answer_or_a_closed_failure(output: bytes) -> None:
     check_outcome(output)
@@ -70,7 +70,7 @@ def test_any_bytes_are_an_answer_or_a_closed_failure(output: bytes) -> None:
     assert header_overdue(output) in (True, False)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(header=HEADERS, body=st.binary(max_size=40), lie_about_size=st.booleans())
 def test_any_json_header_is_an_answer_or_a_closed_failure(
     header: dict, body: bytes, lie_about_size: bool
