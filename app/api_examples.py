@@ -391,6 +391,9 @@ HEALTH: dict[str, Any] = {
     },
     "layout": True,
     "notes": [],
+    "workers_ok": True,
+    "workers_problem": None,
+    "workers_restarts": 0,
 }
 DEVICES: dict[str, Any] = {
     "devices": [

@@ -14,6 +14,8 @@ from app.torch_print import format_values
 BADGE_ITEMS = 3  # values shown in a badge before "…"
 MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
 ERROR_BADGE_CHARS = 60  # the error message under the call that raised, shortened
+BADGE_PARTS = 4  # gradients shown where they meet; more are counted, not written
+MAX_BADGE_CHARS = 240  # a badge is cut here: each is bounded, so all of them are linear
 
 
 def flat_values(values: Any) -> list[Any]:
@@ -66,7 +68,12 @@ class _Arrival:
     leaf: bool = False
 
     def text(self, text_of: Callable[[TensorData | None], str] = data_text) -> str:
-        parts = [text_of(p) for p in self.parts]
+        """The badge: its parts (the first few, then how many more), their sum, .grad."""
+        count = len(self.parts)
+        shown = self.parts if count <= BADGE_PARTS else self.parts[: BADGE_PARTS - 1]
+        parts = [text_of(p) for p in shown]
+        if count > len(shown):
+            parts.append(f"… {count - len(shown)} more")
         total = text_of(self.total) if self.total is not None else None
         if len(parts) > 1:
             body = " + ".join(parts) + (f" = {total}" if total else "")
@@ -74,7 +81,11 @@ class _Arrival:
             body = total or (parts[0] if parts else "")
         if self.leaf:
             body += f" → .grad {text_of(self.accumulated)}"
-        return f"∂ {body}"
+        return _clip(f"∂ {body}")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_BADGE_CHARS else text[: MAX_BADGE_CHARS - 1] + "…"
 
 
 class _TextMemo:
@@ -130,7 +141,7 @@ def badge_track(graph: Graph) -> BadgeTrack:
         for tensor in step.outputs:
             node = by_id.get(tensor)
             if isinstance(node, TensorNode):
-                texts[tensor] = f"= {text_of(node.value)}"
+                texts[tensor] = _clip(f"= {text_of(node.value)}")
         if graph.error is not None and graph.error.node == step.node:  # the call that raised
             message = " ".join(graph.error.message.split())
             if len(message) > ERROR_BADGE_CHARS:
@@ -139,16 +150,14 @@ def badge_track(graph: Graph) -> BadgeTrack:
             texts[step.node] = "\n".join(lines)
         forward.append(texts)
     between = _tensor_between(graph)
-    outputs_of: dict[str, list[str]] = {}
+    outputs_of: dict[str, dict[str, None]] = {}  # op -> its output tensors, in order, once
     for (op, _), tensor in between.items():
-        if tensor not in outputs_of.setdefault(op, []):
-            outputs_of[op].append(tensor)
+        outputs_of.setdefault(op, {})[tensor] = None
     for edge in graph.edges:  # outputs nobody consumed (the loss) still get their gradient
         if isinstance(by_id.get(edge.source), OpNode) and isinstance(
             by_id.get(edge.target), TensorNode
         ):
-            if edge.target not in outputs_of.setdefault(edge.source, []):
-                outputs_of[edge.source].append(edge.target)
+            outputs_of.setdefault(edge.source, {})[edge.target] = None
     backward = []
     for record in graph.backward:
         arrivals: dict[str, _Arrival] = {}
@@ -176,7 +185,7 @@ def badge_track(graph: Graph) -> BadgeTrack:
                 if tensor is not None:
                     arrivals.setdefault(tensor, _Arrival()).parts.append(grad)
                     touched.append(tensor)
-            for tensor in outputs_of.get(step.node, []):
+            for tensor in outputs_of.get(step.node, {}):
                 arrival = arrivals.setdefault(tensor, _Arrival())
                 arrival.total = record.tensor_grads.get(tensor, arrival.total)
                 touched.append(tensor)

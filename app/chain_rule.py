@@ -176,8 +176,14 @@ def _meet(parts: list[GradientPart], total: TensorData) -> GradientMeet:
     return new_gradient_meet(parts=parts, total=total, text=f"{text} = {_data_text(total, small)}")
 
 
-def _accumulation(op: OpNode, step: BackwardStep, record: BackwardPass, name: str) -> Accumulation:
+def _accumulation(
+    op: OpNode, step: BackwardStep, record: BackwardPass, name: str
+) -> Accumulation | None:
+    """leaf.grad before + added = after; None when no gradient arrived (a custom backward
+    may return None for an input)."""
     added = step.grad_outputs[0] if step.grad_outputs else None
+    if added is None:
+        return None
     after = record.grads.get(op.variable or "")
     before = step.grad_before
     small = _is_small(*(d for d in (added, after, before) if d is not None))

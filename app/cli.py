@@ -37,8 +37,8 @@ def _record(args: argparse.Namespace) -> Any:
     """The program's Graph: in this process (the file is the user's own) or, with --sandbox,
     jailed exactly as the server would run it. Exits through UsageError / _Refused."""
     from app.config import get_settings
-    from app.errors import DeviceUnavailable, LimitExceeded
-    from app.schemas import Graph, TraceRequest
+    from app.errors import BadAnswer, DeviceUnavailable, LimitExceeded
+    from app.schemas import TraceRequest
 
     code = _read_program(args.file)
     settings = get_settings()
@@ -52,9 +52,9 @@ def _record(args: argparse.Namespace) -> Any:
         except LimitExceeded as exc:
             raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
     from app.sandbox.pool import WorkerPool
-    from app.tracing import TraceFailure
+    from app.tracing import RECORDING, TraceFailure
 
-    pool = WorkerPool(settings)
+    pool = WorkerPool(settings, RECORDING)
     pool.start()
     try:
         payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()
@@ -67,7 +67,12 @@ def _record(args: argparse.Namespace) -> Any:
         raise _Refused(f"{what}: {detail.message}") from None
     finally:
         pool.close()
-    return Graph.model_validate_json(payload)
+    from app.graph_jobs import GraphBounds, read_graph
+
+    try:  # what the jailed program sent back is held to the recorder's bounds, as the server does
+        return read_graph(payload, GraphBounds(settings.max_nodes, settings.max_passes))
+    except BadAnswer as exc:
+        raise _Refused(f"the worker's answer was not understood: {exc}") from None
 
 
 class _Refused(Exception):

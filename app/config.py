@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="most edges handed to graphviz: past it ops outside modules are grouped "
         "by source line, then 422 edges",
     )
+    layout_max_cost: int = Field(
+        4_000,
+        ge=100,
+        description="most boxes plus virtual nodes of long edges (a cheap estimate of dot's "
+        "work, made before dot runs) in one layout: past it ops are grouped by source line, "
+        "then 422 layout_cost",
+    )
     max_connections: int = Field(
         1000,
         ge=1,

@@ -35,7 +35,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (content type, file extensi
     "dot": ("text/vnd.graphviz; charset=utf-8", "dot"),
     "html": ("text/html; charset=utf-8", "html"),
 }
-STEP_PATTERN = re.compile(r"^(forward:\d+|backward:\d+:\d+)$")
+STEP_PATTERN = re.compile(r"^(forward:\d{1,9}|backward:\d{1,9}:\d{1,9})$")  # no huge ints
 # Modules of the offline player, dependencies first; imports between them are rewritten.
 PLAYER_MODULES = (
     "dom.js",

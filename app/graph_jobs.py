@@ -6,11 +6,12 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from app.badges import badge_track
 from app.deck import render_deck
-from app.errors import LimitExceeded
+from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep, render
 from app.json_text import model_json_bytes
 from app.layout import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
@@ -19,6 +20,49 @@ from app.pass_view import layout_pass
 from app.schemas import Graph, NoteMessage
 
 BIG_GRAPH_BYTES = 1 << 20  # graphs above this are parsed and laid out in the helper process
+NODE_SLACK = 64  # nodes a recording may hold past max_nodes (the ghost of a failed call)
+
+
+@dataclass(frozen=True)
+class GraphBounds:
+    """What a recording can hold at most: a graph past these did not come from the recorder."""
+
+    max_nodes: int
+    max_passes: int
+
+
+def read_graph(payload: bytes, bounds: GraphBounds | None) -> Graph:
+    """Parse a worker's Graph JSON and check it against the bounds of a recording (BadAnswer).
+
+    The worker's program may have written this JSON itself: it is held to the schema (the
+    parser also bounds its depth) and to the counts the recorder keeps to, so that every job
+    after it works on a graph of known size."""
+    try:
+        graph = Graph.model_validate_json(payload)
+    except ValueError as exc:  # pydantic's ValidationError, with the JSON's own errors
+        raise BadAnswer(f"not a Graph: {_first_error(exc)}") from None
+    if bounds is not None:
+        if len(graph.nodes) > bounds.max_nodes + NODE_SLACK:
+            raise BadAnswer(f"{len(graph.nodes)} nodes, over the recorder's limit")
+        if len(graph.backward) > bounds.max_passes:
+            raise BadAnswer(f"{len(graph.backward)} backward passes, over the recorder's limit")
+        if len(graph.forward) > len(graph.nodes):
+            raise BadAnswer("more forward steps than nodes")
+    ids = {node.id for node in graph.nodes}
+    if len(ids) != len(graph.nodes):
+        raise BadAnswer("two nodes share an id")
+    if any(e.source not in ids or e.target not in ids for e in graph.edges):
+        raise BadAnswer("an edge to a node that is not in the graph")
+    return graph
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    try:
+        first = errors()[0] if errors is not None else {}
+        return f"{first.get('type')} at {'.'.join(map(str, first.get('loc', ())))[:200]}"
+    except Exception:  # an error that cannot describe itself is still a bad answer
+        return type(exc).__name__
 
 
 def add_default_layout(graph: Graph, limits: DotLimits) -> bool:
@@ -62,10 +106,12 @@ def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
     return render(graph, fmt, expanded, step, theme, lang, limits, narration)
 
 
-def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
+def run_job(
+    job: str, payload: bytes, args: tuple[Any, ...], bounds: GraphBounds | None = None
+) -> tuple[str, Any]:
     """Parse a graph's JSON and run one job on it; failures come back as plain tuples."""
     try:
-        return "ok", do_job(Graph.model_validate_json(payload), job, args)
+        return "ok", do_job(read_graph(payload, bounds), job, args)
     except LimitExceeded as exc:
         return "limit", (exc.limit, exc.message)
     except LayoutBusy as exc:
@@ -76,6 +122,10 @@ def run_job(job: str, payload: bytes, args: tuple[Any, ...]) -> tuple[str, Any]:
         return "badstep", str(exc)
     except RendererUnavailable as exc:
         return "norenderer", str(exc)
+    except BadAnswer as exc:
+        return "bad", str(exc)
+    except Exception as exc:  # a graph that breaks a job: an answer the server cannot use
+        return "bad", f"{type(exc).__name__} in the {job} job"
 
 
 def unpack(outcome: tuple[str, Any]) -> Any:
@@ -90,8 +140,9 @@ def unpack(outcome: tuple[str, Any]) -> Any:
         "failed": DotFailed,
         "badstep": BadStep,
         "norenderer": RendererUnavailable,
+        "bad": BadAnswer,
     }
-    raise errors[kind](value)
+    raise errors.get(kind, BadAnswer)(value)
 
 
 class GraphHelper:
@@ -101,13 +152,19 @@ class GraphHelper:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def submit(self, job: str, payload: bytes, args: tuple[Any, ...]) -> concurrent.futures.Future:
-        """Run run_job in the helper process."""
+    def submit(
+        self, job: str, payload: bytes, args: tuple[Any, ...], bounds: GraphBounds | None = None
+    ) -> concurrent.futures.Future:
+        """Run run_job in the helper process (a new one when the last one died)."""
         with self._lock:
-            if self._executor is None:
-                context = multiprocessing.get_context("spawn")  # never fork a threaded server
-                self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-            return self._executor.submit(run_job, job, payload, args)
+            if self._executor is not None:
+                try:
+                    return self._executor.submit(run_job, job, payload, args, bounds)
+                except concurrent.futures.BrokenExecutor:  # killed, out of memory: start again
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+            context = multiprocessing.get_context("spawn")  # never fork a threaded server
+            self._executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+            return self._executor.submit(run_job, job, payload, args, bounds)
 
     def close(self) -> None:
         """Stop the helper process, if it was started."""

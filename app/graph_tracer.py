@@ -1319,7 +1319,7 @@ class _WarningsAsNotes(warnings.catch_warnings):
                 f"{category.__name__}{where}: {message}",
                 category=category.__name__,
                 line=line,
-                message=str(message),
+                message=_printed(message),
             )
 
         warnings.showwarning = show
@@ -1332,8 +1332,17 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         if frame.f_code.co_filename == PROGRAM_FILENAME:
             line = lineno
-    message = str(exc.msg if isinstance(exc, SyntaxError) else exc) or type(exc).__name__
+    message = _printed(exc.msg if isinstance(exc, SyntaxError) else exc) or type(exc).__name__
     return ErrorInfo(type=type(exc).__name__, message=message[:2000], line=line)
+
+
+def _printed(value: object) -> str:
+    """str(value), or a stand-in when the program's own __str__ fails (as Python prints it)."""
+    try:
+        text = str(value)
+    except Exception:
+        return "<exception str() failed>"
+    return text if isinstance(text, str) else ""
 
 
 _OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
@@ -1400,8 +1409,8 @@ def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> Non
         pass
     except MemoryError:
         raise LimitExceeded("memory", "the program ran out of its memory limit") from None
-    except Exception as exc:  # the program's own failure is part of the recording
-        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY):
+    except BaseException as exc:  # the program's own failure, KeyboardInterrupt included
+        if isinstance(exc, RuntimeError) and any(m in _printed(exc) for m in _OUT_OF_MEMORY):
             raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None
         recorder.graph.error = _error_info(exc)
         if recorder.recording:

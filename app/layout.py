@@ -59,6 +59,7 @@ class DotLimits:
     seconds: float = 30.0
     memory_mb: int = 1024
     max_edges: int = 20_000
+    max_cost: int = 4_000  # layout_cost past which dot is not started
 
 
 # One dot per core at a time, for the whole process: a layout past that waits for a slot.
@@ -215,6 +216,48 @@ def _visible_edges(graph: Graph, units: _Units) -> int:
     return sum(1 for a, b in pairs if a != b)
 
 
+def layout_cost(graph: Graph, units: _Units) -> int:
+    """A cheap estimate of dot's work on a view: its boxes plus the virtual nodes dot adds
+    along every edge that spans more than one rank. Linear in the graph.
+
+    dot's time grows much faster than its input where many long edges run side by side (140
+    `torch.cat` of all earlier tensors made it run out of time on a few hundred boxes); the
+    virtual nodes are what it orders and places. Ranks are longest paths from the sources,
+    each box then pulled down to just above its first consumer, as dot's ranking does; the
+    edge beside a leaf's AccumulateGrad does not constrain ranks and is left out."""
+    unit_of = units.unit_of
+    by_id = {n.id: n for n in graph.nodes}
+    pairs: set[tuple[str, str]] = set()
+    for edge in graph.edges:
+        node = by_id.get(edge.source)
+        if isinstance(node, OpNode) and node.variable == edge.target:
+            continue
+        pair = (unit_of[edge.source], unit_of[edge.target])
+        if pair[0] != pair[1]:
+            pairs.add(pair)
+    boxes = set(unit_of.values())
+    successors: dict[str, list[str]] = defaultdict(list)
+    waiting = dict.fromkeys(boxes, 0)
+    for source, target in pairs:
+        successors[source].append(target)
+        waiting[target] += 1
+    rank = dict.fromkeys(boxes, 0)
+    ready = [box for box, count in waiting.items() if count == 0]
+    order: list[str] = []
+    while ready:
+        box = ready.pop()
+        order.append(box)
+        for target in successors[box]:
+            rank[target] = max(rank[target], rank[box] + 1)
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                ready.append(target)
+    for box in reversed(order):  # boxes in a cycle keep the rank their ranked inputs gave
+        if successors[box]:
+            rank[box] = max(rank[box], min(rank[t] for t in successors[box]) - 1)
+    return len(boxes) + sum(max(0, abs(rank[t] - rank[s]) - 1) for s, t in pairs)
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
@@ -351,7 +394,8 @@ def visible_boxes(
     limits = limits or DotLimits()
     groups = node_groups(graph)
     units = _units(graph, groups, expanded)
-    if _visible_edges(graph, units) > limits.max_edges:
+    too_big = _visible_edges(graph, units) > limits.max_edges
+    if too_big or layout_cost(graph, units) > limits.max_cost:
         by_line = node_groups(graph, by_line=True)
         if by_line != groups:
             groups, units = by_line, _units(graph, by_line, expanded)
@@ -361,6 +405,13 @@ def visible_boxes(
                 "edges",
                 f"{edges} edges would be visible; the limit is {limits.max_edges}: "
                 "collapse modules or line groups",
+            )
+        cost = layout_cost(graph, units)
+        if cost > limits.max_cost:
+            raise LimitExceeded(
+                "layout_cost",
+                f"this view would cost graphviz about {cost} placements; the limit is "
+                f"{limits.max_cost} (set AE_LAYOUT_MAX_COST): collapse modules or line groups",
             )
     boxes = _boxes(graph, units, groups)
     _reserve_badges(graph, boxes, room)

@@ -10,13 +10,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from app import __version__
+from app import __version__, error_handlers
 from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
 from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
+from app.tracing import RECORDING
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = WorkerPool(settings) if settings.isolation else None
+        pool = WorkerPool(settings, RECORDING) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
         app.state.service = service = TraceService(settings, pool)
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         redirect_slashes=False,
     )
+    error_handlers.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(

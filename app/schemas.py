@@ -399,6 +399,13 @@ class HealthResponse(Contract):
     layers: dict[str, bool] = Field(default_factory=dict)
     layout: bool = Field(True, description="whether graphviz dot is installed")
     notes: list[str] = Field(default_factory=list)
+    workers_ok: bool = Field(
+        True, description="whether the worker parent runs and children's answers are being read"
+    )
+    workers_problem: str | None = Field(
+        None, description="why the workers last stopped (then started again), when they did"
+    )
+    workers_restarts: int = Field(0, description="how often the worker parent was started again")
 
 
 class DeviceInfo(Contract):

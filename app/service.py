@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import ipaddress
 import json
+import logging
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -18,9 +20,9 @@ from app import __version__
 from app.client_slots import ClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
-from app.errors import LimitExceeded
+from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep
-from app.graph_jobs import BIG_GRAPH_BYTES, GraphHelper, do_job, unpack
+from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
 from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
@@ -43,6 +45,7 @@ from app.step_caption import lesson_of, narration_for
 from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
+log = logging.getLogger("autograd_explorer.service")
 
 
 class RateLimited(Exception):
@@ -124,6 +127,13 @@ class RateLimiter:
                 del self._seen[key]
 
 
+def _bad_graph(why: str) -> TraceFailure:
+    return TraceFailure(
+        422,
+        ErrorDetail(type="BadAnswer", message=f"the recorded graph cannot be used: {why}"),
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host in ("localhost", "testclient"):
         return True
@@ -160,10 +170,12 @@ class TraceService:
             seconds=settings.layout_seconds,
             memory_mb=settings.layout_memory_mb,
             max_edges=settings.layout_max_edges,
+            max_cost=settings.layout_max_cost,
         )
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
+        self.bounds = GraphBounds(settings.max_nodes, settings.max_passes)
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
         self.slots = ClientSlots(settings.client_in_flight, settings.client_queue)
 
@@ -254,16 +266,29 @@ class TraceService:
 
     async def _on_graph(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
         """Run a graph job: on the cached parse in a thread, or for a big graph in the helper
-        process, so that no parse of megabytes holds up the event loop."""
-        if len(payload) > BIG_GRAPH_BYTES:
-            future = self.helper.submit(job, payload, args)
-            return unpack(await asyncio.wrap_future(future))
-        return await run_in_threadpool(self._job_here, job, payload, key, args)
+        process, so that no parse of megabytes holds up the event loop. A graph that breaks a
+        job is a 422 BadAnswer (a worker's program may have written it), never a 500."""
+        try:
+            if len(payload) > BIG_GRAPH_BYTES:
+                future = self.helper.submit(job, payload, args, self.bounds)
+                return unpack(await asyncio.wrap_future(future))
+            return await run_in_threadpool(self._job_here, job, payload, key, args)
+        except (BadStep, LimitExceeded, DotFailed, LayoutBusy, LayoutUnavailable):
+            raise
+        except concurrent.futures.BrokenExecutor:  # the helper died; the next job starts one
+            raise TraceFailure(
+                503, ErrorDetail(type="Unavailable", message="the graph helper stopped; retry")
+            ) from None
+        except BadAnswer as exc:
+            raise _bad_graph(str(exc)) from None
+        except Exception as exc:
+            log.error("the %s job failed on a recorded graph: %r", job, exc)
+            raise _bad_graph(f"{type(exc).__name__} in the {job} job") from None
 
     def _job_here(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
         graph = None if job == "trace" else self.graphs.get(key)
         if graph is None:
-            graph = Graph.model_validate_json(payload)
+            graph = read_graph(payload, self.bounds)
             self.graphs.put(key, graph, len(payload) * PARSED_GRAPH_WEIGHT)
         return do_job(graph, job, args)
 

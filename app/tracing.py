@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from app.config import Settings
-from app.errors import DeviceUnavailable, LimitExceeded, PolicyError
+from app.errors import (
+    DeviceUnavailable,
+    LimitExceeded,
+    PolicyError,
+    TraceFailure,
+    limit_failure,
+)
 from app.graph_tracer import TraceOptions
 from app.json_text import model_json_bytes
 from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
+from app.sandbox.wire import Recording
 from app.schemas import ErrorDetail, Graph, TraceRequest
-
-
-@dataclass
-class TraceFailure(Exception):
-    """A trace that produced no graph: status code and the error detail to send."""
-
-    status: int
-    detail: ErrorDetail
 
 
 def options_from(settings: Settings) -> TraceOptions:
@@ -38,11 +35,6 @@ def limits_from(settings: Settings) -> PolicyLimits:
         max_nodes=settings.max_ast_nodes,
         max_nesting=settings.max_nesting,
     )
-
-
-def limit_failure(limit: str, message: str) -> TraceFailure:
-    """A 422 LimitExceeded failure."""
-    return TraceFailure(422, ErrorDetail(type="LimitExceeded", limit=limit, message=message))
 
 
 def trace_code(
@@ -91,3 +83,11 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             f"{settings.max_response_bytes} (set AE_MAX_RESPONSE_BYTES to change it)",
         )
     return payload
+
+
+def rehearse(code: str, settings: Settings) -> None:
+    """Record a constant program as a request would be, without writing an answer (warm-up)."""
+    trace_program(code, "cpu", 0, options_from(settings))
+
+
+RECORDING = Recording(trace_to_json, rehearse)  # what the sandbox's children run

@@ -86,9 +86,12 @@ def fake_dot(tmp_path, monkeypatch):
     """Put a shell script named dot first on PATH; returns a function that writes its body."""
 
     def write(body: str) -> None:
-        script = tmp_path / "dot"
-        script.write_text("#!/bin/sh\n" + body + "\n")
-        script.chmod(0o755)
+        # a new file moved into place: a process forked meanwhile never holds the script open
+        # for writing, which would make its exec fail with "Text file busy"
+        draft = tmp_path / "dot.draft"
+        draft.write_text("#!/bin/sh\n" + body + "\n")
+        draft.chmod(0o755)
+        os.replace(draft, tmp_path / "dot")
 
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     return write

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from app.badges import MAX_BADGE_LINE, badge_lines, badge_track, badges_at, data_text
+from app.badges import (
+    BADGE_PARTS,
+    MAX_BADGE_CHARS,
+    MAX_BADGE_LINE,
+    badge_lines,
+    badge_track,
+    badges_at,
+    data_text,
+)
 from app.examples import get_example
 from app.schemas import TensorData
 from app.tracing import trace_code
@@ -71,3 +79,33 @@ def test_the_call_that_raised_carries_its_error_on_lines_that_fit() -> None:
     assert lines[0] == "✗ RuntimeError"
     assert " ".join(lines[1:]) == graph.error.message  # torch's words, whole
     assert all(len(line) <= MAX_BADGE_LINE for line in lines)
+
+
+def used_n_times(n: int) -> str:
+    return (
+        "import torch\nx = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        f"y = sum(x * i for i in range({n}))\ny.sum().backward()\n"
+    )
+
+
+def test_badges_grow_linearly_with_the_gradients_that_meet() -> None:
+    """x receives one gradient per use: its badge names the first few and counts the rest, so
+    the badges of every step together grow with the steps, not with their square."""
+    sizes = {}
+    for n in (50, 200):
+        track = badge_track(trace_code(used_n_times(n)))
+        sizes[n] = len(track.model_dump_json())
+        assert all(
+            len(text) <= MAX_BADGE_CHARS for step in track.backward[0] for text in step.values()
+        )
+    assert sizes[200] / sizes[50] < 4.5, sizes  # four times the steps; the square would be 16
+
+
+def test_more_gradients_than_shown_are_counted() -> None:
+    graph = trace_code(used_n_times(6))
+    x = tensor_named(graph, "x").id
+    track = badge_track(graph)
+    last = len(track.backward[0]) - 1
+    text = badges_at(track, "backward", 0, last)[x]
+    assert text.count(" + ") == BADGE_PARTS - 1 and f"… {6 - (BADGE_PARTS - 1)} more" in text
+    assert text.endswith("→ .grad [15., 15.]")  # 0 + 1 + ... + 5, as torch sums it

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.deck import DeckOptions
-from app.errors import LimitExceeded
+from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep
-from app.graph_jobs import GraphHelper, do_job, run_job, unpack
+from app.graph_jobs import NODE_SLACK, GraphBounds, GraphHelper, do_job, read_graph, run_job, unpack
 from app.layout import DotLimits
 from app.main import create_app
 from app.tracing import trace_code
@@ -96,3 +96,57 @@ def test_big_graphs_go_through_the_helper_process(monkeypatch) -> None:
         assert bad.status_code == 400 and bad.json()["detail"]["type"] == "BadStep"
         svg = client.post("/api/v1/render", json={"code": SAFE_PROGRAM, "format": "svg"})
         assert svg.status_code == 200 and svg.content.startswith(b"<?xml")
+
+
+def forged(**fields: object) -> bytes:
+    return json.dumps({"device": "cpu", **fields}).encode()
+
+
+def test_a_graph_past_the_recorders_bounds_is_a_bad_answer() -> None:
+    """Every job after the parse (badges, layouts, exports with one dot run per pass) works on
+    a graph no bigger than the recorder makes."""
+    bounds = GraphBounds(max_nodes=10, max_passes=2)
+    graph = read_graph(forged(backward=[{"root": [], "steps": []}] * 2), bounds)
+    assert len(graph.backward) == 2
+    node = trace_code(SAFE_PROGRAM).nodes[0].model_dump(mode="json")
+    bad = [
+        (forged(backward=[{"root": [], "steps": []}] * 3), "backward passes"),
+        (forged(nodes=[{**node, "id": f"t{i}"} for i in range(10 + NODE_SLACK + 1)]), "nodes"),
+        (forged(nodes=[node, node]), "share an id"),
+        (forged(edges=[{"id": "e", "source": "a", "target": "b"}]), "edge"),
+        (b"[" * 10_000, "not a Graph"),
+        (b'{"device": 1}', "not a Graph"),
+    ]
+    for payload, why in bad:
+        with pytest.raises(BadAnswer, match=why):
+            read_graph(payload, bounds)
+        kind, message = run_job("trace", payload, (DotLimits(),), bounds)
+        assert kind == "bad" and why in message
+        with pytest.raises(BadAnswer):
+            unpack((kind, message))
+
+
+def test_a_job_that_breaks_on_a_graph_is_a_bad_answer_not_an_exception(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("app.graph_jobs.badge_track", lambda graph: 1 / 0)
+    kind, message = run_job("trace", forged(), (DotLimits(),))
+    assert kind == "bad" and "ZeroDivisionError" in message
+
+
+def test_a_helper_process_that_dies_is_replaced(payload: bytes) -> None:
+    import concurrent.futures
+
+    helper = GraphHelper()
+    args = ([], DotLimits())
+    try:
+        first = unpack(helper.submit("layout", payload, args).result(timeout=300))
+        for process in list(helper._executor._processes.values()):
+            process.kill()  # as the kernel's OOM killer would
+            process.join()
+        try:  # the job in flight as it died fails (the service answers 503) ...
+            helper.submit("layout", payload, args).result(timeout=300)
+        except concurrent.futures.BrokenExecutor:
+            pass
+        # ... and the next one runs in a new helper process
+        assert unpack(helper.submit("layout", payload, args).result(timeout=300)) == first
+    finally:
+        helper.close()

@@ -17,7 +17,10 @@ from app.layout import (
     DotFailed,
     DotLimits,
     LayoutBusy,
+    _units,
     clip_label,
+    collapsible_groups,
+    layout_cost,
     layout_graph,
     node_groups,
     reading_order,
@@ -376,3 +379,69 @@ def test_reading_order_follows_the_calls_of_the_part_shown() -> None:
         rank = reading_order(part)
         names = {n.label: n.id for n in part.nodes if n.kind == "tensor"}
         assert [n for n in sorted(names, key=lambda k: rank[names[k]])] == ["w", "x", "a", "b", "y"]
+
+
+def cat_of_all_earlier(n: int, one_line: bool) -> str:
+    """A program where each step concatenates every tensor made before it (n*n/2 edges, most
+    of them long): a few hundred boxes that once ran dot out of time."""
+    if one_line:
+        return (
+            "import torch\nx = torch.ones(1, requires_grad=True)\nts = [x]\n"
+            f"for i in range({n}):\n    ts.append(torch.cat(ts)[:1] * 1)\nts[-1].sum().backward()\n"
+        )
+    lines = ["import torch", "t0 = torch.ones(1, requires_grad=True)"]
+    for i in range(1, n + 1):
+        earlier = ", ".join(f"t{j}" for j in range(i))
+        lines.append(f"t{i} = torch.cat([{earlier}])[:1] * 1")
+    return "\n".join([*lines, f"t{n}.sum().backward()", ""])
+
+
+def cost_of(graph, expand_all: bool = True) -> int:  # noqa: ANN001 - a Graph
+    groups = node_groups(graph)
+    expanded = set(collapsible_groups(groups)) if expand_all else set()
+    return layout_cost(graph, _units(graph, groups, expanded))
+
+
+def test_the_layout_cost_grows_with_long_edges_and_spares_the_gallery() -> None:
+    costs = [cost_of(trace_code(cat_of_all_earlier(n, one_line=False))) for n in (5, 10, 20)]
+    assert costs[0] < costs[1] < costs[2] and costs[2] > DotLimits().max_cost
+    for example in all_examples():  # every lesson fully expanded stays under the default
+        assert cost_of(trace_code(example.code)) <= DotLimits().max_cost, example.id
+    assert cost_of(trace_code(get_example("transformer_encoder").code)) > 1000
+
+
+def test_a_view_over_its_cost_is_grouped_by_line_before_dot_runs(monkeypatch) -> None:  # noqa: ANN001
+    graph = trace_code(cat_of_all_earlier(40, one_line=True))
+    assert cost_of(graph) > DotLimits().max_cost
+    boxes, _ = visible_boxes(graph, set())
+    assert len(boxes) < 10  # the loop's line is one box
+    assert_well_placed(layout_graph(graph, [], DotLimits(seconds=60)))
+
+
+def test_a_view_over_its_cost_even_by_line_is_refused_without_dot(monkeypatch) -> None:  # noqa: ANN001
+    graph = trace_code(cat_of_all_earlier(30, one_line=False))
+
+    def no_dot(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("dot ran")
+
+    monkeypatch.setattr("app.layout.run_dot", no_dot)
+    with pytest.raises(LimitExceeded) as refused:
+        layout_graph(graph, [], DotLimits(max_cost=500))
+    assert refused.value.limit == "layout_cost"
+    assert "AE_LAYOUT_MAX_COST" in refused.value.message
+
+
+def test_expanding_the_loop_of_140_concatenations_is_refused_before_dot(monkeypatch) -> None:  # noqa: ANN001
+    """The five-line program that once ran dot to its time limit, twice at once starving every
+    other layout: its loop's line expanded is refused at once, without a dot process."""
+    graph = trace_code(cat_of_all_earlier(140, one_line=True))
+    layout = layout_graph(graph, [], DotLimits(seconds=60))  # collapsed: the loop is one box
+    assert "line:5" in layout.collapsible and len(layout.nodes) <= 3
+
+    def no_dot(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("dot ran")
+
+    monkeypatch.setattr("app.layout.run_dot", no_dot)
+    with pytest.raises(LimitExceeded) as refused:
+        layout_graph(graph, ["line:5"], DotLimits(seconds=60))
+    assert refused.value.limit == "layout_cost"

@@ -48,5 +48,6 @@ def test_wheel_ships_static_templates_and_examples(tmp_path: Path) -> None:
         "app/static/vendor/swagger_ui/LICENSE",
         "app/examples/shared_weight.py",
         "app/sandbox/pool.py",
+        "app/sandbox/worker_parent.py",
     ):
         assert expected in names, expected

@@ -27,7 +27,10 @@ HARMLESS_ESCAPES = [
     ("proc_environ", "print(open('/proc/1/environ', 'rb').read())", 200, (None, "PermissionError")),
     (
         "proc_cmdlines",
-        "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        print(open(f'/proc/{p}/cmdline', 'rb').read())",
+        "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        try:\n"
+        "            print(open(f'/proc/{p}/cmdline', 'rb').read())\n"
+        "        except FileNotFoundError:  # an earlier request's child, ended meanwhile\n"
+        "            pass",
         200,
         None,
     ),

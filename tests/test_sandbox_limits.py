@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.sandbox.limits import MAX_THREADS, ChildLimits, apply
-from app.sandbox.pool import collect_child
+from app.sandbox.worker_parent import collect_child
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux limits")
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.sandbox.pool import SPARE_CHILDREN, _complete
+from app.sandbox.pool import SPARE_CHILDREN
+from app.sandbox.wire import is_complete
 from tests.conftest import SAFE_PROGRAM, w_grad
 from tests.live_server import live_server
 
@@ -29,7 +30,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def python_descendants(pid: int) -> list[int]:
-    """Python processes below pid: the zygote (inside the jail's processes) and its children."""
+    """Python processes below pid: the worker parent (inside the jail's processes) and its children."""
     found, stack = [], children_of(pid)
     while stack:
         child = stack.pop()
@@ -46,13 +47,13 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def zygote_children(zygote: int) -> list[int]:
+def parent_children(parent: int) -> list[int]:
     """The worker parent's own children (requests running, spares waiting), by process id."""
-    pythons = {*python_descendants(zygote), zygote}
+    pythons = {*python_descendants(parent), parent}
     found = []
     for pid in pythons:
         try:
-            if parent_of(pid) in pythons and pid != zygote:
+            if parent_of(pid) in pythons and pid != parent:
                 found.append(pid)
         except (FileNotFoundError, ProcessLookupError):
             continue
@@ -103,8 +104,8 @@ def test_each_request_gets_its_own_child_that_sees_nothing_of_the_one_before() -
 def test_a_spare_is_limited_before_any_request_and_replaced_after_one() -> None:
     settings = Settings(workers=1, cpu_seconds=7, wall_seconds=1)
     with live_server(settings) as (base, app):
-        zygote = app.state.service.pool.zygote_pid
-        (spare,) = wait_for(lambda: zygote_children(zygote))
+        parent = app.state.service.pool.worker_parent_pid
+        (spare,) = wait_for(lambda: parent_children(parent))
         # limits and seccomp are on while it waits, before it has read any request
         wait_for(lambda: proc_field(spare, "status", "Seccomp:") == "2")
         assert proc_field(spare, "limits", "Max cpu time").split()[:2] == ["7", "8"]
@@ -121,16 +122,16 @@ def test_a_spare_is_limited_before_any_request_and_replaced_after_one() -> None:
         assert cpu_used < 1.0  # nor does the CPU limit: waiting used none
         # the spare served that request and exits; a new one waits in its place
         wait_for(lambda: not Path(f"/proc/{spare}").exists())
-        (replacement,) = wait_for(lambda: zygote_children(zygote))
+        (replacement,) = wait_for(lambda: parent_children(parent))
         assert replacement != spare
 
 
 def test_a_killed_spare_is_replaced() -> None:
     with live_server(Settings(workers=1)) as (base, app):
-        zygote = app.state.service.pool.zygote_pid
-        (spare,) = wait_for(lambda: zygote_children(zygote))
+        parent = app.state.service.pool.worker_parent_pid
+        (spare,) = wait_for(lambda: parent_children(parent))
         os.kill(spare, 9)
-        (replacement,) = wait_for(lambda: [p for p in zygote_children(zygote) if p != spare])
+        (replacement,) = wait_for(lambda: [p for p in parent_children(parent) if p != spare])
         response = httpx.post(
             f"{base}/api/v1/trace", json={"code": SAFE_PROGRAM, "seed": 3}, timeout=60
         )
@@ -139,18 +140,18 @@ def test_a_killed_spare_is_replaced() -> None:
 
 
 def test_an_answer_is_complete_only_with_the_body_its_header_announces() -> None:
-    assert _complete(bytearray(b'{"status": 200, "bytes": 4}\nabcd'))
-    assert not _complete(bytearray(b'{"status": 200, "bytes": 5}\nabcd'))  # cut short
-    assert not _complete(bytearray(b'{"status": 200}\nabcd'))
-    assert not _complete(bytearray(b'{"status": 200, "bytes": 4'))
-    assert not _complete(bytearray(b""))
+    assert is_complete(bytearray(b'{"type": "Graph", "bytes": 4}\nabcd'))
+    assert not is_complete(bytearray(b'{"type": "Graph", "bytes": 5}\nabcd'))  # cut short
+    assert not is_complete(bytearray(b'{"type": "Graph"}\nabcd'))
+    assert not is_complete(bytearray(b'{"type": "Graph", "bytes": 4'))
+    assert not is_complete(bytearray(b""))
 
 
 def test_twenty_concurrent_loops_all_time_out_while_health_answers() -> None:
     settings = Settings(workers=4, queue_size=20, wall_seconds=2, cpu_seconds=10)
     with live_server(settings) as (base, app):
         pool = app.state.service.pool
-        zygote = pool.zygote_pid
+        parent = pool.worker_parent_pid
         with concurrent.futures.ThreadPoolExecutor(max_workers=21) as executor:
             futures = [
                 executor.submit(
@@ -170,10 +171,10 @@ def test_twenty_concurrent_loops_all_time_out_while_health_answers() -> None:
             assert response.status_code == 422
             assert response.json()["detail"]["limit"] in ("wall_time", "cpu_time")
         # the same worker parent serves on, with every child gone and a fresh one per request
-        assert pool.zygote_pid == zygote and pool.alive
-        # the zygote itself and its spares, no child of a request left
-        wait_for(lambda: len(zygote_children(zygote)) == SPARE_CHILDREN)
-        assert len(python_descendants(zygote)) == 1 + SPARE_CHILDREN
+        assert pool.worker_parent_pid == parent and pool.alive
+        # the parent itself and its spares, no child of a request left
+        wait_for(lambda: len(parent_children(parent)) == SPARE_CHILDREN)
+        assert len(python_descendants(parent)) == 1 + SPARE_CHILDREN
         after = httpx.post(
             f"{base}/api/v1/trace", json={"code": SAFE_PROGRAM, "seed": 77}, timeout=30
         )
@@ -202,7 +203,7 @@ def test_a_killed_worker_parent_is_replaced() -> None:
     settings = Settings(workers=1, queue_size=4, wall_seconds=3)
     with live_server(settings) as (base, app):
         pool = app.state.service.pool
-        old = pool.zygote_pid
+        old = pool.worker_parent_pid
         os.kill(old, 9)
         statuses = []
         deadline = time.monotonic() + 120
@@ -217,4 +218,4 @@ def test_a_killed_worker_parent_is_replaced() -> None:
             assert response.status_code == 503 and response.headers["retry-after"].isdigit()
             time.sleep(0.2)
         assert statuses[-1] == 200 and w_grad(response.json()) == [5.0]
-        assert pool.zygote_pid != old and pool.restarts == 1
+        assert pool.worker_parent_pid != old and pool.restarts == 1

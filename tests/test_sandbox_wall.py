@@ -226,11 +226,13 @@ def test_the_environment_holds_no_secret(server: Server) -> None:
     assert outcomes["self_environ"].startswith("ok b'PATH=")
     assert outcomes["init_environ"] == "PermissionError"
     pids = eval(outcomes["pids"])  # noqa: S307 - a list of numbers this test printed
-    # bwrap, the zygote, this child, the spare waiting for the next request (+ one exiting)
+    # bwrap, the worker parent, this child, the spare waiting for the next request (+ one exiting)
     assert {1, 2} <= set(pids) and len(pids) <= 2 + 1 + SPARE_CHILDREN + 1
     cmdlines = [outcomes[f"{pid}_cmdline"] for pid in pids]
     # only the jail's own processes are visible: bubblewrap and the worker parent's Python
-    assert all("bwrap" in line or "app.sandbox.pool" in line for line in cmdlines), cmdlines
+    assert all("bwrap" in line or "app.sandbox.worker_parent" in line for line in cmdlines), (
+        cmdlines
+    )
     for pid in pids:  # unreadable, or the jail's own short environment
         environ = outcomes[f"{pid}_environ"]
         assert environ == "PermissionError" or environ.startswith("ok b'PATH=/usr/bin:/bin")
@@ -298,7 +300,7 @@ def test_no_new_processes(server: Server) -> None:
 
 def test_no_signal_reaches_another_process(server: Server) -> None:
     pool = server.app.state.service.pool
-    zygote = pool.zygote_pid
+    parent = pool.worker_parent_pid
     numbers = SYSCALLS.get(platform.machine(), {})
     # real, harmful values: were any of these allowed, the worker parent or the jail would die,
     # or every later child would inherit a crippled limit, priority or processor set
@@ -339,7 +341,7 @@ def test_no_signal_reaches_another_process(server: Server) -> None:
         assert outcomes[label] == "PermissionError", (label, outcomes[label])
     # a program still limits and signals itself
     assert outcomes["own_limit"] == "ok None" and outcomes["own_signal"] == "ok None"
-    assert pool.zygote_pid == zygote
+    assert pool.worker_parent_pid == parent
     server.still_serving()
 
 

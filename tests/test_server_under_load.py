@@ -69,6 +69,7 @@ def test_dense_graph_is_laid_out_and_rendered_while_health_stays_quick() -> None
         "wall_seconds": 60,
         "cpu_seconds": 60,
         "layout_max_edges": 100_000,  # let the flat view reach graphviz, to be bounded there
+        "layout_max_cost": 10**9,
         "layout_seconds": 5,
         "layout_memory_mb": 512,
     }

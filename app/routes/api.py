@@ -74,6 +74,7 @@ async def health(service: ServiceDep) -> HealthResponse:
     """Whether the server is up, its versions, CUDA, and which isolation layers are active."""
     cuda = service.pool.cuda if service.pool is not None else torch.cuda.is_available()
     layout = dot_available()
+    pool = service.pool
     return HealthResponse(
         status="ok",
         version=__version__,
@@ -82,6 +83,9 @@ async def health(service: ServiceDep) -> HealthResponse:
         layers=service.layers(),
         layout=layout,
         notes=[] if layout else [INSTALL_HINT],
+        workers_ok=pool.alive if pool is not None else True,
+        workers_problem=pool.problem if pool is not None else None,
+        workers_restarts=pool.restarts if pool is not None else 0,
     )
 
 
