@@ -90,7 +90,7 @@ def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
     """One job on a parsed graph.
 
     ("trace", (limits,)) -> (answer bytes with badges and the default layout, cacheable);
-    ("layout", (expanded, pass_index, limits)) -> layout JSON bytes;
+    ("layout", (expanded, pass_index, aspect, limits)) -> layout JSON bytes;
     ("render", (fmt, expanded, step, theme, lang, narration, limits)) -> export bytes;
     ("deck", (options, narration, limits)) -> the deck's file."""
     if job == "trace":
@@ -98,7 +98,8 @@ def do_job(graph: Graph, job: str, args: tuple[Any, ...]) -> Any:
         complete = add_default_layout(graph, *args)
         return model_json_bytes(graph), complete
     if job == "layout":
-        return layout_pass(graph, *args).model_dump_json().encode()
+        expanded, pass_index, aspect, limits = args
+        return layout_pass(graph, expanded, pass_index, limits, aspect).model_dump_json().encode()
     if job == "deck":
         options, narration, limits = args
         return render_deck(graph, options, narration, limits)

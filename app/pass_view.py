@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from app.badges import badge_track, widest_badges
+from app.column_wrap import DEFAULT_ASPECT
 from app.layout import BadgeRoom, DotLimits, layout_graph, reading_order
 from app.schemas import Graph, Layout, OpNode, TensorNode
 
@@ -57,14 +58,16 @@ def layout_pass(
     expanded: list[str] | set[str],
     pass_index: int | None,
     limits: DotLimits | None = None,
+    aspect: float = DEFAULT_ASPECT,
 ) -> Layout:
-    """Positions of one pass's part of the graph (all of it for one-pass programs)."""
+    """Positions of one pass's part of the graph (all of it for one-pass programs), for a frame
+    of this aspect."""
     shown = pass_index if splits_by_pass(graph) else None
     room = None
     if shown is not None:
         shown = min(max(shown, 0), len(graph.backward) - 1)
         room = alike_badge_room(graph, shown)
-    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits, room=room)
+    layout = layout_graph(pass_subgraph(graph, shown), expanded, limits, aspect, room=room)
     layout.pass_index = shown
     return layout
 

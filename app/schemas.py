@@ -467,6 +467,14 @@ class LayoutRequest(TraceRequest):
     pass_index: int | None = Field(
         None, ge=0, le=10_000, description="lay out only this pass's part of a multi-pass graph"
     )
+    aspect: float = Field(
+        2.0,
+        ge=0.25,
+        le=8.0,
+        allow_inf_nan=False,
+        description="width / height of the frame the graph is shown in: a tall graph wraps "
+        "into columns where that shows it larger",
+    )
 
 
 class ExampleSummary(Contract):

@@ -326,13 +326,15 @@ class TraceService:
     async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         trace_request, key = self._program_of(request)
-        layout_key = (key, "layout", tuple(sorted(set(request.expanded))), request.pass_index)
+        aspect = round(request.aspect, 1)  # frames of nearly one shape share a layout
+        expanded = tuple(sorted(set(request.expanded)))
+        layout_key = (key, "layout", expanded, request.pass_index, aspect)
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
         self.rate.check(client)
         result = await self._graphviz(
-            "layout", trace_request, key, request.expanded, request.pass_index
+            "layout", trace_request, key, request.expanded, request.pass_index, aspect
         )
         self.layouts.put(layout_key, result, len(result))
         return result

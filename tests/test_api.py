@@ -354,3 +354,17 @@ def test_trace_carries_rules_and_examples_carry_narration(api_client: TestClient
     ]
     assert acc["rule"]["meet"]["text"] in ("2 + 3 = 5", "3 + 2 = 5")
     assert steps[0]["rule"]["expression"] == "y = a * b"
+
+
+def test_a_layout_is_made_for_the_frame_it_is_asked_for(api_client: TestClient) -> None:
+    code = "import torch\nx = torch.tensor([0.5], requires_grad=True)\ny = x\n" + "".join(
+        f"y = torch.sin(y) * {i + 2}\n" for i in range(8)
+    )
+    wide = api_client.post("/api/v1/layout", json={"code": code, "aspect": 2.0}).json()
+    upright = api_client.post("/api/v1/layout", json={"code": code, "aspect": 0.5}).json()
+    assert wide["width"] / wide["height"] > 1.0 > upright["width"] / upright["height"]
+    assert {n["id"] for n in wide["nodes"]} == {n["id"] for n in upright["nodes"]}
+    for aspect in (0, 100, "NaN", "Infinity"):
+        bad = api_client.post("/api/v1/layout", json={"code": code, "aspect": aspect})
+        assert bad.status_code == 422, aspect
+    assert api_client.get("/api/v1/health").status_code == 200

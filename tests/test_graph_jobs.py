@@ -30,7 +30,7 @@ def test_jobs_in_the_helper_process_equal_jobs_here(payload: bytes) -> None:
     try:
         for job, args in (
             ("trace", (DotLimits(),)),
-            ("layout", ([], DotLimits())),
+            ("layout", ([], None, 2.0, DotLimits())),
             ("render", ("dot", [], None, "light", "en", None, DotLimits())),
         ):
             remote = unpack(helper.submit(job, payload, args).result(timeout=300))
@@ -47,7 +47,7 @@ def test_failures_come_back_as_their_own_exceptions(payload: bytes) -> None:
             run_job("render", payload, ("svg", [], "forward:99", "light", "en", None, DotLimits()))
         )
     with pytest.raises(LimitExceeded) as hit:
-        unpack(run_job("layout", payload, (["line:4"], None, DotLimits(max_edges=1))))
+        unpack(run_job("layout", payload, (["line:4"], None, 2.0, DotLimits(max_edges=1))))
     assert hit.value.limit == "edges"
     with pytest.raises(BadStep):
         unpack(run_job("deck", payload, (DeckOptions(format="pdf", steps="90-99"), None, None)))
@@ -136,7 +136,7 @@ def test_a_helper_process_that_dies_is_replaced(payload: bytes) -> None:
     import concurrent.futures
 
     helper = GraphHelper()
-    args = ([], DotLimits())
+    args = ([], None, 2.0, DotLimits())
     try:
         first = unpack(helper.submit("layout", payload, args).result(timeout=300))
         for process in list(helper._executor._processes.values()):

@@ -3,7 +3,7 @@ import * as api from "./api.js";
 import { el, clear } from "./dom.js";
 import { describeDevices } from "./devices.js";
 import { createEditor } from "./editor.js";
-import { GraphView, scaleForText } from "./graph-view.js";
+import { GraphView, LAYOUT_ASPECT, scaleForText, wantsOwnLayout } from "./graph-view.js";
 import { createTranslator, preferredLanguage, rememberLanguage, storage, translatePage } from "./i18n.js";
 import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
@@ -344,8 +344,12 @@ class Explorer {
   async layoutFor(pass) {
     const graph = this.graph;
     const perPass = graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== undefined;
-    if (!this.expanded.length && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
-    return api.layout({ code: this.code, device: this.device, expanded: this.expanded, pass: perPass ? pass : null }).catch((error) => {
+    // a frame far from the usual wide shape (a phone held upright) gets a layout made for it
+    const aspect = this.view.frameAspect();
+    const own = Boolean(graph.layout) && wantsOwnLayout(aspect);
+    if (!own && !this.expanded.length && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
+    const request = { code: this.code, device: this.device, expanded: this.expanded, pass: perPass ? pass : null, aspect: own ? aspect : LAYOUT_ASPECT };
+    return api.layout(request).catch((error) => {
       this.showFailure(error);
       return graph.layout;
     });

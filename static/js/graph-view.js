@@ -12,6 +12,14 @@ export function tensorKind(node) {
 const BADGE_FONT = 14; // px, monospace: about 0.6 em per character
 export const SMALLEST_FONT = 14; // px at scale 1: subtitles, badges and frame labels
 
+// The frame shape the server lays graphs out for unless asked for another (app/column_wrap.py).
+export const LAYOUT_ASPECT = 2;
+
+// Whether a frame of this width / height is shaped differently enough to want its own layout.
+export function wantsOwnLayout(aspect) {
+  return Number.isFinite(aspect) && aspect > 0 && Math.abs(Math.log(aspect / LAYOUT_ASPECT)) > Math.log(1.3);
+}
+
 // The smallest scale at which the graph's smallest text shows at px on screen.
 export function scaleForText(px) {
   return px / SMALLEST_FONT;
@@ -336,6 +344,12 @@ export class GraphView {
     this.notice.hidden = this.fits;
     this.notice.textContent = this.fits ? "" : this.t(this.overview ? "overviewNotice" : "followNotice");
     if (!whole && this.lastCurrent) this.follow(this.lastCurrent, true);
+  }
+
+  // Width / height of the room the graph is drawn in.
+  frameAspect() {
+    const rect = this.container.getBoundingClientRect();
+    return (rect.width - this.reserveRight) / Math.max(1, rect.height - this.reservedTop());
   }
 
   // Height at the top of the frame that shown overlays cover.
