@@ -17,6 +17,7 @@ from app.resources import static_dir
 from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
+from app.web_headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(ForwardedFor, proxies=settings.proxy_networks())
+    app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(api_docs.router)

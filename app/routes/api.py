@@ -39,10 +39,12 @@ from app.service import (
     TraceFailure,
     TraceService,
 )
+from app.site_guard import same_site_only
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
     400: {"model": ErrorResponse, "description": "the policy refused the program"},
+    403: {"model": ErrorResponse, "description": "another site's page sent the request"},
     413: {"model": ErrorResponse, "description": "the request body is too large"},
     422: {
         "model": ErrorResponse,
@@ -65,6 +67,7 @@ def get_service(request: Request) -> TraceService:
 
 
 ServiceDep = Annotated[TraceService, Depends(get_service)]
+RUNS_WORK = [Depends(same_site_only)]  # endpoints that run a program or graphviz
 
 
 @router.get("/health", response_model=HealthResponse, responses=ok(api_examples.HEALTH))
@@ -121,7 +124,12 @@ async def _answer(
     return Response(content=payload, media_type=media_type, headers=headers)
 
 
-@router.post("/trace", response_model=Graph, responses={**ok(api_examples.GRAPH), **ERRORS})
+@router.post(
+    "/trace",
+    response_model=Graph,
+    responses={**ok(api_examples.GRAPH), **ERRORS},
+    dependencies=RUNS_WORK,
+)
 async def trace(
     body: Annotated[TraceRequest, Body(openapi_examples=api_examples.TRACE_REQUESTS)],
     request: Request,
@@ -133,7 +141,10 @@ async def trace(
 
 
 @router.post(
-    "/layout", response_model=Layout, responses={**ok(api_examples.GRAPH["layout"]), **ERRORS}
+    "/layout",
+    response_model=Layout,
+    responses={**ok(api_examples.GRAPH["layout"]), **ERRORS},
+    dependencies=RUNS_WORK,
 )
 async def layout(
     body: Annotated[LayoutRequest, Body(openapi_examples=api_examples.LAYOUT_REQUESTS)],
@@ -164,7 +175,7 @@ async def _render(body: RenderRequest, request: Request, service: TraceService) 
     return await _answer(service.render(body, client), media_type, headers)
 
 
-@router.post("/render", response_class=Response, responses=RENDER_RESPONSES)
+@router.post("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_post(
     body: Annotated[RenderRequest, Body(openapi_examples=api_examples.RENDER_REQUESTS)],
     request: Request,
@@ -174,7 +185,7 @@ async def render_post(
     return await _render(body, request, service)
 
 
-@router.get("/render", response_class=Response, responses=RENDER_RESPONSES)
+@router.get("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_get(
     request: Request,
     service: ServiceDep,
