@@ -77,6 +77,24 @@ class Settings(BaseSettings):
         gt=0,
         description="a connection whose request headers are not complete by then is closed",
     )
+    max_connections_per_address: int = Field(
+        400,
+        ge=1,
+        description="open HTTP connections from one address (trusted proxies excepted); past "
+        "it new connections are closed at once",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a request whose body is not complete this long after its headers gets 408 "
+        "and its connection is closed",
+    )
+    write_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a connection whose client has read nothing of its answer for this long is "
+        "closed and the answer dropped",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses or networks of reverse proxies whose "
