@@ -100,13 +100,38 @@ class Settings(BaseSettings):
         description="comma-separated addresses or networks of reverse proxies whose "
         "X-Forwarded-For names the client; none by default",
     )
-    rate_limit_per_minute: int = Field(60, ge=0)
+    rate_limit_per_minute: int = Field(
+        60,
+        ge=0,
+        description="traces, layouts and exports one client (session) may ask for a minute, "
+        "answers from the cache included (0: no limit)",
+    )
     rate_limit_localhost: bool = False
     client_in_flight: int = Field(
-        2, ge=0, description="traces one client may have running at once (0: no cap)"
+        2,
+        ge=0,
+        description="traces, layouts and exports one client (session) may have running at once "
+        "(0: no cap)",
     )
     client_queue: int = Field(
-        4, ge=0, description="further traces of one client that wait; past them, 503"
+        4, ge=0, description="further requests of one client that wait; past them, 503"
+    )
+    address_requests: int = Field(
+        200,
+        ge=0,
+        description="requests running or waiting at once from one address over all its "
+        "sessions (a class behind one NAT shares an address); past it, 503 (0: no ceiling)",
+    )
+    address_rate_limit_per_minute: int = Field(
+        3000,
+        ge=0,
+        description="requests a minute from one address over all its sessions (0: no ceiling)",
+    )
+    session_key: str = Field(
+        "",
+        repr=False,
+        description="the key that signs session cookies and tokens; empty: a random key at "
+        "each start (sessions then end with a restart)",
     )
     allow_cuda: bool = True
     isolation: bool = True

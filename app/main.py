@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.client_identity import SESSION_HEADER, SessionSigner
 from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
@@ -47,13 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         redirect_slashes=False,
     )
+    app.state.sessions = SessionSigner.from_setting(settings.session_key)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", SESSION_HEADER],
             expose_headers=["Retry-After", "Content-Disposition"],
             max_age=600,
         )

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__, api_examples
+from app.client_identity import client_of, current_or_new_session, keep_session
 from app.devices import list_devices
 from app.examples import UnknownExample, get_example, summaries
 from app.export import FORMATS, filename
@@ -27,6 +28,7 @@ from app.schemas import (
     Layout,
     LayoutRequest,
     RenderRequest,
+    SessionResponse,
     TraceRequest,
     graph_json_schema,
 )
@@ -86,6 +88,15 @@ async def health(service: ServiceDep) -> HealthResponse:
     )
 
 
+@router.get("/session", response_model=SessionResponse, responses=ok({"token": "q3X0...Zk.hR2..."}))
+def session(request: Request, response: Response) -> SessionResponse:
+    """A session for an API client: send its token as X-AE-Session (the cookie works too);
+    per-client caps and the answer cache count per session."""
+    token = current_or_new_session(request)
+    keep_session(request, response, token)
+    return SessionResponse(token=token)
+
+
 @router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
 def devices(service: ServiceDep) -> DevicesResponse:
     """The devices a program can run on: the CPU, and each CUDA device with name and memory."""
@@ -136,8 +147,7 @@ async def trace(
     service: ServiceDep,
 ) -> Response:
     """Run a program on real tensors and return its recorded autograd graph, laid out."""
-    client = request.client.host if request.client else None
-    return await _answer(service.trace(body, client))
+    return await _answer(service.trace(body, client_of(request)))
 
 
 @router.post(
@@ -152,8 +162,7 @@ async def layout(
     service: ServiceDep,
 ) -> Response:
     """Lay out a program's graph again with the given modules (or line groups) expanded."""
-    client = request.client.host if request.client else None
-    return await _answer(service.layout(body, client))
+    return await _answer(service.layout(body, client_of(request)))
 
 
 RENDER_RESPONSES = {
@@ -168,11 +177,10 @@ RENDER_RESPONSES = {
 
 
 async def _render(body: RenderRequest, request: Request, service: TraceService) -> Response:
-    client = request.client.host if request.client else None
     media_type = FORMATS[body.format][0]
     disposition = "inline" if body.format == "svg" else "attachment"
     headers = {"Content-Disposition": f'{disposition}; filename="{filename(body.format)}"'}
-    return await _answer(service.render(body, client), media_type, headers)
+    return await _answer(service.render(body, client_of(request)), media_type, headers)
 
 
 @router.post("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
