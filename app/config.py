@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     allow_cuda: bool = True
     isolation: bool = True
     jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")
+    allow_root: bool = Field(
+        False,
+        description="let `serve` run as root where no cgroup pids.max can bound the jail's "
+        "threads (the kernel ignores RLIMIT_NPROC for root)",
+    )
     language_layer: bool = Field(
         True,
         description="the courtesy policy check; switched off only by tests that prove the "
