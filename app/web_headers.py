@@ -16,15 +16,16 @@ PAGE_POLICY = (
 # Anything else (JSON, exports, static files) runs nothing when opened as a document: an SVG
 # export keeps its inline styles, never a script.
 OTHER_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
-FRAMABLE_PATHS = frozenset({"/embed"})  # the embeddable player, for any site's iframe
+FRAMABLE_PATHS = frozenset({"/embed"})  # the embeddable player, for any page's iframe
 PAGE_PATHS = frozenset({"/", "/embed", "/docs"})
 
 
 def content_policy(path: str) -> str:
     """The Content-Security-Policy of a response to path (with its frame-ancestors)."""
     base = PAGE_POLICY if path in PAGE_PATHS else OTHER_POLICY
-    ancestors = "*" if path in FRAMABLE_PATHS else "'none'"
-    return f"{base}; frame-ancestors {ancestors}"
+    # The embed names no frame-ancestors at all: `frame-ancestors *` matches network schemes
+    # only, and would refuse a slide deck opened from a file.
+    return base if path in FRAMABLE_PATHS else f"{base}; frame-ancestors 'none'"
 
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
