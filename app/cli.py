@@ -201,6 +201,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f"refusing to listen on {args.host} without the jail ({status.reason}); "
                 "serve on 127.0.0.1, or pass --allow-unjailed to accept the risk"
             )
+    if settings.isolation and settings.jail and not (args.allow_root or settings.allow_root):
+        from app.sandbox import jail
+
+        if jail.runs_as_root() and jail.tasks_cgroup() is None:
+            raise UsageError(
+                "refusing to run as root: the kernel ignores the jail's thread limit for root, "
+                "and no cgroup with pids.max could be made here to bound it instead; run as an "
+                "unprivileged user, or pass --allow-root (AE_ALLOW_ROOT=true) to accept the risk"
+            )
     print(f"Autograd Explorer on http://{args.host}:{args.port}", file=sys.stderr)
     config = server_config(create_app(settings), settings, host=args.host, port=args.port)
     uvicorn.Server(config).run()
@@ -219,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unjailed",
         action="store_true",
         help="serve a non-loopback address even when the workers cannot be jailed",
+    )
+    serve.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="run as root even where no cgroup can bound the jail's threads",
     )
     serve.set_defaults(run=cmd_serve)
 

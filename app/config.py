@@ -90,22 +90,70 @@ class Settings(BaseSettings):
         gt=0,
         description="a connection whose request headers are not complete by then is closed",
     )
+    max_connections_per_address: int = Field(
+        400,
+        ge=1,
+        description="open HTTP connections from one address (trusted proxies excepted); past "
+        "it new connections are closed at once",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a request whose body is not complete this long after its headers gets 408 "
+        "and its connection is closed",
+    )
+    write_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a connection whose client has read nothing of its answer for this long is "
+        "closed and the answer dropped",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses or networks of reverse proxies whose "
         "X-Forwarded-For names the client; none by default",
     )
-    rate_limit_per_minute: int = Field(60, ge=0)
+    rate_limit_per_minute: int = Field(
+        60,
+        ge=0,
+        description="traces, layouts and exports one client (session) may ask for a minute, "
+        "answers from the cache included (0: no limit)",
+    )
     rate_limit_localhost: bool = False
     client_in_flight: int = Field(
-        2, ge=0, description="traces one client may have running at once (0: no cap)"
+        2,
+        ge=0,
+        description="traces, layouts and exports one client (session) may have running at once "
+        "(0: no cap)",
     )
     client_queue: int = Field(
-        4, ge=0, description="further traces of one client that wait; past them, 503"
+        4, ge=0, description="further requests of one client that wait; past them, 503"
+    )
+    address_requests: int = Field(
+        200,
+        ge=0,
+        description="requests running or waiting at once from one address over all its "
+        "sessions (a class behind one NAT shares an address); past it, 503 (0: no ceiling)",
+    )
+    address_rate_limit_per_minute: int = Field(
+        3000,
+        ge=0,
+        description="requests a minute from one address over all its sessions (0: no ceiling)",
+    )
+    session_key: str = Field(
+        "",
+        repr=False,
+        description="the key that signs session cookies and tokens; empty: a random key at "
+        "each start (sessions then end with a restart)",
     )
     allow_cuda: bool = True
     isolation: bool = True
     jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")
+    allow_root: bool = Field(
+        False,
+        description="let `serve` run as root where no cgroup pids.max can bound the jail's "
+        "threads (the kernel ignores RLIMIT_NPROC for root)",
+    )
     language_layer: bool = Field(
         True,
         description="the courtesy policy check; switched off only by tests that prove the "

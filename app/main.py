@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, error_handlers
+from app.client_identity import SESSION_HEADER, SessionSigner
 from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
@@ -18,6 +19,7 @@ from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
 from app.tracing import RECORDING
+from app.web_headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,17 +50,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     error_handlers.install(app)
+    app.state.sessions = SessionSigner.from_setting(settings.session_key)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", SESSION_HEADER],
             expose_headers=["Retry-After", "Content-Disposition"],
             max_age=600,
         )
     app.add_middleware(ForwardedFor, proxies=settings.proxy_networks())
+    app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(api_docs.router)

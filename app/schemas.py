@@ -389,6 +389,12 @@ class TraceRequest(Contract):
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
+class SessionResponse(Contract):
+    """Body of GET /api/v1/session: a token to send as X-AE-Session (or the cookie it sets)."""
+
+    token: str = Field(description="the session token; per-client caps count per session")
+
+
 class HealthResponse(Contract):
     """Body of GET /api/v1/health."""
 

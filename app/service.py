@@ -1,4 +1,4 @@
-"""The trace service behind the API: cache, per-client rate limit, dispatch to the pool."""
+"""The trace service behind the API: cache, per-client caps and rate limit, dispatch to the pool."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ import logging
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import torch
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.client_identity import Client
 from app.client_slots import ClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
 from app.errors import BadAnswer, LimitExceeded
+from app.examples import all_examples
 from app.export import BadStep
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
 from app.json_text import has_lone_surrogate
@@ -56,12 +59,27 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def request_key(request: TraceRequest) -> str:
-    """Hash of everything that decides a trace's result."""
+def request_key(request: TraceRequest, partition: str = "") -> str:
+    """Hash of everything that decides a trace's result, within a cache partition."""
     material = json.dumps(
-        [request.code, request.device, request.seed, __version__, torch.__version__]
+        [partition, request.code, request.device, request.seed, __version__, torch.__version__]
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def gallery_code() -> frozenset[str]:
+    """The code of every gallery program: public, so its answers are shared by all clients."""
+    return frozenset(example.code for example in all_examples())
+
+
+def cache_partition(request: TraceRequest, client: Client | None) -> str:
+    """Whose answers a request may be served from: its own client's, or everyone's for a
+    gallery program. A shared cache would tell one client, by how fast it answers, which
+    programs others have run."""
+    if client is None or client.key is None or request.code in gallery_code():
+        return ""
+    return client.key
 
 
 V = TypeVar("V")
@@ -102,29 +120,40 @@ class ResultCache(Generic[V]):
 
 
 class RateLimiter:
-    """Sliding one-minute window of request times per client."""
+    """Sliding one-minute windows of request times: per client (its session, else its
+    address) and, as a ceiling over all its sessions, per address."""
 
-    def __init__(self, per_minute: int, limit_localhost: bool) -> None:
+    def __init__(self, per_minute: int, limit_localhost: bool, per_address: int = 0) -> None:
         self.per_minute = per_minute
+        self.per_address = per_address
         self.limit_localhost = limit_localhost
         self._seen: dict[str, deque[float]] = {}
 
-    def check(self, client: str | None) -> None:
-        """RateLimited when the client is over its allowance."""
-        if self.per_minute <= 0 or client is None:
+    def check(self, client: Client | None) -> None:
+        """RateLimited when the client (or its address) is over its allowance."""
+        if self.per_minute <= 0 or client is None or client.key is None:
             return
-        if not self.limit_localhost and _is_loopback(client):
+        if not self.limit_localhost and client.address and _is_loopback(client.address):
             return
         now = time.monotonic()
-        window = self._seen.setdefault(client, deque())
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            raise RateLimited(max(1, int(60 - (now - window[0])) + 1))
-        window.append(now)
+        windows = [(client.key, self.per_minute)]
+        if self.per_address > 0 and client.address is not None:  # all sessions of the address
+            windows.append((f"ceiling:{client.address}", self.per_address))
+        for key, allowance in windows:
+            window = self._window(key, now)
+            if len(window) >= allowance:
+                raise RateLimited(max(1, int(60 - (now - window[0])) + 1))
+        for key, _ in windows:
+            self._seen[key].append(now)
         if len(self._seen) > 10_000:  # forget idle clients
             for key in [k for k, v in self._seen.items() if not v or now - v[-1] > 60]:
                 del self._seen[key]
+
+    def _window(self, key: str, now: float) -> deque[float]:
+        window = self._seen.setdefault(key, deque())
+        while window and now - window[0] > 60:
+            window.popleft()
+        return window
 
 
 def _bad_graph(why: str) -> TraceFailure:
@@ -165,7 +194,11 @@ class TraceService:
         self.cache: ResultCache[bytes] = ResultCache(entries, max_bytes)
         self.graphs: ResultCache[Graph] = ResultCache(max(2, entries // 4), max_bytes)
         self.layouts: ResultCache[bytes] = ResultCache(entries, max_bytes)
-        self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_localhost)
+        self.rate = RateLimiter(
+            settings.rate_limit_per_minute,
+            settings.rate_limit_localhost,
+            per_address=settings.address_rate_limit_per_minute,
+        )
         self.dot_limits = DotLimits(
             seconds=settings.layout_seconds,
             memory_mb=settings.layout_memory_mb,
@@ -177,31 +210,32 @@ class TraceService:
         self.helper = GraphHelper()
         self.bounds = GraphBounds(settings.max_nodes, settings.max_passes)
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
-        self.slots = ClientSlots(settings.client_in_flight, settings.client_queue)
-
-    def _capped(self, client: str | None) -> bool:
-        """Whether the per-client cap applies (loopback is exempt, as for the rate limit)."""
-        return client is not None and (
-            self.settings.rate_limit_localhost or not _is_loopback(client)
+        self.slots = ClientSlots(
+            settings.client_in_flight, settings.client_queue, settings.address_requests
         )
 
-    async def trace(self, request: TraceRequest, client: str | None) -> bytes:
-        """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
-        return await self._answer(request, self._checked_key(request), client)
+    def _holder(self, client: Client | None) -> Client | None:
+        """The client whose slot a request takes (None where loopback is exempt, as for the
+        rate limit)."""
+        if client is None or client.address is None:
+            return client
+        capped = self.settings.rate_limit_localhost or not _is_loopback(client.address)
+        return client if capped else None
 
-    async def _answer(
-        self, request: TraceRequest, key: str, client: str | None, counted: bool = True
-    ) -> bytes:
-        """The cached answer, or a run shared by identical requests that arrive meanwhile
-        (only the first asker counts against the rate limit, when counted)."""
+    async def trace(self, request: TraceRequest, client: Client | None) -> bytes:
+        """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
+        key = self._checked_key(request, client)
+        self.rate.check(client)  # every request counts, an answer from the cache too
+        return await self._answer(request, key, self._holder(client))
+
+    async def _answer(self, request: TraceRequest, key: str, holder: Client | None) -> bytes:
+        """The cached answer, or a run shared by identical requests that arrive meanwhile (the
+        first asker's holder takes a slot for it; None: the caller holds one already)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         flight = self._flights.get(key)
         if flight is None:  # the first asker runs it; identical requests meanwhile share the run
-            if counted:
-                self.rate.check(client)
-            holder = client if self._capped(client) else None
             await self.slots.acquire(holder)
             flight = self._flights.get(key)  # an identical request may have started meanwhile
             if flight is not None:
@@ -228,8 +262,11 @@ class TraceService:
         if self._flights.get(key) is flight:
             del self._flights[key]
 
-    def _checked_key(self, request: TraceRequest, texts: tuple[str, ...] = ()) -> str:
-        """The request's cache key once its text is valid and its code within the size limit."""
+    def _checked_key(
+        self, request: TraceRequest, client: Client | None, texts: tuple[str, ...] = ()
+    ) -> str:
+        """The request's cache key (in its client's partition) once its text is valid and its
+        code within the size limit."""
         for field, text in (("code", request.code), *(("expanded", t) for t in texts)):
             if has_lone_surrogate(text):
                 raise TraceFailure(
@@ -244,7 +281,7 @@ class TraceService:
             check_size(request.code, limits_from(self.settings))
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
-        return request_key(request)
+        return request_key(request, cache_partition(request, client))
 
     async def _run(self, request: TraceRequest, key: str) -> bytes:
         """Run the program (not cached yet), lay its graph out and cache the answer."""
@@ -300,17 +337,31 @@ class TraceService:
                 f"{self.settings.max_response_bytes}: collapse modules or trace less",
             )
 
-    def _program_of(self, request: LayoutRequest | RenderRequest) -> tuple[TraceRequest, str]:
+    def _program_of(
+        self, request: LayoutRequest | RenderRequest, client: Client | None
+    ) -> tuple[TraceRequest, str]:
         """The trace behind a layout or render request and its cache key (graphviz needed)."""
         if not dot_available():
             raise LayoutUnavailable(INSTALL_HINT)
         trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
-        return trace_request, self._checked_key(trace_request, tuple(request.expanded))
+        return trace_request, self._checked_key(trace_request, client, tuple(request.expanded))
 
-    async def _graphviz(self, job: str, request: TraceRequest, key: str, *args: Any) -> bytes:
+    async def _graphviz(
+        self, job: str, request: TraceRequest, key: str, client: Client | None, *args: Any
+    ) -> bytes:
         """A layout or an export of the request's graph (traced first when not cached), its
-        failures as API errors."""
-        payload = await self._answer(request, key, None, counted=False)  # counted by the caller
+        failures as API errors; the client's slot is held for the trace and graphviz both."""
+        holder = self._holder(client)
+        await self.slots.acquire(holder)
+        try:
+            return await self._graphviz_in_slot(job, request, key, *args)
+        finally:
+            self.slots.release(holder)
+
+    async def _graphviz_in_slot(
+        self, job: str, request: TraceRequest, key: str, *args: Any
+    ) -> bytes:
+        payload = await self._answer(request, key, None)  # the caller holds the slot
         self.exports_made += 1
         try:
             result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
@@ -323,33 +374,33 @@ class TraceService:
         self._check_size(len(result))
         return result
 
-    async def layout(self, request: LayoutRequest, client: str | None) -> bytes:
+    async def layout(self, request: LayoutRequest, client: Client | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
-        trace_request, key = self._program_of(request)
+        trace_request, key = self._program_of(request, client)
+        self.rate.check(client)
         aspect = round(request.aspect, 1)  # frames of nearly one shape share a layout
         expanded = tuple(sorted(set(request.expanded)))
         layout_key = (key, "layout", expanded, request.pass_index, aspect)
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
-        self.rate.check(client)
         result = await self._graphviz(
-            "layout", trace_request, key, request.expanded, request.pass_index, aspect
+            "layout", trace_request, key, client, request.expanded, request.pass_index, aspect
         )
         self.layouts.put(layout_key, result, len(result))
         return result
 
-    async def render(self, request: RenderRequest, client: str | None) -> bytes:
+    async def render(self, request: RenderRequest, client: Client | None) -> bytes:
         """Export bytes of the program's graph in the requested format, view and step: a
         still, or a deck of every step (PDF, PPTX, GIF, MP4) within the page cap."""
-        trace_request, key = self._program_of(request)
+        trace_request, key = self._program_of(request, client)
+        self.rate.check(client)
         view = (request.format, request.step, request.theme, request.lang)
         deck = (request.steps, request.aspect, request.seconds, request.name)
         render_key = (key, "render", *view, *deck, tuple(sorted(set(request.expanded))))
         cached = self.layouts.get(render_key)
         if cached is not None:
             return cached
-        self.rate.check(client)
         narration = narration_for(request.code)
         if request.format in DECK_FORMATS:
             options = DeckOptions(
@@ -363,12 +414,13 @@ class TraceService:
                 title=lesson_of(request.code) or request.name or "",
                 max_pages=self.settings.max_deck_pages,
             )
-            result = await self._graphviz("deck", trace_request, key, options, narration)
+            result = await self._graphviz("deck", trace_request, key, client, options, narration)
         else:
             result = await self._graphviz(
                 "render",
                 trace_request,
                 key,
+                client,
                 request.format,
                 request.expanded,
                 *view[1:],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,3 +74,12 @@ def editor_code(page) -> str:
     return page.evaluate(
         "[...document.querySelectorAll('#editor .cm-line')].map((l) => l.textContent).join('\\n')"
     )
+
+
+def wait_until_changed(page, name: str, before: str, timeout: float = 20_000) -> None:
+    """Wait until the body's data-NAME is set and differs from before (the pages' CSP refuses
+    the eval behind page.wait_for_function)."""
+    from playwright.sync_api import expect
+
+    pattern = re.compile(f"^(?!{re.escape(before)}$).+")
+    expect(page.locator("body")).to_have_attribute(f"data-{name}", pattern, timeout=timeout)

@@ -32,6 +32,7 @@ OPERATIONS = [
     ("get", "/api/v1/examples/{example_id}"),
     ("get", "/api/v1/schema"),
     ("get", "/api/v1/devices"),
+    ("get", "/api/v1/session"),
 ]
 
 

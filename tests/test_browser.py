@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code
+from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code, wait_until_changed
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -57,16 +57,14 @@ def after_new_graph(page, action) -> None:
     """Do something that traces again, and wait until the new graph is shown."""
     before = page.evaluate("document.body.dataset.shown ?? '0'")
     action()
-    page.wait_for_function(f"(document.body.dataset.shown ?? '0') !== '{before}'", timeout=20_000)
+    wait_until_changed(page, "shown", before)
 
 
 def after_failure(page, action) -> None:
     """Do something that fails, and wait until the failure is shown."""
     before = page.evaluate("document.body.dataset.failures ?? '0'")
     action()
-    page.wait_for_function(
-        f"(document.body.dataset.failures ?? '0') !== '{before}'", timeout=20_000
-    )
+    wait_until_changed(page, "failures", before)
 
 
 def node(page, name: str):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests import test_browser as shared
-from tests.browser_support import editor_code, retype, type_at_end, type_code
+from tests.browser_support import editor_code, retype, type_at_end, type_code, wait_until_changed
 from tests.test_browser import after_new_graph, node, open_example, playwright_api
 
 # the page fixture of tests/test_browser.py (server and browser come from conftest.py)
@@ -116,7 +116,7 @@ def test_live_mode_traces_after_typing_without_run(page) -> None:
     shown = page.evaluate("document.body.dataset.shown")
     type_code(page, code)
     page.get_by_test_id("run").click()
-    page.wait_for_function(f"document.body.dataset.shown !== '{shown}'")
+    wait_until_changed(page, "shown", shown)
     assert page.evaluate("document.body.dataset.shown") == str(int(shown) + 1)
     expect(node(page, "z")).to_have_count(0)
 
@@ -126,7 +126,7 @@ def test_live_mode_keeps_the_graph_while_the_code_is_half_typed(page) -> None:
     code = editor_code(page)
     before = page.evaluate("document.body.dataset.failures ?? '0'")
     type_at_end(page, "\nz = (y *\n")
-    page.wait_for_function(f"(document.body.dataset.failures ?? '0') !== '{before}'")
+    wait_until_changed(page, "failures", before)
     expect(page.get_by_test_id("error")).to_contain_text("SyntaxError")
     expect(node(page, "w")).to_be_visible()
     assert editor_code(page) == code + "\nz = (y *\n"  # what was typed stays as typed

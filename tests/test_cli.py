@@ -178,3 +178,14 @@ def test_the_command_exits_with_all_its_output_written(
     done = subprocess.run([*command, "-o", str(svg)], capture_output=True, text=True, timeout=120)
     assert done.returncode == expected and f"wrote {svg}" in done.stderr
     assert svg.read_text().rstrip().endswith("}")
+
+
+def test_serve_refuses_root_where_no_cgroup_bounds_the_jail(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.sandbox import jail
+
+    monkeypatch.setattr(jail, "runs_as_root", lambda: True)
+    monkeypatch.setattr(jail, "tasks_cgroup", lambda: None)
+    code, _, err = run(capsys, "serve")
+    assert code == 2 and "refusing to run as root" in err and "--allow-root" in err

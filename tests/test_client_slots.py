@@ -1,4 +1,5 @@
-"""The per-client cap on traces in flight: two run, a few wait, the rest get 503."""
+"""Per-client caps: per session two run, a few wait, the rest get 503; per address a ceiling;
+layouts and exports take a slot too."""
 
 from __future__ import annotations
 
@@ -6,30 +7,33 @@ import asyncio
 
 import pytest
 
+from app.client_identity import Client
 from app.client_slots import ClientSlots
 from app.config import Settings
 from app.sandbox.pool import PoolBusy
-from app.schemas import TraceRequest
+from app.schemas import LayoutRequest, RenderRequest, TraceRequest
 from app.service import TraceService
 
 
 def test_slots_queue_then_refuse_and_free_up() -> None:
     async def scenario() -> None:
         slots = ClientSlots(in_flight=2, queued=1)
-        await slots.acquire("a")
-        await slots.acquire("a")
-        waiting = asyncio.ensure_future(slots.acquire("a"))
+        a, b = Client("192.0.2.1", "a"), Client("192.0.2.1", "b")
+        await slots.acquire(a)
+        await slots.acquire(a)
+        waiting = asyncio.ensure_future(slots.acquire(a))
         await asyncio.sleep(0)
-        assert not waiting.done() and slots.active("a") == 3
+        assert not waiting.done() and slots.active(a) == 3
         with pytest.raises(PoolBusy, match="2 running and 1 waiting"):
-            await slots.acquire("a")
-        await slots.acquire("b")  # another client is not held up
-        slots.release("a")
+            await slots.acquire(a)
+        await slots.acquire(b)  # another session of the same address is not held up
+        slots.release(a)
         await waiting
-        slots.release("a")
-        slots.release("a")
-        slots.release("b")
-        assert slots.active("a") == 0 and slots.active("b") == 0
+        slots.release(a)
+        slots.release(a)
+        slots.release(b)
+        assert slots.active(a) == 0 and slots.active(b) == 0
+        assert slots.from_address("192.0.2.1") == 0
 
     asyncio.run(scenario())
 
@@ -41,8 +45,8 @@ def test_a_client_past_its_queue_gets_busy_while_others_are_served() -> None:
 
     async def scenario() -> list[object]:
         requests = [TraceRequest(code=slow.format(0.5), seed=i) for i in range(3)]
-        crowd = [service.trace(r, "198.51.100.7") for r in requests]
-        other = service.trace(TraceRequest(code=slow.format(0)), "198.51.100.8")
+        crowd = [service.trace(r, Client("198.51.100.7")) for r in requests]
+        other = service.trace(TraceRequest(code=slow.format(0)), Client("198.51.100.8"))
         return await asyncio.gather(*crowd, other, return_exceptions=True)
 
     try:
@@ -52,3 +56,43 @@ def test_a_client_past_its_queue_gets_busy_while_others_are_served() -> None:
     assert isinstance(first, bytes) and isinstance(second, bytes)  # one ran, one waited
     assert isinstance(third, PoolBusy)
     assert isinstance(other, bytes)
+
+
+def test_a_hundred_sessions_behind_one_address_fit_under_its_ceiling() -> None:
+    async def scenario() -> None:
+        slots = ClientSlots(in_flight=2, queued=4, per_address=200)
+        students = [Client("203.0.113.9", f"student-{i}") for i in range(100)]
+        for student in students:  # each of a class of 100 has two requests running
+            await slots.acquire(student)
+            await slots.acquire(student)
+        assert slots.from_address("203.0.113.9") == 200
+        with pytest.raises(PoolBusy, match="this address already has 200"):
+            await slots.acquire(Client("203.0.113.9", "one-more"))
+        await slots.acquire(Client("198.51.100.1", "elsewhere"))  # other addresses are served
+        slots.release(students[0])
+        await slots.acquire(Client("203.0.113.9", "one-more"))
+
+    asyncio.run(scenario())
+
+
+def test_layouts_and_exports_take_the_clients_slot() -> None:
+    settings = Settings(isolation=False, client_in_flight=1, client_queue=0, cache_entries=0)
+    service = TraceService(settings, None)
+    client = Client("198.51.100.7", "s")
+
+    async def scenario() -> tuple[object, int]:
+        await service.slots.acquire(client)  # something of this client is running
+        layout = LayoutRequest(code="import torch\nx = torch.ones(1, requires_grad=True)\n")
+        refused = await asyncio.gather(service.layout(layout, client), return_exceptions=True)
+        render = RenderRequest(code=layout.code, format="dot")
+        refused += await asyncio.gather(service.render(render, client), return_exceptions=True)
+        service.slots.release(client)
+        answer = await service.layout(layout, client)
+        return refused, len(answer)
+
+    try:
+        refused, size = asyncio.run(scenario())
+    finally:
+        service.close()
+    assert all(isinstance(r, PoolBusy) for r in refused) and len(refused) == 2
+    assert size > 0

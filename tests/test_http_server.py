@@ -1,18 +1,21 @@
-"""The served HTTP stack: connection cap, request-header deadline, proxy trust, no redirects."""
+"""The served HTTP stack: connection caps, header, body and write deadlines, proxy trust."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
 import pytest
+import uvicorn
 
 from app.config import Settings
-from app.http_server import FILES_RESERVED, connection_cap, raise_file_limit
+from app.http_server import FILES_RESERVED, connection_cap, raise_file_limit, server_config
 from tests.conftest import SAFE_PROGRAM
-from tests.live_server import live_server, wait_until_healthy
+from tests.live_server import free_port, live_server, wait_until_healthy
 
 PARTIAL_REQUEST = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"  # no blank line: never complete
 
@@ -52,7 +55,8 @@ def test_connection_cap_stays_below_the_file_limit() -> None:
 def test_two_thousand_half_open_connections_leave_health_answering() -> None:
     if raise_file_limit() < 2 * 2000 + 2 * FILES_RESERVED:
         pytest.skip("the open-file limit is too low for 2,000 connections in one process")
-    with serve(max_connections=3000, header_timeout_seconds=3) as (base, _), ExitStack() as stack:
+    settings = {"max_connections": 3000, "max_connections_per_address": 3000}
+    with serve(header_timeout_seconds=3, **settings) as (base, _), ExitStack() as stack:
         sockets = half_open(base, 2000, stack)
         response = httpx.get(f"{base}/api/v1/health", timeout=10)
         assert response.status_code == 200 and response.json()["status"] == "ok"
@@ -109,3 +113,84 @@ def test_no_redirect_to_the_host_header(rate_limited_loopback) -> None:
         f"{rate_limited_loopback}/api/v1/health/", headers={"Host": "evil.example"}, timeout=10
     )
     assert response.status_code == 404 and "location" not in response.headers
+
+
+def test_connections_past_the_per_address_cap_are_closed_at_once() -> None:
+    with (
+        serve(max_connections_per_address=5, header_timeout_seconds=60) as (base, _),
+        ExitStack() as stack,
+    ):
+        sockets = half_open(base, 8, stack)
+        assert all(closed_by_server(s) for s in sockets[5:])
+        assert not any(closed_by_server(s, within=0.5) for s in sockets[:5])
+        stack.close()
+        assert wait_until_healthy(base, seconds=15, request_timeout=5)
+
+
+def test_a_trusted_proxy_is_not_held_to_the_per_address_cap() -> None:
+    settings = {"max_connections_per_address": 2, "trusted_proxies": "127.0.0.1"}
+    with serve(header_timeout_seconds=60, **settings) as (base, _), ExitStack() as stack:
+        sockets = half_open(base, 6, stack)
+        assert not any(closed_by_server(s, within=0.5) for s in sockets)
+
+
+def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408() -> None:
+    with serve(body_timeout_seconds=1) as (base, _), ExitStack() as stack:
+        host, port = base.removeprefix("http://").split(":")
+        sock = stack.enter_context(socket.create_connection((host, int(port)), timeout=30))
+        sock.sendall(
+            b"POST /api/v1/trace HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+            if not answer.startswith(b"HTTP/1.1 408"):
+                sock.sendall(b" ")  # a byte now and then: never the whole body
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(body)["detail"]["limit"] == "body_seconds"
+        assert httpx.get(f"{base}/api/v1/health", timeout=10).status_code == 200
+
+
+BIG_ANSWER = 64 * 1024 * 1024  # more than any socket buffers hold
+WRITE_SECONDS = 1.0
+
+
+def test_an_answer_the_client_never_reads_is_dropped() -> None:
+    finished = threading.Event()
+
+    async def big(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        chunk = b"x" * (1 << 20)
+        for _ in range(BIG_ANSWER // len(chunk)):  # each send waits while the client lags
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        finished.set()  # reached only once the answer is written or dropped
+
+    settings = Settings(isolation=False, write_timeout_seconds=WRITE_SECONDS)
+    port = free_port()
+    server = uvicorn.Server(
+        server_config(big, settings, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        sock = None
+        for _ in range(200):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except ConnectionRefusedError:
+                threading.Event().wait(0.05)
+        assert sock is not None
+        with sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            # 64 MiB cannot all sit in socket buffers: the last send returns only once the
+            # server has dropped the connection of a client that reads nothing
+            assert finished.wait(timeout=120)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -34,10 +34,15 @@ def inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def bwrap_part(command: list[str]) -> list[str]:
+    """The bubblewrap command line itself (run as root it follows a cgroup-joining shell)."""
+    return command[command.index("/usr/bin/bwrap") :]
+
+
 @pytest.fixture
 def command(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(jail, "bubblewrap", lambda: "/usr/bin/bwrap")
-    return jail.jail_command(ARGV)
+    return bwrap_part(jail.jail_command(ARGV))
 
 
 def test_namespaces_user_and_lifetime(command: list[str]) -> None:
@@ -50,8 +55,10 @@ def test_namespaces_user_and_lifetime(command: list[str]) -> None:
 
 
 def test_binds_only_python_site_packages_and_app(command: list[str]) -> None:
-    binds = pairs(command, "--ro-bind")
+    masks = [(s, d) for s, d in pairs(command, "--ro-bind") if d.startswith("/proc/")]
+    binds = [(s, d) for s, d in pairs(command, "--ro-bind") if not d.startswith("/proc/")]
     assert all(source == destination for source, destination in binds)
+    assert masks and all(os.path.getsize(source) == 0 for source, _ in masks)
     sources = {source for source, _ in binds}
     system = {
         f"/{link}" for link in ("lib", "lib64", "bin", "sbin") if not os.path.islink(f"/{link}")
@@ -83,13 +90,14 @@ def test_environment_is_cleared_and_rebuilt(
 ) -> None:
     secret = secrets.token_hex(12)
     monkeypatch.setenv("AE_JAIL_TEST_SECRET", secret)
-    command = jail.jail_command(ARGV)
+    command = bwrap_part(jail.jail_command(ARGV))
     assert not any(secret in arg or "AE_JAIL_TEST_SECRET" in arg for arg in command)
     clear = command.index("--clearenv")
     setenv = [i for i, arg in enumerate(command) if arg == "--setenv"]
     assert setenv and clear < min(setenv)
     names = {command[i + 1]: command[i + 2] for i in setenv}
-    allowed = set(jail.KEPT_ENVIRONMENT) | set(jail.PASSED_ENVIRONMENT) | {"PYTHONPATH"}
+    allowed = set(jail.KEPT_ENVIRONMENT) | set(jail.PASSED_ENVIRONMENT)
+    allowed |= {"PYTHONPATH", jail.JAIL_TASKS_ENV}
     assert set(names) <= allowed
     assert names["PYTHONPATH"] == str(Path(APP_DIR).parent)
     assert names["HOME"] == "/tmp"
@@ -238,3 +246,67 @@ def test_a_folder_under_tmp_stays_visible_in_the_jail(
     )
     assert result.returncode == 0, result.stderr.decode()[-500:]
     assert result.stdout.strip() == b"42"
+
+
+THREAD_COUNT = """
+import threading
+stop = threading.Event()
+started = 0
+try:
+    while started < {most}:
+        threading.Thread(target=stop.wait, daemon=True).start()
+        started += 1
+except RuntimeError:
+    pass
+stop.set()
+print(started)
+"""
+
+
+@needs_bwrap
+@pytest.mark.skipif(not jail.runs_as_root(), reason="RLIMIT_NPROC holds for other users")
+def test_run_as_root_the_jails_cgroup_bounds_its_threads(tmp_path: Path) -> None:
+    """The kernel ignores RLIMIT_NPROC for root: without the cgroup a jailed program starts
+    every thread it asks for; inside it, no more than the cgroup's pids.max."""
+    if not jail.probe().available:
+        pytest.skip("the jail cannot start here")
+    folder = jail.make_tasks_cgroup(f"autograd-explorer-test-{secrets.token_hex(4)}", 32)
+    if folder is None:
+        pytest.skip("no cgroup with pids.max can be made here")
+    program = "import resource\n"
+    program += "resource.setrlimit(resource.RLIMIT_NPROC, (8, 8))\n"  # ignored for root
+    program += THREAD_COUNT.format(most=100)
+    bare = jail.in_tasks_cgroup(jail.jail_command([sys.executable, "-c", program]), None, 32)
+    bare = bare[bare.index(jail.bubblewrap()) :]  # the jail without any cgroup of its own
+    alone = subprocess.run(bare, capture_output=True, text=True, timeout=120)
+    assert int(alone.stdout) == 100, alone.stderr  # the rlimit held nothing
+    bounded = jail.in_tasks_cgroup(bare, folder, 32)
+    assert bounded[:2] == ["/bin/sh", "-c"] and bounded[3] == folder
+    held = subprocess.run(bounded, capture_output=True, text=True, timeout=120)
+    assert 0 < int(held.stdout) < 32, held.stderr
+    assert (Path(folder) / "pids.max").read_text().strip() == "32"
+
+
+def test_the_jail_masks_what_describes_the_host(command: list[str]) -> None:
+    masked = {d for s, d in pairs(command, "--ro-bind") if d.startswith("/proc/")}
+    assert "/proc/cmdline" in masked
+    assert masked == {p for p in jail.MASKED_PROC_FILES if os.path.exists(p)}
+    sources = {s for s, d in pairs(command, "--ro-bind") if not d.startswith("/proc/")}
+    assert "/usr" not in sources and not any(inside(s, "/usr/share") for s in sources)
+    assert not any(inside(s, "/usr/bin") and os.path.isdir(s) for s in sources)
+
+
+@needs_bwrap
+def test_the_jails_proc_shows_the_hosts_boot_line_empty() -> None:
+    if not jail.probe().available:
+        pytest.skip("the jail cannot start here")
+    program = (
+        "import json, os\n"
+        "print(json.dumps({p: open(p).read() for p in "
+        f"{list(jail.MASKED_PROC_FILES)!r} if os.path.exists(p) and not p.endswith('.gz')}}))\n"
+    )
+    done = subprocess.run(
+        jail.jail_command([sys.executable, "-c", program]), capture_output=True, timeout=120
+    )
+    shown = json.loads(done.stdout)
+    assert "/proc/cmdline" in shown and set(shown.values()) == {""}, done.stderr

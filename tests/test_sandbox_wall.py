@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ import pytest
 
 from app.config import Settings
 from app.sandbox import jail
-from app.sandbox.pool import SPARE_CHILDREN
 from tests.conftest import SAFE_PROGRAM, w_grad
 from tests.live_server import live_server
 
@@ -224,15 +224,12 @@ def test_the_environment_holds_no_secret(server: Server) -> None:
     environ = outcomes["environ"]
     assert environ.startswith("ok {") and "'PATH': '/usr/bin:/bin'" in environ
     assert outcomes["self_environ"].startswith("ok b'PATH=")
-    assert outcomes["init_environ"] == "PermissionError"
+    assert outcomes["init_environ"] == "FileNotFoundError"  # bubblewrap is not in the view
     pids = eval(outcomes["pids"])  # noqa: S307 - a list of numbers this test printed
-    # bwrap, the worker parent, this child, the spare waiting for the next request (+ one exiting)
-    assert {1, 2} <= set(pids) and len(pids) <= 2 + 1 + SPARE_CHILDREN + 1
+    # only the program's own process: not bubblewrap, the worker parent or another request
+    assert len(pids) == 1
     cmdlines = [outcomes[f"{pid}_cmdline"] for pid in pids]
-    # only the jail's own processes are visible: bubblewrap and the worker parent's Python
-    assert all("bwrap" in line or "app.sandbox.worker_parent" in line for line in cmdlines), (
-        cmdlines
-    )
+    assert all("app.sandbox.worker_parent" in line for line in cmdlines), cmdlines
     for pid in pids:  # unreadable, or the jail's own short environment
         environ = outcomes[f"{pid}_environ"]
         assert environ == "PermissionError" or environ.startswith("ok b'PATH=/usr/bin:/bin")
@@ -482,71 +479,75 @@ def test_fresh_memory_holds_nothing_of_an_earlier_request(server: Server) -> Non
     assert {key: count for key, count in found.items() if key[1] != "control"} == {}
 
 
-def test_a_running_request_cannot_read_another(server: Server) -> None:
-    """Two requests at once: the second looks for the first's memory through /proc."""
+def running_named(name: str) -> tuple[int, int] | None:
+    """(host pid, pid inside the jail) of a process whose name is name, if one runs now."""
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                status = Path(f"/proc/{entry}/status").read_text()
+                (nspid,) = [line for line in status.splitlines() if line.startswith("NSpid:")]
+                return int(entry), int(nspid.split()[-1])
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def test_a_running_request_cannot_see_or_read_another(server: Server) -> None:
+    """Two requests at once: the second looks for the first through /proc, by its real pid."""
     marker = f"AEHOLD{secrets.token_hex(8)}"
-    set_name = "libc.prctl(15, {name!r}, 0, 0, 0)\n"  # PR_SET_NAME: how the two see each other
-    wait_for = (
-        "import time\n"
-        "def named(name):\n"
-        "    for pid in os.listdir('/proc'):\n"
-        "        try:\n"
-        "            if pid.isdigit() and open(f'/proc/{pid}/comm').read().strip() == name:\n"
-        "                return int(pid)\n"
-        "        except OSError:\n"
-        "            pass\n"
-        "def wait_for(name):\n"
-        "    while named(name) is None:\n"
-        "        time.sleep(0.01)  # nothing else to wait on inside the jail\n"
-        "    return named(name)\n"
-    )
     holder = (
         PRELUDE
-        + wait_for
+        + "import signal\n"
+        + "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
         + f"held = bytes.fromhex({marker.encode().hex()!r}) * 100000\n"
-        + set_name.format(name=b"ae-holding")
-        + "wait_for('ae-scanned')\n"
+        + "libc.prctl(15, b'ae-holding', 0, 0, 0)\n"  # PR_SET_NAME: how the test finds it
+        + "signal.sigwait({signal.SIGUSR1})\n"  # the test's signal, once the scan is done
         + "print('held', len(held))\n"
-    )
-    scanner = (
-        PRELUDE
-        + wait_for
-        + f"needle = bytes.fromhex({marker.encode().hex()!r})\n"
-        + "holder = wait_for('ae-holding')\n"
-        + "def read_memory(pid):\n"
-        + "    found = 0\n"
-        + "    with open(f'/proc/{pid}/mem', 'rb', buffering=0) as mem:\n"
-        + "        for line in open(f'/proc/{pid}/maps'):\n"
-        + "            start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
-        + "            mem.seek(start)\n"
-        + "            found += mem.read(end - start).count(needle)\n"
-        + "    return found\n"
-        + "for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):\n"
-        + "    if pid != os.getpid():\n"
-        + "        label = 'holder' if pid == holder else str(pid)\n"
-        + "        attempt(f'maps_{label}', lambda: open(f'/proc/{pid}/maps').read())\n"
-        + "        attempt(f'mem_{label}', lambda: read_memory(pid))\n"
-        + "        attempt(f'environ_{label}', lambda: open(f'/proc/{pid}/environ').read())\n"
-        + set_name.format(name=b"ae-scanned")
-        + "while os.path.exists(f'/proc/{holder}'):\n"
-        + "    time.sleep(0.01)\n"
     )
     held: list[httpx.Response] = []
     thread = threading.Thread(target=lambda: held.append(server.trace(holder)))
     thread.start()
+    found = None
     try:
+        while found is None and thread.is_alive():  # the holder names itself as it starts
+            found = running_named("ae-holding")
+        assert found is not None, held
+        host_pid, jail_pid = found
+        scanner = (
+            PRELUDE
+            + f"needle = bytes.fromhex({marker.encode().hex()!r})\n"
+            + "def read_memory(pid):\n"
+            + "    found = 0\n"
+            + "    with open(f'/proc/{pid}/mem', 'rb', buffering=0) as mem:\n"
+            + "        for line in open(f'/proc/{pid}/maps'):\n"
+            + "            start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
+            + "            mem.seek(start)\n"
+            + "            found += mem.read(end - start).count(needle)\n"
+            + "    return found\n"
+            + "print('pids:', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+            + f"for pid in sorted({{1, 2, {jail_pid}}}):\n"
+            + "    label = 'holder' if pid == "
+            + str(jail_pid)
+            + " else str(pid)\n"
+            + "    attempt(f'status_{label}', lambda: open(f'/proc/{pid}/status').read())\n"
+            + "    attempt(f'maps_{label}', lambda: open(f'/proc/{pid}/maps').read())\n"
+            + "    attempt(f'mem_{label}', lambda: read_memory(pid))\n"
+            + "    attempt(f'environ_{label}', lambda: open(f'/proc/{pid}/environ').read())\n"
+        )
         response = server.trace(scanner)
     finally:
+        if found is not None:
+            os.kill(found[0], signal.SIGUSR1)
         thread.join()
     assert held[0].status_code == 200 and held[0].json()["stdout"] == "held 2200000\n"
     assert response.status_code == 200, response.text[:500]
     graph = response.json()
     assert graph["error"] is None, graph["error"]
     outcomes = dict(line.split(": ", 1) for line in graph["stdout"].splitlines())
-    assert outcomes["maps_holder"] == outcomes["mem_holder"] == "PermissionError", outcomes
-    for label, outcome in outcomes.items():
-        if label.startswith(("maps_", "mem_")):  # nor the worker parent's, nor bubblewrap's
-            assert outcome == "PermissionError", (label, outcome)
+    assert len(eval(outcomes.pop("pids"))) == 1  # noqa: S307 - its own pid alone
+    assert {"status_holder", "maps_holder", "mem_holder"} <= set(outcomes)
+    for label, outcome in outcomes.items():  # the holder, the worker parent, bubblewrap
+        assert outcome == "FileNotFoundError", (label, outcome)
     assert marker not in response.text
 
 
@@ -564,4 +565,77 @@ def test_nothing_a_request_creates_outlives_it(server: Server) -> None:
         "for kind in ('shm', 'msg', 'sem'):\n"
         "    attempt(kind, lambda: len(open(f'/proc/sysvipc/{kind}').read().splitlines()))\n"
     )
-    assert later == dict.fromkeys(("shm", "msg", "sem"), "ok 1")  # the header line only
+    # the IPC namespace's listing is out of the program's view as well
+    assert later == dict.fromkeys(("shm", "msg", "sem"), "FileNotFoundError")
+
+
+# raw numbers of calls that reach another process, where the architecture is known
+OTHER_PROCESS_CALLS = {
+    "x86_64": {"ioprio_set": 251, "kcmp": 312, "migrate_pages": 256, "process_madvise": 440},
+    "aarch64": {"ioprio_set": 30, "kcmp": 272, "migrate_pages": 238, "process_madvise": 440},
+}
+IOPRIO_IDLE = 3 << 13  # the idle I/O class: inherited by every later child of the parent
+
+
+def test_no_call_changes_another_process_or_the_parent(server: Server) -> None:
+    pool = server.app.state.service.pool
+    zygote = pool.zygote_pid
+    numbers = OTHER_PROCESS_CALLS.get(platform.machine())
+    if numbers is None:
+        pytest.skip("raw call numbers are known for x86_64 and aarch64 only")
+    code = (
+        "mask = ctypes.create_string_buffer(8)\n"
+        f"attempt('ioprio_parent', lambda: libc_call('syscall', {numbers['ioprio_set']}, 1, 2, "
+        f"{IOPRIO_IDLE}))\n"
+        f"attempt('ioprio_group', lambda: libc_call('syscall', {numbers['ioprio_set']}, 2, 0, "
+        f"{IOPRIO_IDLE}))\n"
+        f"attempt('ioprio_user', lambda: libc_call('syscall', {numbers['ioprio_set']}, 3, 0, "
+        f"{IOPRIO_IDLE}))\n"
+        f"attempt('ioprio_self', lambda: libc_call('syscall', {numbers['ioprio_set']}, 1, 0, "
+        f"{IOPRIO_IDLE}))\n"
+        f"attempt('kcmp', lambda: libc_call('syscall', {numbers['kcmp']}, os.getpid(), 2, 0, 0, "
+        "0))\n"
+        f"attempt('migrate_pages', lambda: libc_call('syscall', {numbers['migrate_pages']}, 2, "
+        "64, mask, mask))\n"
+        f"attempt('process_madvise', lambda: libc_call('syscall', {numbers['process_madvise']}, "
+        "0, None, 0, 0, 0))\n"
+        "attempt('ptrace_attach', lambda: libc_call('ptrace', 16, 2, None, None))\n"
+        "attempt('ptrace_seize', lambda: libc_call('ptrace', 0x4206, 2, None, None))\n"
+        "attempt('vm_writev', lambda: libc_call('process_vm_writev', 2, None, 0, None, 0, 0))\n"
+        "attempt('vm_readv', lambda: libc_call('process_vm_readv', 2, None, 0, None, 0, 0))\n"
+        "attempt('setpgid_parent', lambda: os.setpgid(2, 2))\n"
+        "attempt('prlimit_parent', lambda: __import__('resource').prlimit(2, 7, (8, 8)))\n"
+        "attempt('affinity_parent', lambda: os.sched_setaffinity(2, {0}))\n"
+    )
+    outcomes = server.attack(code)
+    assert len(outcomes) == 14
+    for label, outcome in outcomes.items():
+        assert outcome == "PermissionError", (label, outcome)
+    assert pool.zygote_pid == zygote
+    server.still_serving()
+
+
+def test_proc_and_the_binds_reveal_little_of_the_host(server: Server) -> None:
+    outcomes = server.attack(
+        "attempt('cmdline', lambda: open('/proc/cmdline').read())\n"
+        "attempt('config', lambda: open('/proc/config.gz', 'rb').read())\n"
+        "attempt('modules', lambda: open('/proc/modules').read())\n"
+        "attempt('usr', lambda: sorted(os.listdir('/usr')))\n"
+        "attempt('usr_share', lambda: os.listdir('/usr/share'))\n"
+        "attempt('usr_sbin', lambda: sorted(os.listdir('/usr/sbin')))\n"
+        "attempt('usr_local', lambda: os.listdir('/usr/local'))\n"
+        "attempt('usr_bin', lambda: sorted(os.listdir('/usr/bin')))\n"
+    )
+    # out of a child's own /proc, and empty in the jail's (tests/test_sandbox_jail.py)
+    assert outcomes["cmdline"] == outcomes["config"] == outcomes["modules"] == "FileNotFoundError"
+    assert set(eval(outcomes["usr"][3:])) <= {"lib", "lib64", "bin", "sbin"}  # noqa: S307
+    for folder in ("usr_share", "usr_local"):
+        assert outcomes[folder] == "FileNotFoundError", (folder, outcomes[folder])
+    assert outcomes["usr_sbin"] in ("FileNotFoundError", "ok ['ldconfig']")
+    # at most the interpreter itself, never the host's programs
+    usr_bin = outcomes["usr_bin"]
+    assert usr_bin == "FileNotFoundError" or all(
+        name.startswith("python")
+        for name in eval(usr_bin[3:])  # noqa: S307
+    ), usr_bin
+    server.still_serving()

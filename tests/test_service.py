@@ -1,5 +1,5 @@
-"""The trace service: shared runs of identical requests, byte-bounded caches, cached and
-rate-limited renders, bounded answers."""
+"""The trace service: shared runs of identical requests, a cache partitioned by client,
+byte-bounded caches, cached and rate-limited renders, bounded answers."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.client_identity import Client
 from app.config import Settings
+from app.examples import get_example
 from app.main import create_app
 from app.schemas import TraceRequest
-from app.service import ResultCache, TraceService
+from app.service import RateLimited, ResultCache, TraceService
 from app.tracing import TraceFailure
 from tests.conftest import SAFE_PROGRAM, w_grad
 
@@ -24,10 +26,11 @@ def service(**settings: object) -> TraceService:
 
 def test_a_burst_of_identical_requests_runs_the_program_once() -> None:
     traces = service()
+    client = Client("10.0.0.1", "s")
 
     async def burst() -> list[bytes]:
-        same = [traces.trace(TraceRequest(code=SAFE_PROGRAM), f"10.0.0.{i}") for i in range(6)]
-        other = traces.trace(TraceRequest(code=SAFE_PROGRAM, seed=1), "10.0.0.9")
+        same = [traces.trace(TraceRequest(code=SAFE_PROGRAM), client) for i in range(6)]
+        other = traces.trace(TraceRequest(code=SAFE_PROGRAM, seed=1), client)
         return await asyncio.gather(*same, other)
 
     answers = asyncio.run(burst())
@@ -50,15 +53,41 @@ def test_a_shared_failure_reaches_every_asker() -> None:
     assert all(isinstance(f, TraceFailure) and f.status == 400 for f in failures)
 
 
-def test_only_the_first_asker_counts_against_the_rate_limit() -> None:
+def test_every_request_counts_against_the_rate_limit_a_shared_run_too() -> None:
     traces = service(rate_limit_per_minute=1)
+    client = Client("10.0.0.1", "s")
 
-    async def burst() -> list[bytes]:
-        return await asyncio.gather(
-            *(traces.trace(TraceRequest(code=SAFE_PROGRAM), "10.0.0.1") for _ in range(3))
-        )
+    async def burst() -> list[object]:
+        asks = (traces.trace(TraceRequest(code=SAFE_PROGRAM), client) for _ in range(3))
+        return await asyncio.gather(*asks, return_exceptions=True)
 
-    assert len(set(asyncio.run(burst()))) == 1
+    first, *others = asyncio.run(burst())
+    assert isinstance(first, bytes) and all(isinstance(o, RateLimited) for o in others)
+
+
+def test_one_client_cannot_learn_from_the_cache_what_another_ran() -> None:
+    traces = service()
+    alice, bob = Client("10.0.0.1", "alice"), Client("10.0.0.1", "bob")
+    secret = TraceRequest(code=SAFE_PROGRAM + "secret = 42\n")
+
+    async def ask(request: TraceRequest, client: Client) -> bytes:
+        return await traces.trace(request, client)
+
+    asyncio.run(ask(secret, alice))
+    asyncio.run(ask(secret, alice))
+    assert traces.programs_run == 1  # alice's own answer comes from her cache
+    asyncio.run(ask(secret, bob))
+    assert traces.programs_run == 2  # bob's is run for him: no hit tells him alice ran it
+    asyncio.run(ask(secret, Client("10.0.0.2")))
+    assert traces.programs_run == 3
+
+
+def test_gallery_programs_are_public_and_shared_by_every_client() -> None:
+    traces = service()
+    gallery = TraceRequest(code=get_example("shared_weight").code)
+    for client in (Client("10.0.0.1", "alice"), Client("10.0.0.1", "bob"), Client("10.0.0.2")):
+        asyncio.run(traces.trace(gallery, client))
+    assert traces.programs_run == 1
 
 
 def test_a_lone_asker_that_leaves_cancels_the_run() -> None:
@@ -110,7 +139,7 @@ def in_process_client(**overrides: object) -> Iterator[TestClient]:
 
 @pytest.fixture
 def limited() -> Iterator[TestClient]:
-    """In-process traces, three uncached requests a minute per client (the test client too)."""
+    """In-process traces, three requests a minute per client (the test client too)."""
     yield from in_process_client(rate_limit_per_minute=3, rate_limit_localhost=True)
 
 
@@ -124,11 +153,10 @@ def test_renders_are_cached_and_count_against_the_rate_limit(limited: TestClient
     again = limited.post("/api/v1/render", json=body)
     assert first.status_code == again.status_code == 200 and again.content == first.content
     assert service.exports_made == made  # the second came from the cache, not from graphviz
-    assert limited.post("/api/v1/render", json={**body, "format": "png"}).status_code == 200
-    refused = limited.post("/api/v1/render", json={**body, "format": "dot"})
+    refused = limited.post("/api/v1/render", json=body)  # a cache hit counts as well
     assert refused.status_code == 429 and refused.json()["detail"]["type"] == "RateLimited"
     assert int(refused.headers["Retry-After"]) >= 1
-    assert limited.post("/api/v1/render", json=body).status_code == 200  # cached: still served
+    assert limited.post("/api/v1/trace", json={"code": SAFE_PROGRAM}).status_code == 429
 
 
 @pytest.fixture

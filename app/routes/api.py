@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__, api_examples
+from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
 from app.examples import UnknownExample, get_example, summaries
@@ -29,6 +30,7 @@ from app.schemas import (
     Layout,
     LayoutRequest,
     RenderRequest,
+    SessionResponse,
     TraceRequest,
     graph_json_schema,
 )
@@ -41,10 +43,12 @@ from app.service import (
     TraceFailure,
     TraceService,
 )
+from app.site_guard import same_site_only
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
     400: {"model": ErrorResponse, "description": "the policy refused the program"},
+    403: {"model": ErrorResponse, "description": "another site's page sent the request"},
     413: {"model": ErrorResponse, "description": "the request body is too large"},
     422: {
         "model": ErrorResponse,
@@ -67,6 +71,7 @@ def get_service(request: Request) -> TraceService:
 
 
 ServiceDep = Annotated[TraceService, Depends(get_service)]
+RUNS_WORK = [Depends(same_site_only)]  # endpoints that run a program or graphviz
 
 
 @router.get("/health", response_model=HealthResponse, responses=ok(api_examples.HEALTH))
@@ -87,6 +92,15 @@ async def health(service: ServiceDep) -> HealthResponse:
         workers_problem=pool.problem if pool is not None else None,
         workers_restarts=pool.restarts if pool is not None else 0,
     )
+
+
+@router.get("/session", response_model=SessionResponse, responses=ok({"token": "q3X0...Zk.hR2..."}))
+def session(request: Request, response: Response) -> SessionResponse:
+    """A session for an API client: send its token as X-AE-Session (the cookie works too);
+    per-client caps and the answer cache count per session."""
+    token = current_or_new_session(request)
+    keep_session(request, response, token)
+    return SessionResponse(token=token)
 
 
 @router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
@@ -129,19 +143,26 @@ async def _answer(
     return Response(content=payload, media_type=media_type, headers=headers)
 
 
-@router.post("/trace", response_model=Graph, responses={**ok(api_examples.GRAPH), **ERRORS})
+@router.post(
+    "/trace",
+    response_model=Graph,
+    responses={**ok(api_examples.GRAPH), **ERRORS},
+    dependencies=RUNS_WORK,
+)
 async def trace(
     body: Annotated[TraceRequest, Body(openapi_examples=api_examples.TRACE_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
     """Run a program on real tensors and return its recorded autograd graph, laid out."""
-    client = request.client.host if request.client else None
-    return await _answer(service.trace(body, client))
+    return await _answer(service.trace(body, client_of(request)))
 
 
 @router.post(
-    "/layout", response_model=Layout, responses={**ok(api_examples.GRAPH["layout"]), **ERRORS}
+    "/layout",
+    response_model=Layout,
+    responses={**ok(api_examples.GRAPH["layout"]), **ERRORS},
+    dependencies=RUNS_WORK,
 )
 async def layout(
     body: Annotated[LayoutRequest, Body(openapi_examples=api_examples.LAYOUT_REQUESTS)],
@@ -149,8 +170,7 @@ async def layout(
     service: ServiceDep,
 ) -> Response:
     """Lay out a program's graph again with the given modules (or line groups) expanded."""
-    client = request.client.host if request.client else None
-    return await _answer(service.layout(body, client))
+    return await _answer(service.layout(body, client_of(request)))
 
 
 EXPORT_TYPES = {**FORMATS, **DECK_FORMATS}  # format -> (content type, file extension)
@@ -166,15 +186,14 @@ RENDER_RESPONSES = {
 
 
 async def _render(body: RenderRequest, request: Request, service: TraceService) -> Response:
-    client = request.client.host if request.client else None
     media_type, extension = EXPORT_TYPES[body.format]
     disposition = "inline" if body.format == "svg" else "attachment"
     name = filename(extension, body.name, body.step)  # as the page names it: lesson-step.ext
     headers = {"Content-Disposition": f'{disposition}; filename="{name}"'}
-    return await _answer(service.render(body, client), media_type, headers)
+    return await _answer(service.render(body, client_of(request)), media_type, headers)
 
 
-@router.post("/render", response_class=Response, responses=RENDER_RESPONSES)
+@router.post("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_post(
     body: Annotated[RenderRequest, Body(openapi_examples=api_examples.RENDER_REQUESTS)],
     request: Request,
@@ -186,7 +205,7 @@ async def render_post(
     return await _render(body, request, service)
 
 
-@router.get("/render", response_class=Response, responses=RENDER_RESPONSES)
+@router.get("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_get(
     request: Request,
     service: ServiceDep,

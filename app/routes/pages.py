@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from app.client_identity import current_or_new_session, keep_session
 from app.examples import DEFAULT_EXAMPLE
 from app.resources import templates_dir
 
@@ -16,10 +17,20 @@ templates = Jinja2Templates(directory=str(templates_dir()))
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def explorer(request: Request) -> HTMLResponse:
     """The explorer: editor, gallery, graph, player, inspector."""
-    return templates.TemplateResponse(request, "index.html", {"default_example": DEFAULT_EXAMPLE})
+    return _page(request, "index.html")
 
 
 @router.get("/embed", response_class=HTMLResponse, include_in_schema=False)
 def embed(request: Request) -> HTMLResponse:
     """The graph and player only, sized to an iframe, with a link back to the explorer."""
-    return templates.TemplateResponse(request, "embed.html", {"default_example": DEFAULT_EXAMPLE})
+    return _page(request, "embed.html")
+
+
+def _page(request: Request, template: str) -> HTMLResponse:
+    """A page with its session: the token in a meta tag for the API calls, and the cookie."""
+    token = current_or_new_session(request)
+    response = templates.TemplateResponse(
+        request, template, {"default_example": DEFAULT_EXAMPLE, "session_token": token}
+    )
+    keep_session(request, response, token)
+    return response

@@ -3,23 +3,30 @@
 The worker parent (the process that imports torch once and forks a child per request) runs
 inside bubblewrap with new user, pid, network, ipc, uts and cgroup namespaces, as uid/gid 65534,
 with a cleared environment and a root file system made of read-only binds of just the Python
-installation, the environment's site-packages and the `app` package, plus a private `/tmp`, its
-own `/proc` and a minimal `/dev`. Nothing of the host's `/etc`, home folders or checkout (beyond
-`app/`) exists inside. This file is the whole description of that wall.
+installation, the shared libraries, the environment's site-packages and the `app` package, plus
+a private `/tmp`, its own `/proc` (the host's boot line and kernel configuration masked) and a
+minimal `/dev`. Run as root, the jail joins a cgroup whose pids.max bounds its threads.
+Nothing of the host's `/etc`, home folders or checkout (beyond `app/`) exists inside. This
+file is the whole description of that wall.
 """
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import platform
 import shutil
 import site
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import app
+from app.sandbox.limits import JAIL_TASKS_ENV
 
 JAIL_UID = 65534
 JAIL_GID = 65534
@@ -42,6 +49,16 @@ KEPT_ENVIRONMENT = {
 }
 # Host variables passed through when set: processor quirks that numerical libraries need.
 PASSED_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES")
+# Files of /proc that describe the host and that Python never reads: the kernel's command line
+# (boot parameters, sometimes secrets), its build configuration, modules and symbols.
+MASKED_PROC_FILES = (
+    "/proc/cmdline",
+    "/proc/config.gz",
+    "/proc/modules",
+    "/proc/kallsyms",
+    "/proc/sched_debug",
+    "/proc/timer_list",
+)
 GPU_DEVICE_GLOBS = (
     "/dev/nvidia[0-9]*",
     "/dev/nvidiactl",
@@ -67,19 +84,69 @@ def bubblewrap() -> str | None:
     )
 
 
+def _system_libraries() -> list[str]:
+    """The parts of /usr that Python and its extension modules load from: the shared libraries
+    of this architecture, the dynamic loader's folder, Debian's Python, the C.UTF-8 locale and
+    ldconfig; never /usr as a whole (its programs, documentation and share/ describe the host)."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return [
+        f"/usr/lib/{multiarch}",
+        "/usr/lib64",
+        f"/usr/lib/{version}",
+        "/usr/lib/python3",
+        "/usr/lib/locale",
+        # ctypes.util.find_library (how pyseccomp finds libseccomp) asks `ldconfig -p`
+        os.path.realpath("/sbin/ldconfig"),
+    ]
+
+
+def _python_installation(prefix: str) -> list[str]:
+    """What a Python prefix contributes: the whole prefix, or for the system's /usr only its
+    interpreter (its libraries are among _system_libraries)."""
+    real = os.path.realpath(prefix)
+    if real != "/usr":
+        return [real]
+    return [os.path.realpath(sys.executable)]
+
+
 def _read_only_paths() -> list[str]:
-    """Folders bound read-only: the system libraries, Python, site-packages and `app`."""
-    candidates = ["/usr", sys.base_prefix, sys.prefix, *site.getsitepackages()]
+    """Paths bound read-only: the system libraries, Python, site-packages and `app`."""
+    candidates = [
+        *_system_libraries(),
+        *_python_installation(sys.base_prefix),
+        *_python_installation(sys.prefix),
+        *site.getsitepackages(),
+    ]
     paths: list[str] = []
     for path in candidates:
         real = os.path.realpath(path)
-        if os.path.isdir(real) and real not in paths:
+        inside_one = any(real == p or real.startswith(p + os.sep) for p in paths)
+        if os.path.exists(real) and not inside_one:
             paths.append(real)
     package = str(Path(app.__file__).resolve().parent)
     if not any(package == p or package.startswith(p + os.sep) for p in paths):
         # a checkout: bind only `app/` itself, never its parent (the rest of the checkout)
         paths.append(package)
     return paths
+
+
+_empty: list[str] = []
+
+
+def _empty_file() -> str:
+    """An empty, read-only regular file to bind over what the jail must not show (/dev/null
+    cannot serve: binds are mounted nodev, and a device there cannot be opened)."""
+    if not _empty or not os.path.isfile(_empty[0]):
+        folder = tempfile.mkdtemp(prefix="autograd-explorer-")
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "empty")
+        with open(path, "w"):
+            pass
+        os.chmod(path, 0o444)
+        atexit.register(shutil.rmtree, folder, True)
+        _empty[:] = [path]
+    return _empty[0]
 
 
 def _gpu_devices() -> list[str]:
@@ -118,6 +185,9 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
         "--dev",
         "/dev",
     ]
+    for path in MASKED_PROC_FILES:  # the host's boot line and kernel build, as empty files
+        if os.path.exists(path):
+            command += ["--ro-bind", _empty_file(), path]
     for path in _read_only_paths():
         command += ["--ro-bind", path, path]
     for link in ("lib", "lib64", "bin", "sbin"):
@@ -139,7 +209,87 @@ def jail_command(argv: list[str], gpu: bool = False) -> list[str]:
     for name, value in environment.items():
         command += ["--setenv", name, value]
     command += ["--chdir", "/tmp", "--", *argv]
-    return command
+    return in_tasks_cgroup(command, tasks_cgroup(), JAIL_TASKS_MAX)
+
+
+# Tasks (processes and threads) of the whole jail, where a cgroup bounds them: enough for every
+# worker child's helpers, far below the host's pid_max.
+JAIL_TASKS_MAX = 4096
+
+
+def runs_as_root() -> bool:
+    """Whether the server runs as root, for whom the kernel ignores RLIMIT_NPROC."""
+    return os.geteuid() == 0
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup path in the hierarchy of a cgroup v1 controller, or v2's."""
+    try:
+        with open("/proc/self/cgroup") as lines:
+            for line in lines:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if controller in controllers.split(",") or (controller == "" and not controllers):
+                    return path
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def make_tasks_cgroup(name: str, limit: int) -> str | None:
+    """A cgroup under this process's own whose pids.max is limit (removed at exit), or None
+    where none can be made (no pids controller, or no right to create one)."""
+    for root, controller in (("/sys/fs/cgroup/pids", "pids"), ("/sys/fs/cgroup", "")):
+        own = _own_cgroup(controller)
+        if own is None or not os.path.isdir(root):
+            continue
+        parent = os.path.join(root, own.lstrip("/"))
+        folder = os.path.join(parent, name)
+        if not os.path.isdir(parent):  # never create cgroups on the way to our own
+            continue
+        try:
+            if not os.path.isdir(folder):
+                os.mkdir(folder)
+            with open(os.path.join(folder, "pids.max"), "w") as limit_file:
+                limit_file.write(str(limit))
+        except OSError:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+            continue
+        atexit.register(_remove_cgroup, folder)
+        return folder
+    return None
+
+
+def _remove_cgroup(folder: str) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
+_tasks_cgroup: list[str | None] = []
+
+
+def tasks_cgroup() -> str | None:
+    """The jail's tasks cgroup, made on first use (only for root: otherwise RLIMIT_NPROC holds)."""
+    if not _tasks_cgroup:
+        name = f"autograd-explorer-{os.getpid()}"
+        _tasks_cgroup.append(make_tasks_cgroup(name, JAIL_TASKS_MAX) if runs_as_root() else None)
+    return _tasks_cgroup[0]
+
+
+def in_tasks_cgroup(command: list[str], folder: str | None, limit: int) -> list[str]:
+    """The bwrap command, made to join the cgroup folder first (when there is one): the kernel
+    does not apply RLIMIT_NPROC to root's processes, so the cgroup's pids.max is what bounds
+    the threads of every child."""
+    if folder is None:
+        return command
+    at = command.index("--chdir")  # after --clearenv, which would drop it
+    inner = [*command[:at], "--setenv", JAIL_TASKS_ENV, str(limit), *command[at:]]
+    join = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+    return ["/bin/sh", "-c", join, folder, *inner]
 
 
 def probe(timeout: float = 30.0) -> JailStatus:

@@ -8,10 +8,12 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_THREAD = 0x00010000
 
@@ -102,6 +104,12 @@ DENIED_SYSCALLS = (
     "pidfd_open",
     "pidfd_send_signal",
     "pidfd_getfd",
+    # I/O priority is inherited from the worker parent by every later child; no program needs it
+    "ioprio_set",
+    # other processes' resources, memory and pages
+    "kcmp",
+    "process_madvise",
+    "process_mrelease",
 )
 # Syscalls that signal a process or thread named by their first argument: only this process.
 SIGNAL_SYSCALLS = ("kill", "tgkill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
@@ -113,12 +121,16 @@ OTHER_PROCESS_SYSCALLS = (
     "sched_setparam",
     "sched_setattr",
     "sched_setaffinity",
+    "migrate_pages",
+    "move_pages",
+    "setpgid",
 )
 # fcntl and ioctl commands that make the kernel send SIGIO (or any signal) to another process.
 F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 15, 0x8901, 0x8902
 # Threads (and processes) of one child: enough for torch's and CUDA's helpers, not a bomb that
 # exhausts the host's process ids. The kernel does not apply it to a uid that maps to root.
 MAX_THREADS = 256
+JAIL_TASKS_ENV = "AE_JAIL_TASKS_MAX"  # set by the jail when its cgroup bounds its tasks
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 DEVICE_SAFE_WRITE_FLAGS = (os.O_CREAT, os.O_TRUNC, os.O_APPEND)  # CUDA opens /dev/nvidia* O_RDWR
 
@@ -197,6 +209,74 @@ def leave_network() -> bool:
     if libc.unshare(CLONE_NEWNET) == 0:
         return True
     return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
+
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 0x4000, 1 << 18
+# Host files of /proc that Python and torch read (processor features, memory size); the rest of
+# /proc, other processes included, is not in a child's view.
+PROC_FILES_KEPT = ("cpuinfo", "meminfo")
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as file:
+        file.write(text)
+
+
+def private_proc(scratch: str) -> bool:
+    """See only this process in /proc: in a user and mount namespace of this child's own,
+    /proc becomes a read-only tmpfs holding this process's own entry (`self`, its pid,
+    `thread-self`) and PROC_FILES_KEPT, so no program sees another request's process, the
+    worker parent or the host."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid, pid = os.getuid(), os.getgid(), os.getpid()
+    try:
+        _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+        staging = tempfile.mkdtemp(dir=scratch)
+        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        _check(libc.mount(b"tmpfs", staging.encode(), b"tmpfs", flags, b"mode=555"), "tmpfs")
+        own = os.path.join(staging, "self")
+        os.mkdir(own)
+        _check(
+            libc.mount(f"/proc/{pid}".encode(), own.encode(), None, MS_BIND | MS_REC, None), "self"
+        )
+        for name in PROC_FILES_KEPT:
+            if os.path.exists(f"/proc/{name}"):
+                target = os.path.join(staging, name)
+                open(target, "w").close()
+                _check(
+                    libc.mount(f"/proc/{name}".encode(), target.encode(), None, MS_BIND, None), name
+                )
+        os.symlink("self", os.path.join(staging, str(pid)))
+        os.symlink(f"self/task/{pid}", os.path.join(staging, "thread-self"))
+        _check(
+            libc.mount(None, staging.encode(), None, MS_REMOUNT | MS_RDONLY | flags, None),
+            "read-only",
+        )
+        _check(libc.mount(staging.encode(), b"/proc", None, MS_MOVE, None), "move")
+        os.rmdir(staging)
+    except OSError:
+        return False
+    return True
+
+
+def drop_capabilities() -> bool:
+    """Give up every capability (those a user namespace of the child's own gave it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    return libc.capset(header, data) == 0
 
 
 _prepared_filters: dict[bool, Any] = {}
@@ -284,14 +364,20 @@ def apply(limits: ChildLimits) -> dict[str, bool]:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     layers["file_size"] = _set(resource.RLIMIT_FSIZE, 0)
     layers["open_files"] = _set(resource.RLIMIT_NOFILE, _open_fd_count() + 32)
-    layers["threads"] = _set(resource.RLIMIT_NPROC, MAX_THREADS) and not _maps_to_root()
+    # run as root, RLIMIT_NPROC is ignored; the jail's cgroup (pids.max) bounds threads instead
+    bounded_by_cgroup = bool(os.environ.get(JAIL_TASKS_ENV))
+    nproc = _set(resource.RLIMIT_NPROC, MAX_THREADS)
+    layers["threads"] = (nproc and not _maps_to_root()) or bounded_by_cgroup
     if limits.memory_margin_bytes is not None:
         layers["memory"] = _set(
             resource.RLIMIT_AS, _current_address_space() + limits.memory_margin_bytes
         )
     else:
         layers["memory"] = False
+    # CUDA's driver reads /proc/driver and more: a CUDA child keeps the jail's /proc
+    layers["own_processes"] = not limits.cuda and private_proc(limits.work_dir)
     layers["network"] = leave_network()
+    layers["capabilities_dropped"] = drop_capabilities()
     layers["not_dumpable"] = not_dumpable()
     if limits.idle_after_cpu_seconds is not None:
         layers["fair_priority"] = lower_priority_after(limits.idle_after_cpu_seconds)

@@ -10,8 +10,13 @@ export class ApiError extends Error {
   }
 }
 
+// The page's session token: the unit of per-client caps. The cookie carries it too, but a page
+// framed by another site gets no cookie, so every call names it in a header.
+const session = document.querySelector('meta[name="ae-session"]')?.content ?? "";
+
 async function request(path, options = {}) {
-  const response = await fetch(path, options);
+  const headers = session ? { ...options.headers, "X-AE-Session": session } : options.headers;
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const detail = Array.isArray(body?.detail) ? { message: body.detail.map((d) => d.msg).join("; ") } : body?.detail;
