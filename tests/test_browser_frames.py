@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.examples import ORDER
-from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code
+from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code, wait_until_changed
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -75,9 +75,7 @@ def open_page(browser, server, request) -> Iterator:
         page.errors = errors
         page.goto(f"{server}{path}")
         page.wait_for_selector('[data-testid="node"]', timeout=60_000)
-        page.wait_for_function(
-            "document.body.dataset.ready === 'true' || document.body.dataset.shown"
-        )
+        page.locator("body[data-ready=true], body[data-shown]").wait_for()
         return page
 
     yield open_at
@@ -125,7 +123,7 @@ def test_keys_typed_in_the_editor_arrive_unchanged_and_leave_the_player_alone(op
     before = page.evaluate("document.body.dataset.shown")
     page.get_by_test_id("editor").click()
     page.keyboard.press("Control+Enter")
-    page.wait_for_function(f"document.body.dataset.shown !== '{before}'", timeout=30_000)
+    wait_until_changed(page, "shown", before, timeout=30_000)
     expect(page.get_by_test_id("stdout")).to_contain_text("tensor([12.])")  # d(w³)/dw = 3·2²
     guide_shot(page, "screen-1366")
 
@@ -159,7 +157,7 @@ def test_every_lesson_in_a_960x540_embed_reads_at_14px(open_page) -> None:
 def test_present_mode_on_a_projector_scales_captions_and_keeps_the_frame_still(open_page) -> None:
     page = open_page("/#example=shared_weight", 1920, 1080)
     page.get_by_test_id("present").click()
-    page.wait_for_function("document.body.classList.contains('presenting')")
+    expect(page.locator("body")).to_have_class(re.compile("presenting"))
     check_frame(page.evaluate(MEASURE), 14)
     frames, positions = set(), []
     for _ in range(7):
