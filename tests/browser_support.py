@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,6 +17,13 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"
+# The pictures of the guide: written to docs/images/ with AE_UPDATE_GUIDE_IMAGES=1, else beside
+# the other artifacts, so a run of the suite leaves the checkout as it was.
+GUIDE_IMAGES = (
+    Path(__file__).resolve().parents[1] / "docs" / "images"
+    if os.environ.get("AE_UPDATE_GUIDE_IMAGES") == "1"
+    else ARTIFACTS / "guide"
+)
 
 
 def launch(playwright):

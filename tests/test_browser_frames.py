@@ -3,7 +3,6 @@ node in the frame (or the frame saying it follows the step), present mode and th
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from app.examples import ORDER
-from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code, wait_until_changed
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    GUIDE_IMAGES,
+    editor_code,
+    type_code,
+    wait_until_changed,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -21,11 +27,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDE_IMAGES = (
-    ROOT / "docs" / "images"
-    if os.environ.get("AE_UPDATE_GUIDE_IMAGES") == "1"
-    else ROOT / "tests" / "artifacts" / "guide"
-)
 
 
 def guide_shot(page, name: str) -> None:

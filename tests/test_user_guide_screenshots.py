@@ -7,7 +7,6 @@ docs/images/, so a run of the suite leaves the checkout as it was."""
 from __future__ import annotations
 
 import base64
-import os
 import re
 import struct
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.browser_support import CHROMIUM
+from tests.browser_support import CHROMIUM, GUIDE_IMAGES
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -26,11 +25,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = (
-    ROOT / "docs" / "images"
-    if os.environ.get("AE_UPDATE_GUIDE_IMAGES") == "1"
-    else ROOT / "tests" / "artifacts" / "guide"
-)
+IMAGES = GUIDE_IMAGES
 SIZE = {"width": 1024, "height": 640}  # of the PNGs
 # The page is laid out at 1280×800 (its three columns need more than 1100 px) and drawn at 0.8.
 VIEWPORT, SCALE = {"width": 1280, "height": 800}, 0.8
