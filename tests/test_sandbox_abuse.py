@@ -122,8 +122,8 @@ RESOURCES = [
     (
         "chain_100k",
         T + "x = torch.ones(1, requires_grad=True)\nfor i in range(100000):\n    x = x * 1.0",
-        422,
-        ("nodes", "wall_time", "cpu_time"),  # a slow machine runs out of time before the cap
+        200,  # the node cap ends the recording; the rest runs unrecorded
+        None,
     ),
     (
         "doubling_list",
