@@ -327,6 +327,12 @@ class _PassRun:
     grad_before: dict[str, TensorData | None] = field(default_factory=dict)
 
 
+def _release_order(fn: Any) -> int:
+    """AccumulateGrad first, then the autograd nodes in the order they were made."""
+    seq = fn._sequence_nr()
+    return -1 if seq >= _SEQUENCE_NR_MAX else seq
+
+
 @dataclass
 class _PausedLoop:
     """A loop whose passes beyond the recorded ones run unrecorded: counted and plotted."""
@@ -374,6 +380,7 @@ class Recorder:
         self.stopped_for_good = False  # a limit ended the recording: it never resumes
         self.ever_stopped = False
         self._noted: set[str] = set()
+        self._paused_names: dict[str, tuple[int, torch.Tensor]] = {}  # bound while paused
         self._top_spans: list[tuple[int, int]] | None = None
         self.mode: Any = None  # the RecordingMode, which steps aside once recording stops
         self.summaries = SummaryBatch(options.inline_limit)
@@ -815,6 +822,10 @@ class Recorder:
             return
         if not isinstance(value, torch.Tensor):
             return
+        if not self.recording:
+            if module_scope and not self.stopped_for_good:
+                self._paused_names[name] = (line, value)  # the latest per name: no growth
+            return
         previous = self._bindings.get(id(value))
         if previous is not None and previous[3] is value and (previous[2] or not module_scope):
             return  # the first binding wins, except that the program's top level names last
@@ -951,6 +962,10 @@ class Recorder:
     def close_paused_loop(self) -> None:
         """The graph of a paused loop's last pass, and a note of the passes not recorded."""
         paused, self.paused = self.paused, None
+        for name, (line, t) in self._paused_names.items():
+            self._bindings.pop(id(t), None)  # re-inserted: the latest binding comes last
+            self._bindings[id(t)] = (name, line, True, t)
+        self._paused_names = {}
         if paused is None or not paused.skipped:
             return
         last = paused.first + paused.skipped - 1
@@ -1258,6 +1273,28 @@ class Recorder:
             series.values.append(value if value is None or np.isfinite(value) else str(value))
 
     # ----- finishing -------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Drop every reference to the program's autograd graph, nodes nearest the leaves
+        first: torch frees a deep chain one node at a time then, where freeing it from the
+        root while Python still wraps its nodes could exhaust the stack."""
+        self._last_reachable = None
+        self.paused = None
+        self._paused_names = {}
+        self._made_at = {}
+        self.leaves_with_accumulators = []
+        self.last_top_tensor = None
+        self._sources = None
+        fns, self._fn_refs = self._fn_refs, []
+        fns.sort(key=_release_order, reverse=True)
+        while fns:
+            fns.pop()
+        tensors = list(self._tensor_refs.values())
+        self._tensor_refs = {}
+        self._bindings = {}
+        tensors.reverse()
+        while tensors:
+            tensors.pop()
 
     def finish(self) -> Graph:
         """Fill the fields known only at the end (.grad, retains_grad) and return the Graph."""
@@ -1625,7 +1662,9 @@ def record_program(
             if recorder.graph.error is None and not recorder.graph.backward:
                 _add_implicit_backward(recorder)
     with PausedCollections():  # finishing (the chain rules) allocates as much as recording
-        return recorder.finish()
+        graph = recorder.finish()
+    recorder.release()
+    return graph
 
 
 def record_error(exc: BaseException, device: str = "cpu") -> Graph:
