@@ -127,6 +127,7 @@ def _child_env() -> dict[str, str]:
         AE_CPU_SECONDS=str(GENEROUS_SECONDS),
         OMP_NUM_THREADS="1",  # several children share the machine; one thread each
         MPLBACKEND="Agg",
+        PYTHONPATH=str(ROOT),  # the command imports this checkout, not an installed copy
     )
     return env
 
