@@ -146,7 +146,7 @@ RESOURCES = [
     ("nested_calls", "x = " + "abs(" * 150 + "1" + ")" * 150, 422, "nesting"),
     ("nested_lists", "x = " + "[" * 90 + "1" + "]" * 90, 422, "nesting"),
     ("long_binop", "x = " + " + ".join(["1"] * 3000), 422, ("nesting", "ast_nodes")),
-    ("many_lines", "x = 1\n" * 3000, 422, ("code_bytes", "code_lines")),
+    ("many_lines", "x = 1\n" * 6000, 422, ("code_bytes", "code_lines")),
 ]
 CASES = HARMLESS_ESCAPES + READS + OS_REFUSALS + COURTESY + RESOURCES
 _seeds = itertools.count(1000)
