@@ -89,7 +89,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except _Refused as exc:
         print(f"autograd-explorer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    print(graph.model_dump_json(indent=2 if args.pretty else None))
+    if args.format == "graphml":
+        from app.graph_networkx import NetworkxMissing, to_graphml
+
+        try:
+            sys.stdout.buffer.write(to_graphml(graph))
+            sys.stdout.flush()
+        except NetworkxMissing as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        print(graph.model_dump_json(indent=2 if args.pretty else None))
     if graph.error is not None:
         where = f" (line {graph.error.line})" if graph.error.line else ""
         print(f"{graph.error.type}{where}: {graph.error.message}", file=sys.stderr)
@@ -203,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("file", help="a .py program")
     trace.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     trace.add_argument("--seed", type=int, default=0)
-    trace.add_argument("--format", choices=["json"], default="json")
+    trace.add_argument(
+        "--format",
+        choices=["json", "graphml"],
+        default="json",
+        help="the Graph as JSON, or as GraphML for networkx, Gephi or yEd (needs networkx)",
+    )
     trace.add_argument("--pretty", action="store_true", help="indent the JSON")
     trace.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
     _add_max_nodes(trace)
