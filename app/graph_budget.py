@@ -82,6 +82,8 @@ def keep_first_nodes(graph: Graph, count: int) -> None:
 
 
 def _note(graph: Graph, key: str, text: str, **params: str | int | None) -> None:
+    if any(m.key == key for m in graph.messages):
+        return  # a graph fitted again keeps its first note
     graph.notes.append(text)
     graph.messages.append(NoteMessage(key=key, params=params, text=text))
 
@@ -116,3 +118,8 @@ def fit_to_bytes(graph: Graph, limit: int) -> bytes | None:
         keep_first_nodes(graph, count)
         payload = model_json_bytes(graph)
     return payload if len(payload) <= limit else None
+
+
+def refit(payload: bytes, limit: int) -> bytes | None:
+    """A graph's JSON fitted again into a smaller limit (its layout and badges must fit too)."""
+    return fit_to_bytes(Graph.model_validate_json(payload), limit)
