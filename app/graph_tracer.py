@@ -333,6 +333,26 @@ def _release_order(fn: Any) -> int:
     return -1 if seq >= _SEQUENCE_NR_MAX else seq
 
 
+# Autograd nodes a finished recording still wraps. Once Python has wrapped the nodes of a deep
+# chain (50,000 ops), torch tearing the chain down from its output recurses once per node and
+# overflows the stack (SIGSEGV), even after the wrappers are gone. Held here until the
+# program's own references are gone, the wrappers are the chain's last owners: dropped from
+# the output back to the leaves, each frees one node and nothing below it.
+_HELD_NODES: list[Any] = []
+_HELD_LOCK = threading.Lock()
+
+
+def release_held_graphs() -> None:
+    """Free the autograd nodes of finished recordings, from the outputs back to the leaves.
+    Call it once the program's variables are gone (or before the next recording)."""
+    with _HELD_LOCK:
+        fns = _HELD_NODES[:]
+        _HELD_NODES.clear()
+    fns.sort(key=_release_order)
+    while fns:
+        fns.pop()  # the newest node first: the output end of the chain
+
+
 @dataclass
 class _PausedLoop:
     """A loop whose passes beyond the recorded ones run unrecorded: counted and plotted."""
@@ -1275,9 +1295,8 @@ class Recorder:
     # ----- finishing -------------------------------------------------------------------
 
     def release(self) -> None:
-        """Drop every reference to the program's autograd graph, nodes nearest the leaves
-        first: torch frees a deep chain one node at a time then, where freeing it from the
-        root while Python still wraps its nodes could exhaust the stack."""
+        """Drop the recorder's hold on the program's tensors, and hand its autograd nodes to
+        release_held_graphs(), which frees them once the program's own references are gone."""
         self._last_reachable = None
         self.paused = None
         self._paused_names = {}
@@ -1285,16 +1304,11 @@ class Recorder:
         self.leaves_with_accumulators = []
         self.last_top_tensor = None
         self._sources = None
-        fns, self._fn_refs = self._fn_refs, []
-        fns.sort(key=_release_order, reverse=True)
-        while fns:
-            fns.pop()
-        tensors = list(self._tensor_refs.values())
         self._tensor_refs = {}
         self._bindings = {}
-        tensors.reverse()
-        while tensors:
-            tensors.pop()
+        fns, self._fn_refs = self._fn_refs, []
+        with _HELD_LOCK:
+            _HELD_NODES.extend(fns)
 
     def finish(self) -> Graph:
         """Fill the fields known only at the end (.grad, retains_grad) and return the Graph."""
@@ -1645,6 +1659,7 @@ def record_program(
     options = options or TraceOptions()
     target = resolve_device(device)
     label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
+    release_held_graphs()  # the last program's variables are gone by now
     recorder = Recorder(label, options)
     recorder.source_lines = source.splitlines()
     _warm_up_storage_types()
@@ -1767,7 +1782,9 @@ def trace_tensors(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, tensors)
-        return recorder.finish()
+        graph = recorder.finish()
+    recorder.release()
+    return graph
 
 
 def trace_callable(
@@ -1798,4 +1815,6 @@ def trace_callable(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, outputs)
-        return recorder.finish(), result
+        graph = recorder.finish()
+    recorder.release()
+    return graph, result

@@ -700,3 +700,45 @@ def test_a_leaf_rebound_while_paused_shows_its_final_grad() -> None:
         w = (w - 0.1 * w.grad).detach().requires_grad_()
         (w**3).sum().backward()
     assert _leaf_grad(graph, "w") == pytest.approx(w.grad.tolist())
+
+
+DEEP_CHAIN_CHILD = """
+import torch
+from app.graph_tracer import TraceOptions, trace_tensors
+from app.tracing import trace_code
+
+ops = 50_000
+options = TraceOptions(max_nodes=4 * ops)
+code = (
+    "import torch\\nx = torch.ones(1, requires_grad=True)\\ny = x\\n"
+    f"for i in range({ops}):\\n    y = y * 1.0001\\ny.backward()\\n"
+)
+graph = trace_code(code, options=options, wall_seconds=3600)
+assert graph.error is None and len(graph.backward[0].steps) == ops + 1, graph.error
+y = torch.ones(1, requires_grad=True)
+for _ in range(ops):
+    y = y * 1.0001
+live = trace_tensors(y, backward=False, options=options)
+assert len(live.nodes) == ops + 3  # the ops, the leaf, its AccumulateGrad, y
+del y  # the program lets go of its chain after the recording: torch frees it
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_a_50000_op_chain_is_recorded_and_freed_without_a_crash() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", DEEP_CHAIN_CHILD],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # -11 was SIGSEGV
+    assert proc.stdout.strip() == "done"
