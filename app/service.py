@@ -19,6 +19,7 @@ from app.client_slots import ClientSlots
 from app.config import Settings
 from app.errors import LimitExceeded
 from app.export import BadStep
+from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphHelper, do_job, unpack
 from app.json_text import has_lone_surrogate
 from app.layout import (
@@ -38,7 +39,6 @@ from app.schemas import (
     RenderRequest,
     TraceRequest,
 )
-from app.graph_budget import refit
 from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
