@@ -171,6 +171,46 @@ def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     return None
 
 
+_SIMPLE_RANGE_ARGS = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop)
+
+
+def _range_end(loop: ast.For, names: dict[str, Any]) -> tuple[str, int] | None:
+    """(variable, last value) of `for v in range(a, b, c)` whose arguments are constants, names
+    and arithmetic (nothing is called); None for any other loop."""
+    call = loop.iter
+    if not (
+        isinstance(loop.target, ast.Name)
+        and isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "range"
+        and not call.keywords
+        and all(
+            isinstance(part, (*_SIMPLE_RANGE_ARGS, ast.Load))
+            for arg in call.args
+            for part in ast.walk(arg)
+        )
+    ):
+        return None
+    try:
+        steps = eval(compile(ast.Expression(call), "<range>", "eval"), dict(names))  # noqa: S307
+    except Exception:  # noqa: BLE001 - a name not yet bound, a shadowed range: not known
+        return None
+    if not isinstance(steps, range) or not steps:
+        return None
+    return loop.target.id, steps[-1]
+
+
+def _top_level_frame() -> FrameType | None:
+    """The frame of the program's top level."""
+    frame: FrameType | None = sys._getframe(1)
+    found = None
+    while frame is not None:
+        if frame.f_code.co_filename == PROGRAM_FILENAME:
+            found = frame
+        frame = frame.f_back
+    return found
+
+
 def _top_level_line() -> int | None:
     """The line the program's top level is running (inside a call, the line of the call)."""
     frame: FrameType | None = sys._getframe(1)
@@ -362,6 +402,9 @@ class _PausedLoop:
     line: int | None  # the line of that pass
     skipped: int = 0
     last_roots: list[torch.Tensor] = field(default_factory=list)
+    # (loop variable, its last value) of each enclosing `for ... in range(...)`: all at their
+    # last value, the loop's last iteration is recorded in full
+    final: list[tuple[str, int]] | None = None
 
 
 class Recorder:
@@ -401,7 +444,7 @@ class Recorder:
         self.ever_stopped = False
         self._noted: set[str] = set()
         self._paused_names: dict[str, tuple[int, torch.Tensor]] = {}  # bound while paused
-        self._top_spans: list[tuple[int, int]] | None = None
+        self._top_statements: list[ast.stmt] | None = None
         self.mode: Any = None  # the RecordingMode, which steps aside once recording stops
         self.summaries = SummaryBatch(options.inline_limit)
         self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
@@ -804,6 +847,8 @@ class Recorder:
             return
         if not self.recording and not self.in_pass and self.left_paused_loop():
             self.resume()
+        elif not self.recording and not self.in_pass and self.at_final_iteration():
+            self.resume_for_last_iteration()
         if not self.recording and not self.in_pass and self.mode is not None:
             self.mode.step_aside()
         self.busy = True
@@ -941,16 +986,67 @@ class Recorder:
         """First and last line of the program's top-level statement that holds line."""
         if line is None or not self.source_lines:
             return None
-        if self._top_spans is None:
+        statement = self._top_statement(line)
+        return None if statement is None else (statement.lineno, statement.end_lineno or line)
+
+    def _top_statement(self, line: int | None) -> ast.stmt | None:
+        """The program's top-level statement that holds line."""
+        if line is None or not self.source_lines:
+            return None
+        if self._top_statements is None:
             try:
-                body = ast.parse("\n".join(self.source_lines)).body
+                self._top_statements = ast.parse("\n".join(self.source_lines)).body
             except SyntaxError:
-                body = []
-            self._top_spans = [(st.lineno, st.end_lineno or st.lineno) for st in body]
-        for start, end in self._top_spans:
-            if start <= line <= end:
-                return start, end
+                self._top_statements = []
+        for statement in self._top_statements:
+            if statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+                return statement
         return None
+
+    def _final_iteration(self, line: int | None) -> list[tuple[str, int]] | None:
+        """(variable, last value) of every top-level `for v in range(...)` around line, when
+        the ranges can be read without calling anything; None when a loop is of another kind."""
+        frame = _top_level_frame()
+        node: ast.AST | None = self._top_statement(_top_level_line())
+        if frame is None or node is None or line is None:
+            return None
+        final: list[tuple[str, int]] = []
+        while node is not None:
+            if isinstance(node, (ast.While, ast.AsyncFor)):
+                return None
+            if isinstance(node, ast.For):
+                last = _range_end(node, frame.f_globals)
+                if last is None:
+                    return None
+                final.append(last)
+            inner = [
+                child
+                for child in ast.iter_child_nodes(node)
+                if isinstance(child, ast.stmt)
+                and child.lineno <= line <= (child.end_lineno or child.lineno)
+            ]
+            node = inner[0] if inner else None
+        return final or None
+
+    def at_final_iteration(self) -> bool:
+        """Whether every loop around the paused pass is in its last iteration."""
+        paused = self.paused
+        if paused is None or not paused.final:
+            return False
+        frame = _top_level_frame()
+        if frame is None:
+            return False
+        values = frame.f_globals
+        return all(
+            type(values.get(var)) is int and values[var] == last for var, last in paused.final
+        )
+
+    def resume_for_last_iteration(self) -> None:
+        """Record the paused loop's last iteration in full, and what follows it."""
+        if self.paused is not None:
+            self.paused.last_roots = []
+            self.paused.final = None
+        self.resume(last_in_full=True)
 
     def pause_in_loop(self, line: int | None) -> None:
         """Stop recording passes in full, to resume once the program leaves the statement that
@@ -959,6 +1055,7 @@ class Recorder:
         self.stop_recording()
         if span is not None and not self.stopped_for_good:
             self.paused = _PausedLoop(span=span, first=self.passes_total, line=line)
+            self.paused.final = self._final_iteration(line)
 
     def left_paused_loop(self) -> bool:
         """Whether the program has left the statement whose loop paused the recording."""
@@ -968,7 +1065,7 @@ class Recorder:
         line = _top_level_line()
         return line is not None and not paused.span[0] <= line <= paused.span[1]
 
-    def resume(self) -> None:
+    def resume(self, last_in_full: bool = False) -> None:
         """Record again in full after a paused loop: its summary first, then what follows."""
         if self.mode is not None:
             self.mode.step_back()
@@ -977,9 +1074,9 @@ class Recorder:
         self.recording = True
         self._sources = None
         self.pass_budget = len(self.graph.backward) + self.options.max_passes
-        self.close_paused_loop()
+        self.close_paused_loop(last_in_full)
 
-    def close_paused_loop(self) -> None:
+    def close_paused_loop(self, last_in_full: bool = False) -> None:
         """The graph of a paused loop's last pass, and a note of the passes not recorded."""
         paused, self.paused = self.paused, None
         for name, (line, t) in self._paused_names.items():
@@ -996,6 +1093,16 @@ class Recorder:
         except LimitExceeded:
             self.hit_node_limit(paused.line)
         where = f" (line {paused.line})" if paused.line is not None else ""
+        if last_in_full:
+            self.note(
+                "passesSummarisedLastFull",
+                f"Backward passes {paused.first}–{last}{where} ran without being recorded in "
+                "full: the chart keeps every one, and the loop's last pass is recorded in full.",
+                first=paused.first,
+                last=last,
+                line=paused.line,
+            )
+            return
         self.note(
             "passesSummarised",
             f"Backward passes {paused.first}–{last}{where} ran without being recorded in full: "

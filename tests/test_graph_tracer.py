@@ -425,7 +425,9 @@ def test_a_long_loop_runs_unrecorded_after_its_passes_and_keeps_its_plot() -> No
     )
     graph = trace_code(code, options=TraceOptions(max_passes=3))
     assert graph.error is None and graph.truncated is not None
-    assert graph.truncated.passes_total == 40 and len(graph.backward) == 3
+    assert graph.truncated.passes_total == 40 and len(graph.backward) == 4  # 3 and the last
+    assert [m.key for m in graph.messages] == ["passesSummarisedLastFull"]
+    assert graph.messages[0].params == {"first": 4, "last": 39, "line": 7}
     (loss,) = [s for s in graph.series if s.kind == "loss"]
     expected, w = [], 3.0
     for _ in range(40):  # plain gradient descent on (w - 1)^2
@@ -671,17 +673,19 @@ def test_gradcheck_runs_unrecorded_and_the_program_goes_on() -> None:
 
 def test_a_long_loop_is_summarised_and_what_follows_it_recorded() -> None:
     code = (
-        "import torch\nw = torch.tensor([1.0, -2.0], requires_grad=True)\n"
-        "for i in range(30):\n    loss = (w ** 2).sum()\n    loss.backward()\n"
-        "    with torch.no_grad():\n        w -= 0.1 * w.grad\n    w.grad = None\n"
+        "import torch\nw = torch.tensor([1.0, -2.0], requires_grad=True)\ni = 0\n"
+        "while i < 30:\n    loss = (w ** 2).sum()\n    loss.backward()\n"
+        "    with torch.no_grad():\n        w -= 0.1 * w.grad\n    w.grad = None; i += 1\n"
         "v = torch.tensor([3.0], requires_grad=True)\nh = v * 2\n"
         "h.register_hook(lambda g: g * 10)\nout = h.sum()\nout.backward()\n"
     )
     graph = trace_code(code, options=TraceOptions(max_passes=4))
     assert graph.error is None
-    assert len(graph.backward) == 5 and graph.backward[-1].line == 13
+    assert len(graph.backward) == 5 and graph.backward[-1].line == 14
     (note,) = [m for m in graph.messages if m.key == "passesSummarised"]
-    assert note.params == {"first": 5, "last": 30, "line": 5}
+    assert note.params == {"first": 5, "last": 30, "line": 6}
+    last_loss = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "loss"][-1]
+    assert last_loss.value.values == pytest.approx(0.8**58 * 5, rel=1e-3)  # the 30th loss
     assert len(next(s for s in graph.series if s.name == "loss").values) == 31
     assert _leaf_grad(graph, "v") == [20.0]
 
@@ -742,3 +746,21 @@ def test_a_50000_op_chain_is_recorded_and_freed_without_a_crash() -> None:
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # -11 was SIGSEGV
     assert proc.stdout.strip() == "done"
+
+
+def test_the_last_iteration_of_a_range_loop_is_recorded_in_full() -> None:
+    code = (
+        "import torch\nw = torch.tensor([1.0, -2.0], requires_grad=True)\nsteps = 12\n"
+        "for epoch in range(steps - 2):\n    loss = (w * epoch).sum()\n    loss.backward()\n"
+        "print(w.grad)\n"
+    )
+    graph = trace_code(code, options=TraceOptions(max_passes=3))
+    assert graph.error is None and len(graph.backward) == 4
+    (note,) = graph.messages
+    assert note.key == "passesSummarisedLastFull"
+    assert note.params == {"first": 4, "last": 9, "line": 6}
+    last = graph.backward[-1]
+    (w,) = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "w"]
+    assert last.grads[w.id].values == [45.0, 45.0]  # 0 + 1 + ... + 9, after the 10th pass
+    (mul,) = [s for s in last.steps if s.rule is not None and s.rule.grad_fn == "MulBackward0"]
+    assert mul.grad_inputs[0].values == [9.0, 9.0]  # the gradient of the last pass alone
