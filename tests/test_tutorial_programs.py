@@ -148,7 +148,10 @@ def plain_reference(path: Path) -> dict[str, Any]:
         )
         assert proc.returncode == 0, f"plain run of {path.name} failed:\n{proc.stderr[-3000:]}"
         reference = json.loads(out.read_text(encoding="utf-8"))
-        reference["last_line"] = last_printed_line(proc.stdout)
+        # the prompt pdb.set_trace() prints is the debugger's, not the program's
+        reference["last_line"] = last_printed_line(
+            re.sub(r"^(\(Pdb\) )+", "", proc.stdout, flags=re.M)
+        )
         return reference
 
 
