@@ -1141,6 +1141,8 @@ class Recorder:
         """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
         if not self.recording and self.left_paused_loop():
             self.resume()
+        elif not self.recording and self.at_final_iteration():
+            self.resume_for_last_iteration()  # a last iteration that bound no variable first
         if (
             not self.recording
             and func is not torch.autograd.grad

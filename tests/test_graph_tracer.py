@@ -764,3 +764,15 @@ def test_the_last_iteration_of_a_range_loop_is_recorded_in_full() -> None:
     assert last.grads[w.id].values == [45.0, 45.0]  # 0 + 1 + ... + 9, after the 10th pass
     (mul,) = [s for s in last.steps if s.rule is not None and s.rule.grad_fn == "MulBackward0"]
     assert mul.grad_inputs[0].values == [9.0, 9.0]  # the gradient of the last pass alone
+
+
+def test_a_last_iteration_without_assignments_is_recorded_in_full_too() -> None:
+    code = (
+        "import torch\nw = torch.tensor([2.0], requires_grad=True)\n"
+        "for epoch in range(6):\n    (w * w * epoch).sum().backward()\n"
+    )
+    graph = trace_code(code, options=TraceOptions(max_passes=2))
+    assert len(graph.backward) == 3 and graph.messages[0].key == "passesSummarisedLastFull"
+    (w,) = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "w"]
+    assert graph.backward[-1].grads[w.id].values == [60.0]  # 4 * (0 + 1 + ... + 5)
+    assert len(graph.backward[-1].steps) == 4  # sum, two muls, AccumulateGrad
