@@ -379,6 +379,7 @@ def _release_order(fn: Any) -> int:
 # program's own references are gone, the wrappers are the chain's last owners: dropped from
 # the output back to the leaves, each frees one node and nothing below it.
 _HELD_NODES: list[Any] = []
+DEEP_GRAPH_NODES = 5_000  # below this many wrapped nodes a graph is freed at once
 _HELD_LOCK = threading.Lock()
 
 
@@ -1416,6 +1417,8 @@ class Recorder:
         self._tensor_refs = {}
         self._bindings = {}
         fns, self._fn_refs = self._fn_refs, []
+        if len(fns) < DEEP_GRAPH_NODES:
+            return  # torch frees a graph this shallow from any end
         with _HELD_LOCK:
             _HELD_NODES.extend(fns)
 
@@ -1768,7 +1771,6 @@ def record_program(
     options = options or TraceOptions()
     target = resolve_device(device)
     label = "cpu" if target.type == "cpu" else f"cuda:{target.index or 0}"
-    release_held_graphs()  # the last program's variables are gone by now
     recorder = Recorder(label, options)
     recorder.source_lines = source.splitlines()
     _warm_up_storage_types()
