@@ -42,11 +42,19 @@ def _record(args: argparse.Namespace) -> Any:
 
     code = _read_program(args.file)
     settings = get_settings()
+    if getattr(args, "max_nodes", None) is not None:
+        settings = settings.model_copy(update={"max_nodes": args.max_nodes})
     if not args.sandbox:
-        from app.tracing import trace_code
+        from app.tracing import options_from, trace_code
 
         try:
-            return trace_code(code, args.device, args.seed, wall_seconds=settings.wall_seconds)
+            return trace_code(
+                code,
+                args.device,
+                args.seed,
+                options_from(settings),
+                wall_seconds=settings.wall_seconds,
+            )
         except DeviceUnavailable as exc:
             raise UsageError(str(exc)) from None
         except LimitExceeded as exc:
@@ -86,7 +94,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except _Refused as exc:
         print(f"autograd-explorer: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    print(graph.model_dump_json(indent=2 if args.pretty else None))
+    if args.format == "graphml":
+        from app.graph_networkx import NetworkxMissing, to_graphml
+
+        try:
+            sys.stdout.buffer.write(to_graphml(graph))
+            sys.stdout.flush()
+        except NetworkxMissing as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        print(graph.model_dump_json(indent=2 if args.pretty else None))
     if graph.error is not None:
         where = f" (line {graph.error.line})" if graph.error.line else ""
         print(f"{graph.error.type}{where}: {graph.error.message}", file=sys.stderr)
@@ -216,6 +233,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 10:
+        raise argparse.ArgumentTypeError("at least 10")
+    return value
+
+
+def _add_max_nodes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-nodes",
+        type=_positive,
+        help="nodes recorded before the rest of the program runs unrecorded "
+        "(default: AE_MAX_NODES, 20000)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="autograd-explorer", description=__doc__)
@@ -240,9 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("file", help="a .py program")
     trace.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     trace.add_argument("--seed", type=int, default=0)
-    trace.add_argument("--format", choices=["json"], default="json")
+    trace.add_argument(
+        "--format",
+        choices=["json", "graphml"],
+        default="json",
+        help="the Graph as JSON, or as GraphML for networkx, Gephi or yEd (needs networkx)",
+    )
     trace.add_argument("--pretty", action="store_true", help="indent the JSON")
     trace.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
+    _add_max_nodes(trace)
     trace.set_defaults(run=cmd_trace)
 
     render = sub.add_parser(
@@ -273,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
+    _add_max_nodes(render)
     render.set_defaults(run=cmd_render)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the Graph")

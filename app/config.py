@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_code_bytes: int = Field(20_000, ge=100)
-    max_code_lines: int = Field(400, ge=10)
+    max_code_lines: int = Field(5000, ge=10)
     max_ast_nodes: int = Field(20_000, ge=100)
     max_nesting: int = Field(64, ge=8)
     max_tensor_elements: int = Field(2**26, ge=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import gc
@@ -170,6 +171,57 @@ def _user_line(filename: str = PROGRAM_FILENAME) -> int | None:
     return None
 
 
+_SIMPLE_RANGE_ARGS = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop)
+
+
+def _range_end(loop: ast.For, names: dict[str, Any]) -> tuple[str, int] | None:
+    """(variable, last value) of `for v in range(a, b, c)` whose arguments are constants, names
+    and arithmetic (nothing is called); None for any other loop."""
+    call = loop.iter
+    if not (
+        isinstance(loop.target, ast.Name)
+        and isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "range"
+        and not call.keywords
+        and all(
+            isinstance(part, (*_SIMPLE_RANGE_ARGS, ast.Load))
+            for arg in call.args
+            for part in ast.walk(arg)
+        )
+    ):
+        return None
+    try:
+        steps = eval(compile(ast.Expression(call), "<range>", "eval"), dict(names))  # noqa: S307
+    except Exception:  # noqa: BLE001 - a name not yet bound, a shadowed range: not known
+        return None
+    if not isinstance(steps, range) or not steps:
+        return None
+    return loop.target.id, steps[-1]
+
+
+def _top_level_frame() -> FrameType | None:
+    """The frame of the program's top level."""
+    frame: FrameType | None = sys._getframe(1)
+    found = None
+    while frame is not None:
+        if frame.f_code.co_filename == PROGRAM_FILENAME:
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def _top_level_line() -> int | None:
+    """The line the program's top level is running (inside a call, the line of the call)."""
+    frame: FrameType | None = sys._getframe(1)
+    line = None
+    while frame is not None:
+        if frame.f_code.co_filename == PROGRAM_FILENAME:
+            line = frame.f_lineno
+        frame = frame.f_back
+    return line
+
+
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
 _TORCH_MODULES_DIR = str(Path(nn.modules.__file__).resolve().parent) + os.sep
 EXPRESSION_LABEL_CHARS = 28  # a box label: about 270 px at the graph's 16 px font
@@ -228,9 +280,51 @@ def source_text(lines: list[str], code: CodeType, lasti: int) -> tuple[str | Non
     return (shorten(text) if text else None), line
 
 
-def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
-    """Identifies the memory a tensor views: same key, same values (while both are alive)."""
-    return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device)
+def _storage_key(t: torch.Tensor) -> tuple[Any, ...] | None:
+    """Identifies the memory a tensor views: same key, same values (while both are alive).
+    None for a tensor without storage of its own (torch.func wrappers, sparse, nested)."""
+    if t.layout is not torch.strided or t.is_nested:
+        return None
+    try:
+        return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device)
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def shape_of(t: torch.Tensor) -> list[int]:
+    """A tensor's shape; a nested tensor, whose parts differ in shape, counts its parts."""
+    if t.is_nested:
+        return [t.size(0)]
+    return list(t.shape)
+
+
+def dense_for_summary(t: torch.Tensor) -> torch.Tensor:
+    """A strided tensor with the values a sparse or nested tensor stands for."""
+    if t.is_nested:
+        return t.detach().to_padded_tensor(0.0)
+    if t.layout is not torch.strided:
+        return t.detach().to_dense()
+    return t
+
+
+def _plottable(t: torch.Tensor) -> torch.Tensor:
+    """A float strided tensor whose norm stands for t in the chart (|z| for complex values)."""
+    t = dense_for_summary(t.detach())
+    return (t.abs() if t.is_complex() else t).float()
+
+
+def autograd_role(t: torch.Tensor) -> tuple[Any, bool] | None:
+    """(grad_fn, is_leaf) of a tensor; None for a view made stale by an in-place change of its
+    base (an unbind view after optimizer.step()), where torch refuses to say."""
+    try:
+        return t.grad_fn, t.is_leaf
+    except RuntimeError:
+        return None
+
+
+def in_function_transform() -> bool:
+    """Whether a torch.func transform (grad, vmap, jacrev) is running the current call."""
+    return torch._C._functorch.maybe_current_level() is not None
 
 
 _saved_attrs_cache: dict[type, tuple[str, ...]] = {}
@@ -294,6 +388,47 @@ class _PassRun:
     grad_before: dict[str, TensorData | None] = field(default_factory=dict)
 
 
+def _release_order(fn: Any) -> int:
+    """AccumulateGrad first, then the autograd nodes in the order they were made."""
+    seq = fn._sequence_nr()
+    return -1 if seq >= _SEQUENCE_NR_MAX else seq
+
+
+# Autograd nodes a finished recording still wraps. Once Python has wrapped the nodes of a deep
+# chain (50,000 ops), torch tearing the chain down from its output recurses once per node and
+# overflows the stack (SIGSEGV), even after the wrappers are gone. Held here until the
+# program's own references are gone, the wrappers are the chain's last owners: dropped from
+# the output back to the leaves, each frees one node and nothing below it.
+_HELD_NODES: list[Any] = []
+DEEP_GRAPH_NODES = 5_000  # below this many wrapped nodes a graph is freed at once
+_HELD_LOCK = threading.Lock()
+
+
+def release_held_graphs() -> None:
+    """Free the autograd nodes of finished recordings, from the outputs back to the leaves.
+    Call it once the program's variables are gone (or before the next recording)."""
+    with _HELD_LOCK:
+        fns = _HELD_NODES[:]
+        _HELD_NODES.clear()
+    fns.sort(key=_release_order)
+    while fns:
+        fns.pop()  # the newest node first: the output end of the chain
+
+
+@dataclass
+class _PausedLoop:
+    """A loop whose passes beyond the recorded ones run unrecorded: counted and plotted."""
+
+    span: tuple[int, int]  # first and last line of the program's statement that runs the loop
+    first: int  # number of the first pass not recorded (1-based)
+    line: int | None  # the line of that pass
+    skipped: int = 0
+    last_roots: list[torch.Tensor] = field(default_factory=list)
+    # (loop variable, its last value) of each enclosing `for ... in range(...)`: all at their
+    # last value, the loop's last iteration is recorded in full
+    final: list[tuple[str, int]] | None = None
+
+
 class Recorder:
     """Builds a Graph from forward calls, variable bindings and backward passes."""
 
@@ -324,7 +459,15 @@ class Recorder:
         self.last_top_tensor: torch.Tensor | None = None
         self._series: dict[str, Series] = {}
         self._sources: list[tuple[str, torch.Tensor, bool]] | None = None
-        self.when_stopped: list[Callable[[], None]] = []  # run once when recording stops
+        self.when_stopped: list[Callable[[], None]] = []  # run when recording stops
+        self.when_resumed: list[Callable[[], None]] = []  # run when it starts again after a loop
+        self.pass_budget = options.max_passes  # passes recorded in full before the next pause
+        self.paused: _PausedLoop | None = None  # the loop whose later passes run unrecorded
+        self.stopped_for_good = False  # a limit ended the recording: it never resumes
+        self.ever_stopped = False
+        self._noted: set[str] = set()
+        self._paused_names: dict[str, tuple[int, torch.Tensor]] = {}  # bound while paused
+        self._top_statements: list[ast.stmt] | None = None
         self.mode: Any = None  # the RecordingMode, which steps aside once recording stops
         self.summaries = SummaryBatch(options.inline_limit)
         self.source_lines: list[str] = []  # the program's text, for labels of unnamed constants
@@ -357,6 +500,8 @@ class Recorder:
         )
 
     def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+        if t.layout is not torch.strided or t.is_nested:
+            t = dense_for_summary(t)
         return self.summaries.add(t, preview)
 
     @staticmethod
@@ -398,7 +543,7 @@ class Recorder:
             label=label,
             name=name,
             line=line,
-            shape=list(t.shape),
+            shape=shape_of(t),
             dtype=dtype_name(t.dtype),
             device=str(t.device),
             requires_grad=t.requires_grad,
@@ -416,8 +561,9 @@ class Recorder:
         self._key_of_tensor[node_id] = key
         self._tensor_refs[node_id] = t
         self._latest_node_of_obj[id(t)] = node_id
-        if t.numel():
-            self._node_of_storage[_storage_key(t)] = node_id
+        storage = _storage_key(t) if t.numel() else None
+        if storage is not None:
+            self._node_of_storage[storage] = node_id
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
@@ -570,9 +716,8 @@ class Recorder:
             return node_id
         if t.grad_fn is not None:
             return self._tensor_of_key.get(self._tensor_key(t))
-        if t.numel() == 0:
-            return None
-        return self._node_of_storage.get(_storage_key(t))
+        storage = _storage_key(t) if t.numel() else None
+        return None if storage is None else self._node_of_storage.get(storage)
 
     def discover(
         self,
@@ -746,12 +891,22 @@ class Recorder:
         """Called by instrumented code after each assignment: names tensors and modules."""
         if self.busy:
             return
+        if not self.recording and not self.in_pass and self.left_paused_loop():
+            self.resume()
+        elif not self.recording and not self.in_pass and self.at_final_iteration():
+            self.resume_for_last_iteration()
         if not self.recording and not self.in_pass and self.mode is not None:
             self.mode.step_aside()
         self.busy = True
         try:
             for name, value in pairs:
                 self._bind_one(name, value, line, module_scope)
+        except LimitExceeded as exc:
+            if exc.limit != "nodes":
+                raise
+            self.hit_node_limit(line)
+        except RuntimeError:  # a stale view: torch refuses to describe it; its name can wait
+            pass
         finally:
             self.busy = False
 
@@ -777,6 +932,10 @@ class Recorder:
                     self._bind_one(f"{name}[{index}]", item, line, module_scope)
             return
         if not isinstance(value, torch.Tensor):
+            return
+        if not self.recording:
+            if module_scope and not self.stopped_for_good:
+                self._paused_names[name] = (line, value)  # the latest per name: no growth
             return
         previous = self._bindings.get(id(value))
         if previous is not None and previous[3] is value and (previous[2] or not module_scope):
@@ -834,6 +993,192 @@ class Recorder:
         if self._module_stack:
             self._module_stack.pop()
 
+    # ----- pausing, resuming and limits ------------------------------------------------
+
+    def note_once(self, key: str, text: str, **params: str | int | None) -> None:
+        """A note said once per recording (per key and parameters), however often its cause
+        comes back."""
+        once = f"{key}:{sorted(params.items())}"
+        if once not in self._noted:
+            self._noted.add(once)
+            self.note(key, text, **params)
+
+    def stop_recording(self) -> None:
+        """Let the program run on unrecorded (it may resume after the loop that stopped it)."""
+        if not self.recording:
+            return
+        self.recording = False
+        self.ever_stopped = True
+        self._module_stack.clear()
+        for stop in self.when_stopped:
+            stop()
+
+    def hit_node_limit(self, line: int | None = None) -> None:
+        """The graph is full: keep what was recorded, run the rest unrecorded, and say so."""
+        self.stopped_for_good = True
+        self.paused = None
+        self.stop_recording()
+        limit = self.options.max_nodes
+        where = f" at line {line}" if line is not None else ""
+        text = (
+            f"The graph reached its limit of {limit} nodes{where}; the rest of the program ran "
+            "without being recorded, and the graph shows what was recorded before."
+        )
+        if "nodeLimit" in self._noted:
+            return
+        self._noted.add("nodeLimit")
+        if line is None:
+            self.note("nodeLimitNoLine", text, limit=limit)
+        else:
+            self.note("nodeLimit", text, limit=limit, line=line)
+
+    def _top_statement_span(self, line: int | None) -> tuple[int, int] | None:
+        """First and last line of the program's top-level statement that holds line."""
+        if line is None or not self.source_lines:
+            return None
+        statement = self._top_statement(line)
+        return None if statement is None else (statement.lineno, statement.end_lineno or line)
+
+    def _top_statement(self, line: int | None) -> ast.stmt | None:
+        """The program's top-level statement that holds line."""
+        if line is None or not self.source_lines:
+            return None
+        if self._top_statements is None:
+            try:
+                self._top_statements = ast.parse("\n".join(self.source_lines)).body
+            except SyntaxError:
+                self._top_statements = []
+        for statement in self._top_statements:
+            if statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+                return statement
+        return None
+
+    def _final_iteration(self, line: int | None) -> list[tuple[str, int]] | None:
+        """(variable, last value) of every top-level `for v in range(...)` around line, when
+        the ranges can be read without calling anything; None when a loop is of another kind."""
+        frame = _top_level_frame()
+        node: ast.AST | None = self._top_statement(_top_level_line())
+        if frame is None or node is None or line is None:
+            return None
+        final: list[tuple[str, int]] = []
+        while node is not None:
+            if isinstance(node, (ast.While, ast.AsyncFor)):
+                return None
+            if isinstance(node, ast.For):
+                last = _range_end(node, frame.f_globals)
+                if last is None:
+                    return None
+                final.append(last)
+            inner = [
+                child
+                for child in ast.iter_child_nodes(node)
+                if isinstance(child, ast.stmt)
+                and child.lineno <= line <= (child.end_lineno or child.lineno)
+            ]
+            node = inner[0] if inner else None
+        return final or None
+
+    def at_final_iteration(self) -> bool:
+        """Whether every loop around the paused pass is in its last iteration."""
+        paused = self.paused
+        if paused is None or not paused.final:
+            return False
+        frame = _top_level_frame()
+        if frame is None:
+            return False
+        values = frame.f_globals
+        return all(
+            type(values.get(var)) is int and values[var] == last for var, last in paused.final
+        )
+
+    def resume_for_last_iteration(self) -> None:
+        """Record the paused loop's last iteration in full, and what follows it."""
+        if self.paused is not None:
+            self.paused.last_roots = []
+            self.paused.final = None
+        self.resume(last_in_full=True)
+
+    def pause_in_loop(self, line: int | None) -> None:
+        """Stop recording passes in full, to resume once the program leaves the statement that
+        runs this loop (a hooks demo, a second model after a training loop)."""
+        span = self._top_statement_span(_top_level_line())
+        self.stop_recording()
+        if span is not None and not self.stopped_for_good:
+            self.paused = _PausedLoop(span=span, first=self.passes_total, line=line)
+            self.paused.final = self._final_iteration(line)
+
+    def left_paused_loop(self) -> bool:
+        """Whether the program has left the statement whose loop paused the recording."""
+        paused = self.paused
+        if paused is None:
+            return False
+        line = _top_level_line()
+        return line is not None and not paused.span[0] <= line <= paused.span[1]
+
+    def resume(self, last_in_full: bool = False) -> None:
+        """Record again in full after a paused loop: its summary first, then what follows."""
+        if self.mode is not None:
+            self.mode.step_back()
+        for start in self.when_resumed:
+            start()
+        self.recording = True
+        self._sources = None
+        self.pass_budget = len(self.graph.backward) + self.options.max_passes
+        self.close_paused_loop(last_in_full)
+
+    def close_paused_loop(self, last_in_full: bool = False) -> None:
+        """The graph of a paused loop's last pass, and a note of the passes not recorded."""
+        paused, self.paused = self.paused, None
+        for name, (line, t) in self._paused_names.items():
+            self._bindings.pop(id(t), None)  # re-inserted: the latest binding comes last
+            self._bindings[id(t)] = (name, line, True, t)
+        self._paused_names = {}
+        if paused is None or not paused.skipped:
+            return
+        last = paused.first + paused.skipped - 1
+        try:
+            for t in paused.last_roots:
+                if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
+                    self.record_unseen(t, paused.line)
+        except LimitExceeded:
+            self.hit_node_limit(paused.line)
+        where = f" (line {paused.line})" if paused.line is not None else ""
+        if last_in_full:
+            self.note(
+                "passesSummarisedLastFull",
+                f"Backward passes {paused.first}–{last}{where} ran without being recorded in "
+                "full: the chart keeps every one, and the loop's last pass is recorded in full.",
+                first=paused.first,
+                last=last,
+                line=paused.line,
+            )
+            return
+        self.note(
+            "passesSummarised",
+            f"Backward passes {paused.first}–{last}{where} ran without being recorded in full: "
+            "the chart keeps every one, the graph of the last one is shown, and each leaf "
+            "shows its final .grad.",
+            first=paused.first,
+            last=last,
+            line=paused.line,
+        )
+
+    def _add_final_leaves(self) -> None:
+        """Leaves the program bound while recording was paused: their final .grad, as torch
+        leaves it (a parameter rebound in every iteration of a long loop)."""
+        latest: dict[str, torch.Tensor] = {}
+        for name, _line, module_scope, value in self._bindings.values():
+            if module_scope and isinstance(value, torch.Tensor):
+                latest[name] = value
+        for t in latest.values():
+            node_id = self._latest_node_of_obj.get(id(t))
+            if node_id is not None and self._tensor_refs.get(node_id) is t:
+                continue
+            role = autograd_role(t)
+            if role is None or not role[1] or not t.requires_grad or t.grad is None:
+                continue
+            self.tensor_node(t)
+
     # ----- backward --------------------------------------------------------------------
 
     def run_pass(
@@ -844,6 +1189,10 @@ class Recorder:
         added: bool = False,
     ) -> Any:
         """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
+        if not self.recording and self.left_paused_loop():
+            self.resume()
+        elif not self.recording and self.at_final_iteration():
+            self.resume_for_last_iteration()  # a last iteration that bound no variable first
         if (
             not self.recording
             and func is not torch.autograd.grad
@@ -852,7 +1201,7 @@ class Recorder:
         ):  # the run goes on unrecorded: count the pass and plot its loss, nothing more
             self.passes_total += 1
             result = func(*args, **kwargs)
-            self._record_series([args[0]])
+            self._skipped([args[0]])
             return result
         kind = "grad" if func is torch.autograd.grad else "backward"
         bound = _signature(func).bind(*args, **kwargs)
@@ -863,25 +1212,28 @@ class Recorder:
         create_graph = bool(params.get("create_graph"))
         line = _user_line()
         self.passes_total += 1
-        if not self.recording or len(self.graph.backward) >= self.options.max_passes:
-            if self.recording:
-                self.recording = False
-                self._module_stack.clear()
-                for stop in self.when_stopped:
-                    stop()
+        if self.recording and len(self.graph.backward) >= self.pass_budget:
+            self.pause_in_loop(line)
+        if self.recording:
+            try:
+                for t in roots:
+                    if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
+                        self.record_unseen(t, line)
+                root_ids = [self.tensor_node(t) for t in roots]
+                wrt_ids = [self.tensor_node(t) for t in wrt]
+                fns = self._reachable([t.grad_fn for t in roots])
+                for fn in fns:
+                    if id(fn) not in self._op_of_fn:
+                        self.discover([fn], line, None, None)
+            except LimitExceeded as exc:
+                if exc.limit != "nodes":
+                    raise
+                self.hit_node_limit(line)
+        if not self.recording:
             self.summaries.flush()
             result = func(*args, **kwargs)
-            self._record_series(roots)
+            self._skipped(roots)
             return result
-        for t in roots:
-            if t.grad_fn is not None and id(t.grad_fn) not in self._op_of_fn:
-                self.record_unseen(t, line)
-        root_ids = [self.tensor_node(t) for t in roots]
-        wrt_ids = [self.tensor_node(t) for t in wrt]
-        fns = self._reachable([t.grad_fn for t in roots])
-        for fn in fns:
-            if id(fn) not in self._op_of_fn:
-                self.discover([fn], line, None, None)
         run = _PassRun(order=[], grad_outputs={}, grad_inputs={}, lock=threading.Lock())
         handles = self._hook(fns, run, create_graph)
         self.in_pass = True
@@ -920,14 +1272,16 @@ class Recorder:
                     if g is not None:
                         record.results[tid] = self._summary(g)
                 if create_graph:
-                    self._record_gradient_graph([g for g in grads if g is not None], index, line)
+                    self._record_gradient_graph_within_limit(
+                        [g for g in grads if g is not None], index, line
+                    )
             elif create_graph:
                 leaves = [
                     self._tensor_refs[self._nodes_by_id[self._op_of_fn[id(f)]].variable or ""]
                     for f in fns
                     if grad_fn_name(f) == ACCUMULATE_GRAD
                 ]
-                self._record_gradient_graph(
+                self._record_gradient_graph_within_limit(
                     [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
                 )
             self.summaries.flush()  # .grad grows in place, and the program may change the rest
@@ -998,7 +1352,7 @@ class Recorder:
         # the engine hands the same tensor to a node's hook and its producer's: one summary
         # each (run holds every tensor seen, so no id is reused while this runs)
         summary_of: dict[int, TensorData | None] = {id(None): None}
-        add = self.summaries.add
+        add = self._summary
         for op_id in run.order:
             grad_inputs = run.grad_inputs.get(op_id, ())
             grad_outputs = run.grad_outputs.get(op_id, ())
@@ -1033,6 +1387,23 @@ class Recorder:
                 if data is not None:
                     record.tensor_grads[tensor_id] = data
 
+    def _skipped(self, roots: list[torch.Tensor]) -> None:
+        """A pass that ran unrecorded: plotted, and kept as the paused loop's latest."""
+        self._record_series(roots)
+        if self.paused is not None:
+            self.paused.skipped += 1
+            self.paused.last_roots = [t for t in roots if t.grad_fn is not None]
+
+    def _record_gradient_graph_within_limit(
+        self, grads: list[torch.Tensor], index: int, line: int | None
+    ) -> None:
+        try:
+            self._record_gradient_graph(grads, index, line)
+        except LimitExceeded as exc:
+            if exc.limit != "nodes":
+                raise
+            self.hit_node_limit(line)
+
     def _record_gradient_graph(
         self, grads: list[torch.Tensor], index: int, line: int | None
     ) -> None:
@@ -1048,17 +1419,18 @@ class Recorder:
     def _series_sources(self) -> list[tuple[str, torch.Tensor, bool]]:
         """(series name, leaf, is a scalar) of every leaf plotted once per pass."""
         if self.recording or self._sources is None:
-            sources: list[tuple[str, torch.Tensor, bool]] = []
+            # one source per series name: a leaf rebound under the same name plots its latest
+            sources: dict[str, tuple[str, torch.Tensor, bool]] = {}
             norms = 0
             for node_id, t in list(self._tensor_refs.items())[:10_000]:
                 node = self._nodes_by_id[node_id]
                 if isinstance(node, TensorNode) and node.is_leaf and node.requires_grad:
                     if t.numel() == 1:
-                        sources.append((node.label, t, True))
-                    elif norms < 16:
-                        norms += 1
-                        sources.append((f"‖{node.label}‖", t, False))
-            self._sources = sources  # fixed once recording stops: no new leaves are drawn
+                        sources[node.label] = (node.label, t, True)
+                    elif norms < 16 or f"‖{node.label}‖" in sources:
+                        norms += f"‖{node.label}‖" not in sources
+                        sources[f"‖{node.label}‖"] = (f"‖{node.label}‖", t, False)
+            self._sources = list(sources.values())  # fixed while paused: no new leaves drawn
         return self._sources
 
     def _record_series(self, roots: list[torch.Tensor]) -> None:
@@ -1066,7 +1438,7 @@ class Recorder:
             if len(roots) == 1:
                 self._append_series("loss", "loss", scalar_of(roots[0]))
             sources = self._series_sources()
-            vectors = [t.detach().float() for _, t, scalar in sources if not scalar]
+            vectors = [_plottable(t) for _, t, scalar in sources if not scalar]
             norms = iter(torch._foreach_norm(vectors)) if vectors else iter(())
             for name, t, scalar in sources:
                 value = scalar_of(t) if scalar else float(next(norms))
@@ -1082,15 +1454,45 @@ class Recorder:
 
     # ----- finishing -------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Drop the recorder's hold on the program's tensors, and hand its autograd nodes to
+        release_held_graphs(), which frees them once the program's own references are gone."""
+        self._last_reachable = None
+        self.paused = None
+        self._paused_names = {}
+        self._made_at = {}
+        self.leaves_with_accumulators = []
+        self.last_top_tensor = None
+        self._sources = None
+        self._tensor_refs = {}
+        self._bindings = {}
+        fns, self._fn_refs = self._fn_refs, []
+        if len(fns) < DEEP_GRAPH_NODES:
+            return  # torch frees a graph this shallow from any end
+        with _HELD_LOCK:
+            _HELD_NODES.extend(fns)
+
     def finish(self) -> Graph:
         """Fill the fields known only at the end (.grad, retains_grad) and return the Graph."""
+        if self.ever_stopped and not self.stopped_for_good:
+            try:
+                self.close_paused_loop()
+                self._add_final_leaves()
+            except LimitExceeded as exc:
+                if exc.limit != "nodes":
+                    raise
+                self.hit_node_limit()
         for node_id, t in self._tensor_refs.items():
             node = self._nodes_by_id[node_id]
             if not isinstance(node, TensorNode) or self._latest_node_of_obj.get(id(t)) != node_id:
                 continue
-            if not t.is_leaf:
+            role = autograd_role(t)
+            if role is None:  # a stale view: its recorded state stands
+                continue
+            is_leaf = role[1]
+            if not is_leaf:
                 node.retains_grad = bool(t.retains_grad)
-            if (t.is_leaf or t.retains_grad) and t.grad is not None:
+            if (is_leaf or t.retains_grad) and t.grad is not None:
                 node.grad = self._summary(t.grad)
         self.summaries.flush()
         self.graph.series = [
@@ -1240,6 +1642,13 @@ class RecordingMode(TorchFunctionMode):
         if not rec.recording and func not in PASS_FUNCTIONS:  # the run goes on unrecorded
             return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
+        if in_function_transform():  # torch.func's wrapped tensors have no storage to record
+            rec.note_once(
+                "functionTransform",
+                "torch.func transforms (grad, vmap, jacrev, ...) ran without being recorded "
+                "inside; the tensors they return are recorded where the program uses them.",
+            )
+            return func(*args, **kwargs)
         if len(rec.summaries) and writes_in_place(func, kwargs):
             rec.summaries.flush()  # pending statistics must see the values as they were recorded
         if rec.busy or rec.in_pass:
@@ -1256,7 +1665,21 @@ class RecordingMode(TorchFunctionMode):
                 rec.remember_failure(exc, func, args, kwargs)
             raise
         if rec.recording:
-            rec.on_call(func, args, kwargs, out)
+            try:
+                rec.on_call(func, args, kwargs, out)
+            except LimitExceeded as exc:
+                if exc.limit != "nodes":
+                    raise
+                rec.hit_node_limit(_user_line())
+            except Exception as exc:  # noqa: BLE001 - a call the recorder cannot describe
+                name, message = call_name_of(func), f"{type(exc).__name__}: {str(exc)[:200]}"
+                rec.note_once(
+                    "callNotRecorded",
+                    f"A call of {name} could not be recorded; the program ran on, and the graph "
+                    f"leaves it out: {message}",
+                    call=name,
+                    message=message,
+                )
         return out
 
 
@@ -1268,6 +1691,17 @@ class _ModuleHooks:
         self.handles: list[Any] = []
 
     def __enter__(self) -> _ModuleHooks:
+        self.add()
+        # global hooks send every module call down torch's slow path: drop them once the
+        # recording stops, so the rest of a training loop runs at nearly its own speed
+        self.recorder.when_stopped.append(self.remove)
+        self.recorder.when_resumed.append(self.add)
+        return self
+
+    def add(self) -> None:
+        """Put the hooks in (once)."""
+        if self.handles:
+            return
         rec = self.recorder
         self.handles = [
             nn.modules.module.register_module_forward_pre_hook(
@@ -1277,10 +1711,6 @@ class _ModuleHooks:
                 lambda module, args, out: rec.module_left(), always_call=True
             ),
         ]
-        # global hooks send every module call down torch's slow path: drop them once the
-        # recording stops, so the rest of a training loop runs at nearly its own speed
-        rec.when_stopped.append(self.remove)
-        return self
 
     def remove(self) -> None:
         """Take the hooks out (again harmless)."""
@@ -1289,6 +1719,7 @@ class _ModuleHooks:
         self.handles = []
 
     def __exit__(self, *exc: object) -> None:
+        self.recorder.when_resumed.clear()
         self.remove()
 
 
@@ -1323,6 +1754,52 @@ class _WarningsAsNotes(warnings.catch_warnings):
             )
 
         warnings.showwarning = show
+
+
+class _QuietChecks:
+    """gradcheck and gradgradcheck call the function they check thousands of times: they run
+    unrecorded, with a note, and the program's own calls of the function are recorded."""
+
+    NAMES = ("gradcheck", "gradgradcheck")
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.saved: list[tuple[Any, str, Any]] = []
+
+    def _quiet(self, check: Callable[..., Any]) -> Callable[..., Any]:
+        recorder = self.recorder
+
+        @functools.wraps(check)
+        def quiet_check(*args: Any, **kwargs: Any) -> Any:
+            if recorder.busy or recorder.in_pass:
+                return check(*args, **kwargs)
+            recorder.summaries.flush()
+            with recorder.quiet():
+                result = check(*args, **kwargs)
+            name = check.__name__
+            recorder.note_once(
+                "quietCheck",
+                f"{name} ran without being recorded: it calls the function it checks "
+                "thousands of times.",
+                check=name,
+            )
+            return result
+
+        return quiet_check
+
+    def __enter__(self) -> None:
+        module = sys.modules.get("torch.autograd.gradcheck")
+        for owner in (torch.autograd, module):
+            for name in self.NAMES:
+                check = getattr(owner, name, None) if owner is not None else None
+                if callable(check):
+                    self.saved.append((owner, name, check))
+                    setattr(owner, name, self._quiet(check))
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, check in reversed(self.saved):
+            setattr(owner, name, check)
+        self.saved = []
 
 
 def _error_info(exc: BaseException) -> ErrorInfo:
@@ -1384,13 +1861,16 @@ def record_program(
             device_context(target),
             _ModuleHooks(recorder),
             _WarningsAsNotes(recorder),
+            _QuietChecks(recorder),
             RecordingMode(recorder),
         ):
             _run_program(recorder, execute)
             if recorder.graph.error is None and not recorder.graph.backward:
                 _add_implicit_backward(recorder)
     with PausedCollections():  # finishing (the chain rules) allocates as much as recording
-        return recorder.finish()
+        graph = recorder.finish()
+    recorder.release()
+    return graph
 
 
 def record_error(exc: BaseException, device: str = "cpu") -> Graph:
@@ -1414,7 +1894,10 @@ def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> Non
             raise LimitExceeded("memory", f"the program ran out of memory: {exc}") from None
         recorder.graph.error = _error_info(exc)
         if recorder.recording:
-            recorder.graph.error.node = recorder.add_failed_call(exc)
+            try:
+                recorder.graph.error.node = recorder.add_failed_call(exc)
+            except LimitExceeded:
+                recorder.hit_node_limit(recorder.graph.error.line)
         failed_pass = recorder.failed_pass
         if failed_pass is not None and failed_pass.error is exc:  # backward() itself raised
             recorder.graph.error.pass_index = failed_pass.index
@@ -1423,6 +1906,8 @@ def _run_program(recorder: Recorder, execute: Callable[[Recorder], None]) -> Non
 
 def _add_implicit_backward(recorder: Recorder) -> None:
     t = recorder.last_top_tensor
+    if not recorder.recording:  # a limit ended the recording: such a pass would show nothing
+        return
     if t is None or t.numel() != 1 or not t.requires_grad or t.grad_fn is None:
         return
     recorder.run_pass(torch.Tensor.backward, (t,), {}, added=True)
@@ -1492,7 +1977,9 @@ def trace_tensors(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, tensors)
-        return recorder.finish()
+        graph = recorder.finish()
+    recorder.release()
+    return graph
 
 
 def trace_callable(
@@ -1523,4 +2010,6 @@ def trace_callable(
             recorder.tensor_node(t)
         if backward:
             _record_gradient_pass(recorder, outputs)
-        return recorder.finish(), result
+        graph = recorder.finish()
+    recorder.release()
+    return graph, result

@@ -380,6 +380,12 @@ class Graph(Contract):
     )
     figures: list[Figure] = Field(default_factory=list, description="matplotlib figures drawn")
 
+    def to_networkx(self) -> Any:
+        """The graph as a networkx.DiGraph (needs networkx, imported only here)."""
+        from app.graph_networkx import to_networkx
+
+        return to_networkx(self)
+
 
 class TraceRequest(Contract):
     """Body of POST /api/v1/trace."""

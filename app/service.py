@@ -25,6 +25,7 @@ from app.deck import DECK_FORMATS, DeckOptions
 from app.errors import BadAnswer, LimitExceeded
 from app.examples import all_examples
 from app.export import BadStep
+from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
 from app.json_text import has_lone_surrogate
 from app.layout import (
@@ -49,6 +50,7 @@ from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 log = logging.getLogger("autograd_explorer.service")
+REFITS = 3  # tries at a graph small enough to stay under the answer's limit with its layout
 
 
 class RateLimited(Exception):
@@ -295,7 +297,17 @@ class TraceService:
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-        result, complete = await self._on_graph("trace", result, key, (self.dot_limits,))
+        answer, complete = await self._on_graph("trace", result, key, (self.dot_limits,))
+        for _ in range(REFITS):  # badges and layout made it too large: a smaller graph again
+            if len(answer) <= self.settings.max_response_bytes:
+                break
+            share = self.settings.max_response_bytes / len(answer)
+            refitted = await run_in_threadpool(refit, result, int(len(result) * share * 0.9))
+            if refitted is None:
+                break
+            result = refitted
+            answer, complete = await self._on_graph("trace", result, key, (self.dot_limits,))
+        result = answer
         self._check_size(len(result))
         if complete:  # a layout skipped only because graphviz was busy is tried again later
             self.cache.put(key, result, len(result))

@@ -10,8 +10,8 @@ from app.errors import (
     TraceFailure,
     limit_failure,
 )
+from app.graph_budget import fit_to_bytes
 from app.graph_tracer import TraceOptions
-from app.json_text import model_json_bytes
 from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
 from app.sandbox.wire import Recording
@@ -66,7 +66,7 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             options_from(settings),
             limits_from(settings) if settings.language_layer else None,
         )
-        payload = model_json_bytes(graph)
+        payload = fit_to_bytes(graph, settings.max_response_bytes)
     except PolicyError as exc:
         detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
         raise TraceFailure(400, detail) from None
@@ -76,11 +76,11 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
         raise TraceFailure(400, ErrorDetail(type="DeviceUnavailable", message=str(exc))) from None
     except MemoryError:
         raise limit_failure("memory", "the program ran out of its memory limit") from None
-    if len(payload) > settings.max_response_bytes:
+    if payload is None:
         raise limit_failure(
             "response_bytes",
-            f"the recorded graph is {len(payload)} bytes, over the limit of "
-            f"{settings.max_response_bytes} (set AE_MAX_RESPONSE_BYTES to change it)",
+            "the recorded graph does not fit in the limit of "
+            f"{settings.max_response_bytes} bytes (set AE_MAX_RESPONSE_BYTES to change it)",
         )
     return payload
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,65 @@ def test_serve_refuses_root_where_no_cgroup_bounds_the_jail(
     monkeypatch.setattr(jail, "tasks_cgroup", lambda: None)
     code, _, err = run(capsys, "serve")
     assert code == 2 and "refusing to run as root" in err and "--allow-root" in err
+
+
+CHAIN = (
+    "import torch\nx = torch.ones(1, requires_grad=True)\ny = x\nfor i in range({ops}):\n"
+    "    y = y * 1.0001\ny.backward()\nprint(x.grad)\n"
+)
+
+
+def test_trace_honours_max_nodes_from_the_flag_and_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.config import get_settings
+
+    program = tmp_path / "chain.py"
+    program.write_text(CHAIN.format(ops=100))
+    code, out, _ = run(capsys, "trace", str(program), "--max-nodes", "40")
+    graph = json.loads(out)
+    assert code == 0 and len(graph["nodes"]) == 40 and graph["error"] is None
+    assert [m["key"] for m in graph["messages"]] == ["nodeLimit"]
+    assert graph["stdout"] == "tensor([1.0101])\n"  # the program ran on: 1.0001 ** 100
+    monkeypatch.setenv("AE_MAX_NODES", "60")
+    get_settings.cache_clear()
+    try:
+        code, out, _ = run(capsys, "trace", str(program))
+    finally:
+        get_settings.cache_clear()
+    assert code == 0 and len(json.loads(out)["nodes"]) == 60
+    with pytest.raises(SystemExit) as info:
+        main(["trace", str(program), "--max-nodes", "many"])
+    assert info.value.code == 2
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("autograd-explorer")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ops", [10_000, 50_000])
+def test_deep_chains_give_a_graph_and_never_a_signal(tmp_path: Path, ops: int) -> None:
+    program = tmp_path / "chain.py"
+    program.write_text(CHAIN.format(ops=ops))
+    env = {
+        **os.environ,
+        "AE_WALL_SECONDS": "600",
+        "AE_CPU_SECONDS": "600",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this checkout's app
+    }
+    proc = subprocess.run(
+        [*_cli(), "trace", str(program), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]  # a signal is a negative code
+    graph = json.loads(proc.stdout)
+    assert graph["nodes"] and graph["error"] is None
+    keys = [m["key"] for m in graph["messages"]]
+    if ops * 2 > 20_000:  # the default node limit ends the recording, the program runs on
+        assert keys == ["nodeLimit"] and len(graph["nodes"]) == 20_000
+    assert graph["stdout"].startswith("tensor([")

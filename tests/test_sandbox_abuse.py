@@ -130,8 +130,8 @@ RESOURCES = [
     (
         "chain_100k",
         T + "x = torch.ones(1, requires_grad=True)\nfor i in range(100000):\n    x = x * 1.0",
-        422,
-        ("nodes", "wall_time", "cpu_time"),  # a slow machine runs out of time before the cap
+        200,  # the node cap ends the recording; the rest runs unrecorded
+        None,
     ),
     (
         "doubling_list",
@@ -154,7 +154,7 @@ RESOURCES = [
     ("nested_calls", "x = " + "abs(" * 150 + "1" + ")" * 150, 422, "nesting"),
     ("nested_lists", "x = " + "[" * 90 + "1" + "]" * 90, 422, "nesting"),
     ("long_binop", "x = " + " + ".join(["1"] * 3000), 422, ("nesting", "ast_nodes")),
-    ("many_lines", "x = 1\n" * 3000, 422, ("code_bytes", "code_lines")),
+    ("many_lines", "x = 1\n" * 6000, 422, ("code_bytes", "code_lines")),
 ]
 CASES = HARMLESS_ESCAPES + READS + OS_REFUSALS + COURTESY + RESOURCES
 _seeds = itertools.count(1000)

@@ -88,3 +88,20 @@ def test_size_limits() -> None:
 def test_pathological_nesting_is_a_limit_not_a_crash() -> None:
     with pytest.raises((LimitExceeded, SyntaxError)):
         check("x = " + "-" * 100_000 + "1", PolicyLimits(max_bytes=200_000))
+
+
+def test_a_long_tutorial_passes_the_default_limits() -> None:
+    from app.config import Settings
+    from app.tracing import limits_from
+
+    cell = (
+        "# cell {i}: a computation\n"
+        "loss_{i} = (weights * inputs_{i}).sum() / n\n"
+        "print('loss', float(loss_{i}))\n"
+    )
+    code = "".join(cell.format(i=i) for i in range(160))  # 480 lines
+    assert code.count("\n") == 480 and 14_000 < len(code.encode()) <= 20_000
+    check(code, limits_from(Settings()))  # no LimitExceeded: bytes bound the size, not lines
+    with pytest.raises(LimitExceeded) as info:
+        check(code + "#" * 6000, limits_from(Settings()))
+    assert info.value.limit == "code_bytes"

@@ -161,13 +161,21 @@ def test_renders_are_cached_and_count_against_the_rate_limit(limited: TestClient
 
 @pytest.fixture
 def small_answers() -> Iterator[TestClient]:
-    yield from in_process_client(max_response_bytes=2048)
+    yield from in_process_client(max_response_bytes=6000)
 
 
-def test_answers_over_the_response_cap_are_422(small_answers: TestClient) -> None:
+def test_a_graph_over_the_response_cap_is_summarised_an_export_is_422(
+    small_answers: TestClient,
+) -> None:
     response = small_answers.post("/api/v1/trace", json={"code": SAFE_PROGRAM})
-    assert response.status_code == 422
-    assert response.json()["detail"]["limit"] == "response_bytes"
+    assert response.status_code == 200 and len(response.content) <= 6000
+    graph = response.json()
+    keys = [m["key"] for m in graph["messages"]]
+    assert keys[0] == "responseValuesSummarised" and graph["nodes"]
+    assert all(n["value"]["values"] is None for n in graph["nodes"] if n["kind"] == "tensor")
+    export = small_answers.post("/api/v1/render", json={"code": SAFE_PROGRAM, "format": "html"})
+    assert export.status_code == 422
+    assert export.json()["detail"]["limit"] == "response_bytes"
 
 
 def test_default_response_cap_is_well_under_48_mb() -> None:

@@ -1,10 +1,11 @@
 """Tutorial-style programs run unchanged: API and CLI gradients equal plain torch's.
 
-Each program under tests/tutorials/ runs three ways: in plain Python with real torch (a fresh
-subprocess, tests/tutorial_reference.py), through POST /api/v1/trace, and through
-`autograd-explorer trace FILE --format json` (a fresh subprocess). After the program's last
-backward pass every named leaf that requires grad must carry the same .grad in all three, and
-when the program ends with torch.autograd.grad() its returned values must agree too.
+Each program under tests/tutorials/ runs four ways: in plain Python with real torch (a fresh
+subprocess, tests/tutorial_reference.py), through POST /api/v1/trace, through
+`autograd-explorer trace FILE --format json` and through the same command with `--sandbox` (fresh
+subprocesses). After the program's last backward pass every named leaf that requires grad must
+carry the same .grad in all of them, when the program ends with torch.autograd.grad() its
+returned values must agree too, and so must the last line the program printed.
 """
 
 from __future__ import annotations
@@ -92,6 +93,26 @@ CONSTRUCTS: dict[str, list[str]] = {
     "try / except": [r"^\s*try:$", r"^\s*except \w+"],
     "classes": [r"^class \w+"],
     "isinstance, hasattr, getattr": [r"\bisinstance\(", r"\bhasattr\(", r"\bgetattr\("],
+    "a long training loop with code after it": [
+        r"^for \w+ in range\((1\d\d|[2-9]\d\d)\):",
+        r"\.backward\(\)\n(?:.*\n)*^\S.*\.backward\(\)",
+    ],
+    "*params unpacking with an optimizer": [
+        r"^\s+\w+, \w+, \w+ = params$|\*params\)",
+        r"torch\.optim\.\w+\(\[?params",
+    ],
+    "torch.func grad / vmap / jacrev": [r"from torch\.func import", r"vmap\(grad\(", r"jacrev\("],
+    "forward-mode AD": [r"torch\.autograd\.forward_ad", r"make_dual\(", r"unpack_dual\("],
+    "gradcheck of a function called hundreds of times": [r"gradcheck\(layer, \(A, B\)"],
+    "a tensor hook after a training loop": [r"^for epoch in range\(", r"^\w+\.register_hook\("],
+    "module hooks": [r"register_forward_hook\(", r"register_full_backward_hook\("],
+    "torch.utils.checkpoint": [r"from torch\.utils\.checkpoint import checkpoint\b"],
+    "checkpoint_sequential": [r"checkpoint_sequential\("],
+    "complex numbers": [r"\d\.\d+j", r"\.conj\(\)", r"torch\.angle\("],
+    "torch.fft": [r"torch\.fft\.rfft\(", r"torch\.fft\.irfft\("],
+    "a sparse tensor": [r"torch\.sparse_coo_tensor\(", r"torch\.sparse\.mm\("],
+    "an optimizer closure (L-BFGS)": [r"torch\.optim\.LBFGS\(", r"\.step\(closure\)"],
+    "a while loop with break": [r"^while .*:$", r"^\s+break$"],
 }
 
 
@@ -106,6 +127,7 @@ def _child_env() -> dict[str, str]:
         AE_CPU_SECONDS=str(GENEROUS_SECONDS),
         OMP_NUM_THREADS="1",  # several children share the machine; one thread each
         MPLBACKEND="Agg",
+        PYTHONPATH=str(ROOT),  # the command imports this checkout, not an installed copy
     )
     return env
 
@@ -125,7 +147,18 @@ def plain_reference(path: Path) -> dict[str, Any]:
             timeout=GENEROUS_SECONDS,
         )
         assert proc.returncode == 0, f"plain run of {path.name} failed:\n{proc.stderr[-3000:]}"
-        return json.loads(out.read_text(encoding="utf-8"))
+        reference = json.loads(out.read_text(encoding="utf-8"))
+        # the prompt pdb.set_trace() prints is the debugger's, not the program's
+        reference["last_line"] = last_printed_line(
+            re.sub(r"^(\(Pdb\) )+", "", proc.stdout, flags=re.M)
+        )
+        return reference
+
+
+def last_printed_line(text: str) -> str | None:
+    """The last non-blank line a program printed; None when it printed nothing."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].rstrip() if lines else None
 
 
 def _tensor_of(data: TensorData) -> torch.Tensor:
@@ -191,6 +224,8 @@ def assert_matches_plain(graph: Graph, reference: dict[str, Any], via: str) -> N
             _assert_close(have, want, f"{via}: autograd.grad result {index}")
             compared += 1
     assert compared, f"{via}: nothing to compare"
+    if reference.get("last_line") is not None and " at 0x" not in reference["last_line"]:
+        assert last_printed_line(graph.stdout) == reference["last_line"], f"{via}: last line"
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +244,7 @@ def tutorial_client():
 
 
 def test_there_are_enough_programs() -> None:
-    assert len(PROGRAMS) >= 28
+    assert len(PROGRAMS) >= 50
     assert len({p.stem[:2] for p in PROGRAMS}) == len(PROGRAMS), "two programs share a number"
 
 
@@ -251,11 +286,13 @@ def _cli_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
+@pytest.mark.parametrize("sandbox", [False, True], ids=["cli", "cli-sandbox"])
 @pytest.mark.parametrize("path", PROGRAMS, ids=IDS)
-def test_cli_gradients_equal_plain_torch(path: Path) -> None:
+def test_cli_gradients_equal_plain_torch(path: Path, sandbox: bool) -> None:
     reference = plain_reference(path)
     proc = subprocess.run(
-        [*_cli_command(), "trace", str(path), "--format", "json"],
+        [*_cli_command(), "trace", str(path), "--format", "json"]
+        + (["--sandbox"] if sandbox else []),
         cwd=ROOT,
         env=_child_env(),
         stdin=subprocess.DEVNULL,
@@ -264,4 +301,5 @@ def test_cli_gradients_equal_plain_torch(path: Path) -> None:
         timeout=GENEROUS_SECONDS,
     )
     assert proc.returncode == 0, f"CLI exit {proc.returncode}: {proc.stderr[-3000:]}"
-    assert_matches_plain(Graph.model_validate_json(proc.stdout), reference, "CLI")
+    via = "CLI --sandbox" if sandbox else "CLI"
+    assert_matches_plain(Graph.model_validate_json(proc.stdout), reference, via)

@@ -32,7 +32,14 @@ def _from_program(filename: str) -> bool:
 
 
 def _as_list(value: torch.Tensor | None) -> Any:
-    return None if value is None else value.detach().cpu().tolist()
+    """The values as nested lists; complex values by their magnitude, as the explorer shows
+    them; a sparse tensor by its dense values."""
+    if value is None:
+        return None
+    value = value.detach().cpu()
+    if value.layout is not torch.strided:
+        value = value.to_dense()
+    return (value.abs() if value.is_complex() else value).tolist()
 
 
 def watch_gradient_calls(filename: str, events: list[dict[str, Any]]) -> None:
@@ -97,8 +104,16 @@ def leaf_gradients(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "grad": _as_list(t.grad),
         }
         for name, t in named_tensors(namespace).items()
-        if t.is_leaf and t.requires_grad
+        if _is_leaf(t) and t.requires_grad
     }
+
+
+def _is_leaf(t: torch.Tensor) -> bool:
+    """Whether t is a leaf; a view made stale by an in-place change of its base is not one."""
+    try:
+        return t.is_leaf
+    except RuntimeError:
+        return False
 
 
 def run(program: Path) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class PolicyLimits:
     """Size bounds of a program's source."""
 
     max_bytes: int = 20_000
-    max_lines: int = 400
+    max_lines: int = 5000
     max_nodes: int = 20_000
     max_nesting: int = 64
 

@@ -24,6 +24,7 @@ from app.graph_tracer import (
     TraceOptions,
     record_error,
     record_program,
+    release_held_graphs,
 )
 from app.sandbox import policy
 from app.schemas import Figure, Graph
@@ -251,6 +252,8 @@ def trace_program(
             stack.enter_context(_patched(plt, "show", lambda *a, **k: None))
         stack.enter_context(_wall_clock(limits or RunLimits()))
         graph = record_program(execute, device, seed, options, source=code)
+    namespace.clear()  # the program's variables go first, then the nodes the recording held
+    release_held_graphs()
     graph.stdout = stdout.text()
     graph.notes.extend(notes)
     _capture_figures(plt, graph)

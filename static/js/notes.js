@@ -3,7 +3,7 @@
 import { quotedMessage } from "./torch-messages.js";
 
 // notes whose message is torch's own text: their key translates the frame, the message is quoted
-const QUOTED = new Set(["warning", "warningNoLine"]);
+const QUOTED = new Set(["warning", "warningNoLine", "callNotRecorded"]);
 
 export function noteTexts(graph, t) {
   const keyed = graph.messages ?? [];
