@@ -76,9 +76,11 @@ def _record(args: argparse.Namespace) -> Any:
     finally:
         pool.close()
     from app.graph_jobs import GraphBounds, read_graph
+    from app.graph_tracer import most_passes
 
+    bounds = GraphBounds(settings.max_nodes, most_passes(settings.max_passes))
     try:  # what the jailed program sent back is held to the recorder's bounds, as the server does
-        return read_graph(payload, GraphBounds(settings.max_nodes, settings.max_passes))
+        return read_graph(payload, bounds)
     except BadAnswer as exc:
         raise _Refused(f"the worker's answer was not understood: {exc}") from None
 

@@ -63,6 +63,14 @@ _TRACE_LOCK = threading.RLock()  # module hooks and the default device are proce
 PROGRAM_FILENAME = "<program>"  # the file name a traced program is compiled under
 
 
+PASS_ROUNDS = 8  # rounds of max_passes passes recorded in full over one program
+
+
+def most_passes(max_passes: int) -> int:
+    """The most backward passes one recording keeps in full; later ones are counted and charted."""
+    return max(1, max_passes) * PASS_ROUNDS
+
+
 @dataclass(frozen=True)
 class TraceOptions:
     """Bounds of one recording."""
@@ -1100,12 +1108,18 @@ class Recorder:
 
     def pause_in_loop(self, line: int | None) -> None:
         """Stop recording passes in full, to resume once the program leaves the statement that
-        runs this loop (a hooks demo, a second model after a training loop)."""
+        runs this loop (a hooks demo, a second model after a training loop); once another round
+        could pass most_passes, the pause lasts to the program's end."""
         span = self._top_statement_span(_top_level_line())
         self.stop_recording()
         if span is not None and not self.stopped_for_good:
+            last_round = len(self.graph.backward) + self.options.max_passes + 1 > most_passes(
+                self.options.max_passes
+            )
+            if last_round:
+                span = (span[0], sys.maxsize)
             self.paused = _PausedLoop(span=span, first=self.passes_total, line=line)
-            self.paused.final = self._final_iteration(line)
+            self.paused.final = None if last_round else self._final_iteration(line)
 
     def left_paused_loop(self) -> bool:
         """Whether the program has left the statement whose loop paused the recording."""

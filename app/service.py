@@ -27,6 +27,7 @@ from app.examples import all_examples
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
+from app.graph_tracer import most_passes
 from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
@@ -210,7 +211,7 @@ class TraceService:
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
-        self.bounds = GraphBounds(settings.max_nodes, settings.max_passes)
+        self.bounds = GraphBounds(settings.max_nodes, most_passes(settings.max_passes))
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
         self.slots = ClientSlots(
             settings.client_in_flight, settings.client_queue, settings.address_requests

@@ -878,3 +878,19 @@ def test_a_last_iteration_without_assignments_is_recorded_in_full_too() -> None:
     (w,) = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "w"]
     assert graph.backward[-1].grads[w.id].values == [60.0]  # 4 * (0 + 1 + ... + 5)
     assert len(graph.backward[-1].steps) == 4  # sum, two muls, AccumulateGrad
+
+
+def test_many_loops_keep_at_most_most_passes_and_the_server_reads_them() -> None:
+    from app.graph_jobs import GraphBounds, read_graph
+    from app.graph_tracer import most_passes
+
+    loops = "".join(
+        f"for i in range(10):\n    (w * {k + 1}).sum().backward()\nv{k} = w * 2\n" for k in range(12)
+    )
+    code = "import torch\nw = torch.tensor([1.0], requires_grad=True)\n" + loops
+    graph = trace_code(code, options=TraceOptions(max_passes=2))
+    assert graph.error is None
+    assert 2 < len(graph.backward) <= most_passes(2)
+    assert (w := tensor_named(graph, "w")).grad is not None
+    assert w.grad.values == [sum(10 * (k + 1) for k in range(12))]  # torch's final .grad
+    read_graph(graph.model_dump_json().encode(), GraphBounds(20_000, most_passes(2)))
