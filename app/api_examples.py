@@ -325,7 +325,7 @@ GRAPH: dict[str, Any] = {
     "stdout": "",
     "notes": [],
     "badges": {
-        "forward": [{"t1": "= [6.]"}],
+        "forward": [{"t0": "= [2.]", "t1": "= [6.]"}],
         "backward": [[{"t1": "∂ [1.]", "t0": "∂ [3.]"}, {"t0": "∂ [3.] → .grad [3.]"}]],
     },
     "figures": [],

@@ -579,7 +579,7 @@ IOPRIO_IDLE = 3 << 13  # the idle I/O class: inherited by every later child of t
 
 def test_no_call_changes_another_process_or_the_parent(server: Server) -> None:
     pool = server.app.state.service.pool
-    zygote = pool.zygote_pid
+    parent = pool.worker_parent_pid
     numbers = OTHER_PROCESS_CALLS.get(platform.machine())
     if numbers is None:
         pytest.skip("raw call numbers are known for x86_64 and aarch64 only")
@@ -611,7 +611,7 @@ def test_no_call_changes_another_process_or_the_parent(server: Server) -> None:
     assert len(outcomes) == 14
     for label, outcome in outcomes.items():
         assert outcome == "PermissionError", (label, outcome)
-    assert pool.zygote_pid == zygote
+    assert pool.worker_parent_pid == parent
     server.still_serving()
 
 

@@ -114,7 +114,7 @@ DENIED_SYSCALLS = (
 # Syscalls that signal a process or thread named by their first argument: only this process.
 SIGNAL_SYSCALLS = ("kill", "tgkill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 # Syscalls that change another process's limits or scheduling when their first argument names
-# it (the zygote's would be inherited by every later child): only pid 0, this process.
+# it (the worker parent's would be inherited by every later child): only pid 0, this process.
 OTHER_PROCESS_SYSCALLS = (
     "prlimit64",
     "sched_setscheduler",
@@ -304,7 +304,7 @@ def prepare_seccomp(cuda: bool) -> Any:
         for name in OTHER_PROCESS_SYSCALLS:
             filt.add_rule(deny, name, seccomp.Arg(0, seccomp.NE, 0))
         # setpriority(which, who): PRIO_PROCESS (0) of this process (0) only, never a group or
-        # the user, whose processes are the zygote and every other child
+        # the user, whose processes are the worker parent and every other child
         filt.add_rule(deny, "setpriority", seccomp.Arg(0, seccomp.NE, 0))
         filt.add_rule(deny, "setpriority", seccomp.Arg(1, seccomp.NE, 0))
         low32 = 0xFFFFFFFF  # commands are 32-bit: the kernel ignores the upper half
