@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.badges import badge_lines
 from app.examples import ORDER, get_example
 from tests.browser_support import ARTIFACTS, CHROMIUM, type_code, wait_until_changed
 
@@ -186,10 +187,11 @@ def svg_badges(data: bytes) -> list[str]:
     ns = "{http://www.w3.org/2000/svg}"
     texts = []
     for group in ET.fromstring(data).iter(f"{ns}g"):
-        if group.get("class") != "node":
+        if "node" not in (group.get("class") or "").split():  # "node", "node current", ...
             continue
-        texts += ["".join(t.itertext()).strip() for t in group.iter(f"{ns}text")]
-    return sorted(t for t in texts if t.startswith(("∂", "= ")))
+        lines = ["".join(t.itertext()).strip() for t in group.iter(f"{ns}text")]
+        texts += lines[2:]  # under the box's title and second line: its badge, line by line
+    return sorted(t for t in texts if t)
 
 
 @pytest.mark.parametrize("step", ["backward:0:2", "backward:0:3", "backward:0:4", "forward:1"])
@@ -201,7 +203,7 @@ def test_exports_at_a_step_carry_the_page_badges(pages, server, step) -> None:
     link = page.get_by_test_id("download-svg").get_attribute("href")
     exported = httpx.get(server + link, timeout=60)
     assert exported.status_code == 200
-    lines = sorted(line for text in shown.values() for line in text.split("\n"))
+    lines = sorted(line for text in shown.values() for line in badge_lines(text))
     assert svg_badges(exported.content) == lines
     if step == "backward:0:3":  # step 4 of 5: both contributions met at w, under its value
         assert "= [1.]\n∂ [3.] + [2.] = [5.] → .grad [5.]" in shown.values()
@@ -298,7 +300,15 @@ def test_chinese_mode_leaves_no_english(pages, server, example) -> None:
     page = pages["1440x900"]
     open_lesson(page, server, example, "&lang=zh")
     to_end(page)
-    page.locator('[data-testid="node"][data-kind="tensor"]').first.click()
+    in_view = page.evaluate(
+        """() => { const frame = document.querySelector('#graph').getBoundingClientRect();
+          return [...document.querySelectorAll('[data-testid=node][data-kind=tensor]')]
+            .filter((n) => { const r = n.getBoundingClientRect();
+              return r.left >= frame.left && r.right <= frame.right
+                && r.top >= frame.top && r.bottom <= frame.bottom; })
+            .map((n) => n.dataset.nodeId); }"""
+    )
+    page.locator(f'[data-testid="node"][data-node-id="{in_view[0]}"]').click()  # one in view
     allowed = ALLOWED | code_words(server, get_example(example).code) | GALLERY_WORDS
     allowed |= device_words(server)  # the machine's own processor and GPU names
     allowed |= {"requires_grad", "is_leaf", "retains_grad", "grad_fn", "grad", "retain_grad"}
