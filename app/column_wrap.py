@@ -91,14 +91,14 @@ def _moved_path(path: str, dx: float, dy: float) -> str:
     return _POINT.sub(lambda m: f"{float(m[1]) + dx:.1f},{float(m[2]) + dy:.1f}", path)
 
 
-def _jump(source: LayoutNode, target: LayoutNode, source_below: float) -> str:
-    """An edge from one column's box down to a box in another column, over the gap."""
-    sx, sy = source.x + source.width / 2, source.y + source.height + source_below
-    tx, ty = target.x + target.width / 2, target.y
-    bend = max(40.0, abs(ty - sy) / 3)
-    return (
-        f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + bend:.1f} {tx:.1f},{ty - bend:.1f} {tx:.1f},{ty:.1f}"
-    )
+def _jump(source: LayoutNode, target: LayoutNode) -> str:
+    """An edge from a box in one column to a box in the next: out of the source's right side,
+    over the gap, into the target's left side."""
+    sx, sy = source.x + source.width, source.y + source.height / 2
+    tx, ty = target.x, target.y + target.height / 2
+    bend = max(24.0, (tx - sx) / 2)
+    curve = f"C{sx + bend:.1f},{sy:.1f} {tx - bend:.1f},{ty:.1f} {tx:.1f},{ty:.1f}"
+    return f"M{sx:.1f},{sy:.1f} {curve}"
 
 
 def wrap_columns(
@@ -134,7 +134,6 @@ def wrap_columns(
         for node in nodes
     ]
     by_id = {node.id: node for node in moved}
-    before = {node.id: node for node in nodes}
     band_of = {node_id: i for i, band in enumerate(best[1]) for node_id in band}
     new_edges: list[LayoutEdge] = []
     for edge in edges:
@@ -143,10 +142,8 @@ def wrap_columns(
             new_edges.append(edge.model_copy(update={"path": _moved_path(edge.path, dx, dy)}))
             continue
         upper, lower = sorted((edge.source, edge.target), key=lambda n: band_of[n])
-        source_box = by_id[upper]
-        below = extents[upper].bottom - (before[upper].y + source_box.height)
-        path = _jump(source_box, by_id[lower], max(0.0, below))
-        if upper != edge.source:  # drawn from the lower column's box back up: reverse
+        path = _jump(by_id[upper], by_id[lower])
+        if upper != edge.source:  # drawn from the later column's box back: reverse
             path = _reverse(path)
         new_edges.append(edge.model_copy(update={"path": path}))
     return Wrapped(moved, new_edges, wrapped_width, wrapped_height)

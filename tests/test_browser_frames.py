@@ -75,7 +75,7 @@ def open_page(browser, server, request) -> Iterator:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.errors = errors
         page.goto(f"{server}{path}")
-        page.wait_for_selector('[data-testid="node"]', timeout=60_000)
+        page.wait_for_selector('[data-testid="node"]', timeout=120_000)
         page.locator("body[data-ready=true], body[data-shown]").wait_for()
         return page
 

@@ -50,7 +50,7 @@ def test_a_long_chain_wraps_into_columns_that_show_it_larger_in_a_wide_frame(cha
     assert all(0 <= n.y and n.y + n.height <= wide.height + 1 for n in wide.nodes)
 
 
-def test_an_edge_between_columns_runs_from_its_source_down_to_its_target(chain) -> None:
+def test_an_edge_between_columns_leaves_its_source_sideways_into_its_target(chain) -> None:
     layout = layout_graph(chain, aspect=2.0)
     by_id = {n.id: n for n in layout.nodes}
     jumps = [e for e in layout.edges if by_id[e.target].y < by_id[e.source].y]
@@ -59,8 +59,11 @@ def test_an_edge_between_columns_runs_from_its_source_down_to_its_target(chain) 
         start = [float(v) for v in edge.path[1:].split()[0].split(",")]
         end = [float(v) for v in edge.path.split()[-1].split(",")]
         source, target = by_id[edge.source], by_id[edge.target]
-        assert source.x <= start[0] <= source.x + source.width
-        assert end == pytest.approx([target.x + target.width / 2, target.y], abs=0.2)
+        assert start == pytest.approx(
+            [source.x + source.width, source.y + source.height / 2], abs=0.2
+        )
+        assert end == pytest.approx([target.x, target.y + target.height / 2], abs=0.2)
+        assert start[0] < end[0]  # the next column stands to the right
 
 
 def test_a_lesson_of_a_training_loop_wraps_each_pass_the_same_way() -> None:

@@ -885,7 +885,8 @@ def test_many_loops_keep_at_most_most_passes_and_the_server_reads_them() -> None
     from app.graph_tracer import most_passes
 
     loops = "".join(
-        f"for i in range(10):\n    (w * {k + 1}).sum().backward()\nv{k} = w * 2\n" for k in range(12)
+        f"for i in range(10):\n    (w * {k + 1}).sum().backward()\nv{k} = w * 2\n"
+        for k in range(12)
     )
     code = "import torch\nw = torch.tensor([1.0], requires_grad=True)\n" + loops
     graph = trace_code(code, options=TraceOptions(max_passes=2))
