@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -199,67 +200,85 @@ def test_jupyterlab_runs_the_cell_plays_it_and_shows_the_picture_untrusted(jupyt
             outside.append(url)
             route.abort()
 
-    with sync_playwright() as p:
-        browser = launch(p)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        context.route("**/*", loopback_only)
-        page = context.new_page()
-        page.set_default_timeout(120_000)  # a kernel and graphviz on a busy machine
-        page.goto(f"{base}/lab/tree/explore.ipynb")
-        editor = page.locator(".jp-Notebook .jp-CodeCell .cm-content").first
-        expect(editor).to_contain_text("from app import explore")
-        editor.click()
-        page.keyboard.press("Shift+Enter")
-
-        output = page.locator(".jp-OutputArea-output").first
-        player = output.locator("iframe.autograd-explorer")
-        expect(player).to_be_visible()
-        still = output.locator(".autograd-explorer-still")
-        expect(still).to_be_hidden()  # the player is there: the picture under it is not shown
-        frame = page.frame_locator(".jp-OutputArea-output iframe.autograd-explorer")
-        frame.locator("body[data-ready=true]").wait_for()
-        position = frame.get_by_test_id("position")
-        expect(position).to_have_text("Forward step 1 of 3")
-        frame.get_by_test_id("fit").wait_for()  # the whole-graph control is in the bar
-        result = frame.locator('[data-testid="node"][data-name="y"] .badge-text .value-line')
-        expect(result).to_have_count(0)  # y is not computed yet
-        for expected in ("Forward step 2 of 3", "Forward step 3 of 3"):
-            frame.get_by_test_id("step-forward").click()
-            expect(position).to_have_text(expected)
-        expect(result).to_have_text("= [6.]")  # (2 + 1) * (1 + 1)
-        frame.get_by_test_id("step-forward").click()  # into backward: the chain rule is told
-        expect(position).not_to_have_text("Forward step 3 of 3")
-        caption = frame.get_by_test_id("caption")
-        expect(caption).to_be_visible()
-        expect(caption).to_contain_text("∂")
-        # the iframe is as tall as the server sized it for this graph
-        shown = player.bounding_box()
-        assert MIN_HEIGHT <= round(shown["height"]) <= MAX_HEIGHT
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "jupyterlab_player.png"))
-
-        # Saved, then changed on disk as by another machine: reopened, its outputs are untrusted.
-        with page.expect_response(
-            lambda r: r.request.method == "PUT" and "/api/contents/explore.ipynb" in r.url
-        ):
-            page.keyboard.press("Control+s")
-        nbformat = pytest.importorskip("nbformat")
-        saved = nbformat.read(path, as_version=4)
-        assert "autograd-explorer-cell" in saved.cells[0].outputs[0]["data"]["text/html"]
-        saved.cells.append(nbformat.v4.new_markdown_cell("Edited elsewhere."))
-        nbformat.write(saved, path)
-        page.close()
-
-        reopened = context.new_page()
-        reopened.set_default_timeout(120_000)
-        reopened.goto(f"{base}/lab/tree/explore.ipynb")
-        expect(reopened.locator(".jp-MarkdownCell")).to_contain_text("Edited elsewhere.")
-        output = reopened.locator(".jp-OutputArea-output").first
-        picture = output.locator('.autograd-explorer-still img[src^="data:image/svg+xml"]')
-        expect(picture).to_be_visible()
-        expect(output).to_contain_text(STILL_NOTE["en"])
-        expect(output.locator("iframe")).to_have_count(0)  # the sanitizer took the player out
-        assert picture.evaluate("img => img.naturalWidth") > 100  # the picture decoded
-        reopened.screenshot(path=str(ARTIFACTS / "jupyterlab_untrusted.png"))
-        browser.close()
+    # A kernel starting and graphviz laying out on a busy machine: generous waits, on events.
+    expect.set_options(timeout=120_000)
+    try:
+        with sync_playwright() as p:
+            play_in_jupyterlab(p, base, path, loopback_only)
+    finally:
+        expect.set_options(timeout=5_000)  # playwright's default, for the tests that follow
     assert outside == []
+
+
+def play_in_jupyterlab(p, base: str, path: Path, loopback_only) -> None:
+    """Run the cell, step its player, then reopen the notebook from disk untrusted."""
+    from playwright.sync_api import expect
+
+    browser = launch(p)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.route("**/*", loopback_only)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/lab/tree/explore.ipynb")
+    editor = page.locator(".jp-Notebook .jp-CodeCell .cm-content").first
+    expect(editor).to_contain_text("from app import explore")
+    # A cell run before its kernel is connected is dropped: wait for the status bar to say idle.
+    expect(page.get_by_role("button", name=re.compile(r"^Python 3 .*\| Idle$"))).to_be_visible()
+    editor.click()
+    page.keyboard.press("Shift+Enter")
+
+    output = page.locator(".jp-OutputArea-output").first
+    player = output.locator("iframe.autograd-explorer")
+    expect(player).to_be_visible()
+    still = output.locator(".autograd-explorer-still")
+    expect(still).to_be_hidden()  # the player is there: the picture under it is not shown
+    frame = page.frame_locator(".jp-OutputArea-output iframe.autograd-explorer")
+    frame.locator("body[data-ready=true]").wait_for()
+    position = frame.get_by_test_id("position")
+    expect(position).to_have_text("Forward step 1 of 3")
+    frame.get_by_test_id("fit").wait_for()  # the whole-graph control is in the bar
+    # and no control of the bar lies over another at the cell's width
+    speed, zoom = (frame.get_by_test_id(t).bounding_box() for t in ("speed", "zoom-in"))
+    assert zoom["x"] >= speed["x"] + speed["width"] or zoom["y"] >= speed["y"] + speed["height"]
+    result = frame.locator('[data-testid="node"][data-name="y"] .badge-text .value-line')
+    expect(result).to_have_count(0)  # y is not computed yet
+    for expected in ("Forward step 2 of 3", "Forward step 3 of 3"):
+        frame.get_by_test_id("step-forward").click()
+        expect(position).to_have_text(expected)
+    expect(result).to_have_text("= [6.]")  # (2 + 1) * (1 + 1)
+    frame.get_by_test_id("step-forward").click()  # into backward: the chain rule is told
+    expect(position).not_to_have_text("Forward step 3 of 3")
+    caption = frame.get_by_test_id("caption")
+    expect(caption).to_be_visible()
+    expect(caption).to_contain_text("∂")
+    # the iframe is as tall as the server sized it for this graph
+    shown = player.bounding_box()
+    assert MIN_HEIGHT <= round(shown["height"]) <= MAX_HEIGHT
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab_player.png"))
+
+    # Saved, then changed on disk as by another machine: reopened, its outputs are untrusted.
+    with page.expect_response(
+        lambda r: r.request.method == "PUT" and "/api/contents/explore.ipynb" in r.url
+    ):
+        editor.click()  # the keys go to JupyterLab again, not to the player's frame
+        page.keyboard.press("Control+s")
+    nbformat = pytest.importorskip("nbformat")
+    saved = nbformat.read(path, as_version=4)
+    assert "autograd-explorer-cell" in saved.cells[0].outputs[0]["data"]["text/html"]
+    saved.cells.append(nbformat.v4.new_markdown_cell("Edited elsewhere."))
+    nbformat.write(saved, path)
+    page.close()
+
+    reopened = context.new_page()
+    reopened.set_default_timeout(120_000)
+    reopened.goto(f"{base}/lab/tree/explore.ipynb")
+    expect(reopened.locator(".jp-MarkdownCell")).to_contain_text("Edited elsewhere.")
+    output = reopened.locator(".jp-OutputArea-output").first
+    picture = output.locator('.autograd-explorer-still img[src^="data:image/svg+xml"]')
+    expect(picture).to_be_visible()
+    expect(output).to_contain_text(STILL_NOTE["en"])
+    expect(output.locator("iframe")).to_have_count(0)  # the sanitizer took the player out
+    assert picture.evaluate("img => img.naturalWidth") > 100  # the picture decoded
+    reopened.screenshot(path=str(ARTIFACTS / "jupyterlab_untrusted.png"))
+    browser.close()
