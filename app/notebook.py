@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import inspect
 import json
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from app.deck import DeckOptions, render_deck
 from app.export import render, step_view
 from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
+from app.notebook_cell import cell_height, cell_html
 from app.schemas import Caption, Graph
 from app.step_caption import narration_for
 from app.tracing import trace_code
@@ -51,7 +51,7 @@ class Exploration:
     theme: Literal["light", "dark"] = "light"
     lang: Literal["en", "zh"] = "en"
     expanded: tuple[str, ...] = ()
-    height: int = 520
+    height: int | None = None  # the iframe's pixels; None: follows the graph (cell_height)
     narration: dict[str, Caption] = field(default_factory=dict, repr=False)  # a lesson's words
     _laid_out: dict[tuple[str, ...], Graph] = field(default_factory=dict, repr=False)
 
@@ -64,13 +64,19 @@ class Exploration:
             changes["expanded"] = tuple(changes["expanded"])
         return replace(self, _laid_out=self._laid_out, **changes)
 
-    def _export(self, fmt: ExportFormat) -> bytes:
+    def _laid_out_graph(self) -> Graph:
+        """The graph with the layout of this view's expanded modules (laid out once per set)."""
         key = tuple(sorted(self.expanded))
         graph = self._laid_out.get(key)
         if graph is None:
             layout = layout_graph(self.graph, list(key))
             graph = self._laid_out[key] = self.graph.model_copy(update={"layout": layout})
-        return render(graph, fmt, list(key), self.step, self.theme, self.lang, None, self.narration)
+        return graph
+
+    def _export(self, fmt: ExportFormat) -> bytes:
+        graph = self._laid_out_graph()
+        expanded = sorted(self.expanded)
+        return render(graph, fmt, expanded, self.step, self.theme, self.lang, None, self.narration)
 
     def to_deck(
         self,
@@ -145,13 +151,15 @@ class Exploration:
         return target
 
     def _repr_html_(self) -> str:
-        """The player in a sandboxed iframe, so its scripts run in Jupyter, offline."""
-        page = html.escape(self.to_html(), quote=True)
-        return (
-            f'<iframe class="autograd-explorer" title="Autograd Explorer" srcdoc="{page}" '
-            f'sandbox="allow-scripts" width="100%" height="{int(self.height)}" '
-            'style="border: 1px solid #d0d4da; border-radius: 6px;"></iframe>'
-        )
+        """The player in a sandboxed iframe as tall as the graph needs, so its scripts run in
+        Jupyter offline; where a renderer strips iframes (untrusted output), the graph at its
+        step as a picture instead."""
+        height = self.height if self.height is not None else self.cell_height()
+        return cell_html(self.to_html(), self.to_svg(), height, self.lang)
+
+    def cell_height(self) -> int:
+        """The iframe's height in pixels that shows this graph whole in a notebook's cell."""
+        return cell_height(self._laid_out_graph().layout)
 
     def __repr__(self) -> str:
         ops = sum(1 for n in self.graph.nodes if n.kind == "op")

@@ -108,8 +108,9 @@ def test_repr_html_holds_graph_and_player_and_no_external_url(lesson) -> None:
     x, w, y = lesson
     shown = explore(y)._repr_html_()
     outer = links_of(shown)
-    assert outer.links == [] and len(outer.srcdocs) == 1
-    assert 'sandbox="allow-scripts"' in shown
+    # the one link outside the player is the still picture, inline
+    assert [link[:26] for link in outer.links] == ["data:image/svg+xml;base64,"]
+    assert len(outer.srcdocs) == 1 and 'sandbox="allow-scripts"' in shown
     page = outer.srcdocs[0]  # the parser already unescaped the attribute
     assert page == html.unescape(shown.split('srcdoc="', 1)[1].split('"', 1)[0])
     assert 'id="graph-data"' in page and 'id="player"' in page
@@ -288,7 +289,7 @@ def test_a_jupyter_kernel_displays_the_player(tmp_path: Path) -> None:
     shown = notebook.cells[1].outputs
     (result,) = [o for o in shown if o.output_type == "execute_result"]
     page = result.data["text/html"]
-    assert page.startswith('<iframe class="autograd-explorer"') and "srcdoc=" in page
+    assert page.startswith('<div class="autograd-explorer-cell">') and "srcdoc=" in page
     player = links_of(page).srcdocs[0]
     assert 'id="player"' in player and "export class Player" in player
     assert result.data["text/plain"].startswith("<Exploration: 3 tensors")
