@@ -40,6 +40,24 @@ def fit_score(width: float, height: float, aspect: float) -> float:
     return min(aspect / max(width, 1.0), 1.0 / max(height, 1.0))
 
 
+def _crossings(
+    tops: list[float], level: dict[str, float], links: list[tuple[str, str]]
+) -> dict[float, int]:
+    """For a cut above each rank: how many edges cross it (one pass over the edges)."""
+    index = {top: i for i, top in enumerate(tops)}
+    change = [0] * (len(tops) + 1)
+    for a, b in links:  # an edge crosses every cut above a rank after its upper end, to its lower
+        upper, lower = sorted((index[level[a]], index[level[b]]))
+        change[upper + 1] += 1
+        change[lower + 1] -= 1
+    counts: dict[float, int] = {}
+    running = 0
+    for i, top in enumerate(tops):
+        running += change[i]
+        counts[top] = running
+    return counts
+
+
 def _bands(
     extents: dict[str, Extent], links: list[tuple[str, str]], columns: int
 ) -> list[list[str]]:
@@ -49,6 +67,7 @@ def _bands(
     tops = sorted(set(level.values()))
     first, height = tops[0], max(e.bottom for e in extents.values()) - tops[0]
     slack = height / columns / 4
+    crossing = _crossings(tops, level, links)
     cuts: list[float] = []
     for i in range(1, columns):
         wanted = first + height * i / columns
@@ -57,11 +76,7 @@ def _bands(
             near = [t for t in tops if t > (cuts[-1] if cuts else first)]
         if not near:
             break
-
-        def crossing(cut: float) -> int:
-            return sum(1 for a, b in links if (level[a] < cut) != (level[b] < cut))
-
-        cuts.append(min(near, key=lambda t: (crossing(t), abs(t - wanted))))
+        cuts.append(min(near, key=lambda t: (crossing[t], abs(t - wanted))))
     bands: list[list[str]] = [[] for _ in range(len(cuts) + 1)]
     for node_id in extents:
         bands[sum(1 for cut in cuts if level[node_id] >= cut)].append(node_id)

@@ -75,3 +75,14 @@ def test_a_lesson_of_a_training_loop_wraps_each_pass_the_same_way() -> None:
         labels = {n.id: n.label for n in layout.nodes}
         orders.append([labels[n.id] for n in sorted(layout.nodes, key=lambda n: (n.x, n.y))])
     assert orders[0] == orders[1]
+
+
+def test_edges_crossing_each_cut_are_counted_as_one_by_one_counting_would() -> None:
+    from app.column_wrap import _crossings
+
+    level = {"a": 0.0, "b": 10.0, "c": 20.0, "d": 30.0, "e": 10.0}
+    links = [("a", "b"), ("b", "c"), ("a", "d"), ("e", "c"), ("d", "c"), ("b", "e")]
+    tops = sorted(set(level.values()))
+    counted = _crossings(tops, level, links)
+    for cut in tops:
+        assert counted[cut] == sum(1 for a, b in links if (level[a] < cut) != (level[b] < cut))
