@@ -394,6 +394,8 @@ HEALTH: dict[str, Any] = {
     "workers_ok": True,
     "workers_problem": None,
     "workers_restarts": 0,
+    "shared_state": "memory",
+    "programs_run": 12,
 }
 DEVICES: dict[str, Any] = {
     "devices": [

@@ -35,33 +35,43 @@ class Client:
 
 class SessionSigner:
     """Issues and verifies session tokens `<id>.<HMAC-SHA256 of id>`: anyone may get one, no
-    one can forge or alter one, and the server keeps no state for them."""
+    one can forge or alter one, and the server keeps no state for them. New tokens are signed
+    with the first key; a token signed with any of the keys is genuine (keys rotate)."""
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self.own_key = key
+        self._keys = [key]
 
     @classmethod
     def from_setting(cls, key: str) -> SessionSigner:
         """A signer with the configured key, or a random one (sessions end with a restart)."""
         return cls(key.encode() if key else secrets.token_bytes(32))
 
-    def _signature(self, session: str) -> str:
-        digest = hmac.new(self._key, session.encode(), hashlib.sha256).digest()
+    def use_keys(self, keys: list[bytes]) -> None:
+        """Sign with keys[0] from now on and accept a token signed with any of them."""
+        if keys:
+            self._keys = list(keys)
+
+    def _signature(self, session: str, key: bytes) -> str:
+        digest = hmac.new(key, session.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def issue(self) -> str:
         """A new session's token."""
         session = secrets.token_urlsafe(_ID_BYTES)
-        return f"{session}.{self._signature(session)}"
+        return f"{session}.{self._signature(session, self._keys[0])}"
 
     def verify(self, token: str | None) -> str | None:
         """The session id of a genuine token, else None."""
         if not token or len(token) > _MAX_TOKEN or token.count(".") != 1:
             return None
         session, signature = token.split(".")
-        if not session or not hmac.compare_digest(signature, self._signature(session)):
+        if not session:
             return None
-        return session
+        for key in self._keys:
+            if hmac.compare_digest(signature, self._signature(session, key)):
+                return session
+        return None
 
 
 def session_token(connection: HTTPConnection) -> str | None:

@@ -146,6 +146,20 @@ class Settings(BaseSettings):
         description="the key that signs session cookies and tokens; empty: a random key at "
         "each start (sessions then end with a restart)",
     )
+    # Shared state of several server processes (docs/deploy.md).
+    redis_url: str = Field(
+        "",
+        repr=False,
+        description="Redis that every server process shares for the answer cache, per-session "
+        "caps, rate limits and the session signing keys (redis://host:6379/0); empty: each "
+        "process keeps them in its own memory",
+    )
+    session_key_hours: float = Field(
+        24.0,
+        gt=0,
+        description="with AE_REDIS_URL and no AE_SESSION_KEY: hours each shared signing key "
+        "signs new sessions; a token stays valid for the next period too",
+    )
     allow_cuda: bool = True
     isolation: bool = True
     jail: bool = Field(True, description="run the worker parent inside bubblewrap when possible")

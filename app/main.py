@@ -18,6 +18,8 @@ from app.resources import static_dir
 from app.routes import api, api_docs, pages
 from app.sandbox.pool import WorkerPool
 from app.service import TraceService
+from app.session_keys import SharedSessionKeys
+from app.shared_state import RedisLink
 from app.tracing import RECORDING
 from app.web_headers import SecurityHeaders
 
@@ -31,10 +33,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = WorkerPool(settings, RECORDING) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
-        app.state.service = service = TraceService(settings, pool)
+        shared = RedisLink(settings.redis_url) if settings.redis_url else None
+        app.state.service = service = TraceService(settings, pool, shared)
+        if shared is not None:
+            if not settings.session_key:  # a configured key is the same everywhere already
+                SharedSessionKeys(app.state.sessions, shared, settings.session_key_hours)
+            await shared.start()
         try:
             yield
         finally:
+            if shared is not None:
+                await shared.close()
             await run_in_threadpool(service.close)
             if pool is not None:
                 pool.close()

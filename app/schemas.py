@@ -418,6 +418,15 @@ class HealthResponse(Contract):
         None, description="why the workers last stopped (then started again), when they did"
     )
     workers_restarts: int = Field(0, description="how often the worker parent was started again")
+    shared_state: Literal["memory", "redis", "degraded"] = Field(
+        "memory",
+        description="where the answer cache, per-session caps and rate limits live: this "
+        "process ('memory', no AE_REDIS_URL), the Redis every process shares ('redis'), or this "
+        "process for now because that Redis is gone ('degraded')",
+    )
+    programs_run: int = Field(
+        0, description="traces this process ran a program for, not answered from a cache"
+    )
 
 
 class DeviceInfo(Contract):

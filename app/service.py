@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-import ipaddress
 import json
 import logging
-import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import torch
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
+from app.answer_cache import AnswerCache, MemoryAnswers, RedisAnswers, ResultCache
 from app.client_identity import Client
-from app.client_slots import ClientSlots
+from app.client_slots import ClientSlots, RedisClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
 from app.errors import BadAnswer, LimitExceeded
@@ -37,6 +35,13 @@ from app.layout import (
     LayoutUnavailable,
     dot_available,
 )
+from app.rate_limits import (
+    RateLimited,
+    RateLimiter,
+    RateLimits,
+    RedisRateLimiter,
+    is_loopback,
+)
 from app.sandbox.policy import check_size
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import (
@@ -46,20 +51,13 @@ from app.schemas import (
     RenderRequest,
     TraceRequest,
 )
+from app.shared_state import RedisLink, SharedMode
 from app.step_caption import lesson_of, narration_for
 from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 log = logging.getLogger("autograd_explorer.service")
 REFITS = 3  # tries at a graph small enough to stay under the answer's limit with its layout
-
-
-class RateLimited(Exception):
-    """A client sent more requests than its per-minute allowance."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many requests; retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 def request_key(request: TraceRequest, partition: str = "") -> str:
@@ -85,94 +83,11 @@ def cache_partition(request: TraceRequest, client: Client | None) -> str:
     return client.key
 
 
-V = TypeVar("V")
-
-
-class ResultCache(Generic[V]):
-    """Least-recently-used values by key, bounded in entries and in bytes."""
-
-    def __init__(self, entries: int, max_bytes: int) -> None:
-        self.entries = entries
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[Any, tuple[V, int]] = OrderedDict()
-
-    def get(self, key: Any) -> V | None:
-        """The cached value, refreshed as most recent."""
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: Any, value: V, size: int) -> None:
-        """Remember a result of about size bytes, forgetting the oldest past either bound."""
-        if self.entries <= 0 or size > self.max_bytes:
-            return
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        self._items[key] = (value, size)
-        self.bytes += size
-        while len(self._items) > self.entries or self.bytes > self.max_bytes:
-            _, (_, dropped) = self._items.popitem(last=False)
-            self.bytes -= dropped
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class RateLimiter:
-    """Sliding one-minute windows of request times: per client (its session, else its
-    address) and, as a ceiling over all its sessions, per address."""
-
-    def __init__(self, per_minute: int, limit_localhost: bool, per_address: int = 0) -> None:
-        self.per_minute = per_minute
-        self.per_address = per_address
-        self.limit_localhost = limit_localhost
-        self._seen: dict[str, deque[float]] = {}
-
-    def check(self, client: Client | None) -> None:
-        """RateLimited when the client (or its address) is over its allowance."""
-        if self.per_minute <= 0 or client is None or client.key is None:
-            return
-        if not self.limit_localhost and client.address and _is_loopback(client.address):
-            return
-        now = time.monotonic()
-        windows = [(client.key, self.per_minute)]
-        if self.per_address > 0 and client.address is not None:  # all sessions of the address
-            windows.append((f"ceiling:{client.address}", self.per_address))
-        for key, allowance in windows:
-            window = self._window(key, now)
-            if len(window) >= allowance:
-                raise RateLimited(max(1, int(60 - (now - window[0])) + 1))
-        for key, _ in windows:
-            self._seen[key].append(now)
-        if len(self._seen) > 10_000:  # forget idle clients
-            for key in [k for k, v in self._seen.items() if not v or now - v[-1] > 60]:
-                del self._seen[key]
-
-    def _window(self, key: str, now: float) -> deque[float]:
-        window = self._seen.setdefault(key, deque())
-        while window and now - window[0] > 60:
-            window.popleft()
-        return window
-
-
 def _bad_graph(why: str) -> TraceFailure:
     return TraceFailure(
         422,
         ErrorDetail(type="BadAnswer", message=f"the recorded graph cannot be used: {why}"),
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "testclient"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 PARSED_GRAPH_WEIGHT = 10  # a parsed Graph takes about ten times the memory of its JSON
@@ -190,18 +105,31 @@ class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
     lays out and exports their graphs, caching each result and bounding the work."""
 
-    def __init__(self, settings: Settings, pool: WorkerPool | None) -> None:
+    def __init__(
+        self, settings: Settings, pool: WorkerPool | None, shared: RedisLink | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool
+        self.shared = shared  # None: caches, caps and rate limits live in this process only
         entries, max_bytes = settings.cache_entries, settings.cache_mb * 1024 * 1024
         self.cache: ResultCache[bytes] = ResultCache(entries, max_bytes)
         self.graphs: ResultCache[Graph] = ResultCache(max(2, entries // 4), max_bytes)
         self.layouts: ResultCache[bytes] = ResultCache(entries, max_bytes)
-        self.rate = RateLimiter(
+        rate = RateLimiter(
             settings.rate_limit_per_minute,
             settings.rate_limit_localhost,
             per_address=settings.address_rate_limit_per_minute,
         )
+        slots = ClientSlots(
+            settings.client_in_flight, settings.client_queue, settings.address_requests
+        )
+        self.answers: AnswerCache = MemoryAnswers(self.cache)
+        self.rate: RateLimits = rate
+        self.slots: ClientSlots | RedisClientSlots = slots
+        if shared is not None:
+            self.answers = RedisAnswers(self.cache, shared)
+            self.rate = RedisRateLimiter(rate, shared)
+            self.slots = RedisClientSlots(slots, shared)
         self.dot_limits = DotLimits(
             seconds=settings.layout_seconds,
             memory_mb=settings.layout_memory_mb,
@@ -213,28 +141,31 @@ class TraceService:
         self.helper = GraphHelper()
         self.bounds = GraphBounds(settings.max_nodes, most_passes(settings.max_passes))
         self._flights: dict[str, _Flight] = {}  # traces running now, by request key
-        self.slots = ClientSlots(
-            settings.client_in_flight, settings.client_queue, settings.address_requests
-        )
+
+    @property
+    def shared_mode(self) -> SharedMode:
+        """Where caches, caps and rate limits live: this process ('memory'), Redis, or this
+        process for now because Redis is gone ('degraded')."""
+        return "memory" if self.shared is None else self.shared.mode
 
     def _holder(self, client: Client | None) -> Client | None:
         """The client whose slot a request takes (None where loopback is exempt, as for the
         rate limit)."""
         if client is None or client.address is None:
             return client
-        capped = self.settings.rate_limit_localhost or not _is_loopback(client.address)
+        capped = self.settings.rate_limit_localhost or not is_loopback(client.address)
         return client if capped else None
 
     async def trace(self, request: TraceRequest, client: Client | None) -> bytes:
         """Graph JSON bytes with the default layout, or TraceFailure / PoolBusy / RateLimited."""
         key = self._checked_key(request, client)
-        self.rate.check(client)  # every request counts, an answer from the cache too
+        await self.rate.check(client)  # every request counts, an answer from the cache too
         return await self._answer(request, key, self._holder(client))
 
     async def _answer(self, request: TraceRequest, key: str, holder: Client | None) -> bytes:
         """The cached answer, or a run shared by identical requests that arrive meanwhile (the
         first asker's holder takes a slot for it; None: the caller holds one already)."""
-        cached = self.cache.get(key)
+        cached = await self.answers.get(key)
         if cached is not None:
             return cached
         flight = self._flights.get(key)
@@ -311,7 +242,7 @@ class TraceService:
         result = answer
         self._check_size(len(result))
         if complete:  # a layout skipped only because graphviz was busy is tried again later
-            self.cache.put(key, result, len(result))
+            await self.answers.put(key, result)
         return result
 
     async def _on_graph(self, job: str, payload: bytes, key: str, args: tuple[Any, ...]) -> Any:
@@ -390,7 +321,7 @@ class TraceService:
     async def layout(self, request: LayoutRequest, client: Client | None) -> bytes:
         """Layout JSON bytes of the program's graph with the given modules expanded."""
         trace_request, key = self._program_of(request, client)
-        self.rate.check(client)
+        await self.rate.check(client)
         aspect = round(request.aspect, 1)  # frames of nearly one shape share a layout
         expanded = tuple(sorted(set(request.expanded)))
         layout_key = (key, "layout", expanded, request.pass_index, aspect)
@@ -407,7 +338,7 @@ class TraceService:
         """Export bytes of the program's graph in the requested format, view and step: a
         still, or a deck of every step (PDF, PPTX, GIF, MP4) within the page cap."""
         trace_request, key = self._program_of(request, client)
-        self.rate.check(client)
+        await self.rate.check(client)
         view = (request.format, request.step, request.theme, request.lang)
         deck = (request.steps, request.aspect, request.seconds, request.name)
         render_key = (key, "render", *view, *deck, tuple(sorted(set(request.expanded))))
@@ -459,6 +390,8 @@ class TraceService:
 
 __all__ = [
     "ErrorDetail",
+    "RateLimiter",
+    "ResultCache",
     "LayoutBusy",
     "LayoutUnavailable",
     "PoolBusy",

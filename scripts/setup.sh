@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the explorer and its tests need: Debian's graphviz, bubblewrap and chromium, a virtual
+# Set up everything the explorer and its tests need: Debian's graphviz, bubblewrap, chromium,
+# redis-server and nginx, a virtual
 # environment in .venv with the CPU build of torch, and the package with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 # curl and jq run the walkthrough of docs/clients/curl.md in the tests
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# Redis and nginx: the scale-out tests run a shared Redis and two servers behind nginx
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # a font with Chinese glyphs, for the zh-CN interface and exports
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || need_apt+=(fonts-wqy-microhei)
 if [ ${#need_apt[@]} -gt 0 ]; then

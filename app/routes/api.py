@@ -91,6 +91,8 @@ async def health(service: ServiceDep) -> HealthResponse:
         workers_ok=pool.alive if pool is not None else True,
         workers_problem=pool.problem if pool is not None else None,
         workers_restarts=pool.restarts if pool is not None else 0,
+        shared_state=service.shared_mode,
+        programs_run=service.programs_run,
     )
 
 

@@ -1,0 +1,141 @@
+"""A real redis-server and a real nginx on loopback for tests: free ports, temporary folders,
+stopped and removed when the block ends; tests skip, saying why, where a binary is missing."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.live_server import free_port
+
+REDIS = shutil.which("redis-server")
+NGINX = shutil.which("nginx") or next(
+    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+)
+DEADLINE_SECONDS = 60  # generous: the machine may be busy; nothing here measures speed
+
+
+def need_redis() -> str:
+    """The redis-server binary, or skip the test."""
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    return REDIS
+
+
+def need_nginx() -> str:
+    """The nginx binary, or skip the test."""
+    if NGINX is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    return NGINX
+
+
+def wait_for_port(port: int, up: bool = True, seconds: float = DEADLINE_SECONDS) -> None:
+    """Wait until 127.0.0.1:port accepts connections (or, with up=False, refuses them)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                if up:
+                    return
+        except OSError:
+            if not up:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not {'open' if up else 'close'} in time")
+
+
+class RedisServer:
+    """A redis-server on a loopback port, which a test may stop and start again."""
+
+    def __init__(self, binary: str, folder: Path) -> None:
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it (no persistence: a restarted Redis is an empty one)."""
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Stop it and wait until its port refuses connections."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        wait_for_port(self.port, up=False)
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """A running redis-server, stopped when the block ends."""
+    binary = need_redis()
+    with tempfile.TemporaryDirectory(prefix="ae-redis-") as folder:
+        server = RedisServer(binary, Path(folder))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def nginx_proxy(config: str) -> Iterator[int]:
+    """nginx run in the foreground with an http{} block (`{port}`, `{temp}` filled in) on a
+    free loopback port; the port."""
+    binary = need_nginx()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="ae-nginx-") as folder:
+        temp = Path(folder)
+        temp.chmod(0o755)  # nginx's workers, not root, write their buffers under it
+        body = config.replace("{port}", str(port)).replace("{temp}", folder)
+        (temp / "nginx.conf").write_text(
+            f"daemon off;\nworker_processes 1;\npid {folder}/nginx.pid;\n"
+            f"error_log {folder}/error.log warn;\nevents {{ worker_connections 256; }}\n"
+            f"http {{\naccess_log off;\n{body}\n}}\n"
+        )
+        process = subprocess.Popen(
+            [binary, "-p", folder, "-e", f"{folder}/error.log", "-c", f"{folder}/nginx.conf"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            try:
+                wait_for_port(port)
+            except RuntimeError:
+                process.kill()
+                raise RuntimeError(
+                    f"nginx did not start: {process.communicate()[1][-2000:]!r}"
+                ) from None
+            yield port
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=DEADLINE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
