@@ -3,18 +3,21 @@ stopped and removed when the block ends; tests skip, saying why, where a binary 
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.live_server import free_port
+from tests.live_server import free_port, wait_until_healthy
 
 REDIS = shutil.which("redis-server")
 NGINX = shutil.which("nginx") or next(
@@ -139,3 +142,45 @@ def nginx_proxy(config: str) -> Iterator[int]:
                     process.wait()
             if process.stderr is not None:
                 process.stderr.close()
+
+
+class ExplorerProcess:
+    """`autograd-explorer serve` as its own process on a free loopback port."""
+
+    def __init__(self, settings: dict[str, object]) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **{f"AE_{k.upper()}": str(v) for k, v in settings.items()}}
+        command = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def health(self) -> dict:
+        """Its GET /api/v1/health."""
+        return httpx.get(f"{self.base}/api/v1/health", timeout=DEADLINE_SECONDS).json()
+
+    def stop(self) -> None:
+        """End it (its jail dies with it)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def explorer_processes(count: int, settings: dict[str, object]) -> Iterator[list[ExplorerProcess]]:
+    """count server processes with the same AE_* settings, healthy, stopped when the block ends."""
+    started = [ExplorerProcess(settings) for _ in range(count)]
+    try:
+        for server in started:
+            running = server.process.poll
+            if not wait_until_healthy(server.base, lambda r=running: r() is None, seconds=180):
+                raise RuntimeError(f"the server on port {server.port} did not start")
+        yield started
+    finally:
+        for server in started:
+            server.stop()
