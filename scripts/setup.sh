@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the explorer and its tests need: Debian's graphviz, bubblewrap, chromium,
-# redis-server and nginx, a virtual
-# environment in .venv with the CPU build of torch, and the package with its test extras.
+# redis-server and nginx, a virtual environment in .venv with the CPU build of torch, and the
+# package with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
