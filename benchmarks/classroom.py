@@ -1,9 +1,19 @@
-"""A class pressing "run" at once: a burst of trace requests from many students against one
-server process, with the in-process trace of the same lesson, measured in the same run, as the
-anchor. Each student either sends the gallery lesson unchanged (answered from the cache after
-the first) or an edit of their own (every request runs a program in a worker).
+"""A class on the explorer, two ways.
+
+Burst (default): a class pressing "run" at once, a burst of trace requests from many students
+against one server process, with the in-process trace of the same lesson, measured in the same
+run, as the anchor. Each student either sends the gallery lesson unchanged (answered from the
+cache after the first) or an edit of their own (every request runs a program in a worker).
+
+Live (--live): students typing in live mode for a while (a re-trace after each typing pause,
+now and then a click on a gallery lesson) with a few hostile clients sending busy loops,
+against 1 and 2 server processes behind nginx on this machine, each without and with a shared
+Redis; the same number of workers in all. Prints the students' successful traces/s, their p50
+and p99, and the hostile clients' share of the answers that got past the caps.
 
 Run: .venv/bin/python -m benchmarks.classroom [--students 100] [--workers 2] [--queue 8]
+     .venv/bin/python -m benchmarks.classroom --live [--students 24] [--hostile 2] [--seconds 12]
+         [--workers 4]
 """
 
 from __future__ import annotations
@@ -64,11 +74,21 @@ def burst(base: str, programs: list[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--students", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--students", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--queue", type=int, default=8)
     parser.add_argument("--lesson", default="mlp_cross_entropy")
+    parser.add_argument("--live", action="store_true", help="students in live mode, see above")
+    parser.add_argument("--hostile", type=int, default=2, help="live: busy-loop clients")
+    parser.add_argument("--seconds", type=float, default=12, help="live: per deployment")
     args = parser.parse_args()
+    if args.live:
+        from benchmarks.classroom_live import run_all
+
+        run_all(args.students or 24, args.hostile, args.seconds, args.workers or 4)
+        return
+    args.students = args.students or 100
+    args.workers = args.workers or 2
     code = get_example(args.lesson).code
     anchor = in_process_seconds(code, repeat=5)
     print(f"lesson {args.lesson}: in-process trace {anchor * 1000:.0f} ms (anchor)")
