@@ -4,8 +4,8 @@ shared Redis, on this machine: the work of `python -m benchmarks.classroom --liv
 Each student has a session of their own, starts on a small gallery lesson and, after each
 typing pause (1 to 4 s, the page's 400 ms wait included), asks for the graph of their edit
 (a cache miss) or, one time in five, clicks another gallery lesson (a hit once anyone has
-traced it). Hostile clients send `while True: pass` again as soon as each answer comes, a
-refusal included. Every deployment has the same workers in all (AE_WORKERS split over the
+traced it). Each hostile client keeps 8 requests of `while True: pass` open at once on its one
+session, sending the next as soon as an answer comes, a refusal included. Every deployment has the same workers in all (AE_WORKERS split over the
 processes), the caps apply to loopback (AE_RATE_LIMIT_LOCALHOST) and a busy loop is stopped
 after AE_CPU_SECONDS=5.
 """
@@ -29,6 +29,7 @@ from benchmarks.load import BUSY_LOOP, SMALL_LESSONS, percentile
 from tests.local_services import explorer_processes, nginx_proxy, redis_server
 
 REFUSED = {429, 503}
+HOSTILE_AT_ONCE = 8  # requests each hostile client keeps open at once
 SITE = """
 upstream explorer {
     least_conn;
@@ -85,17 +86,21 @@ async def student(base: str, until: float, tally: Tally, rng: random.Random) -> 
 
 async def hostile(base: str, until: float, tally: Tally, seeds: itertools.count) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-        await client.get("/api/v1/session")
-        while time.monotonic() < until:
-            try:
-                answer = await client.post(
-                    "/api/v1/trace", json={"code": BUSY_LOOP, "seed": next(seeds)}
-                )
-                tally.hostile[answer.status_code] += 1
-                if answer.status_code in REFUSED:
-                    await asyncio.sleep(0.05)  # no pause worth the name; spares this machine
-            except httpx.HTTPError:
-                tally.hostile[0] += 1
+        await client.get("/api/v1/session")  # one session, many requests at once
+
+        async def flood() -> None:
+            while time.monotonic() < until:
+                try:
+                    answer = await client.post(
+                        "/api/v1/trace", json={"code": BUSY_LOOP, "seed": next(seeds)}
+                    )
+                    tally.hostile[answer.status_code] += 1
+                    if answer.status_code in REFUSED:
+                        await asyncio.sleep(0.05)  # no pause worth the name; spares this machine
+                except httpx.HTTPError:
+                    tally.hostile[0] += 1
+
+        await asyncio.gather(*(flood() for _ in range(HOSTILE_AT_ONCE)))
 
 
 async def lesson(base: str, students: int, hostiles: int, seconds: float) -> Tally:
