@@ -152,9 +152,15 @@ class ExplorerProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **{f"AE_{k.upper()}": str(v) for k, v in settings.items()}}
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)]
+        self.log = tempfile.TemporaryFile()  # what it says, for a failure's message
         self.process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, env=env, stdout=subprocess.DEVNULL, stderr=self.log
         )
+
+    def said(self) -> str:
+        """The end of what it wrote to stderr."""
+        self.log.seek(0)
+        return self.log.read()[-2000:].decode(errors="replace")
 
     def health(self) -> dict:
         """Its GET /api/v1/health."""
@@ -169,6 +175,7 @@ class ExplorerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.close()
 
 
 @contextmanager
@@ -179,7 +186,7 @@ def explorer_processes(count: int, settings: dict[str, object]) -> Iterator[list
         for server in started:
             running = server.process.poll
             if not wait_until_healthy(server.base, lambda r=running: r() is None, seconds=180):
-                raise RuntimeError(f"the server on port {server.port} did not start")
+                raise RuntimeError(f"a server did not start: {server.said()!r}")
         yield started
     finally:
         for server in started:

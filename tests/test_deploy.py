@@ -98,6 +98,10 @@ def test_nginx_passes_the_header_the_server_trusts_and_the_servers_bounds() -> N
     read = int(re.search(r"proxy_read_timeout (\d+)s;", conf).group(1))
     assert read > defaults.wall_seconds + defaults.layout_seconds
     assert not re.search(r"proxy_next_upstream[^;]*non_idempotent", conf)  # no program twice
+    locations = re.findall(r"location [^{]+\{([^}]*)\}", conf)
+    assert locations and all("proxy_pass http://explorer;" in block for block in locations)
+    # a location with a proxy_set_header of its own would drop the server's X-Forwarded-For
+    assert not any("proxy_set_header" in block for block in locations)
 
 
 def test_nginx_accepts_the_configuration() -> None:
