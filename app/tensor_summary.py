@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,11 @@ HEATMAP_SIDE = 16
 HISTOGRAM_BINS = 16
 PREVIEW_DIGITS = 4
 STATS_DIGITS = 7
+# the unit of work on the CPU: 1 MiB of doubles, small enough to stay in the cache, reused
+BLOCK_ELEMENTS = 1 << 17
+# planes from this size whose sides split evenly into the heatmap's cells are averaged by one
+# sum over a view, without a copy (adaptive pooling walks every window element by element)
+HEATMAP_VIEW_FROM = 1 << 16
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -76,30 +82,109 @@ def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return low, high
 
 
-Layout = tuple[torch.device, torch.dtype, torch.Size]
+Layout = tuple[torch.device, torch.Size]
+
+_scratch = threading.local()
+
+
+def _scratch_block(dtype: torch.dtype) -> torch.Tensor:
+    """This thread's reusable CPU buffer of BLOCK_ELEMENTS elements of dtype.
+
+    A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
+    done in it; one buffer reused for every block stays mapped and in the cache.
+    """
+    buffers: dict[torch.dtype, torch.Tensor] = _scratch.__dict__.setdefault("buffers", {})
+    block = buffers.get(dtype)
+    if block is None:
+        block = buffers[dtype] = torch.empty(BLOCK_ELEMENTS, dtype=dtype)
+    return block
 
 
 def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
-    """Indexes of the tensors, grouped by device, dtype and shape: each group stacks into one."""
+    """Indexes of the tensors, grouped by device and shape: each group stacks into one."""
     groups: dict[Layout, list[int]] = {}
     for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.dtype, x.shape), []).append(index)
+        groups.setdefault((x.device, x.shape), []).append(index)
     return groups
 
 
+def _batches(tensors: Sequence[torch.Tensor]) -> Iterator[tuple[list[int], bool]]:
+    """Indexes of tensors of one device and shape that fit one block together, each with
+    whether they do; a tensor bigger than a block comes alone, marked False."""
+    for (device, _), members in _by_layout(tensors).items():
+        numel = tensors[members[0]].numel()
+        if device.type == "cpu" and numel > BLOCK_ELEMENTS:
+            for i in members:
+                yield [i], False
+            continue
+        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if device.type == "cpu" else len(members)
+        for start in range(0, len(members), per):
+            yield members[start : start + per], True
+
+
+def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The tensors (one device and shape) stacked and converted to dtype in one copy: on the
+    CPU into this thread's scratch block, so the result lasts until the block is used again."""
+    first = tensors[0]
+    if first.device.type != "cpu":
+        return torch.stack(list(tensors)).to(dtype)
+    out = _scratch_block(dtype)[: len(tensors) * first.numel()].view(len(tensors), *first.shape)
+    if first.numel() < 4096 or all(t.dtype == dtype for t in tensors):
+        return torch.stack(list(tensors), out=out)
+    for row, t in zip(out.unbind(), tensors, strict=True):
+        row.copy_(t)  # converting row by row: stack converts element by element
+    return out
+
+
+def _flat_values(x: torch.Tensor) -> torch.Tensor:
+    """x's elements in one dimension, in some order (statistics and histograms do not depend
+    on it), without a copy where they fill one block of memory."""
+    if x.is_contiguous():
+        return x.view(-1)
+    if _is_dense(x):
+        return x.as_strided((x.numel(),), (1,))
+    return x.reshape(-1)
+
+
+def _block_stats(matrix: torch.Tensor) -> torch.Tensor:
+    """[min, max, mean, std] of each row of a double matrix, which is centred in place."""
+    low, high = row_bounds(matrix)
+    # two passes in double precision, centred in place
+    mean = matrix.mean(dim=1)
+    std = matrix.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
+    return torch.stack([low, high, mean, std], dim=1)
+
+
+def _stats_by_blocks(x: torch.Tensor) -> list[float]:
+    """[min, max, mean, std] of a tensor bigger than a block, one block at a time in double
+    precision: each block's mean and centred sum of squares, pooled (Chan, Golub and LeVeque)."""
+    flat = _flat_values(x)
+    scratch = _scratch_block(torch.float64)
+    parts = flat.split(BLOCK_ELEMENTS)
+    sums = torch.empty(len(parts), 4, dtype=torch.float64)  # low, high, mean, centred squares
+    for row, part in zip(sums, parts, strict=True):
+        block = scratch[: part.numel()].copy_(part)
+        mean = block.mean()
+        torch.stack([block.amin(), block.amax(), mean, block.sub_(mean).square_().sum()], out=row)
+    counts = torch.tensor([part.numel() for part in parts], dtype=torch.float64)
+    means = sums[:, 2]
+    mean = (counts * means).sum() / flat.numel()
+    squares = sums[:, 3].sum() + (counts * (means - mean).square()).sum()
+    low, high = sums[:, 0].amin(), sums[:, 1].amax()
+    if low == 0 or high == 0:  # the sign of a zero bound as torch.aminmax gives it
+        low, high = torch.aminmax(flat)
+    return [float(low), float(high), float(mean), math.sqrt(float(squares) / flat.numel())]
+
+
 def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of each real tensor, reduced in groups of equal shape."""
+    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape."""
     rows: list[list[float]] = [[]] * len(xs)
-    for members in _by_layout(xs).values():
-        matrix = torch.stack([xs[i] for i in members]).reshape(len(members), -1)
-        low, high = row_bounds(matrix)
-        # two passes in double precision over one double copy, centred in place (the copy, or
-        # the stacked matrix itself when it is already double, belongs to this function)
-        double = matrix.to(torch.float64)
-        mean = double.mean(dim=1)
-        std = double.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
-        values = torch.stack([low.to(torch.float64), high.to(torch.float64), mean, std], dim=1)
-        for i, row in zip(members, values.tolist(), strict=True):
+    for members, packed in _batches(xs):
+        if not packed:
+            rows[members[0]] = _stats_by_blocks(xs[members[0]])
+            continue
+        matrix = _stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
+        for i, row in zip(members, _block_stats(matrix).tolist(), strict=True):
             rows[i] = row
     return rows
 
@@ -138,18 +223,74 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
     (its first dimension down, the rest flattened across)."""
     maps: list[list[list[float]]] = [[]] * len(tensors)
-    for (_, _, shape), members in _by_layout(tensors).items():
-        rows = shape[0]
-        stack = torch.stack([tensors[i] for i in members]).reshape(len(members), rows, -1)
-        stack = stack.to(torch.float32)
-        cols = stack.shape[2]
-        if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
-            size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
-            stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
-        cells = round_tensor(stack.to(torch.float64), PREVIEW_DIGITS).tolist()
-        for i, cell in zip(members, cells, strict=True):
+    for members, packed in _batches(tensors):
+        first = tensors[members[0]]
+        if len(members) == 1 and _splits_evenly(first):
+            cells = _heatmap_by_view(first)[None]
+        else:
+            rows = first.shape[0]
+            if packed:
+                stack = _stacked([tensors[i] for i in members], torch.float32)
+            else:  # bigger than a block: pooled where it lies
+                stack = first.to(torch.float32)[None]
+            stack = stack.reshape(len(members), rows, -1)
+            cols = stack.shape[2]
+            if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
+                size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
+                stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
+            cells = stack
+        rounded = round_tensor(cells.to(torch.float64), PREVIEW_DIGITS).tolist()
+        for i, cell in zip(members, rounded, strict=True):
             maps[i] = cell
     return maps
+
+
+def _cells_along(side: int) -> int | None:
+    """How many heatmap cells a side of this length makes, when each takes an equal share."""
+    if side <= HEATMAP_SIDE:
+        return side
+    return HEATMAP_SIDE if side % HEATMAP_SIDE == 0 else None
+
+
+def _splits_evenly(x: torch.Tensor) -> bool:
+    """Whether x is a big plane whose cells each average an equal, disjoint window."""
+    if x.numel() < HEATMAP_VIEW_FROM or x.device.type != "cpu":
+        return False
+    return (
+        _cells_along(x.shape[0]) is not None and _cells_along(x.numel() // x.shape[0]) is not None
+    )
+
+
+def _heatmap_by_view(x: torch.Tensor) -> torch.Tensor:
+    """The heatmap cells of a plane whose sides split evenly: the averages adaptive pooling
+    gives, each window summed in double precision (the cells of a gradient can be a
+    hundred-millionth of its values, which float32 sums would drown in rounding)."""
+    rows = x.shape[0]
+    cols = x.numel() // rows
+    down, across = _cells_along(rows), _cells_along(cols)
+    assert down is not None and across is not None
+    run = cols // across  # the elements of one row that fall in one cell, side by side
+    sums = _run_sums(x.reshape(-1), run).view(down, rows // down, across).sum(dim=1)
+    return sums.div_((rows // down) * run)
+
+
+def _run_sums(flat: torch.Tensor, run: int) -> torch.Tensor:
+    """Sums in double precision of consecutive runs of `run` elements of a flat tensor, one
+    block at a time."""
+    runs = flat.numel() // run
+    sums = torch.empty(runs, dtype=torch.float64)
+    scratch = _scratch_block(torch.float64)
+    if run > BLOCK_ELEMENTS:
+        for index in range(runs):
+            parts = flat[index * run : (index + 1) * run].split(BLOCK_ELEMENTS)
+            sums[index] = sum(float(scratch[: p.numel()].copy_(p).sum()) for p in parts)
+        return sums
+    per = BLOCK_ELEMENTS // run
+    for start in range(0, runs, per):
+        count = min(per, runs - start)
+        block = scratch[: count * run].copy_(flat[start * run : (start + count) * run])
+        torch.sum(block.view(count, run), dim=1, out=sums[start : start + count])
+    return sums
 
 
 def _all_edges(ranges: Sequence[tuple[float, float]]) -> list[list[float]]:
@@ -172,26 +313,57 @@ def batch_histograms(
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
     counts_of: list[list[int]] = [[]] * len(tensors)
-    for (device, _, _), members in _by_layout(tensors).items():
-        matrix = torch.stack([tensors[i] for i in members]).reshape(len(members), -1)
-        matrix = matrix.to(torch.float32)
+    for members, packed in _batches(tensors):
+        device = tensors[members[0]].device
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
         low, high = bounds[:, :1], bounds[:, 1:]
         flat_range = low == high  # torch.histc widens an empty range by one on each side
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
-        # (x - low) * bins / (high - low), as torch.histc computes it, in place on the stacked
-        # copy; bin numbers fit in 32 bits, which bincount counts several times faster than 64
-        scaled = matrix.sub_(low).mul_(HISTOGRAM_BINS).div_(high - low)
-        bins = scaled.int().clamp_(0, HISTOGRAM_BINS - 1)
-        rows = torch.arange(len(members), device=device, dtype=torch.int32)[:, None]
-        bins += rows * HISTOGRAM_BINS
-        counts = torch.bincount(bins.reshape(-1), minlength=len(members) * HISTOGRAM_BINS)
+        if packed:
+            matrix = _stacked([tensors[i] for i in members], torch.float32)
+            counts = _bin_counts(matrix.view(len(members), -1), low, high - low)
+        else:
+            counts = sum(
+                _bin_counts(part[None], low, high - low)
+                for part in _flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
+            )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
             counts_of[i] = row
     return [
         new_histogram(edges=edges, counts=counts)
         for edges, counts in zip(_all_edges(ranges), counts_of, strict=True)
     ]
+
+
+def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Counts of each row's values in 16 bins from low to low + width (one per row), the first
+    row's 16 first; the values are scaled as torch.histc scales them, in float32."""
+    rows, numel = matrix.shape
+    cpu = matrix.device.type == "cpu"
+    if not cpu:
+        scaled = matrix.to(torch.float32, copy=True)
+    elif _shares_scratch(matrix, torch.float32):
+        scaled = matrix  # a copy already: scaled in place
+    else:
+        scaled = _scratch_block(torch.float32)[: rows * numel].view(rows, numel).copy_(matrix)
+    # (x - low) * bins / (high - low), as torch.histc computes it; bin numbers fit in 32 bits,
+    # which bincount counts several times faster than 64
+    scaled.sub_(low).mul_(HISTOGRAM_BINS).div_(width)
+    if cpu:
+        bins = _scratch_block(torch.int32)[: rows * numel].view(rows, numel).copy_(scaled)
+    else:
+        bins = scaled.int()
+    bins.clamp_(0, HISTOGRAM_BINS - 1)
+    if rows > 1:
+        bins += (
+            torch.arange(rows, device=matrix.device, dtype=torch.int32)[:, None] * HISTOGRAM_BINS
+        )
+    return torch.bincount(bins.reshape(-1), minlength=rows * HISTOGRAM_BINS)
+
+
+def _shares_scratch(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether x lies in this thread's scratch block of dtype."""
+    return x.dtype == dtype and x.data_ptr() == _scratch_block(dtype).data_ptr()
 
 
 def _histogram(x: torch.Tensor) -> Histogram | None:

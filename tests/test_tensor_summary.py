@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 
 from app.schemas import TensorData
 from app.tensor_summary import (
+    BLOCK_ELEMENTS,
     SummaryBatch,
     batch_heatmaps,
     batch_histograms,
@@ -206,3 +209,87 @@ def test_histogram_edges_are_the_rounded_steps_from_min_to_max() -> None:
     for (low, high), histogram in zip(ranges, batch_histograms(tensors, ranges), strict=True):
         step = (high - low) / 16
         assert histogram.edges == [round_significant(low + i * step, 4) for i in range(17)]
+
+
+def _big_tensors() -> list[torch.Tensor]:
+    """Tensors bigger than a block of work, laid out in every way the block paths tell apart."""
+    torch.manual_seed(5)
+    side = 512
+    grad_like = torch.randn(side, side * 2) * 1e-4 + 3e-9  # mean far below its values
+    with_zero = torch.relu(torch.randn(300, 600))
+    with_zero.view(-1)[::7] = -0.0
+    return [
+        grad_like,
+        grad_like.t(),  # dense, not contiguous
+        torch.randn(600, 700)[:, ::2],  # neither: copied
+        torch.randn(160_000, dtype=torch.float64) * 1e3 + 7,
+        with_zero,
+        torch.full((140_000,), 0.1),
+        torch.cat([torch.randn(150_000), torch.tensor([float("inf")])]),
+        torch.cat([torch.randn(150_000), torch.tensor([float("nan")])]),
+    ]
+
+
+def test_stats_of_tensors_bigger_than_a_block_equal_double_precision_ones() -> None:
+    tensors = _big_tensors()
+    assert all(t.numel() > BLOCK_ELEMENTS for t in tensors)
+    for t, stats in zip(tensors, batch_stats(tensors), strict=True):
+        x = t.double()
+        low, high = torch.aminmax(x)
+        expected = [v.item() for v in (low, high, x.mean(), torch.std(x, correction=0))]
+        got = [stats.min, stats.max, stats.mean, stats.std]
+        assert got == pytest.approx(expected, rel=2e-6, abs=1e-12, nan_ok=True)
+    assert batch_stats([tensors[4]])[0].min == 0.0  # the sign of a zero as aminmax gives it
+    assert repr(batch_stats([tensors[4]])[0].min) == repr(torch.aminmax(tensors[4])[0].item())
+
+
+def test_histograms_of_tensors_bigger_than_a_block_equal_histc() -> None:
+    tensors = [t for t in _big_tensors() if bool(torch.isfinite(t).all())]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for t, (low, high), histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        expected = torch.histc(t.float(), bins=16, min=low, max=high)
+        assert histogram.counts == [int(c) for c in expected.tolist()]
+
+
+def test_heatmaps_of_big_planes_average_their_windows_in_double_precision() -> None:
+    torch.manual_seed(6)
+    even = torch.randn(512, 64, 3, 3) * 1e-3 + 1e-9  # 16 × 16 equal windows of 32 × 36
+    long_rows = torch.randn(4, 50_000)
+    one_row = torch.randn(1, 16 * (BLOCK_ELEMENTS + 5))  # a cell's run longer than a block
+    uneven = torch.randn(1000, 200)  # windows of adaptive pooling overlap: pooled as before
+    for t in (even, even.transpose(0, 1), long_rows[:, :48_000], one_row, uneven):
+        plane = t.reshape(t.shape[0], -1).double()
+        size = (min(plane.shape[0], 16), min(plane.shape[1], 16))
+        expected = F.adaptive_avg_pool2d(plane[None, None], size)[0, 0]
+        (heatmap,) = batch_heatmaps([t])
+        assert torch.tensor(heatmap, dtype=torch.float64) == pytest.approx(
+            expected, rel=1e-3, abs=1e-12
+        )
+
+
+def test_tensors_of_one_shape_and_two_precisions_share_a_block() -> None:
+    torch.manual_seed(7)
+    tensors = [torch.randn(70, 80), torch.randn(70, 80, dtype=torch.float64) + 2]
+    tensors += [torch.randn(70, 80) * 5 for _ in range(30)]  # more than one block of them
+    assert sum(t.numel() for t in tensors) > BLOCK_ELEMENTS
+    batch = SummaryBatch(inline_limit=8)
+    together = [batch.add(t) for t in tensors]
+    batch.flush()
+    for t, data in zip(tensors, together, strict=True):
+        assert data.model_dump_json() == summarize(t, inline_limit=8).model_dump_json()
+
+
+def test_summaries_in_threads_at_once_equal_summaries_alone() -> None:
+    tensors = _big_tensors()[:4] + _mixed_tensors()
+    alone = [summarize(t, inline_limit=8).model_dump_json() for t in tensors]
+    start = threading.Barrier(4)
+
+    def summarize_all() -> list[str]:
+        start.wait()
+        return [summarize(t, inline_limit=8).model_dump_json() for t in tensors]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: summarize_all(), range(4)))
+    assert all(result == alone for result in results)
