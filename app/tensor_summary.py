@@ -129,10 +129,12 @@ def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tenso
     if first.device.type != "cpu":
         return torch.stack(list(tensors)).to(dtype)
     out = _scratch_block(dtype)[: len(tensors) * first.numel()].view(len(tensors), *first.shape)
-    if first.numel() < 4096 or all(t.dtype == dtype for t in tensors):
+    if all(t.dtype == dtype for t in tensors):
         return torch.stack(list(tensors), out=out)
+    if first.numel() < 4096:  # stack converts element by element: stacked, then converted
+        return out.copy_(torch.stack(list(tensors)))
     for row, t in zip(out.unbind(), tensors, strict=True):
-        row.copy_(t)  # converting row by row: stack converts element by element
+        row.copy_(t)
     return out
 
 
@@ -378,30 +380,78 @@ def _histogram(x: torch.Tensor) -> Histogram | None:
     )
 
 
-def _complete(pending: Sequence[tuple[torch.Tensor, TensorData, bool]]) -> None:
-    """Fill stats, and previews where asked for, of TensorData taken from these tensors."""
-    xs = [t if t.dtype in _REAL else _as_real_float(t) for t, _, _ in pending]
-    distinct, which = _distinct_values(xs)
+Pending = tuple[torch.Tensor, TensorData, bool, tuple[Any, ...]]  # tensor, data, preview, key
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype in _REAL else _as_real_float(t)
+
+
+def _complete(pending: Sequence[Pending]) -> None:
+    """Fill stats, and previews where asked for, of TensorData taken from these tensors.
+
+    Tensors with the same values key share one Stats and one histogram, those that are also
+    laid out alike one heatmap: the recorder meets a weight as a saved tensor, an input and a
+    value, and a gradient as one step's output and the next one's input.
+    """
+    first: dict[tuple[Any, ...], int] = {}
+    distinct: list[torch.Tensor] = []
+    which: list[int] = []
+    for t, _, _, key in pending:
+        j = first.get(key)
+        if j is None:
+            j = first[key] = len(distinct)
+            distinct.append(_real(t))
+        which.append(j)
     distinct_rows = _raw_stats(distinct)
     distinct_stats = _all_rounded_stats(distinct_rows)
-    rows = [distinct_rows[j] for j in which]
     shown: list[int] = []
-    for index, ((_, data, preview), j) in enumerate(zip(pending, which, strict=True)):
+    for index, ((_, data, preview, _), j) in enumerate(zip(pending, which, strict=True)):
         data.__dict__["stats"] = distinct_stats[j]  # one Stats for every view of the same values
         if preview and data.values is None:
             shown.append(index)
     if not shown:
         return
-    planes = [i for i in shown if xs[i].dim() >= 2]
-    for i, heatmap in zip(planes, batch_heatmaps([xs[i] for i in planes]), strict=True):
-        pending[i][1].__dict__["heatmap"] = heatmap
+    plane_of: dict[tuple[Any, ...], list[int]] = {}
+    for i in shown:
+        t = pending[i][0]
+        if t.dim() >= 2:
+            plane_of.setdefault(_layout_key(t, pending[i][3]), []).append(i)
+    planes = list(plane_of.values())
+    heatmaps = batch_heatmaps([_real(pending[same[0]][0]) for same in planes])
+    for same, heatmap in zip(planes, heatmaps, strict=True):
+        for i in same:
+            pending[i][1].__dict__["heatmap"] = heatmap
+    histogram_of: dict[int, list[int]] = {}
+    for i in shown:
+        histogram_of.setdefault(which[i], []).append(i)
     # all values are finite exactly when min and max are: those share one batched histogram
-    finite = [i for i in shown if math.isfinite(rows[i][0]) and math.isfinite(rows[i][1])]
-    ranges = [_float32_range(rows[i]) for i in finite]
-    for i, histogram in zip(finite, batch_histograms([xs[i] for i in finite], ranges), strict=True):
-        pending[i][1].__dict__["histogram"] = histogram
-    for i in set(shown) - set(finite):
-        pending[i][1].__dict__["histogram"] = _histogram(xs[i])
+    finite = [j for j in histogram_of if all(map(math.isfinite, distinct_rows[j][:2]))]
+    ranges = [_float32_range(distinct_rows[j]) for j in finite]
+    histograms = batch_histograms([distinct[j] for j in finite], ranges)
+    by_values = dict(zip(finite, histograms, strict=True))
+    for j, same in histogram_of.items():
+        histogram = by_values[j] if j in by_values else _histogram(distinct[j])
+        for i in same:
+            pending[i][1].__dict__["histogram"] = histogram
+
+
+def _values_key(x: torch.Tensor) -> tuple[Any, ...]:
+    """Equal for two tensors that hold the same values, in any order.
+
+    Views that fill the same block of memory (a gradient and its transpose or reshape, which
+    backward steps pass on) hold the same values in another order, so they share statistics.
+    """
+    try:
+        dense = _is_dense(x)
+    except RuntimeError:  # no strides (sparse): never shared
+        dense = False
+    return (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
+
+
+def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Equal for two tensors with the same values key that also hold them in the same order."""
+    return (*values_key, x.shape, x.stride()) if len(values_key) > 1 else values_key
 
 
 def _is_dense(x: torch.Tensor) -> bool:
@@ -417,29 +467,6 @@ def _is_dense(x: torch.Tensor) -> bool:
             return False
         expected *= size
     return True
-
-
-def _distinct_values(xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
-    """The tensors of xs whose values differ as a whole, and for each of xs the index of its own.
-
-    Views that fill the same block of memory (a gradient and its transpose or reshape, which
-    backward steps pass on) hold the same values in another order, so they share statistics.
-    """
-    first: dict[tuple[Any, ...], int] = {}
-    distinct: list[torch.Tensor] = []
-    which: list[int] = []
-    for x in xs:
-        try:
-            dense = _is_dense(x)
-        except RuntimeError:  # no strides (sparse): never shared
-            dense = False
-        key = (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
-        index = first.get(key)
-        if index is None:
-            index = first[key] = len(distinct)
-            distinct.append(x)
-        which.append(index)
-    return distinct, which
 
 
 def _float32_range(row: list[float]) -> tuple[float, float]:
@@ -461,12 +488,12 @@ class SummaryBatch:
     the caller must flush before anything can change the values of a pending tensor.
     """
 
-    def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 22) -> None:
+    def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 23) -> None:
         self.inline_limit = inline_limit
         self.max_pending_elements = max_pending_elements
-        self._alone_from = max_pending_elements // 4  # a tensor this big is summarised at once
-        self._pending: list[tuple[torch.Tensor, TensorData, bool]] = []
-        self._elements = 0
+        self._pending: list[Pending] = []
+        self._keys: set[tuple[Any, ...]] = set()
+        self._elements = 0  # of distinct values: a view of a pending tensor adds none
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -489,19 +516,19 @@ class SummaryBatch:
         )
         if not numel:
             return data  # nothing to take statistics of
-        if numel >= self._alone_from:
-            _complete([(t, data, preview)])  # a big tensor alone: stacking it would copy it
-            return data
-        self._pending.append((t, data, preview))
-        self._elements += numel
-        if self._elements >= self.max_pending_elements:
-            self.flush()
+        key = _values_key(t)
+        self._pending.append((t, data, preview, key))
+        if key not in self._keys:
+            self._keys.add(key)
+            self._elements += numel
+            if self._elements >= self.max_pending_elements:
+                self.flush()
         return data
 
     def flush(self) -> None:
         """Fill the stats and previews of every pending TensorData."""
         if self._pending:
-            pending, self._pending, self._elements = self._pending, [], 0
+            pending, self._pending, self._keys, self._elements = self._pending, [], set(), 0
             _complete(pending)
 
 

@@ -172,10 +172,25 @@ def test_summary_batch_flushes_itself_past_its_element_bound() -> None:
     for _ in range(3):
         batch.add(torch.ones(200))
     assert first.stats is None and len(batch) == 4
-    big = batch.add(torch.arange(400.0))  # past a quarter of the bound: done alone, at once
-    assert big.stats is not None and big.stats.max == 399.0 and len(batch) == 4
-    batch.add(torch.ones(200))  # the fifth pending one reaches the bound
+    shared = torch.arange(150.0)
+    for view in (shared, shared.view(10, 15), shared.view(15, 10).t(), shared):
+        batch.add(view)  # one block of values, counted once
+    assert first.stats is None and len(batch) == 8
+    batch.add(torch.ones(100))  # 800 + 150 + 100 distinct values reach the bound
     assert first.stats is not None and first.stats.mean == 1.0 and len(batch) == 0
+
+
+def test_views_share_previews_where_their_values_and_order_agree() -> None:
+    torch.manual_seed(8)
+    base = torch.randn(30, 40)
+    batch = SummaryBatch(inline_limit=8)
+    again, view, turned = batch.add(base), batch.add(base.view(30, 40)), batch.add(base.t())
+    first = batch.add(base)
+    batch.flush()
+    assert view.heatmap is first.heatmap and again.heatmap is first.heatmap
+    assert turned.heatmap is not first.heatmap and turned.histogram is first.histogram
+    assert turned.heatmap == summarize(base.t().contiguous(), 8).heatmap
+    assert first.model_dump_json() == summarize(base.clone(), 8).model_dump_json()
 
 
 def test_views_of_the_same_values_share_statistics_equal_to_their_own() -> None:
