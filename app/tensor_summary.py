@@ -191,16 +191,37 @@ def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     return rows
 
 
-def rounded_all(values: Sequence[float], digits: int) -> list[float]:
-    """float(format(v, f".{digits}g")) of every value, written by one formatting call.
+_POWERS_OF_TEN = np.array([float(10**k) for k in range(23)])  # each exact in a double
 
-    '%.Ng' and format(v, '.Ng') write the same text (one correctly rounded decimal), and
-    no such text holds a space, so one joined string split on spaces gives every value's text.
+
+def rounded_all(values: Sequence[float], digits: int) -> list[float]:
+    """float(format(v, f".{digits}g")) of every value, computed for all at once.
+
+    v scaled by an exact power of ten to `digits` digits before the point, rounded to an
+    integer n, and n divided (or multiplied) by that power is one correctly rounded operation
+    on exact operands: the double nearest the decimal that format writes. Values where that
+    does not hold or cannot be told (zeros, non-finite, powers past 10**22, a scaled value
+    within rounding of a tie or of the next decade) are formatted one by one.
     """
     if not values:
         return []
-    texts = ((f"%.{digits}g " * len(values)) % tuple(values)).split()
-    return list(map(float, texts))
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        magnitude = np.abs(v)
+        power = (digits - 1) - np.floor(np.log10(magnitude))
+        exact = np.isfinite(power) & (np.abs(power) <= 22)
+        scale = _POWERS_OF_TEN[np.where(exact, np.abs(power), 0).astype(np.int64)]
+        up = power >= 0
+        scaled = np.where(up, magnitude * scale, magnitude / scale)
+        fraction = scaled - np.floor(scaled)
+        exact &= scaled >= _POWERS_OF_TEN[digits - 1] * (1 + 1e-12)
+        exact &= (scaled < _POWERS_OF_TEN[digits]) & (np.abs(fraction - 0.5) > 1e-6)
+        whole = np.rint(scaled)
+        rounded = np.copysign(np.where(up, whole / scale, whole * scale), v)
+    result: list[float] = rounded.tolist()
+    for i in np.flatnonzero(~exact).tolist():
+        result[i] = float(format(values[i], f".{digits}g"))
+    return result
 
 
 def _all_rounded_stats(rows: Sequence[list[float]]) -> list[Stats]:
@@ -342,15 +363,19 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
     row's 16 first; the values are scaled as torch.histc scales them, in float32."""
     rows, numel = matrix.shape
     cpu = matrix.device.type == "cpu"
+    # (x - low) * bins / (high - low) in float32, as torch.histc computes it
     if not cpu:
-        scaled = matrix.to(torch.float32, copy=True)
+        scaled = matrix.to(torch.float32, copy=True).sub_(low)
     elif _shares_scratch(matrix, torch.float32):
-        scaled = matrix  # a copy already: scaled in place
+        scaled = matrix.sub_(low)  # a copy already: scaled in place
     else:
-        scaled = _scratch_block(torch.float32)[: rows * numel].view(rows, numel).copy_(matrix)
-    # (x - low) * bins / (high - low), as torch.histc computes it; bin numbers fit in 32 bits,
-    # which bincount counts several times faster than 64
-    scaled.sub_(low).mul_(HISTOGRAM_BINS).div_(width)
+        out = _scratch_block(torch.float32)[: rows * numel].view(rows, numel)
+        if matrix.dtype == torch.float32:
+            scaled = torch.sub(matrix, low, out=out)
+        else:
+            scaled = out.copy_(matrix).sub_(low)
+    scaled.mul_(HISTOGRAM_BINS).div_(width)
+    # bin numbers fit in 32 bits, which bincount counts several times faster than 64
     if cpu:
         bins = _scratch_block(torch.int32)[: rows * numel].view(rows, numel).copy_(scaled)
     else:

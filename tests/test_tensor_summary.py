@@ -84,6 +84,19 @@ def test_rounding_all_at_once_equals_rounding_each() -> None:
     assert rounded_all([], 7) == []
 
 
+def test_rounding_all_at_once_equals_formatting_on_many_values() -> None:
+    torch.manual_seed(9)
+    wide = torch.randn(30_000, dtype=torch.float64) * 10 ** torch.randint(-30, 30, (30_000,))
+    whole = torch.randint(0, 10**8, (20_000,), dtype=torch.float64)
+    decimals = whole / 10 ** torch.randint(0, 14, (20_000,), dtype=torch.float64)
+    values = wide.tolist() + torch.randn(30_000).tolist() + decimals.tolist()
+    values += [k * 0.5 for k in range(-2000, 2000)] + [12345675.0, 1234567.5, 9999999.5]
+    values += [0.99999995, 1e22, 1e23, 1e-22, 1e-23, 2.5e-8, -0.0]
+    for digits in (4, 7):
+        expected = [repr(float(format(v, f".{digits}g"))) for v in values]
+        assert [repr(v) for v in rounded_all(values, digits)] == expected
+
+
 def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
     torch.manual_seed(3)
     choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
