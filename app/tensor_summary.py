@@ -510,10 +510,14 @@ class SummaryBatch:
     """TensorData whose statistics and previews are computed together when flushed.
 
     Shape, dtype and inline values are taken at once; stats and previews wait for the flush, so
-    the caller must flush before anything can change the values of a pending tensor.
+    the caller must flush before anything can change the values of a pending tensor. The bound
+    on pending elements only limits what the batch keeps alive: the work of a flush goes through
+    fixed scratch blocks, and the recorder holds most pending tensors anyway (node values, the
+    gradients of the pass it is filling), so a wide bound costs little memory and lets the
+    repeats of a whole backward pass share their summaries.
     """
 
-    def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 23) -> None:
+    def __init__(self, inline_limit: int, max_pending_elements: int = 1 << 25) -> None:
         self.inline_limit = inline_limit
         self.max_pending_elements = max_pending_elements
         self._pending: list[Pending] = []
