@@ -87,17 +87,20 @@ Layout = tuple[torch.device, torch.Size]
 _scratch = threading.local()
 
 
-def _scratch_block(dtype: torch.dtype) -> torch.Tensor:
-    """This thread's reusable CPU buffer of BLOCK_ELEMENTS elements of dtype.
+def _scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
+    """The first `elements` (at most BLOCK_ELEMENTS) of this thread's reusable CPU buffer of
+    dtype, which grows by powers of two up to a block.
 
     A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
-    done in it; one buffer reused for every block stays mapped and in the cache.
+    done in it; one buffer reused for every block stays mapped and in the cache, and a thread
+    that only ever summarises small tensors keeps a small one.
     """
     buffers: dict[torch.dtype, torch.Tensor] = _scratch.__dict__.setdefault("buffers", {})
     block = buffers.get(dtype)
-    if block is None:
-        block = buffers[dtype] = torch.empty(BLOCK_ELEMENTS, dtype=dtype)
-    return block
+    if block is None or len(block) < elements:
+        size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
+        block = buffers[dtype] = torch.empty(size, dtype=dtype)
+    return block[:elements]
 
 
 def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
@@ -128,7 +131,7 @@ def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tenso
     first = tensors[0]
     if first.device.type != "cpu":
         return torch.stack(list(tensors)).to(dtype)
-    out = _scratch_block(dtype)[: len(tensors) * first.numel()].view(len(tensors), *first.shape)
+    out = _scratch_block(dtype, len(tensors) * first.numel()).view(len(tensors), *first.shape)
     if all(t.dtype == dtype for t in tensors):
         return torch.stack(list(tensors), out=out)
     if first.numel() < 4096:  # stack converts element by element: stacked, then converted
@@ -161,7 +164,7 @@ def _stats_by_blocks(x: torch.Tensor) -> list[float]:
     """[min, max, mean, std] of a tensor bigger than a block, one block at a time in double
     precision: each block's mean and centred sum of squares, pooled (Chan, Golub and LeVeque)."""
     flat = _flat_values(x)
-    scratch = _scratch_block(torch.float64)
+    scratch = _scratch_block(torch.float64, BLOCK_ELEMENTS)
     parts = flat.split(BLOCK_ELEMENTS)
     sums = torch.empty(len(parts), 4, dtype=torch.float64)  # low, high, mean, centred squares
     for row, part in zip(sums, parts, strict=True):
@@ -302,7 +305,7 @@ def _run_sums(flat: torch.Tensor, run: int) -> torch.Tensor:
     block at a time."""
     runs = flat.numel() // run
     sums = torch.empty(runs, dtype=torch.float64)
-    scratch = _scratch_block(torch.float64)
+    scratch = _scratch_block(torch.float64, min(flat.numel(), BLOCK_ELEMENTS))
     if run > BLOCK_ELEMENTS:
         for index in range(runs):
             parts = flat[index * run : (index + 1) * run].split(BLOCK_ELEMENTS)
@@ -369,7 +372,7 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
     elif _shares_scratch(matrix, torch.float32):
         scaled = matrix.sub_(low)  # a copy already: scaled in place
     else:
-        out = _scratch_block(torch.float32)[: rows * numel].view(rows, numel)
+        out = _scratch_block(torch.float32, rows * numel).view(rows, numel)
         if matrix.dtype == torch.float32:
             scaled = torch.sub(matrix, low, out=out)
         else:
@@ -377,7 +380,7 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
     scaled.mul_(HISTOGRAM_BINS).div_(width)
     # bin numbers fit in 32 bits, which bincount counts several times faster than 64
     if cpu:
-        bins = _scratch_block(torch.int32)[: rows * numel].view(rows, numel).copy_(scaled)
+        bins = _scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
     else:
         bins = scaled.int()
     bins.clamp_(0, HISTOGRAM_BINS - 1)
@@ -390,7 +393,7 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
 
 def _shares_scratch(x: torch.Tensor, dtype: torch.dtype) -> bool:
     """Whether x lies in this thread's scratch block of dtype."""
-    return x.dtype == dtype and x.data_ptr() == _scratch_block(dtype).data_ptr()
+    return x.dtype == dtype and x.data_ptr() == _scratch_block(dtype, 0).data_ptr()
 
 
 def _histogram(x: torch.Tensor) -> Histogram | None:
