@@ -25,6 +25,8 @@ PREVIEW_DIGITS = 4
 STATS_DIGITS = 7
 # the unit of work on the CPU: 1 MiB of doubles, small enough to stay in the cache, reused
 BLOCK_ELEMENTS = 1 << 17
+# batches of work from this many elements go through the scratch blocks
+SCRATCH_FROM = 1 << 12
 # planes from this size whose sides split evenly into the heatmap's cells are averaged by one
 # sum over a view, without a copy (adaptive pooling walks every window element by element)
 HEATMAP_VIEW_FROM = 1 << 16
@@ -95,7 +97,9 @@ def _scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
     done in it; one buffer reused for every block stays mapped and in the cache, and a thread
     that only ever summarises small tensors keeps a small one.
     """
-    buffers: dict[torch.dtype, torch.Tensor] = _scratch.__dict__.setdefault("buffers", {})
+    buffers: dict[torch.dtype, torch.Tensor] | None = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
     block = buffers.get(dtype)
     if block is None or len(block) < elements:
         size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
@@ -126,16 +130,20 @@ def _batches(tensors: Sequence[torch.Tensor]) -> Iterator[tuple[list[int], bool]
 
 
 def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensors (one device and shape) stacked and converted to dtype in one copy: on the
-    CPU into this thread's scratch block, so the result lasts until the block is used again."""
+    """The tensors (one device and shape) stacked and converted to dtype, a copy the caller may
+    change: a big one on the CPU goes into this thread's scratch block, so it lasts until the
+    block is used again (small temporaries cost less than the calls that would reuse one)."""
     first = tensors[0]
-    if first.device.type != "cpu":
+    elements = len(tensors) * first.numel()
+    if first.device.type != "cpu" or elements < SCRATCH_FROM:
         return torch.stack(list(tensors)).to(dtype)
-    out = _scratch_block(dtype, len(tensors) * first.numel()).view(len(tensors), *first.shape)
+    out = _scratch_block(dtype, elements).view(len(tensors), *first.shape)
     if all(t.dtype == dtype for t in tensors):
         return torch.stack(list(tensors), out=out)
-    if first.numel() < 4096:  # stack converts element by element: stacked, then converted
-        return out.copy_(torch.stack(list(tensors)))
+    if all(t.dtype == first.dtype for t in tensors):
+        # stack converts element by element: stacked as they are, then converted at once
+        staged = _scratch_block(first.dtype, elements).view(len(tensors), *first.shape)
+        return out.copy_(torch.stack(list(tensors), out=staged))
     for row, t in zip(out.unbind(), tensors, strict=True):
         row.copy_(t)
     return out
@@ -194,6 +202,18 @@ def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     return rows
 
 
+def _formatted_all(values: Sequence[float], digits: int) -> list[float]:
+    """float(format(v, f".{digits}g")) of every value, written by one formatting call.
+
+    '%.Ng' and format(v, '.Ng') write the same text (one correctly rounded decimal), and
+    no such text holds a space, so one joined string split on spaces gives every value's text.
+    """
+    if not values:
+        return []
+    texts = ((f"%.{digits}g " * len(values)) % tuple(values)).split()
+    return list(map(float, texts))
+
+
 _POWERS_OF_TEN = np.array([float(10**k) for k in range(23)])  # each exact in a double
 
 
@@ -206,8 +226,8 @@ def rounded_all(values: Sequence[float], digits: int) -> list[float]:
     does not hold or cannot be told (zeros, non-finite, powers past 10**22, a scaled value
     within rounding of a tie or of the next decade) are formatted one by one.
     """
-    if not values:
-        return []
+    if len(values) < 64:  # fewer than numpy's own overhead is worth
+        return _formatted_all(values, digits)
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(all="ignore"):
         magnitude = np.abs(v)
@@ -347,10 +367,10 @@ def batch_histograms(
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
         if packed:
             matrix = _stacked([tensors[i] for i in members], torch.float32)
-            counts = _bin_counts(matrix.view(len(members), -1), low, high - low)
+            counts = _bin_counts(matrix.view(len(members), -1), low, high - low, owned=True)
         else:
             counts = sum(
-                _bin_counts(part[None], low, high - low)
+                _bin_counts(part[None], low, high - low, owned=False)
                 for part in _flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
@@ -361,16 +381,19 @@ def batch_histograms(
     ]
 
 
-def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+def _bin_counts(
+    matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor, owned: bool
+) -> torch.Tensor:
     """Counts of each row's values in 16 bins from low to low + width (one per row), the first
-    row's 16 first; the values are scaled as torch.histc scales them, in float32."""
+    row's 16 first; the values are scaled as torch.histc scales them, in float32, in place
+    where the matrix is owned (a float32 copy), else in a scratch block."""
     rows, numel = matrix.shape
-    cpu = matrix.device.type == "cpu"
+    scratch = matrix.device.type == "cpu" and rows * numel >= SCRATCH_FROM
     # (x - low) * bins / (high - low) in float32, as torch.histc computes it
-    if not cpu:
+    if owned:
+        scaled = matrix.sub_(low)
+    elif not scratch:
         scaled = matrix.to(torch.float32, copy=True).sub_(low)
-    elif _shares_scratch(matrix, torch.float32):
-        scaled = matrix.sub_(low)  # a copy already: scaled in place
     else:
         out = _scratch_block(torch.float32, rows * numel).view(rows, numel)
         if matrix.dtype == torch.float32:
@@ -379,7 +402,7 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
             scaled = out.copy_(matrix).sub_(low)
     scaled.mul_(HISTOGRAM_BINS).div_(width)
     # bin numbers fit in 32 bits, which bincount counts several times faster than 64
-    if cpu:
+    if scratch:
         bins = _scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
     else:
         bins = scaled.int()
@@ -389,11 +412,6 @@ def _bin_counts(matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor) ->
             torch.arange(rows, device=matrix.device, dtype=torch.int32)[:, None] * HISTOGRAM_BINS
         )
     return torch.bincount(bins.reshape(-1), minlength=rows * HISTOGRAM_BINS)
-
-
-def _shares_scratch(x: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether x lies in this thread's scratch block of dtype."""
-    return x.dtype == dtype and x.data_ptr() == _scratch_block(dtype, 0).data_ptr()
 
 
 def _histogram(x: torch.Tensor) -> Histogram | None:
