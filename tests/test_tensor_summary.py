@@ -249,6 +249,9 @@ def _big_tensors() -> list[torch.Tensor]:
     return [
         grad_like,
         grad_like.t(),  # dense, not contiguous
+        torch.randn(3, 400, 500)[1].t(),  # dense, transposed, past the start of its storage
+        torch.randn(1).expand(200_000),  # one value seen 200,000 times
+        torch.randint(-9, 9, (300_000,)),  # whole numbers, in double
         torch.randn(600, 700)[:, ::2],  # neither: copied
         torch.randn(160_000, dtype=torch.float64) * 1e3 + 7,
         with_zero,
@@ -267,8 +270,9 @@ def test_stats_of_tensors_bigger_than_a_block_equal_double_precision_ones() -> N
         expected = [v.item() for v in (low, high, x.mean(), torch.std(x, correction=0))]
         got = [stats.min, stats.max, stats.mean, stats.std]
         assert got == pytest.approx(expected, rel=2e-6, abs=1e-12, nan_ok=True)
-    assert batch_stats([tensors[4]])[0].min == 0.0  # the sign of a zero as aminmax gives it
-    assert repr(batch_stats([tensors[4]])[0].min) == repr(torch.aminmax(tensors[4])[0].item())
+    with_zero = next(t for t in tensors if t.min() == 0)
+    (stats,) = batch_stats([with_zero])  # the sign of a zero bound as aminmax gives it
+    assert repr(stats.min) == repr(torch.aminmax(with_zero)[0].item())
 
 
 def test_histograms_of_tensors_bigger_than_a_block_equal_histc() -> None:
