@@ -76,7 +76,7 @@ def _record(args: argparse.Namespace) -> Any:
     finally:
         pool.close()
     from app.graph_jobs import GraphBounds, read_graph
-    from app.graph_tracer import most_passes
+    from app.recorder import most_passes
 
     bounds = GraphBounds(settings.max_nodes, most_passes(settings.max_passes))
     try:  # what the jailed program sent back is held to the recorder's bounds, as the server does

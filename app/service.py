@@ -27,7 +27,6 @@ from app.examples import all_examples
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
-from app.graph_tracer import most_passes
 from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
@@ -37,6 +36,7 @@ from app.layout import (
     LayoutUnavailable,
     dot_available,
 )
+from app.recorder import most_passes
 from app.sandbox.policy import check_size
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import (

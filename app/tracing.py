@@ -11,7 +11,7 @@ from app.errors import (
     limit_failure,
 )
 from app.graph_budget import fit_to_bytes
-from app.graph_tracer import TraceOptions
+from app.recorder import TraceOptions
 from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
 from app.sandbox.wire import Recording
