@@ -65,7 +65,15 @@ class RateLimited(Exception):
 def request_key(request: TraceRequest, partition: str = "") -> str:
     """Hash of everything that decides a trace's result, within a cache partition."""
     material = json.dumps(
-        [partition, request.code, request.device, request.seed, __version__, torch.__version__]
+        [
+            partition,
+            request.code,
+            request.device,
+            request.seed,
+            request.values,
+            __version__,
+            torch.__version__,
+        ]
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -356,7 +364,9 @@ class TraceService:
         """The trace behind a layout or render request and its cache key (graphviz needed)."""
         if not dot_available():
             raise LayoutUnavailable(INSTALL_HINT)
-        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
+        trace_request = TraceRequest(
+            code=request.code, device=request.device, seed=request.seed, values=request.values
+        )
         return trace_request, self._checked_key(trace_request, client, tuple(request.expanded))
 
     async def _graphviz(

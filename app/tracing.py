@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.config import Settings
 from app.errors import (
     DeviceUnavailable,
@@ -63,7 +65,7 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             request.code,
             request.device if settings.allow_cuda else "cpu",
             request.seed,
-            options_from(settings),
+            replace(options_from(settings), values=request.values),
             limits_from(settings) if settings.language_layer else None,
         )
         payload = fit_to_bytes(graph, settings.max_response_bytes)

@@ -37,6 +37,7 @@ from app.tensor_summary import SummaryBatch, dtype_name
 new_edge = maker(Edge)
 new_tensor_node = maker(TensorNode)
 new_op_node = maker(OpNode)
+new_tensor_data = maker(TensorData)
 
 
 def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
@@ -45,6 +46,18 @@ def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
     if fn is None:
         return ("leaf", id(t))
     return ("out", id(fn), t.output_nr)
+
+
+def _shape_only(t: torch.Tensor, preview: bool = True) -> TensorData:
+    """A tensor's shape and dtype, without its values (a recording of the structure alone)."""
+    return new_tensor_data(
+        shape=shape_of(t),
+        dtype=dtype_name(t.dtype),
+        values=None,
+        stats=None,
+        heatmap=None,
+        histogram=None,
+    )
 
 
 class GraphBuilder:
@@ -59,6 +72,7 @@ class GraphBuilder:
         self.names = names
         self.source = source
         self.summaries = SummaryBatch(options.inline_limit)
+        self.summary = self._summary if options.values else _shape_only
         self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
         self._fn_refs: list[Any] = []  # keeps node ids stable while recording
         self._op_of_fn: dict[int, str] = {}
@@ -150,7 +164,7 @@ class GraphBuilder:
             new_edge(id=f"e{len(self.graph.edges)}", source=source, target=target)
         )
 
-    def summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+    def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         """The statistics (and preview) of t, filled in at the next flush."""
         if t.layout is not torch.strided or t.is_nested:
             t = dense_for_summary(t)
@@ -248,7 +262,7 @@ class GraphBuilder:
             node.__dict__["variable"] = leaf_id
             node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
             self.add_edge(node_id, leaf_id)
-        else:
+        elif self.options.values:  # saved values are values: a structure-only graph has none
             node.__dict__["saved"] = self._saved.of(fn, self._match_tensor, self.summary)
         return node_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -17,6 +18,12 @@ from app.recorder.recorder import Recorder
 from app.schemas import Graph, OpNode
 
 
+def _with_values(options: TraceOptions | None, values: bool) -> TraceOptions:
+    """The options of a recording, without values when values is False."""
+    options = options or TraceOptions()
+    return options if values else replace(options, values=False)
+
+
 def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> None:
     """One pass from the scalar roots through autograd.grad, so no .grad is touched."""
     scalar_roots = [t for t in roots if t.numel() == 1 and t.grad_fn is not None]
@@ -25,7 +32,9 @@ def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> 
     for t in scalar_roots:
         recorder.builder.tensor_node(t)
     leaves = list(recorder.builder.leaves_with_accumulators)
-    if leaves:
+    if leaves and not recorder.options.values and all(t.device.type == "cpu" for t in scalar_roots):
+        recorder.passes.record_unrun(scalar_roots, leaves)  # no gradient needs computing
+    elif leaves:
         recorder.run_pass(
             torch.autograd.grad,
             (scalar_roots,),
@@ -38,9 +47,12 @@ def trace_tensors(
     names: Mapping[str, torch.Tensor | nn.Module] | None = None,
     backward: bool = True,
     options: TraceOptions | None = None,
+    values: bool = True,
 ) -> Graph:
-    """Record the graph behind live tensors; a scalar root's backward leaves .grad untouched."""
-    options = options or TraceOptions()
+    """Record the graph behind live tensors; a scalar root's backward leaves .grad untouched.
+    values=False records the structure alone (names, ops, shapes, the engine's order), as
+    fast as drawing the graph: on the CPU the backward pass is worked out, not run."""
+    options = _with_values(options, values)
     device = str(tensors[0].device) if tensors else "cpu"
     recorder = Recorder(device, options)
     recorder.names.name_inputs(names)
@@ -76,14 +88,15 @@ def trace_callable(
     names: Mapping[str, torch.Tensor | nn.Module] | None = None,
     backward: bool = True,
     options: TraceOptions | None = None,
+    values: bool = True,
     **kwargs: Any,
 ) -> tuple[Graph, Any]:
     """Run fn(*args, **kwargs) under the recorder (trusted code, no sandbox): (Graph, result).
 
     Forward calls are recorded with their nn.Module paths; a scalar result's backward pass is
-    recorded without touching any .grad.
+    recorded without touching any .grad; values=False records the structure alone.
     """
-    options = options or TraceOptions()
+    options = _with_values(options, values)
     recorder = Recorder("cpu", options)
     recorder.names.name_inputs(names)
     with TRACE_LOCK, FewerCollections():

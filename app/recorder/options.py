@@ -25,6 +25,9 @@ class TraceOptions:
     max_passes: int = 8
     max_series_points: int = 10_000
     max_saved_repr: int = 120
+    # False: structure only (names, ops, shapes, passes, the engine's order); no values,
+    # statistics, previews or training chart
+    values: bool = True
 
 
 def resolve_device(device: str) -> torch.device:

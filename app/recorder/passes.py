@@ -17,6 +17,7 @@ from app.recorder.autograd_facts import (
     iter_tensors,
     signature_of,
 )
+from app.recorder.engine_order import engine_order
 from app.recorder.failures import FailedPass
 from app.recorder.process import PausedCollections
 from app.recorder.source import user_line
@@ -164,6 +165,44 @@ class PassRecorder:
             self._record_series(roots)
         return result
 
+    def record_unrun(self, roots: list[torch.Tensor], inputs: list[torch.Tensor]) -> None:
+        """The pass torch.autograd.grad(roots, inputs) would run, recorded without running it
+        (a recording of the structure alone, on the CPU): the engine's order, worked out, and
+        the shapes of the gradients that would flow."""
+        rec = self.recorder
+        builder = rec.builder
+        rec.passes_total += 1
+        root_ids = [builder.tensor_node(t) for t in roots]
+        wrt_ids = [builder.tensor_node(t) for t in inputs]
+        root_fns = [t.grad_fn for t in roots]
+        fns = self.reachable(root_fns)
+        for fn in fns:
+            if not builder.knows(fn):
+                builder.discover([fn], None, None, None)
+        wanted = {id(t) for t in inputs}
+        accumulators = {
+            id(fn): builder.op_of(fn)
+            for fn in fns
+            if grad_fn_name(fn) == ACCUMULATE_GRAD and id(fn.variable) in wanted
+        }
+        order = engine_order(root_fns, fns, set(accumulators))
+        record = BackwardPass(root=root_ids, steps=[], kind="grad", inputs=wrt_ids)
+        record.steps = [
+            new_backward_step(
+                node=builder.op_of(fn), grad_inputs=[], grad_outputs=[], grad_before=None, rule=None
+            )
+            for fn in order
+        ]
+        reached = {builder.node(op_id).variable for op_id in accumulators.values()}
+        for tid in wrt_ids:
+            if tid in reached:
+                record.results[tid] = builder.node(tid).value  # type: ignore[union-attr]
+        ran = {id(fn) for fn in order}
+        for tensor_id, fn_id, _ in builder.output_tensors():
+            if fn_id in ran:
+                record.tensor_grads[tensor_id] = builder.node(tensor_id).value  # type: ignore[union-attr]
+        rec.graph.backward.append(record)
+
     def reachable(self, roots: Iterable[Any]) -> list[Any]:
         """Every autograd node reachable from roots, each once. A node's next_functions never
         change, so the answer for the same roots is kept (the builder keeps their ids)."""
@@ -198,6 +237,8 @@ class PassRecorder:
         keep = _detached if create_graph else _as_given
         builder = self.recorder.builder
         summary = builder.summary
+        values = self.recorder.options.values
+        copy = (lambda t: t.detach().clone()) if values else (lambda t: t)
         handles = []
         for fn in fns:
             op_id = builder.op_of(fn)
@@ -211,9 +252,7 @@ class PassRecorder:
                     with run.lock:
                         run.order.append(op_id)
                         before = leaf.grad  # a copy: .grad grows in place, its statistics wait
-                        run.grad_before[op_id] = (
-                            None if before is None else summary(before.detach().clone())
-                        )
+                        run.grad_before[op_id] = None if before is None else summary(copy(before))
                         run.grad_outputs[op_id] = keep(grad_outputs)
 
                 handles.append(fn.register_prehook(pre))
@@ -293,6 +332,8 @@ class PassRecorder:
 
     def _record_series(self, roots: list[torch.Tensor]) -> None:
         rec = self.recorder
+        if not rec.options.values:
+            return  # the chart plots values
         with rec.quiet():
             sources = rec.series.sources(rec.recording, rec.builder.tensors())
             rec.series.record(roots, rec.passes_total, sources)

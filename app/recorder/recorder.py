@@ -286,7 +286,8 @@ class Recorder:
                 passes_recorded=len(self.graph.backward), passes_total=self.passes_total
             )
         distinct_labels(self.graph)
-        attach_rules(self.graph)
+        if self.options.values:  # a rule reads its step's values
+            attach_rules(self.graph)
         return self.graph
 
     def release(self) -> None:
