@@ -1,6 +1,6 @@
 """Every benchmark of the explorer as ratios against anchors measured in the same run, one table.
 
-Run: .venv/bin/python -m benchmarks [--repeat N] [--skip-cli] [--markdown]
+Run: .venv/bin/python -m benchmarks [--repeat N] [--skip-cli] [--markdown] [--recording-cost-only]
 
 Times are CPU seconds (user + system; of the whole process tree for command-line rows), the
 fewest of --repeat runs, so that other work on a shared machine does not count (the recording
@@ -8,7 +8,8 @@ rows run anchor and ours in turn); the CUDA row is wall-clock. Rows: recording (
 torchviz + dot -Tsvg), whole command-line renders to SVG (against torchviz + dot in a process of
 its own, or a plain run where dot does not finish), recording overhead against a plain run of
 the same program, CUDA against CPU when a GPU is present, and API load when benchmarks/load.py
-is there.
+is there. The recording-cost rows (six workloads, benchmarks/recording_cost.py) keep the median
+of --repeat rounds in which every method takes a turn; --recording-cost-only runs them alone.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.recorder import trace_tensors
 from app.tracing import trace_code
 from benchmarks.layout import record
 from benchmarks.models import MODELS, count_nodes, encoder
+from benchmarks.recording_cost import measure as measure_recording_cost
 
 LSTM_PROGRAM = """import torch
 import torch.nn as nn
@@ -146,6 +148,25 @@ def recording_rows(repeat: int) -> list[Row]:
         aim = "≤ 5×" if name == "encoder-24" else ""
         label = f"trace_tensors, {name} ({count_nodes(loss)} nodes)"
         rows.append(Row(label, ours, "torchviz make_dot", viz, aim))
+    return rows
+
+
+def recording_cost_rows(repeat: int) -> list[Row]:
+    """trace_tensors against the program's own forward + backward, and each recorder against its
+    anchor, on the six workloads of benchmarks/recording_cost.py (medians)."""
+    anchors = (
+        ("trace_tensors", "plain", "plain forward + backward", "≤ 3× (+2 ms)"),
+        ("trace_tensors", "make_dot", "torchviz make_dot", ""),
+        ("values=False", "make_dot", "torchviz make_dot", "≤ 1.5×"),
+        ("torchview", "plain", "plain forward + backward", ""),
+    )
+    rows = []
+    for measured in measure_recording_cost(repeat):
+        s = measured.seconds
+        for method, anchor, label, aim in anchors:
+            if method in s and anchor in s:
+                measure = f"{method}, {measured.workload}"
+                rows.append(Row(measure, s[method], label, s[anchor], aim))
     return rows
 
 
@@ -283,11 +304,19 @@ def main() -> None:
     parser.add_argument("--dot-timeout", type=float, default=300)
     parser.add_argument("--skip-cli", action="store_true", help="no whole-process renders")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    parser.add_argument(
+        "--recording-cost-only", action="store_true", help="only the six recording-cost workloads"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the whole-process rows
     print(machine())
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))  # make_dot recurses per node
+    if args.recording_cost_only:
+        print_table(recording_cost_rows(args.repeat), args.markdown)
+        return
     rows = recording_rows(args.repeat)
+    rows += recording_cost_rows(args.repeat)
     rows += view_rows(args.repeat, args.dot_timeout)
     if not args.skip_cli:
         rows += cli_rows(args.dot_timeout)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 
 from app.schemas import TensorData
 from app.tensor_summary import (
+    BLOCK_ELEMENTS,
     SummaryBatch,
     batch_heatmaps,
     batch_histograms,
@@ -79,6 +82,19 @@ def test_rounding_all_at_once_equals_rounding_each() -> None:
         got = rounded_all(values, digits)
         assert [repr(v) for v in got] == [repr(v) for v in expected]  # -0.0 and nan included
     assert rounded_all([], 7) == []
+
+
+def test_rounding_all_at_once_equals_formatting_on_many_values() -> None:
+    torch.manual_seed(9)
+    wide = torch.randn(30_000, dtype=torch.float64) * 10 ** torch.randint(-30, 30, (30_000,))
+    whole = torch.randint(0, 10**8, (20_000,), dtype=torch.float64)
+    decimals = whole / 10 ** torch.randint(0, 14, (20_000,), dtype=torch.float64)
+    values = wide.tolist() + torch.randn(30_000).tolist() + decimals.tolist()
+    values += [k * 0.5 for k in range(-2000, 2000)] + [12345675.0, 1234567.5, 9999999.5]
+    values += [0.99999995, 1e22, 1e23, 1e-22, 1e-23, 2.5e-8, -0.0]
+    for digits in (4, 7):
+        expected = [repr(float(format(v, f".{digits}g"))) for v in values]
+        assert [repr(v) for v in rounded_all(values, digits)] == expected
 
 
 def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
@@ -169,10 +185,25 @@ def test_summary_batch_flushes_itself_past_its_element_bound() -> None:
     for _ in range(3):
         batch.add(torch.ones(200))
     assert first.stats is None and len(batch) == 4
-    big = batch.add(torch.arange(400.0))  # past a quarter of the bound: done alone, at once
-    assert big.stats is not None and big.stats.max == 399.0 and len(batch) == 4
-    batch.add(torch.ones(200))  # the fifth pending one reaches the bound
+    shared = torch.arange(150.0)
+    for view in (shared, shared.view(10, 15), shared.view(15, 10).t(), shared):
+        batch.add(view)  # one block of values, counted once
+    assert first.stats is None and len(batch) == 8
+    batch.add(torch.ones(100))  # 800 + 150 + 100 distinct values reach the bound
     assert first.stats is not None and first.stats.mean == 1.0 and len(batch) == 0
+
+
+def test_views_share_previews_where_their_values_and_order_agree() -> None:
+    torch.manual_seed(8)
+    base = torch.randn(30, 40)
+    batch = SummaryBatch(inline_limit=8)
+    again, view, turned = batch.add(base), batch.add(base.view(30, 40)), batch.add(base.t())
+    first = batch.add(base)
+    batch.flush()
+    assert view.heatmap is first.heatmap and again.heatmap is first.heatmap
+    assert turned.heatmap is not first.heatmap and turned.histogram is first.histogram
+    assert turned.heatmap == summarize(base.t().contiguous(), 8).heatmap
+    assert first.model_dump_json() == summarize(base.clone(), 8).model_dump_json()
 
 
 def test_views_of_the_same_values_share_statistics_equal_to_their_own() -> None:
@@ -206,3 +237,87 @@ def test_histogram_edges_are_the_rounded_steps_from_min_to_max() -> None:
     for (low, high), histogram in zip(ranges, batch_histograms(tensors, ranges), strict=True):
         step = (high - low) / 16
         assert histogram.edges == [round_significant(low + i * step, 4) for i in range(17)]
+
+
+def _big_tensors() -> list[torch.Tensor]:
+    """Tensors bigger than a block of work, laid out in every way the block paths tell apart."""
+    torch.manual_seed(5)
+    side = 512
+    grad_like = torch.randn(side, side * 2) * 1e-4 + 3e-9  # mean far below its values
+    with_zero = torch.relu(torch.randn(300, 600))
+    with_zero.view(-1)[::7] = -0.0
+    return [
+        grad_like,
+        grad_like.t(),  # dense, not contiguous
+        torch.randn(600, 700)[:, ::2],  # neither: copied
+        torch.randn(160_000, dtype=torch.float64) * 1e3 + 7,
+        with_zero,
+        torch.full((140_000,), 0.1),
+        torch.cat([torch.randn(150_000), torch.tensor([float("inf")])]),
+        torch.cat([torch.randn(150_000), torch.tensor([float("nan")])]),
+    ]
+
+
+def test_stats_of_tensors_bigger_than_a_block_equal_double_precision_ones() -> None:
+    tensors = _big_tensors()
+    assert all(t.numel() > BLOCK_ELEMENTS for t in tensors)
+    for t, stats in zip(tensors, batch_stats(tensors), strict=True):
+        x = t.double()
+        low, high = torch.aminmax(x)
+        expected = [v.item() for v in (low, high, x.mean(), torch.std(x, correction=0))]
+        got = [stats.min, stats.max, stats.mean, stats.std]
+        assert got == pytest.approx(expected, rel=2e-6, abs=1e-12, nan_ok=True)
+    assert batch_stats([tensors[4]])[0].min == 0.0  # the sign of a zero as aminmax gives it
+    assert repr(batch_stats([tensors[4]])[0].min) == repr(torch.aminmax(tensors[4])[0].item())
+
+
+def test_histograms_of_tensors_bigger_than_a_block_equal_histc() -> None:
+    tensors = [t for t in _big_tensors() if bool(torch.isfinite(t).all())]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for t, (low, high), histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        expected = torch.histc(t.float(), bins=16, min=low, max=high)
+        assert histogram.counts == [int(c) for c in expected.tolist()]
+
+
+def test_heatmaps_of_big_planes_average_their_windows_in_double_precision() -> None:
+    torch.manual_seed(6)
+    even = torch.randn(512, 64, 3, 3) * 1e-3 + 1e-9  # 16 × 16 equal windows of 32 × 36
+    long_rows = torch.randn(4, 50_000)
+    one_row = torch.randn(1, 16 * (BLOCK_ELEMENTS + 5))  # a cell's run longer than a block
+    uneven = torch.randn(1000, 200)  # windows of adaptive pooling overlap: pooled as before
+    for t in (even, even.transpose(0, 1), long_rows[:, :48_000], one_row, uneven):
+        plane = t.reshape(t.shape[0], -1).double()
+        size = (min(plane.shape[0], 16), min(plane.shape[1], 16))
+        expected = F.adaptive_avg_pool2d(plane[None, None], size)[0, 0]
+        (heatmap,) = batch_heatmaps([t])
+        assert torch.tensor(heatmap, dtype=torch.float64) == pytest.approx(
+            expected, rel=1e-3, abs=1e-12
+        )
+
+
+def test_tensors_of_one_shape_and_two_precisions_share_a_block() -> None:
+    torch.manual_seed(7)
+    tensors = [torch.randn(70, 80), torch.randn(70, 80, dtype=torch.float64) + 2]
+    tensors += [torch.randn(70, 80) * 5 for _ in range(30)]  # more than one block of them
+    assert sum(t.numel() for t in tensors) > BLOCK_ELEMENTS
+    batch = SummaryBatch(inline_limit=8)
+    together = [batch.add(t) for t in tensors]
+    batch.flush()
+    for t, data in zip(tensors, together, strict=True):
+        assert data.model_dump_json() == summarize(t, inline_limit=8).model_dump_json()
+
+
+def test_summaries_in_threads_at_once_equal_summaries_alone() -> None:
+    tensors = _big_tensors()[:4] + _mixed_tensors()
+    alone = [summarize(t, inline_limit=8).model_dump_json() for t in tensors]
+    start = threading.Barrier(4)
+
+    def summarize_all() -> list[str]:
+        start.wait()
+        return [summarize(t, inline_limit=8).model_dump_json() for t in tensors]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: summarize_all(), range(4)))
+    assert all(result == alone for result in results)
