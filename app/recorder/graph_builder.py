@@ -76,6 +76,7 @@ class GraphBuilder:
         self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
         self._fn_refs: list[Any] = []  # keeps node ids stable while recording
         self._op_of_fn: dict[int, str] = {}
+        self._leaf_of_op: dict[str, str] = {}  # AccumulateGrad node -> its leaf's tensor node
         self._tensor_of_key: dict[tuple[Any, ...], str] = {}
         self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
         self._tensor_refs: dict[str, torch.Tensor] = {}
@@ -220,9 +221,10 @@ class GraphBuilder:
         self._key_of_tensor[node_id] = key
         self._tensor_refs[node_id] = t
         self._latest_node_of_obj[id(t)] = node_id
-        storage = storage_key(t) if t.numel() else None
-        if storage is not None:
-            self._node_of_storage[storage] = node_id
+        if self.options.values:  # only saved tensors, recorded with values, are matched by it
+            storage = storage_key(t) if t.numel() else None
+            if storage is not None:
+                self._node_of_storage[storage] = node_id
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
@@ -260,6 +262,7 @@ class GraphBuilder:
             self.leaves_with_accumulators.append(leaf)
             leaf_id = self.tensor_node(leaf)
             node.__dict__["variable"] = leaf_id
+            self._leaf_of_op[node_id] = leaf_id
             node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
             self.add_edge(node_id, leaf_id)
         elif self.options.values:  # saved values are values: a structure-only graph has none
@@ -285,7 +288,8 @@ class GraphBuilder:
     ) -> list[str]:
         """Op nodes for every not-yet-seen autograd node reachable from fns, with their edges."""
         created: list[str] = []
-        op_of_fn = self._op_of_fn
+        op_of_fn, leaf_of_op, tensor_of_key = self._op_of_fn, self._leaf_of_op, self._tensor_of_key
+        nodes, add_edge = self._nodes_by_id, self.add_edge
         stack = [fn for fn in fns if fn is not None and id(fn) not in op_of_fn]
         for fn in stack:
             created.append(self.op_node(fn, line, module, call))
@@ -293,9 +297,7 @@ class GraphBuilder:
             fn = stack.pop()
             target = op_of_fn[id(fn)]
             next_ops: list[str | None] = []
-            target_node = self._nodes_by_id[target]
-            if isinstance(target_node, OpNode):
-                target_node.__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
+            nodes[target].__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
             for producer, output_nr in fn.next_functions:
                 if producer is None:
                     next_ops.append(None)
@@ -303,27 +305,23 @@ class GraphBuilder:
                 source = op_of_fn.get(id(producer))
                 if source is None:  # new: its node, and a walk on from it
                     source = self.op_node(producer, line, module, call)
-                    node = self._nodes_by_id[source]
-                    if isinstance(node, OpNode):
-                        node.__dict__["created_by_pass"] = created_by_pass
-                    if node.grad_fn != ACCUMULATE_GRAD:
+                    if created_by_pass is not None:
+                        nodes[source].__dict__["created_by_pass"] = created_by_pass
+                    if source not in leaf_of_op:
                         created.append(source)
                         stack.append(producer)
                 next_ops.append(source)
-                self._link(producer, output_nr, source, target)
+                leaf = leaf_of_op.get(source)
+                if leaf is not None:  # a leaf's gradient: the edge runs from the leaf itself
+                    add_edge(leaf, target)
+                    continue
+                tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
+                if tensor_id is not None:
+                    add_edge(source, tensor_id)
+                    add_edge(tensor_id, target)
+                else:
+                    add_edge(source, target)
         return created
-
-    def _link(self, producer: Any, output_nr: int, producer_op: str, consumer_op: str) -> None:
-        node = self._nodes_by_id[producer_op]
-        if isinstance(node, OpNode) and node.variable is not None:
-            self.add_edge(node.variable, consumer_op)
-            return
-        tensor_id = self._tensor_of_key.get(("out", id(producer), output_nr))
-        if tensor_id is not None:
-            self.add_edge(producer_op, tensor_id)
-            self.add_edge(tensor_id, consumer_op)
-        else:
-            self.add_edge(producer_op, consumer_op)
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
         """Tensor nodes with an edge into op_id."""

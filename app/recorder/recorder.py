@@ -30,7 +30,7 @@ from app.recorder.passes import PassRecorder
 from app.recorder.pausing import LoopPauses
 from app.recorder.process import hold_nodes
 from app.recorder.series import TrainingSeries
-from app.recorder.source import ProgramSource, user_line
+from app.recorder.source import ProgramSource, call_site
 from app.records import maker
 from app.schemas import ForwardStep, Graph, OpNode, TensorNode, Truncation
 
@@ -69,14 +69,14 @@ class Recorder:
     def on_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Record a Python-level torch call when it created autograd nodes."""
         builder = self.builder
-        outputs = list(iter_tensors(out))
+        outputs = [out] if type(out) is torch.Tensor else list(iter_tensors(out))
         new_fns = [
             o.grad_fn for o in outputs if o.grad_fn is not None and not builder.knows(o.grad_fn)
         ]
         if not new_fns:
             self.source.remember_constants(outputs, self.options.max_nodes)
             return
-        line = user_line()
+        line, caller = call_site(2)  # 2: this method, the mode's __torch_function__
         module = self.modules.current()
         inputs = list(iter_tensors((args, kwargs)))
         for t in inputs:  # tensors made by calls the recorder cannot see (autograd.Function.apply)
@@ -94,7 +94,7 @@ class Recorder:
             if not t.requires_grad:
                 builder.add_edge(tid, head)
         made = [o for o in outputs if o.grad_fn is not None]
-        texts = self.source.output_expressions(len(made))
+        texts = self.source.output_expressions(caller, len(made))
         output_ids = [
             builder.tensor_node(o, call_name, text) for o, text in zip(made, texts, strict=True)
         ]

@@ -69,6 +69,23 @@ def calling_program_frame(depth: int) -> FrameType | None:
     return frame
 
 
+def call_site(depth: int) -> tuple[int | None, FrameType | None]:
+    """In one walk up the stack: the line of the innermost program frame, and the program's
+    frame that made the torch call being recorded when the program made it itself (as
+    calling_program_frame gives)."""
+    frame: FrameType | None = sys._getframe(depth + 1)
+    direct = True
+    while frame is not None and frame.f_code.co_filename.startswith(TORCH_DIR):
+        direct = direct and not frame.f_code.co_filename.startswith(_TORCH_MODULES_DIR)
+        frame = frame.f_back
+    caller = frame if direct and frame is not None else None
+    while frame is not None and frame.f_code.co_filename != PROGRAM_FILENAME:
+        frame = frame.f_back
+    if frame is None:
+        return None, None
+    return frame.f_lineno, caller if caller is frame else None
+
+
 @functools.lru_cache(maxsize=256)
 def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
     """Source positions of every instruction of a code object."""
@@ -147,6 +164,7 @@ class ProgramSource:
         default_factory=dict
     )
     _top_statements: list[ast.stmt] | None = None
+    _expressions: dict[tuple[CodeType, int], str | None] = field(default_factory=dict)
 
     def remember_constants(self, outputs: list[torch.Tensor], limit: int) -> None:
         """Where the program made new constant tensors (at most limit of them)."""
@@ -168,13 +186,16 @@ class ProgramSource:
             return None
         return source_expression(self.lines, made[0], made[1])
 
-    def output_expressions(self, count: int) -> list[str | None]:
+    def output_expressions(self, frame: FrameType | None, count: int) -> list[str | None]:
         """The program's source text of the call being recorded, for each of its count outputs
-        ('x * w'; 'x.chunk(2)[0]', ...); None where the program did not make the call itself."""
-        frame = calling_program_frame(3) if self.lines and count else None
-        if frame is None:
+        ('x * w'; 'x.chunk(2)[0]', ...), from the program's frame that made the call (None
+        where the program did not make it itself)."""
+        if frame is None or not self.lines or not count:
             return [None] * count
-        text, _ = source_expression(self.lines, frame.f_code, frame.f_lasti)
+        key = (frame.f_code, frame.f_lasti)
+        text = self._expressions.get(key, "")
+        if text == "":  # each call site's text is read once: loops come back to it
+            text = self._expressions[key] = source_expression(self.lines, *key)[0]
         if text is None or count == 1:
             return [text] * count
         return [f"{text}[{i}]" for i in range(count)]
