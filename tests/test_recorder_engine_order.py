@@ -94,3 +94,23 @@ def test_a_structure_only_recording_holds_shapes_and_no_values() -> None:
     weight = next(n for n in tensors if n.shape == [8, 4])
     assert graph.backward[0].results[weight.id].shape == [8, 4]
     Graph.model_validate_json(graph.model_dump_json())  # within the contract
+
+
+def test_trace_callable_records_the_structure_alone_in_the_engines_order() -> None:
+    from app.recorder import trace_callable
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = torch.randn(3, 4)
+    ran, _ = trace_callable(lambda: model(x).sum(), names={"model": model})
+    worked_out, result = trace_callable(
+        lambda: model(x).sum(), names={"model": model}, values=False
+    )
+    assert result.item() == pytest.approx(model(x).sum().item())
+    assert _order(worked_out) == _order(ran) and len(_order(ran)[0]) >= 5
+    assert [n.label for n in worked_out.nodes] == [n.label for n in ran.nodes]
+    assert all(
+        n.value.values is None and n.value.stats is None
+        for n in worked_out.nodes
+        if isinstance(n, TensorNode)
+    )

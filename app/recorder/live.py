@@ -32,7 +32,8 @@ def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> 
     for t in scalar_roots:
         recorder.builder.tensor_node(t)
     leaves = list(recorder.builder.leaves_with_accumulators)
-    if leaves and not recorder.options.values and all(t.device.type == "cpu" for t in scalar_roots):
+    on_cpu = all(t.device.type == "cpu" for t in (*scalar_roots, *leaves))
+    if leaves and not recorder.options.values and on_cpu:  # the CPU engine's order is known
         recorder.passes.record_unrun(scalar_roots, leaves)  # no gradient needs computing
     elif leaves:
         recorder.run_pass(
