@@ -44,7 +44,10 @@ def _record(args: argparse.Namespace) -> Any:
     settings = get_settings()
     if getattr(args, "max_nodes", None) is not None:
         settings = settings.model_copy(update={"max_nodes": args.max_nodes})
+    values = not getattr(args, "no_values", False)
     if not args.sandbox:
+        from dataclasses import replace
+
         from app.tracing import options_from, trace_code
 
         try:
@@ -52,7 +55,7 @@ def _record(args: argparse.Namespace) -> Any:
                 code,
                 args.device,
                 args.seed,
-                options_from(settings),
+                replace(options_from(settings), values=values),
                 wall_seconds=settings.wall_seconds,
             )
         except DeviceUnavailable as exc:
@@ -65,7 +68,8 @@ def _record(args: argparse.Namespace) -> Any:
     pool = WorkerPool(settings, RECORDING)
     pool.start()
     try:
-        payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()
+        request = TraceRequest(code=code, device=args.device, seed=args.seed, values=values)
+        payload = pool.submit(request).result()
     except TraceFailure as failure:
         detail = failure.detail
         if detail.type == "DeviceUnavailable":
@@ -76,7 +80,7 @@ def _record(args: argparse.Namespace) -> Any:
     finally:
         pool.close()
     from app.graph_jobs import GraphBounds, read_graph
-    from app.graph_tracer import most_passes
+    from app.recorder import most_passes
 
     bounds = GraphBounds(settings.max_nodes, most_passes(settings.max_passes))
     try:  # what the jailed program sent back is held to the recorder's bounds, as the server does
@@ -287,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--pretty", action="store_true", help="indent the JSON")
     trace.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")
     _add_max_nodes(trace)
+    trace.add_argument(
+        "--no-values",
+        action="store_true",
+        help="record the structure alone: names, ops, shapes, passes and the engine's order, "
+        "without values, statistics or the training chart",
+    )
     trace.set_defaults(run=cmd_trace)
 
     render = sub.add_parser(

@@ -15,9 +15,9 @@ from torch import nn
 
 from app.deck import DeckOptions, render_deck
 from app.export import render, step_view
-from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
 from app.notebook_cell import cell_height, cell_html
+from app.recorder import trace_tensors
 from app.schemas import Caption, Graph
 from app.step_caption import narration_for
 from app.tracing import trace_code

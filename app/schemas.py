@@ -393,6 +393,11 @@ class TraceRequest(Contract):
     code: str
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    values: bool = Field(
+        True,
+        description="false: record the structure alone (names, ops, shapes, passes, the "
+        "engine's order), without values, statistics, previews or the training chart",
+    )
 
 
 class SessionResponse(Contract):

@@ -25,7 +25,6 @@ from app.examples import all_examples
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
-from app.graph_tracer import most_passes
 from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
@@ -42,6 +41,7 @@ from app.rate_limits import (
     RedisRateLimiter,
     is_loopback,
 )
+from app.recorder import most_passes
 from app.sandbox.policy import check_size
 from app.sandbox.pool import PoolBusy, WorkerPool
 from app.schemas import (
@@ -63,7 +63,15 @@ REFITS = 3  # tries at a graph small enough to stay under the answer's limit wit
 def request_key(request: TraceRequest, partition: str = "") -> str:
     """Hash of everything that decides a trace's result, within a cache partition."""
     material = json.dumps(
-        [partition, request.code, request.device, request.seed, __version__, torch.__version__]
+        [
+            partition,
+            request.code,
+            request.device,
+            request.seed,
+            request.values,
+            __version__,
+            torch.__version__,
+        ]
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -287,7 +295,9 @@ class TraceService:
         """The trace behind a layout or render request and its cache key (graphviz needed)."""
         if not dot_available():
             raise LayoutUnavailable(INSTALL_HINT)
-        trace_request = TraceRequest(code=request.code, device=request.device, seed=request.seed)
+        trace_request = TraceRequest(
+            code=request.code, device=request.device, seed=request.seed, values=request.values
+        )
         return trace_request, self._checked_key(trace_request, client, tuple(request.expanded))
 
     async def _graphviz(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.config import Settings
 from app.errors import (
     DeviceUnavailable,
@@ -11,7 +13,7 @@ from app.errors import (
     limit_failure,
 )
 from app.graph_budget import fit_to_bytes
-from app.graph_tracer import TraceOptions
+from app.recorder import TraceOptions
 from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
 from app.sandbox.wire import Recording
@@ -63,7 +65,7 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
             request.code,
             request.device if settings.allow_cuda else "cpu",
             request.seed,
-            options_from(settings),
+            replace(options_from(settings), values=request.values),
             limits_from(settings) if settings.language_layer else None,
         )
         payload = fit_to_bytes(graph, settings.max_response_bytes)

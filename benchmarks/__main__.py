@@ -34,8 +34,8 @@ import torch
 from torchviz import make_dot
 
 from app.examples import get_example
-from app.graph_tracer import trace_tensors
 from app.layout import layout_graph
+from app.recorder import trace_tensors
 from app.tracing import trace_code
 from benchmarks.layout import record
 from benchmarks.models import MODELS, count_nodes, encoder

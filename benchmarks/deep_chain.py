@@ -14,7 +14,7 @@ import time
 import torch
 from torch import nn
 
-from app.graph_tracer import TraceOptions, trace_tensors
+from app.recorder import TraceOptions, trace_tensors
 from app.tracing import trace_code
 
 PROGRAM = """import torch

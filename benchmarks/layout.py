@@ -13,8 +13,8 @@ import time
 import torch
 from torchviz import make_dot
 
-from app.graph_tracer import trace_callable
 from app.layout import layout_graph
+from app.recorder import trace_callable
 from benchmarks.models import ResNet18, count_nodes, encoder
 
 BUILDERS = {

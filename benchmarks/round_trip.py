@@ -21,7 +21,7 @@ from collections.abc import Callable
 import httpx
 import torch
 
-import app.graph_tracer as graph_tracer
+import app.recorder.recorder as recorder_module
 from app.config import Settings
 from app.examples import get_example
 from app.layout import layout_graph
@@ -86,12 +86,12 @@ def main() -> None:
     torch.set_num_threads(1)  # as in the worker children: one thread, no idle spinning
     code = get_example("shared_weight").code
     in_process = timed(lambda i: trace_code(code, seed=i + 1), runs)
-    real_attach = graph_tracer.attach_rules
-    graph_tracer.attach_rules = lambda graph: graph
+    real_attach = recorder_module.attach_rules
+    recorder_module.attach_rules = lambda graph: graph
     try:
         without_rules = timed(lambda i: trace_code(code, seed=i + 1), runs)
     finally:
-        graph_tracer.attach_rules = real_attach
+        recorder_module.attach_rules = real_attach
     graph = trace_code(code)
     layout = timed(lambda i: layout_graph(graph, []), runs, paced)
     layout_fresh = timed(lambda i: layout_graph(graph, []), runs, fresh_dot)

@@ -11,7 +11,7 @@ import time
 import torch
 from torchviz import make_dot
 
-from app.graph_tracer import trace_tensors
+from app.recorder import trace_tensors
 from benchmarks.models import MODELS, count_nodes
 
 

@@ -369,3 +369,29 @@ def test_a_layout_is_made_for_the_frame_it_is_asked_for(api_client: TestClient) 
         bad = api_client.post("/api/v1/layout", json={"code": code, "aspect": aspect})
         assert bad.status_code == 422, aspect
     assert api_client.get("/api/v1/health").status_code == 200
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
+def test_a_structure_only_trace_lays_out_and_renders(api_client: TestClient) -> None:
+    body = {"code": SAFE_PROGRAM, "values": False}
+    traced = api_client.post("/api/v1/trace", json=body)
+    assert traced.status_code == 200, traced.text
+    graph = traced.json()
+    tensors = [n for n in graph["nodes"] if n["kind"] == "tensor"]
+    assert tensors and all(n["value"]["values"] is None for n in tensors)
+    assert all(
+        n["value"]["stats"] is None and n["grad"]["stats"] is None for n in tensors if n["grad"]
+    )
+    assert graph["backward"] and graph["backward"][0]["steps"] and not graph["series"]
+    with_values = api_client.post("/api/v1/trace", json={"code": SAFE_PROGRAM}).json()
+    assert [s["node"] for s in graph["backward"][0]["steps"]] == [
+        s["node"] for s in with_values["backward"][0]["steps"]
+    ]
+    # values are part of the cache key: the same program with values is its own answer
+    assert all(
+        n["value"]["values"] is not None for n in with_values["nodes"] if n["kind"] == "tensor"
+    )
+    assert api_client.post("/api/v1/layout", json=body).status_code == 200
+    for fmt in ("svg", "html"):
+        response = api_client.post("/api/v1/render", json={**body, "format": fmt})
+        assert response.status_code == 200, response.text

@@ -426,7 +426,7 @@ def test_layers_of_one_shape_share_their_shape_rules_but_not_small_values() -> N
     torch.manual_seed(0)
     model = encoder(6)
     loss = model(torch.randn(2, 8, 32)).pow(2).mean()
-    from app.graph_tracer import trace_tensors
+    from app.recorder import trace_tensors
 
     graph = trace_tensors(loss, names={"model": model})
     index = chain_rule._GraphIndex(graph)

@@ -31,6 +31,30 @@ def test_trace_prints_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert graph["backward"][0]["grads"][w["id"]]["values"] == 4.0
 
 
+def test_trace_no_values_prints_the_structure_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = tmp_path / "p.py"
+    program.write_text(
+        "import torch\nw = torch.tensor([2., 3.], requires_grad=True)\n"
+        "for i in range(3):\n    y = (w * w).sum()\n    y.backward()\n"
+    )
+    code, out, _ = run(capsys, "trace", str(program), "--no-values")
+    graph = json.loads(out)
+    assert code == 0 and graph["error"] is None and len(graph["backward"]) == 3
+    (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
+    assert w["shape"] == [2] and w["value"] == {
+        "shape": [2],
+        "dtype": "float32",
+        "values": None,
+        "stats": None,
+        "heatmap": None,
+        "histogram": None,
+    }
+    assert graph["backward"][0]["grads"][w["id"]]["values"] is None
+    assert [len(p["steps"]) for p in graph["backward"]] == [3, 3, 3] and not graph["series"]
+
+
 def test_trace_user_error_exits_1_with_partial_graph(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,6 @@ import torch
 
 from app.errors import LimitExceeded
 from app.examples import ORDER, all_examples, get_example
-from app.graph_tracer import trace_callable
 from app.layout import (
     DOT_SLOTS,
     LABEL_CHARS,
@@ -29,6 +28,7 @@ from app.layout import (
     visible_boxes,
 )
 from app.pass_view import layout_pass, pass_subgraph
+from app.recorder import trace_callable
 from app.schemas import Layout
 from app.tracing import trace_code
 from benchmarks.models import encoder

@@ -17,7 +17,7 @@ from typing import Any
 
 from app.bindings import BIND_FUNCTION, instrument
 from app.errors import LimitExceeded
-from app.graph_tracer import (
+from app.recorder import (
     PROGRAM_FILENAME,
     ProgramExit,
     Recorder,

@@ -1,0 +1,345 @@
+"""The recorded graph's nodes and edges: one tensor node per tensor in each autograd role,
+one op node per autograd node, found by walking grad_fn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.errors import LimitExceeded
+from app.recorder.autograd_facts import (
+    ACCUMULATE_GRAD,
+    SEQUENCE_NR_MAX,
+    dense_for_summary,
+    grad_fn_name,
+    op_name_of,
+    shape_of,
+    storage_key,
+)
+from app.recorder.naming import Names
+from app.recorder.options import TraceOptions
+from app.recorder.saved import SavedValues
+from app.recorder.source import ProgramSource, shorten
+from app.records import maker
+from app.schemas import (
+    Edge,
+    Graph,
+    OpNode,
+    TensorData,
+    TensorNode,
+)
+from app.tensor_summary import SummaryBatch, dtype_name
+
+# records made by the thousand: every field by keyword, nothing checked
+new_edge = maker(Edge)
+new_tensor_node = maker(TensorNode)
+new_op_node = maker(OpNode)
+new_tensor_data = maker(TensorData)
+
+
+def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """A tensor's autograd role: a leaf by identity, an output by its node and output number."""
+    fn = t.grad_fn
+    if fn is None:
+        return ("leaf", id(t))
+    return ("out", id(fn), t.output_nr)
+
+
+def _shape_only(t: torch.Tensor, preview: bool = True) -> TensorData:
+    """A tensor's shape and dtype, without its values (a recording of the structure alone)."""
+    return new_tensor_data(
+        shape=shape_of(t),
+        dtype=dtype_name(t.dtype),
+        values=None,
+        stats=None,
+        heatmap=None,
+        histogram=None,
+    )
+
+
+class GraphBuilder:
+    """Adds nodes and edges to a Graph, each once, and keeps the tensors and autograd nodes
+    they stand for alive (and their ids stable) while recording."""
+
+    def __init__(
+        self, graph: Graph, options: TraceOptions, names: Names, source: ProgramSource
+    ) -> None:
+        self.graph = graph
+        self.options = options
+        self.names = names
+        self.source = source
+        self.summaries = SummaryBatch(options.inline_limit)
+        self.summary = self._summary if options.values else _shape_only
+        self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
+        self._fn_refs: list[Any] = []  # keeps node ids stable while recording
+        self._op_of_fn: dict[int, str] = {}
+        self._leaf_of_op: dict[str, str] = {}  # AccumulateGrad node -> its leaf's tensor node
+        self._tensor_of_key: dict[tuple[Any, ...], str] = {}
+        self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
+        self._tensor_refs: dict[str, torch.Tensor] = {}
+        self._latest_node_of_obj: dict[int, str] = {}
+        self._node_of_storage: dict[tuple[Any, ...], str] = {}
+        self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
+        self._edge_keys: set[tuple[str, str]] = set()
+        self._incoming: dict[str, list[str]] = {}
+        self._saved = SavedValues(options.max_saved_repr)
+
+    # ----- looking up ------------------------------------------------------------------
+
+    def knows(self, fn: Any) -> bool:
+        """Whether autograd node fn has its op node."""
+        return id(fn) in self._op_of_fn
+
+    def op_of(self, fn: Any) -> str:
+        """The op node of a known autograd node."""
+        return self._op_of_fn[id(fn)]
+
+    def node(self, node_id: str) -> TensorNode | OpNode:
+        """The node with that id."""
+        return self._nodes_by_id[node_id]
+
+    def tensor(self, node_id: str) -> torch.Tensor:
+        """The tensor a tensor node stands for."""
+        return self._tensor_refs[node_id]
+
+    def op_count(self) -> int:
+        """How many op nodes there are."""
+        return len(self._op_of_fn)
+
+    def holds(self, t: torch.Tensor) -> str | None:
+        """The node of t when t's latest node stands for this very tensor."""
+        node_id = self._latest_node_of_obj.get(id(t))
+        if node_id is not None and self._tensor_refs.get(node_id) is t:
+            return node_id
+        return None
+
+    def tensors(self) -> Iterator[tuple[TensorNode | OpNode, torch.Tensor]]:
+        """(node, tensor) of every tensor node, in the order they were made."""
+        for node_id, t in self._tensor_refs.items():
+            yield self._nodes_by_id[node_id], t
+
+    def latest_tensors(self) -> Iterator[tuple[TensorNode, torch.Tensor]]:
+        """(node, tensor) of every tensor's latest tensor node."""
+        for node_id, t in self._tensor_refs.items():
+            node = self._nodes_by_id[node_id]
+            if isinstance(node, TensorNode) and self._latest_node_of_obj.get(id(t)) == node_id:
+                yield node, t
+
+    def output_tensors(self) -> Iterator[tuple[str, int, int]]:
+        """(tensor node, id of its autograd node, output number) of every output tensor."""
+        for tensor_id, key in self._key_of_tensor.items():
+            if key[0] == "out":
+                yield tensor_id, key[1], key[2]
+
+    def op_of_id(self, fn_id: int) -> str | None:
+        """The op node of the autograd node with that id, if known."""
+        return self._op_of_fn.get(fn_id)
+
+    def keep(self, fns: Iterable[Any]) -> None:
+        """Keep autograd nodes alive while recording (their ids are used as keys)."""
+        self._fn_refs.extend(fns)
+
+    # ----- nodes and edges -------------------------------------------------------------
+
+    def add_node(self, node: TensorNode | OpNode) -> None:
+        """Add a node; LimitExceeded once the graph holds max_nodes."""
+        if len(self._nodes_by_id) >= self.options.max_nodes:
+            raise LimitExceeded(
+                "nodes",
+                f"the graph has more than {self.options.max_nodes} nodes; "
+                "record a smaller model or fewer iterations",
+            )
+        self.graph.nodes.append(node)
+        self._nodes_by_id[node.id] = node
+
+    def add_edge(self, source: str, target: str) -> None:
+        """Add an edge once (never a loop)."""
+        if (source, target) in self._edge_keys or source == target:
+            return
+        self._edge_keys.add((source, target))
+        self._incoming.setdefault(target, []).append(source)
+        self.graph.edges.append(
+            new_edge(id=f"e{len(self.graph.edges)}", source=source, target=target)
+        )
+
+    def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+        """The statistics (and preview) of t, filled in at the next flush."""
+        if t.layout is not torch.strided or t.is_nested:
+            t = dense_for_summary(t)
+        return self.summaries.add(t, preview)
+
+    def tensor_node(
+        self, t: torch.Tensor, op_label: str | None = None, expression: str | None = None
+    ) -> str:
+        """Id of the node for tensor t in its current autograd role, creating it when new; an
+        unnamed output is labelled by the source expression that made it, when known."""
+        key = _tensor_key(t)
+        node_id = self._tensor_of_key.get(key)
+        if node_id is not None:
+            return node_id
+        node_id = f"t{len(self._tensor_of_key)}"
+        name, line = self.names.name_for(t)
+        fn = t.grad_fn
+        fn_name = grad_fn_name(fn) if fn is not None else None
+        if fn is None:
+            made = self.source.constant_expression(t)
+            if made is not None:  # an unnamed constant: its source text
+                expression, made_line = made
+                line = line if name is not None else made_line
+        if name is not None:
+            label = name
+        elif expression is not None:
+            label = shorten(expression)
+        elif fn is not None:
+            label = f"{op_label or op_name_of(fn_name or '')}_out"
+        else:
+            label = "param" if isinstance(t, nn.Parameter) else "leaf"
+        node = new_tensor_node(
+            id=node_id,
+            kind="tensor",
+            label=label,
+            name=name,
+            line=line,
+            shape=shape_of(t),
+            dtype=dtype_name(t.dtype),
+            device=str(t.device),
+            requires_grad=t.requires_grad,
+            is_leaf=t.is_leaf,
+            retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
+            is_parameter=isinstance(t, nn.Parameter),
+            grad_fn=fn_name,
+            version=t._version,
+            value=self.summary(t),
+            grad=None,
+            expression=expression,
+        )
+        self.add_node(node)
+        self._tensor_of_key[key] = node_id
+        self._key_of_tensor[node_id] = key
+        self._tensor_refs[node_id] = t
+        self._latest_node_of_obj[id(t)] = node_id
+        if self.options.values:  # only saved tensors, recorded with values, are matched by it
+            storage = storage_key(t) if t.numel() else None
+            if storage is not None:
+                self._node_of_storage[storage] = node_id
+        if fn is not None:
+            self._fn_refs.append(fn)
+        return node_id
+
+    def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
+        """Id of the op node for autograd node fn, created with its saved tensors when new."""
+        node_id = self._op_of_fn.get(id(fn))
+        if node_id is not None:
+            return node_id
+        node_id = f"op{len(self._op_of_fn)}"
+        fn_name = grad_fn_name(fn)
+        seq = fn._sequence_nr()
+        node = new_op_node(
+            id=node_id,
+            kind="op",
+            label=op_name_of(fn_name),
+            op=op_name_of(fn_name),
+            grad_fn=fn_name,
+            line=line,
+            module=module,
+            call=call,
+            sequence_nr=seq if seq < SEQUENCE_NR_MAX else None,
+            variable=None,
+            created_by_pass=None,
+            saved=[],  # every field, in order: build's quickest way
+            constants=[],
+            next=[],
+            failed=False,
+        )
+        self.add_node(node)
+        self._op_of_fn[id(fn)] = node_id
+        self._fn_refs.append(fn)
+        if fn_name == ACCUMULATE_GRAD:
+            leaf = fn.variable
+            self.leaves_with_accumulators.append(leaf)
+            leaf_id = self.tensor_node(leaf)
+            node.__dict__["variable"] = leaf_id
+            self._leaf_of_op[node_id] = leaf_id
+            node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
+            self.add_edge(node_id, leaf_id)
+        elif self.options.values:  # saved values are values: a structure-only graph has none
+            node.__dict__["saved"] = self._saved.of(fn, self._match_tensor, self.summary)
+        return node_id
+
+    def _match_tensor(self, t: torch.Tensor) -> str | None:
+        node_id = self.holds(t)
+        if node_id is not None:
+            return node_id
+        if t.grad_fn is not None:
+            return self._tensor_of_key.get(_tensor_key(t))
+        storage = storage_key(t) if t.numel() else None
+        return None if storage is None else self._node_of_storage.get(storage)
+
+    def discover(
+        self,
+        fns: Iterable[Any],
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None = None,
+    ) -> list[str]:
+        """Op nodes for every not-yet-seen autograd node reachable from fns, with their edges."""
+        created: list[str] = []
+        op_of_fn, leaf_of_op, tensor_of_key = self._op_of_fn, self._leaf_of_op, self._tensor_of_key
+        nodes, add_edge = self._nodes_by_id, self.add_edge
+        stack = [fn for fn in fns if fn is not None and id(fn) not in op_of_fn]
+        for fn in stack:
+            created.append(self.op_node(fn, line, module, call))
+        while stack:
+            fn = stack.pop()
+            target = op_of_fn[id(fn)]
+            next_ops: list[str | None] = []
+            nodes[target].__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
+            for producer, output_nr in fn.next_functions:
+                if producer is None:
+                    next_ops.append(None)
+                    continue
+                source = op_of_fn.get(id(producer))
+                if source is None:  # new: its node, and a walk on from it
+                    source = self.op_node(producer, line, module, call)
+                    if created_by_pass is not None:
+                        nodes[source].__dict__["created_by_pass"] = created_by_pass
+                    if source not in leaf_of_op:
+                        created.append(source)
+                        stack.append(producer)
+                next_ops.append(source)
+                leaf = leaf_of_op.get(source)
+                if leaf is not None:  # a leaf's gradient: the edge runs from the leaf itself
+                    add_edge(leaf, target)
+                    continue
+                tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
+                if tensor_id is not None:
+                    add_edge(source, tensor_id)
+                    add_edge(tensor_id, target)
+                else:
+                    add_edge(source, target)
+        return created
+
+    def tensor_inputs_of(self, op_id: str) -> list[str]:
+        """Tensor nodes with an edge into op_id."""
+        return [s for s in self._incoming.get(op_id, []) if self._nodes_by_id[s].kind == "tensor"]
+
+    def reconnect_outputs(self, tensor_ids: list[str]) -> None:
+        """Route producer->consumer edges through a tensor node created after its consumers."""
+        for tensor_id in tensor_ids:
+            key = self._key_of_tensor[tensor_id]
+            if key[0] != "out":
+                continue
+            producer_op = self._op_of_fn.get(key[1])
+            if producer_op is not None:
+                self.add_edge(producer_op, tensor_id)
+
+    def release(self) -> list[Any]:
+        """Drop the hold on the program's tensors; the autograd nodes held, to free with care."""
+        self.leaves_with_accumulators = []
+        self._tensor_refs = {}
+        fns, self._fn_refs = self._fn_refs, []
+        return fns
