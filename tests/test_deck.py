@@ -248,16 +248,9 @@ def test_a_range_of_steps_and_bad_options_on_the_command_line(tmp_path: Path, ca
 
 
 @pytest.fixture(scope="module")
-def deck_client():
+def deck_client(client_with):
     """The app with a small page cap, programs run in-process."""
-    from fastapi.testclient import TestClient
-
-    from app.config import Settings
-    from app.main import create_app
-
-    settings = Settings(isolation=False, wall_seconds=60, max_deck_pages=6, rate_limit_per_minute=0)
-    with TestClient(create_app(settings)) as client:
-        yield client
+    return client_with(isolation=False, wall_seconds=60, max_deck_pages=6, rate_limit_per_minute=0)
 
 
 def test_render_api_makes_decks_named_after_the_lesson(deck_client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from app.errors import LimitExceeded, PolicyError
@@ -11,7 +13,8 @@ from app.sandbox.policy import PolicyLimits, check
 
 @pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.id)
 def test_every_gallery_program_passes(example) -> None:
-    check(example.code)
+    tree = check(example.code)
+    assert ast.unparse(tree) == ast.unparse(ast.parse(example.code))  # the program it read
 
 
 ALLOWED = [
@@ -33,7 +36,8 @@ ALLOWED = [
 
 @pytest.mark.parametrize("code", ALLOWED)
 def test_allowed(code: str) -> None:
-    check(code)
+    tree = check(code)
+    assert ast.unparse(tree) == ast.unparse(ast.parse(code))
 
 
 REFUSED = [
