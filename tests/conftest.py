@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 from app.schemas import Graph, OpNode, TensorNode  # noqa: E402
 
-pytest_plugins = ["tests.assertion_count"]
+pytest_plugins = ["tests.assertion_count", "pytester"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
