@@ -62,7 +62,7 @@ def _record(args: argparse.Namespace) -> Any:
     from app.sandbox.pool import WorkerPool
     from app.tracing import RECORDING, TraceFailure
 
-    pool = WorkerPool(settings, RECORDING)
+    pool = WorkerPool(settings.pool_settings(), RECORDING)
     pool.start()
     try:
         payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()

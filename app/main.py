@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = WorkerPool(settings, RECORDING) if settings.isolation else None
+        pool = WorkerPool(settings.pool_settings(), RECORDING) if settings.isolation else None
         if pool is not None:
             await run_in_threadpool(pool.start)
         app.state.service = service = TraceService(settings, pool)

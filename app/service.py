@@ -32,7 +32,6 @@ from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
     DotFailed,
-    DotLimits,
     LayoutBusy,
     LayoutUnavailable,
     dot_available,
@@ -47,7 +46,7 @@ from app.schemas import (
     TraceRequest,
 )
 from app.step_caption import lesson_of, narration_for
-from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
+from app.tracing import TraceFailure, limit_failure, trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 log = logging.getLogger("autograd_explorer.service")
@@ -202,12 +201,7 @@ class TraceService:
             settings.rate_limit_localhost,
             per_address=settings.address_rate_limit_per_minute,
         )
-        self.dot_limits = DotLimits(
-            seconds=settings.layout_seconds,
-            memory_mb=settings.layout_memory_mb,
-            max_edges=settings.layout_max_edges,
-            max_cost=settings.layout_max_cost,
-        )
+        self.dot_limits = settings.dot_limits()
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
@@ -281,7 +275,7 @@ class TraceService:
                     ),
                 )
         try:  # the worker's own size check, before any work is queued
-            check_size(request.code, limits_from(self.settings))
+            check_size(request.code, self.settings.policy_limits())
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
         return request_key(request, cache_partition(request, client))

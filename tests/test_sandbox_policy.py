@@ -96,7 +96,6 @@ def test_pathological_nesting_is_a_limit_not_a_crash() -> None:
 
 def test_a_long_tutorial_passes_the_default_limits() -> None:
     from app.config import Settings
-    from app.tracing import limits_from
 
     cell = (
         "# cell {i}: a computation\n"
@@ -105,7 +104,7 @@ def test_a_long_tutorial_passes_the_default_limits() -> None:
     )
     code = "".join(cell.format(i=i) for i in range(160))  # 480 lines
     assert code.count("\n") == 480 and 14_000 < len(code.encode()) <= 20_000
-    check(code, limits_from(Settings()))  # no LimitExceeded: bytes bound the size, not lines
+    check(code, Settings().policy_limits())  # no LimitExceeded: bytes bound the size, not lines
     with pytest.raises(LimitExceeded) as info:
-        check(code + "#" * 6000, limits_from(Settings()))
+        check(code + "#" * 6000, Settings().policy_limits())
     assert info.value.limit == "code_bytes"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from app.config import Settings
 from app.errors import TraceFailure, limit_failure
+from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import Recording, encode_answer
 from app.schemas import ErrorDetail, TraceRequest
 
 
-def serve_one(fd: int, settings: Settings, recording: Recording) -> None:
+def serve_one(fd: int, settings: PoolSettings, recording: Recording) -> None:
     """Read one request from its socket, record it, write its answer back and close.
 
     The worker parent ends this process once the server has the whole answer: nothing after
@@ -22,12 +22,12 @@ def serve_one(fd: int, settings: Settings, recording: Recording) -> None:
     os.close(fd)  # the server has its answer now, before this process's memory is torn down
 
 
-def _answer(data: bytes, settings: Settings, recording: Recording) -> bytes:
+def _answer(data: bytes, settings: PoolSettings, recording: Recording) -> bytes:
     try:
         request = TraceRequest.model_validate_json(data)
         if request.device in ("cuda", "auto"):
             _limit_cuda_memory(settings.cuda_memory_fraction)
-        return encode_answer(recording.record(request, settings))
+        return encode_answer(recording.record(request, settings.recording))
     except TraceFailure as failure:
         return encode_answer(None, failure)
     except MemoryError:

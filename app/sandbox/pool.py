@@ -24,9 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config import Settings
 from app.errors import TraceFailure, limit_failure
 from app.sandbox import jail
+from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import (
     MAX_HEADER_BYTES,
     Recording,
@@ -67,7 +67,7 @@ class _Job:
 class WorkerPool:
     """The server's handle on the worker parent: submit requests, get Graph JSON bytes back."""
 
-    def __init__(self, settings: Settings, recording: Recording) -> None:
+    def __init__(self, settings: PoolSettings, recording: Recording) -> None:
         self.settings = settings
         self.recording = recording
         self.layers: dict[str, bool] = {}
@@ -119,7 +119,7 @@ class WorkerPool:
         process = _spawn_from_lasting_thread(self._command(theirs.fileno()), theirs.fileno())
         theirs.close()
         start = {
-            "settings": self.settings.model_dump(mode="json"),
+            "settings": self.settings.to_json(),
             "recording": self.recording.names(),
         }
         send(ours, start)
