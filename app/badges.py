@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
-from app.torch_print import format_values
+from app.torch_print import torch_value_texts
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
 MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
@@ -42,18 +42,18 @@ def data_text(data: TensorData | None, items: int = BADGE_ITEMS) -> str:
         return "None"
     if data.values is not None:
         if not isinstance(data.values, list):
-            return format_values([data.values], is_floating(data.dtype))[0]
+            return torch_value_texts([data.values], is_floating(data.dtype))[0]
         flat = flat_values(data.values)
         if not flat:
             return "[]"
         # as many values as fit one badge line after its "= " or "∂ ", at least one
         for count in range(min(items, len(flat)), 0, -1):
-            shown = format_values(flat, is_floating(data.dtype), count)
+            shown = torch_value_texts(flat, is_floating(data.dtype), count)
             text = f"[{', '.join(shown)}{', …' if len(flat) > count else ''}]"
             if len(text) <= MAX_BADGE_LINE - 2 or count == 1:
                 return text
     if data.stats is not None:
-        mean, std = format_values([data.stats.mean, data.stats.std])
+        mean, std = torch_value_texts([data.stats.mean, data.stats.std])
         return f"μ {mean} σ {std}"
     return "×".join(map(str, data.shape))
 

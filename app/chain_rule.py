@@ -26,9 +26,9 @@ from app.schemas import (
 from app.step_view import (
     TEXT_LIMIT,
     StepView,
+    bracketed_shape,
     format_tensor,
     linked_data,
-    shape_text,
     to_tensor,
 )
 
@@ -150,7 +150,7 @@ class _GraphIndex:
 
 def _data_text(data: TensorData, small: bool) -> str:
     t = to_tensor(data) if small else None
-    return format_tensor(t) if t is not None else shape_text(data.shape)
+    return format_tensor(t) if t is not None else bracketed_shape(data.shape)
 
 
 def _is_small(*items: TensorData | None) -> bool:

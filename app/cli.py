@@ -59,10 +59,10 @@ def _record(args: argparse.Namespace) -> Any:
             raise UsageError(str(exc)) from None
         except LimitExceeded as exc:
             raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
-    from app.sandbox.pool import WorkerPool
+    from app.sandbox.pool import WorkerParentHandle
     from app.tracing import RECORDING, TraceFailure
 
-    pool = WorkerPool(settings.pool_settings(), RECORDING)
+    pool = WorkerParentHandle(settings.pool_settings(), RECORDING)
     pool.start()
     try:
         payload = pool.submit(TraceRequest(code=code, device=args.device, seed=args.seed)).result()

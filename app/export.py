@@ -113,7 +113,7 @@ class BadStep(ValueError):
 
 
 @dataclass
-class StepView:
+class StillFrame:
     """What a still picture shows at one step of the player."""
 
     title: str
@@ -123,7 +123,7 @@ class StepView:
     gradient_badges: set[str] = field(default_factory=set)
 
 
-def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
+def step_view(graph: Graph, step: str | None, lang: str = "en") -> StillFrame:
     """The state at 'forward:N' or 'backward:P:N'; by default the end of the last pass."""
     if step is None:
         if graph.backward:
@@ -132,12 +132,12 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
         elif graph.forward:
             step = f"forward:{len(graph.forward) - 1}"
         else:
-            return StepView(title="")
+            return StillFrame(title="")
     if not STEP_PATTERN.match(step):
         raise BadStep(f"step must look like forward:N or backward:P:N, not {step!r}")
     parts = [int(p) for p in step.split(":")[1:]]
     titles = TITLES.get(lang, TITLES["en"])
-    view = StepView(title="")
+    view = StillFrame(title="")
     if step.startswith("forward"):
         (index,) = parts
         if index >= len(graph.forward):

@@ -23,7 +23,6 @@ from app.client_slots import ClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
 from app.errors import BadAnswer, LimitExceeded
-from app.examples import all_examples
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
@@ -36,8 +35,9 @@ from app.layout import (
     LayoutUnavailable,
     dot_available,
 )
+from app.lessons import all_lessons
 from app.sandbox.policy import check_size
-from app.sandbox.pool import PoolBusy, WorkerPool
+from app.sandbox.pool import PoolBusy, WorkerParentHandle
 from app.schemas import (
     ErrorDetail,
     Graph,
@@ -72,7 +72,7 @@ def request_key(request: TraceRequest, partition: str = "") -> str:
 @lru_cache(maxsize=1)
 def gallery_code() -> frozenset[str]:
     """The code of every gallery program: public, so its answers are shared by all clients."""
-    return frozenset(example.code for example in all_examples())
+    return frozenset(example.code for example in all_lessons())
 
 
 def cache_partition(request: TraceRequest, client: Client | None) -> str:
@@ -189,7 +189,7 @@ class TraceService:
     """Runs traces for the API (in isolated workers, or in-process when isolation is off) and
     lays out and exports their graphs, caching each result and bounding the work."""
 
-    def __init__(self, settings: Settings, pool: WorkerPool | None) -> None:
+    def __init__(self, settings: Settings, pool: WorkerParentHandle | None) -> None:
         self.settings = settings
         self.pool = pool
         entries, max_bytes = settings.cache_entries, settings.cache_mb * 1024 * 1024

@@ -33,10 +33,10 @@ class StepCaption:
 
 def narration_for(code: str) -> dict[str, Caption]:
     """The gallery's narration when code is one of its lessons unchanged, else nothing."""
-    from app.examples import all_examples
+    from app.lessons import all_lessons
 
     wanted = code.strip()
-    for example in all_examples():
+    for example in all_lessons():
         if example.code.strip() == wanted:
             return example.captions
     return {}
@@ -44,10 +44,10 @@ def narration_for(code: str) -> dict[str, Caption]:
 
 def lesson_of(code: str) -> str | None:
     """The gallery id of a lesson's unchanged code, else None."""
-    from app.examples import all_examples
+    from app.lessons import all_lessons
 
     wanted = code.strip()
-    for example in all_examples():
+    for example in all_lessons():
         if example.code.strip() == wanted:
             return example.id
     return None

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from app.config import Settings
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.tracing import trace_code
 from tests.live_server import live_server
 
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=8)
     parser.add_argument("--lesson", default="mlp_cross_entropy")
     args = parser.parse_args()
-    code = get_example(args.lesson).code
+    code = get_lesson(args.lesson).code
     anchor = in_process_seconds(code, repeat=5)
     print(f"lesson {args.lesson}: in-process trace {anchor * 1000:.0f} ms (anchor)")
     settings = Settings(

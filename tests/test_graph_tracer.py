@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from app.examples import get_example
 from app.graph_tracer import (
     PausedCollections,
     TraceOptions,
@@ -17,6 +16,7 @@ from app.graph_tracer import (
     trace_tensors,
     writes_in_place,
 )
+from app.lessons import get_lesson
 from app.schemas import Graph, OpNode, TensorNode
 from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
@@ -28,7 +28,7 @@ def grad_of(graph: Graph, name: str, pass_index: int = -1) -> list | float:
 
 
 def test_seed_001_leaf_grads_and_x_without_grad() -> None:
-    graph = trace_code(get_example("linear_expression").code)
+    graph = trace_code(get_lesson("linear_expression").code)
     assert grad_of(graph, "w") == 3.0
     assert grad_of(graph, "b") == 1.0
     x = tensor_named(graph, "x")
@@ -39,7 +39,7 @@ def test_seed_001_leaf_grads_and_x_without_grad() -> None:
 
 
 def test_seed_002_shared_leaf_sums_two_contributions() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     (record,) = graph.backward
     w = tensor_named(graph, "w")
     assert record.grads[w.id].values == [5.0]
@@ -53,7 +53,7 @@ def test_seed_002_shared_leaf_sums_two_contributions() -> None:
 
 
 def test_grad_fn_names_and_is_leaf() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     assert tensor_named(graph, "a").grad_fn == "AddBackward0"
     assert tensor_named(graph, "y").grad_fn == "MulBackward0"
     assert tensor_named(graph, "w").is_leaf and not tensor_named(graph, "y").is_leaf
@@ -62,7 +62,7 @@ def test_grad_fn_names_and_is_leaf() -> None:
 
 
 def test_retain_grad_and_gradient_through_non_leaf() -> None:
-    graph = trace_code(get_example("retain_grad").code)
+    graph = trace_code(get_lesson("retain_grad").code)
     a, b = tensor_named(graph, "a"), tensor_named(graph, "b")
     assert a.retains_grad and a.grad.values == [2.0]
     assert not b.retains_grad and b.grad is None
@@ -72,7 +72,7 @@ def test_retain_grad_and_gradient_through_non_leaf() -> None:
 
 
 def test_second_derivative_six_then_two() -> None:
-    graph = trace_code(get_example("second_derivative").code)
+    graph = trace_code(get_lesson("second_derivative").code)
     first, second = graph.backward
     assert first.kind == second.kind == "grad" and first.create_graph
     assert list(first.results.values())[0].values == [6.0]
@@ -86,7 +86,7 @@ def test_second_derivative_six_then_two() -> None:
 
 
 def test_accumulation_over_four_passes() -> None:
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     w = tensor_named(graph, "w")
     assert [p.grads[w.id].values for p in graph.backward] == [[5.0], [10.0], [15.0], [20.0]]
     assert w.grad.values == [0.0]  # zero_() after the loop
@@ -100,7 +100,7 @@ def test_accumulation_over_four_passes() -> None:
 
 
 def test_inplace_on_leaf_error_keeps_partial_graph() -> None:
-    code = get_example("inplace_leaf_error").code
+    code = get_lesson("inplace_leaf_error").code
     graph = trace_code(code)
     assert graph.error.type == "RuntimeError"
     assert "in-place" in graph.error.message
@@ -146,7 +146,7 @@ def test_backward_order_is_the_engines() -> None:
 
 
 def test_modules_group_ops_and_name_parameters() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     modules = {n.module for n in graph.nodes if isinstance(n, OpNode) and n.module}
     assert {"fc1", "fc2"} <= modules
     params = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_parameter}
@@ -160,7 +160,7 @@ def test_modules_group_ops_and_name_parameters() -> None:
 
 
 def test_custom_function_appears_under_its_name() -> None:
-    code = get_example("custom_function").code
+    code = get_lesson("custom_function").code
     graph = trace_code(code)
     apply_line = next(i for i, t in enumerate(code.splitlines(), 1) if "MyReLU.apply" in t)
     custom = [n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MyReLUBackward"]
@@ -171,7 +171,7 @@ def test_custom_function_appears_under_its_name() -> None:
 
 
 def test_weight_sharing_in_dynamic_graph() -> None:
-    graph = trace_code(get_example("dynamic_net").code)
+    graph = trace_code(get_lesson("dynamic_net").code)
     weight = tensor_named(graph, "model.middle_linear.weight")
     acc = next(n for n in graph.nodes if isinstance(n, OpNode) and n.variable == weight.id)
     consumers_by_pass = [e for e in graph.edges if e.source == weight.id]
@@ -180,14 +180,14 @@ def test_weight_sharing_in_dynamic_graph() -> None:
 
 
 def test_saved_tensors_are_linked_to_tensor_nodes() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     mul = next(n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MulBackward0")
     saved = {s.name: s.tensor for s in mul.saved}
     assert saved == {"other": tensor_named(graph, "b").id, "self": tensor_named(graph, "a").id}
 
 
 def test_training_loop_keeps_series_after_recorded_passes() -> None:
-    graph = trace_code(get_example("linear_regression").code, options=TraceOptions(max_passes=3))
+    graph = trace_code(get_lesson("linear_regression").code, options=TraceOptions(max_passes=3))
     assert len(graph.backward) == 3
     assert graph.truncated.passes_recorded == 3
     assert graph.truncated.passes_total > 3
@@ -198,7 +198,7 @@ def test_training_loop_keeps_series_after_recorded_passes() -> None:
 
 
 def test_forward_steps_carry_lines_values_and_order() -> None:
-    code = get_example("linear_expression").code
+    code = get_lesson("linear_expression").code
     graph = trace_code(code)
     assert [s.call for s in graph.forward] == ["mul", "add"]
     lines = code.splitlines()
@@ -209,7 +209,7 @@ def test_forward_steps_carry_lines_values_and_order() -> None:
 
 
 def test_every_edge_and_step_refers_to_known_nodes() -> None:
-    graph = trace_code(get_example("logistic_regression").code)
+    graph = trace_code(get_lesson("logistic_regression").code)
     ids = {n.id for n in graph.nodes}
     assert all(e.source in ids and e.target in ids for e in graph.edges)
     for step in graph.forward:
@@ -294,7 +294,7 @@ def test_trace_tensors_on_a_deep_chain() -> None:
 
 @pytest.mark.cuda
 def test_cuda_trace_records_device_and_grads() -> None:
-    graph = trace_code(get_example("shared_weight").code, device="cuda")
+    graph = trace_code(get_lesson("shared_weight").code, device="cuda")
     assert graph.device.startswith("cuda")
     w = tensor_named(graph, "w")
     assert w.device.startswith("cuda") and graph.backward[0].grads[w.id].values == [5.0]
@@ -327,7 +327,7 @@ def test_a_second_backward_that_raises_is_an_error_not_a_truncation() -> None:
 
 
 def test_a_forward_error_names_no_backward_pass() -> None:
-    graph = trace_code(get_example("inplace_leaf_error").code)
+    graph = trace_code(get_lesson("inplace_leaf_error").code)
     assert graph.error is not None and graph.error.pass_index is None and graph.error.roots == []
 
 
@@ -341,14 +341,14 @@ def test_a_failed_backward_the_program_caught_is_not_the_error() -> None:
 
 
 def test_notes_carry_message_keys_for_the_page() -> None:
-    graph = trace_code(get_example("implicit_backward").code)
+    graph = trace_code(get_lesson("implicit_backward").code)
     (message,) = graph.messages
     assert message.key == "implicitBackward" and message.params["name"]
     assert message.text in graph.notes
 
 
 def test_module_classes_are_recorded_by_path() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     assert graph.modules["fc1"].startswith("Linear(")
     assert "→" in graph.modules["fc1"]
 
@@ -368,7 +368,7 @@ def test_values_are_recorded_as_they_were_before_an_in_place_change() -> None:
 
 
 def test_every_recorded_tensor_has_statistics() -> None:
-    graph = trace_code(get_example("transformer_encoder").code)
+    graph = trace_code(get_lesson("transformer_encoder").code)
     datas = [n.value for n in graph.nodes if isinstance(n, TensorNode)]
     datas += [g for p in graph.backward for s in p.steps for g in s.grad_outputs if g]
     datas += [s.value for n in graph.nodes if isinstance(n, OpNode) for s in n.saved if s.value]
@@ -539,7 +539,7 @@ def test_constants_made_in_the_programs_own_forward_are_labelled_too() -> None:
 
 
 def test_each_call_of_a_reused_module_gets_its_own_box() -> None:
-    graph = trace_code(get_example("dynamic_net").code)
+    graph = trace_code(get_lesson("dynamic_net").code)
     second = [n for n in graph.nodes if isinstance(n, OpNode) and n.call is not None]
     paths = {n.module for n in second if n.module}
     assert {"middle_linear", "middle_linear#2", "middle_linear#3"} <= paths

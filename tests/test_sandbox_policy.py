@@ -7,11 +7,11 @@ import ast
 import pytest
 
 from app.errors import LimitExceeded, PolicyError
-from app.examples import all_examples
+from app.lessons import all_lessons
 from app.sandbox.policy import PolicyLimits, check
 
 
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.id)
+@pytest.mark.parametrize("example", all_lessons(), ids=lambda e: e.id)
 def test_every_gallery_program_passes(example) -> None:
     tree = check(example.code)
     assert ast.unparse(tree) == ast.unparse(ast.parse(example.code))  # the program it read

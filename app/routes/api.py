@@ -12,13 +12,13 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app import __version__, api_examples
+from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
-from app.examples import UnknownExample, get_example, summaries
 from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
+from app.lessons import UnknownLesson, get_lesson, summaries
 from app.page_render import RendererUnavailable
 from app.schemas import (
     DevicesResponse,
@@ -53,7 +53,7 @@ ERRORS = {
     422: {
         "model": ErrorResponse,
         "description": "a limit was hit",
-        "content": {"application/json": {"example": api_examples.ERROR}},
+        "content": {"application/json": {"example": openapi_examples.ERROR}},
     },
     429: {"model": ErrorResponse, "description": "too many requests from this client"},
     503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
@@ -74,7 +74,7 @@ ServiceDep = Annotated[TraceService, Depends(get_service)]
 RUNS_WORK = [Depends(same_site_only)]  # endpoints that run a program or graphviz
 
 
-@router.get("/health", response_model=HealthResponse, responses=ok(api_examples.HEALTH))
+@router.get("/health", response_model=HealthResponse, responses=ok(openapi_examples.HEALTH))
 async def health(service: ServiceDep) -> HealthResponse:
     """Whether the server is up, its versions, CUDA, and which isolation layers are active."""
     cuda = service.pool.cuda if service.pool is not None else torch.cuda.is_available()
@@ -103,7 +103,7 @@ def session(request: Request, response: Response) -> SessionResponse:
     return SessionResponse(token=token)
 
 
-@router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
+@router.get("/devices", response_model=DevicesResponse, responses=ok(openapi_examples.DEVICES))
 def devices(service: ServiceDep) -> DevicesResponse:
     """The devices a program can run on: the CPU, and each CUDA device with name and memory."""
     found = list_devices(service.settings.allow_cuda)
@@ -146,11 +146,11 @@ async def _answer(
 @router.post(
     "/trace",
     response_model=Graph,
-    responses={**ok(api_examples.GRAPH), **ERRORS},
+    responses={**ok(openapi_examples.GRAPH), **ERRORS},
     dependencies=RUNS_WORK,
 )
 async def trace(
-    body: Annotated[TraceRequest, Body(openapi_examples=api_examples.TRACE_REQUESTS)],
+    body: Annotated[TraceRequest, Body(openapi_examples=openapi_examples.TRACE_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -161,11 +161,11 @@ async def trace(
 @router.post(
     "/layout",
     response_model=Layout,
-    responses={**ok(api_examples.GRAPH["layout"]), **ERRORS},
+    responses={**ok(openapi_examples.GRAPH["layout"]), **ERRORS},
     dependencies=RUNS_WORK,
 )
 async def layout(
-    body: Annotated[LayoutRequest, Body(openapi_examples=api_examples.LAYOUT_REQUESTS)],
+    body: Annotated[LayoutRequest, Body(openapi_examples=openapi_examples.LAYOUT_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -177,7 +177,8 @@ EXPORT_TYPES = {**FORMATS, **DECK_FORMATS}  # format -> (content type, file exte
 RENDER_RESPONSES = {
     200: {
         "content": {
-            t: api_examples.RENDER_RESPONSE_EXAMPLES.get(t, {}) for t, _ in EXPORT_TYPES.values()
+            t: openapi_examples.RENDER_RESPONSE_EXAMPLES.get(t, {})
+            for t, _ in EXPORT_TYPES.values()
         },
         "description": "the export",
     },
@@ -195,7 +196,7 @@ async def _render(body: RenderRequest, request: Request, service: TraceService) 
 
 @router.post("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_post(
-    body: Annotated[RenderRequest, Body(openapi_examples=api_examples.RENDER_REQUESTS)],
+    body: Annotated[RenderRequest, Body(openapi_examples=openapi_examples.RENDER_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -209,7 +210,7 @@ async def render_post(
 async def render_get(
     request: Request,
     service: ServiceDep,
-    code: Annotated[str, Query(openapi_examples=api_examples.RENDER_CODE_PARAMETER)],
+    code: Annotated[str, Query(openapi_examples=openapi_examples.RENDER_CODE_PARAMETER)],
     format: str = "svg",
     device: str = "cpu",
     seed: int = 0,
@@ -248,7 +249,7 @@ async def render_get(
 @router.get(
     "/examples",
     response_model=list[ExampleSummary],
-    responses=ok(api_examples.EXAMPLE_SUMMARIES),
+    responses=ok(openapi_examples.EXAMPLE_SUMMARIES),
 )
 def list_examples() -> list[ExampleSummary]:
     """The gallery, without code."""
@@ -258,7 +259,7 @@ def list_examples() -> list[ExampleSummary]:
 @router.get(
     "/examples/{example_id}",
     response_model=Example,
-    responses={**ok(api_examples.EXAMPLE), 404: {"model": ErrorResponse}},
+    responses={**ok(openapi_examples.EXAMPLE), 404: {"model": ErrorResponse}},
 )
 def one_example(
     example_id: Annotated[
@@ -267,8 +268,8 @@ def one_example(
 ) -> Example:
     """One gallery program with its code."""
     try:
-        return get_example(example_id)
-    except UnknownExample:
+        return get_lesson(example_id)
+    except UnknownLesson:
         raise HTTPException(
             404, {"type": "NotFound", "message": f"no example named {example_id!r}"}
         ) from None

@@ -44,7 +44,7 @@ log = logging.getLogger("autograd_explorer.pool")
 
 REQUEST_SLACK_BYTES = 4096
 
-__all__ = ["SPARE_CHILDREN", "PoolBusy", "Recording", "WorkerPool"]
+__all__ = ["SPARE_CHILDREN", "PoolBusy", "Recording", "WorkerParentHandle"]
 
 
 class PoolBusy(Exception):
@@ -64,7 +64,7 @@ class _Job:
     too_big: bool = False
 
 
-class WorkerPool:
+class WorkerParentHandle:
     """The server's handle on the worker parent: submit requests, get Graph JSON bytes back."""
 
     def __init__(self, settings: PoolSettings, recording: Recording) -> None:
@@ -213,7 +213,7 @@ class WorkerPool:
     def _read_loop(self, selector: selectors.BaseSelector, control: socket.socket) -> None:
         """Read children's answers and the worker parent's reports until it stops.
 
-        One bad event fails at most its own job; should the loop end any other way, the pool
+        One bad event fails at most its own job; should the loop end any other way, the handle
         notes why and starts the worker parent again."""
         stopped = False
         why = "the thread reading answers stopped"
@@ -223,7 +223,7 @@ class WorkerPool:
                     if self._on_event(key, selector, control):
                         stopped = True
                         break
-        except BaseException as exc:  # noqa: BLE001 - whatever it was, the pool is rebuilt
+        except BaseException as exc:  # noqa: BLE001 - whatever it was, it starts again
             why = f"the thread reading answers stopped ({exc!r})"
         finally:
             if not stopped:

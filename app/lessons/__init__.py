@@ -27,11 +27,11 @@ ORDER = (
     "mlp_cross_entropy",
     "transformer_encoder",
 )
-DEFAULT_EXAMPLE = "shared_weight"
+DEFAULT_LESSON = "shared_weight"
 STEP_KEY = re.compile(r"^(forward:\d+|backward:\d+:\d+)$")
 
 
-class UnknownExample(KeyError):
+class UnknownLesson(KeyError):
     """No gallery program has that id."""
 
 
@@ -68,7 +68,7 @@ def _parse(example_id: str, source: str, captions: dict[str, Caption] | None = N
 
 
 @cache
-def all_examples() -> tuple[Example, ...]:
+def all_lessons() -> tuple[Example, ...]:
     """Every gallery program, in teaching order."""
     folder = resources.files(__name__)
     return tuple(
@@ -79,12 +79,12 @@ def all_examples() -> tuple[Example, ...]:
 
 def summaries() -> list[ExampleSummary]:
     """The gallery without code."""
-    return [ExampleSummary(**e.model_dump(exclude={"code", "captions"})) for e in all_examples()]
+    return [ExampleSummary(**e.model_dump(exclude={"code", "captions"})) for e in all_lessons()]
 
 
-def get_example(example_id: str) -> Example:
-    """One program by id; UnknownExample when there is none."""
-    for example in all_examples():
+def get_lesson(example_id: str) -> Example:
+    """One program by id; UnknownLesson when there is none."""
+    for example in all_lessons():
         if example.id == example_id:
             return example
-    raise UnknownExample(example_id)
+    raise UnknownLesson(example_id)
