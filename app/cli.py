@@ -59,8 +59,9 @@ def _record(args: argparse.Namespace) -> Any:
             raise UsageError(str(exc)) from None
         except LimitExceeded as exc:
             raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
+    from app.errors import TraceFailure
     from app.sandbox.pool import WorkerParentHandle
-    from app.tracing import RECORDING, TraceFailure
+    from app.tracing import RECORDING
 
     pool = WorkerParentHandle(settings.pool_settings(), RECORDING)
     pool.start()

@@ -22,7 +22,7 @@ from app.client_identity import Client
 from app.client_slots import ClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
-from app.errors import BadAnswer, LimitExceeded
+from app.errors import BadAnswer, LimitExceeded, TraceFailure, failure, limit_failure
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
@@ -46,7 +46,7 @@ from app.schemas import (
     TraceRequest,
 )
 from app.step_caption import lesson_of, narration_for
-from app.tracing import TraceFailure, limit_failure, trace_to_json
+from app.tracing import trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 log = logging.getLogger("autograd_explorer.service")
@@ -159,10 +159,7 @@ class RateLimiter:
 
 
 def _bad_graph(why: str) -> TraceFailure:
-    return TraceFailure(
-        422,
-        ErrorDetail(type="BadAnswer", message=f"the recorded graph cannot be used: {why}"),
-    )
+    return failure("BadAnswer", f"the recorded graph cannot be used: {why}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -266,13 +263,10 @@ class TraceService:
         code within the size limit."""
         for field, text in (("code", request.code), *(("expanded", t) for t in texts)):
             if has_lone_surrogate(text):
-                raise TraceFailure(
-                    400,
-                    ErrorDetail(
-                        type="BadRequest",
-                        message=f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
-                        "which is not text: send valid Unicode",
-                    ),
+                raise failure(
+                    "BadRequest",
+                    f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
+                    "which is not text: send valid Unicode",
                 )
         try:  # the worker's own size check, before any work is queued
             check_size(request.code, self.settings.policy_limits())
@@ -320,9 +314,7 @@ class TraceService:
         except (BadStep, LimitExceeded, DotFailed, LayoutBusy, LayoutUnavailable):
             raise
         except concurrent.futures.BrokenExecutor:  # the helper died; the next job starts one
-            raise TraceFailure(
-                503, ErrorDetail(type="Unavailable", message="the graph helper stopped; retry")
-            ) from None
+            raise failure("Unavailable", "the graph helper stopped; retry") from None
         except BadAnswer as exc:
             raise _bad_graph(str(exc)) from None
         except Exception as exc:
@@ -373,11 +365,11 @@ class TraceService:
         try:
             result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
         except BadStep as exc:
-            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
+            raise failure("BadStep", str(exc)) from None
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
         except DotFailed as exc:
-            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
+            raise failure("LayoutFailed", str(exc)) from None
         self._check_size(len(result))
         return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.player_step import PlayerStep
 from app.schemas import Caption, Graph, StepRule
 
 # What caption.js and rule-view.js write around a rule (static/js/i18n.js has the same words).
@@ -86,8 +87,8 @@ def step_caption(
     told = (narration or {}).get(step)
     if told is not None:
         caption.narration = told.zh if lang == "zh" and told.zh else told.en
-    if step.startswith("backward:"):
-        _, pass_index, index = step.split(":")
-        record = graph.backward[int(pass_index)]
-        caption.rule = rule_lines(record.steps[int(index)].rule, lang)
+    at = PlayerStep.parse(step)
+    if at.backward:
+        record = graph.backward[at.pass_index]
+        caption.rule = rule_lines(record.steps[at.index].rule, lang)
     return caption

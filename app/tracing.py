@@ -9,14 +9,14 @@ from app.errors import (
     DeviceUnavailable,
     LimitExceeded,
     PolicyError,
-    TraceFailure,
+    failure,
     limit_failure,
 )
 from app.graph_budget import fit_to_bytes
 from app.graph_tracer import TraceOptions
 from app.sandbox.runner import RunLimits, trace_program
 from app.sandbox.wire import Recording
-from app.schemas import ErrorDetail, Graph, TraceRequest
+from app.schemas import Graph, TraceRequest
 
 
 def options_from(settings: Settings) -> TraceOptions:
@@ -46,9 +46,7 @@ def trace_code(
 def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
     """Check, run and record a request's program in this process; Graph JSON or TraceFailure."""
     if request.device == "cuda" and not settings.allow_cuda:
-        raise TraceFailure(
-            400, ErrorDetail(type="DeviceUnavailable", message="CUDA is disabled on this server")
-        )
+        raise failure("DeviceUnavailable", "CUDA is disabled on this server")
     try:
         graph = trace_program(
             request.code,
@@ -59,12 +57,11 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
         )
         payload = fit_to_bytes(graph, settings.max_response_bytes)
     except PolicyError as exc:
-        detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
-        raise TraceFailure(400, detail) from None
+        raise failure("PolicyError", exc.message, line=exc.line, col=exc.col) from None
     except LimitExceeded as exc:
         raise limit_failure(exc.limit, exc.message) from None
     except DeviceUnavailable as exc:
-        raise TraceFailure(400, ErrorDetail(type="DeviceUnavailable", message=str(exc))) from None
+        raise failure("DeviceUnavailable", str(exc)) from None
     except MemoryError:
         raise limit_failure("memory", "the program ran out of its memory limit") from None
     if payload is None:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cli import main
-from app.export import BadStep, render, script_json, step_view, styled_dot
+from app.export import BadStep, picture_state, render, script_json, styled_dot
 from app.layout import layout_graph
 from app.lessons import get_lesson
 from app.schemas import TensorNode
@@ -101,7 +101,7 @@ def test_dot_source_collapses_modules(mlp) -> None:
 def test_bad_steps_are_refused(shared) -> None:
     for step in ("forward:99", "backward:3:0", "sideways:1", "backward:0:99"):
         with pytest.raises(BadStep):
-            step_view(shared, step)
+            picture_state(shared, step)
 
 
 def test_labels_are_escaped(shared) -> None:

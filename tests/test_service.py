@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from app.client_identity import Client
 from app.config import Settings
+from app.errors import TraceFailure
 from app.lessons import get_lesson
 from app.main import create_app
 from app.schemas import TraceRequest
 from app.service import RateLimited, ResultCache, TraceService
-from app.tracing import TraceFailure
 from tests.conftest import SAFE_PROGRAM, w_grad
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from app.player_step import PlayerStep
 from app.schemas import Caption, Example, ExampleSummary
 
 HEADER_KEYS = ("title", "title_zh", "lesson", "lesson_zh")
@@ -28,7 +29,6 @@ ORDER = (
     "transformer_encoder",
 )
 DEFAULT_LESSON = "shared_weight"
-STEP_KEY = re.compile(r"^(forward:\d+|backward:\d+:\d+)$")
 
 
 class UnknownLesson(KeyError):
@@ -41,7 +41,7 @@ def _captions(folder: Traversable, example_id: str) -> dict[str, Caption]:
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    bad = [key for key in raw if not STEP_KEY.match(key)]
+    bad = [key for key in raw if not PlayerStep.is_step(key)]
     if bad:
         raise ValueError(f"narration of {example_id} has keys that name no step: {bad}")
     return {key: Caption(**value) for key, value in raw.items()}

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -16,10 +16,11 @@ from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
+from app.error_handlers import http_error, http_error_of
+from app.errors import failure
 from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
 from app.lessons import UnknownLesson, get_lesson, summaries
-from app.page_render import RendererUnavailable
 from app.schemas import (
     DevicesResponse,
     ErrorResponse,
@@ -35,12 +36,6 @@ from app.schemas import (
     graph_json_schema,
 )
 from app.service import (
-    RETRY_AFTER_SECONDS,
-    LayoutBusy,
-    LayoutUnavailable,
-    PoolBusy,
-    RateLimited,
-    TraceFailure,
     TraceService,
 )
 from app.site_guard import same_site_only
@@ -116,30 +111,11 @@ async def _answer(
     """Bytes from the service, or the error model of the API."""
     try:
         payload = await work
-    except TraceFailure as failure:
-        raise HTTPException(failure.status, failure.detail.model_dump(exclude_none=True)) from None
-    except PoolBusy as busy:
-        raise HTTPException(
-            503,
-            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
-    except RateLimited as limited:
-        raise HTTPException(
-            429,
-            {"type": "RateLimited", "message": str(limited)},
-            headers={"Retry-After": str(limited.retry_after)},
-        ) from None
-    except LayoutUnavailable as missing:
-        raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
-    except RendererUnavailable as missing:
-        raise HTTPException(503, {"type": "RendererUnavailable", "message": str(missing)}) from None
-    except LayoutBusy as busy:
-        raise HTTPException(
-            503,
-            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+    except Exception as exc:
+        error = http_error_of(exc)
+        if error is None:
+            raise
+        raise error from None
     return Response(content=payload, media_type=media_type, headers=headers)
 
 
@@ -242,7 +218,7 @@ async def render_get(
             name=name,
         )
     except (ValueError, binascii.Error, ValidationError) as exc:
-        raise HTTPException(400, {"type": "BadRequest", "message": str(exc)[:500]}) from None
+        raise http_error(failure("BadRequest", str(exc)[:500])) from None
     return await _render(body, request, service)
 
 
@@ -270,9 +246,7 @@ def one_example(
     try:
         return get_lesson(example_id)
     except UnknownLesson:
-        raise HTTPException(
-            404, {"type": "NotFound", "message": f"no example named {example_id!r}"}
-        ) from None
+        raise http_error(failure("NotFound", f"no example named {example_id!r}")) from None
 
 
 @router.get(

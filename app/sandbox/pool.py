@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import TraceFailure, limit_failure
+from app.errors import TraceFailure, failure, limit_failure
 from app.sandbox import jail
 from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import (
@@ -38,7 +38,7 @@ from app.sandbox.wire import (
     send,
 )
 from app.sandbox.worker_parent import ANSWERED, SPARE_CHILDREN
-from app.schemas import ErrorDetail, TraceRequest
+from app.schemas import TraceRequest
 
 log = logging.getLogger("autograd_explorer.pool")
 
@@ -165,11 +165,7 @@ class WorkerParentHandle:
                 self._process.kill()
                 self._process.wait()
         os.write(self._wake_w, b"x")
-        self._fail_all(
-            TraceFailure(
-                503, ErrorDetail(type="Unavailable", message="the server is shutting down")
-            )
-        )
+        self._fail_all(failure("Unavailable", "the server is shutting down"))
 
     def submit(self, request: TraceRequest) -> concurrent.futures.Future[bytes]:
         """Queue a trace; the future holds Graph JSON bytes or raises TraceFailure."""
@@ -272,9 +268,7 @@ class WorkerParentHandle:
                 job.sock.setblocking(False)
                 selector.register(job.sock, selectors.EVENT_READ, job)
             except (OSError, ValueError, KeyError) as exc:  # closed meanwhile (shutting down)
-                self._finish(
-                    job, TraceFailure(503, ErrorDetail(type="Unavailable", message=repr(exc)))
-                )
+                self._finish(job, failure("Unavailable", repr(exc)))
 
     def _on_output(self, job: _Job, selector: selectors.BaseSelector) -> None:
         limit = self.settings.max_response_bytes + MAX_HEADER_BYTES
@@ -376,12 +370,8 @@ class WorkerParentHandle:
             if ended.get("signal")
             else f"exit status {ended.get('exit')!r}"
         )
-        return TraceFailure(
-            422,
-            ErrorDetail(
-                type="WorkerCrashed",
-                message=f"the program ended its worker without an answer ({reason})",
-            ),
+        return failure(
+            "WorkerCrashed", f"the program ended its worker without an answer ({reason})"
         )
 
     def _stopped(self, selector: selectors.BaseSelector, control: socket.socket, why: str) -> None:
@@ -395,7 +385,7 @@ class WorkerParentHandle:
         with self._lock:
             if self._control is control:
                 self._control = None
-        self._fail_all(TraceFailure(503, ErrorDetail(type="Unavailable", message=why)))
+        self._fail_all(failure("Unavailable", why))
         if not self._closing:
             self.problem = why
             log.error("%s; starting a new worker parent", why)

@@ -48,7 +48,8 @@ export function writeState(state) {
   if (window.location.hash !== hash) history.replaceState(null, "", hash);
 }
 
-// Positions are written as "forward:N" or "backward:P:N".
+// Positions are written as "forward:N" or "backward:P:N": read and written here only
+// (app/player_step.py on the server).
 export function parseStep(text) {
   const parts = (text ?? "").split(":");
   if (parts[0] === "forward" && parts.length === 2) return { phase: "forward", pass: 0, index: Number(parts[1]) };
