@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.badges import badge_lines, badge_track, badges_at, widest_badges
+from app.graph_index import index_of
 from app.layout import (  # noqa: F401  (re-exported for callers)
     INSTALL_HINT,
     DotLimits,
@@ -239,7 +240,7 @@ def styled_dot(
     colours = THEMES.get(theme, THEMES["light"])
     frame = frame or Frame()
     view = picture_state(graph, step, lang)
-    by_id = {n.id: n for n in graph.nodes}
+    by_id = index_of(graph).nodes
     track = graph.badges or badge_track(graph)
     reserved = widest_badges(track)
 

@@ -393,14 +393,14 @@ def _rules_json(graph: Graph) -> list[str]:
 @pytest.mark.parametrize("program", ["transformer_encoder", "mlp_cross_entropy"])
 def test_rules_made_once_per_key_equal_rules_made_for_every_step(program, monkeypatch) -> None:
     code = get_lesson(program).code
-    indexes: list[chain_rule._GraphIndex] = []
-    real_init = chain_rule._GraphIndex.__init__
+    indexes: list[chain_rule._RuleNames] = []
+    real_init = chain_rule._RuleNames.__init__
 
-    def init(self: chain_rule._GraphIndex, graph: Graph) -> None:
+    def init(self: chain_rule._RuleNames, graph: Graph) -> None:
         real_init(self, graph)
         indexes.append(self)
 
-    monkeypatch.setattr(chain_rule._GraphIndex, "__init__", init)
+    monkeypatch.setattr(chain_rule._RuleNames, "__init__", init)
     made = trace_code(code)
     (index,) = indexes
     keyed = [
@@ -429,7 +429,7 @@ def test_layers_of_one_shape_share_their_shape_rules_but_not_small_values() -> N
     from app.graph_tracer import trace_tensors
 
     graph = trace_tensors(loss, names={"model": model})
-    index = chain_rule._GraphIndex(graph)
+    index = chain_rule._RuleNames(graph)
     (record,) = graph.backward
     nodes = {n.id: n for n in graph.nodes}
     keys = []
