@@ -13,7 +13,18 @@ export class Caption {
     const parts = [];
     const key = formatStep(position);
     const told = key && narration?.[key];
-    if (told) parts.push(el("p", { class: "caption-text", "data-testid": "caption-text", lang: lang === "zh" ? "zh-CN" : "en" }, told[lang] ?? told.en));
+    if (told)
+      parts.push(
+        el(
+          "p",
+          {
+            class: "caption-text",
+            "data-testid": "caption-text",
+            lang: lang === "zh" ? "zh-CN" : "en",
+          },
+          told[lang] ?? told.en,
+        ),
+      );
     if (position?.phase === "backward") {
       const step = graph?.backward[position.pass]?.steps[position.index];
       const rule = renderRule(step?.rule, t);
