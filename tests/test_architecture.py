@@ -1,4 +1,4 @@
-"""The code's shape: each name means one thing."""
+"""The code's shape: each name means one thing, and docs/architecture.md names every module."""
 
 from __future__ import annotations
 
@@ -18,3 +18,11 @@ def test_each_public_name_is_defined_in_one_module() -> None:
                 defined[node.name].append(str(path.relative_to(APP)))
     twice = {name: paths for name, paths in defined.items() if len(paths) > 1}
     assert set(twice) <= ENTRY_POINTS, twice
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (APP.parent / "docs" / "architecture.md").read_text()
+    modules = sorted(str(p.relative_to(APP.parent)) for p in APP.rglob("*.py"))
+    unnamed = [m for m in modules if f"`{m}`" not in page and not m.startswith("app/lessons/")]
+    assert unnamed == []
+    assert "`app/lessons/`" in page  # the gallery's programs, named as one folder
