@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.graph_index import index_of
 from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
-from app.torch_print import format_values
+from app.torch_print import torch_value_texts
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
 MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
@@ -42,18 +43,18 @@ def data_text(data: TensorData | None, items: int = BADGE_ITEMS) -> str:
         return "None"
     if data.values is not None:
         if not isinstance(data.values, list):
-            return format_values([data.values], is_floating(data.dtype))[0]
+            return torch_value_texts([data.values], is_floating(data.dtype))[0]
         flat = flat_values(data.values)
         if not flat:
             return "[]"
         # as many values as fit one badge line after its "= " or "∂ ", at least one
         for count in range(min(items, len(flat)), 0, -1):
-            shown = format_values(flat, is_floating(data.dtype), count)
+            shown = torch_value_texts(flat, is_floating(data.dtype), count)
             text = f"[{', '.join(shown)}{', …' if len(flat) > count else ''}]"
             if len(text) <= MAX_BADGE_LINE - 2 or count == 1:
                 return text
     if data.stats is not None:
-        mean, std = format_values([data.stats.mean, data.stats.std])
+        mean, std = torch_value_texts([data.stats.mean, data.stats.std])
         return f"μ {mean} σ {std}"
     return "×".join(map(str, data.shape))
 
@@ -103,35 +104,17 @@ class _TextMemo:
         return text
 
 
-def _tensor_between(graph: Graph) -> dict[tuple[str, str], str]:
-    """(producer op, consumer op) -> tensor that carries the gradient back between them."""
-    by_id = {n.id: n for n in graph.nodes}
-    producer: dict[str, str] = {}
-    consumers: dict[str, list[str]] = {}
-    for edge in graph.edges:
-        source, target = by_id.get(edge.source), by_id.get(edge.target)
-        if isinstance(source, OpNode) and isinstance(target, TensorNode):
-            producer[target.id] = source.id
-        if isinstance(source, TensorNode) and isinstance(target, OpNode):
-            consumers.setdefault(source.id, []).append(target.id)
-    return {
-        (op, consumer): tensor
-        for tensor, op in producer.items()
-        for consumer in consumers.get(tensor, [])
-    }
-
-
 def badge_track(graph: Graph) -> BadgeTrack:
     """Badge texts: each forward step's outputs (the first step's also the leaves'), and each
     backward step's changed gradients."""
-    by_id = {n.id: n for n in graph.nodes}
+    index = index_of(graph)
+    by_id = index.nodes
     text_of = _TextMemo()
     forward = []
     computed = {tensor for step in graph.forward for tensor in step.outputs}
-    for edge in graph.edges:  # made by an op (a gradient's graph too): shown once it is made
-        source = by_id.get(edge.source)
-        if isinstance(source, OpNode) and source.variable != edge.target:
-            computed.add(edge.target)
+    for tensor in index.made_by:  # made by an op (a gradient's graph too): shown once it is made
+        if index.computing_op(tensor) is not None:
+            computed.add(tensor)
     for step in graph.forward:
         texts = {}
         if not forward:  # leaves and constants are there from the start
@@ -149,15 +132,13 @@ def badge_track(graph: Graph) -> BadgeTrack:
             lines = [f"✗ {graph.error.type}", *textwrap.wrap(message, MAX_BADGE_LINE)]
             texts[step.node] = "\n".join(lines)
         forward.append(texts)
-    between = _tensor_between(graph)
+    between = index.between
     outputs_of: dict[str, dict[str, None]] = {}  # op -> its output tensors, in order, once
     for (op, _), tensor in between.items():
         outputs_of.setdefault(op, {})[tensor] = None
-    for edge in graph.edges:  # outputs nobody consumed (the loss) still get their gradient
-        if isinstance(by_id.get(edge.source), OpNode) and isinstance(
-            by_id.get(edge.target), TensorNode
-        ):
-            outputs_of.setdefault(edge.source, {})[edge.target] = None
+    for op, tensors in index.outputs.items():  # outputs nobody consumed (the loss) too
+        for tensor in tensors:
+            outputs_of.setdefault(op, {})[tensor] = None
     backward = []
     for record in graph.backward:
         arrivals: dict[str, _Arrival] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 
+from app.graph_index import index_of
 from app.local_rules import RULES
 from app.records import maker
 from app.rule_text import rule_message
@@ -26,9 +27,9 @@ from app.schemas import (
 from app.step_view import (
     TEXT_LIMIT,
     StepView,
+    bracketed_shape,
     format_tensor,
     linked_data,
-    shape_text,
     to_tensor,
 )
 
@@ -48,28 +49,20 @@ def rule_name(label: str) -> str:
     return label if _PLAIN_NAME.fullmatch(label) else f"({label})"
 
 
-class _GraphIndex:
-    """Who produced and who consumed each tensor node, read off the recorded edges."""
+class _RuleNames:
+    """The names a graph's rules read: each op's slots, saved tensors and plain inputs."""
 
     def __init__(self, graph: Graph) -> None:
-        self.nodes: dict[str, TensorNode | OpNode] = {n.id: n for n in graph.nodes}
-        self.outputs: dict[str, list[str]] = {}
-        self.between: dict[tuple[str, str], str] = {}
+        index = index_of(graph)
+        self.nodes: dict[str, TensorNode | OpNode] = index.nodes
+        self.outputs: dict[str, list[str]] = index.outputs
+        self.between: dict[tuple[str, str], str] = index.between
         self.plain_inputs: dict[str, list[str]] = {}
-        producer: dict[str, str] = {}
-        consumers: dict[str, list[str]] = {}
-        for edge in graph.edges:
-            source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
-            if isinstance(source, OpNode) and isinstance(target, TensorNode):
-                producer[target.id] = source.id
-                self.outputs.setdefault(source.id, []).append(target.id)
-            elif isinstance(source, TensorNode) and isinstance(target, OpNode):
-                consumers.setdefault(source.id, []).append(target.id)
-                if not source.requires_grad:
-                    self.plain_inputs.setdefault(target.id, []).append(rule_name(source.label))
-        for tensor, op in producer.items():
-            for consumer in consumers.get(tensor, []):
-                self.between[(op, consumer)] = tensor
+        for op, tensors in index.inputs.items():
+            for tensor in tensors:
+                node = self.nodes[tensor]
+                if isinstance(node, TensorNode) and not node.requires_grad:
+                    self.plain_inputs.setdefault(op, []).append(rule_name(node.label))
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
@@ -150,7 +143,7 @@ class _GraphIndex:
 
 def _data_text(data: TensorData, small: bool) -> str:
     t = to_tensor(data) if small else None
-    return format_tensor(t) if t is not None else shape_text(data.shape)
+    return format_tensor(t) if t is not None else bracketed_shape(data.shape)
 
 
 def _is_small(*items: TensorData | None) -> bool:
@@ -214,7 +207,7 @@ def _shapes(items: list[TensorData | None]) -> tuple[tuple[int, ...] | None, ...
 
 
 def _rule_key(
-    index: _GraphIndex,
+    index: _RuleNames,
     op: OpNode,
     step: BackwardStep,
     output: str,
@@ -248,7 +241,7 @@ def _rule_key(
 
 
 def explain_step(
-    index: _GraphIndex, op: OpNode, step: BackwardStep, record: BackwardPass
+    index: _RuleNames, op: OpNode, step: BackwardStep, record: BackwardPass
 ) -> StepRule:
     """The rule of one step: a known formula with terms, an accumulation, or a note."""
     grad_fn = op.grad_fn or op.op
@@ -333,7 +326,7 @@ def attach_rules(graph: Graph) -> Graph:
     """Give every backward step of graph its StepRule, and the sum where gradients meet."""
     if not graph.backward:
         return graph
-    index = _GraphIndex(graph)
+    index = _RuleNames(graph)
     budget = MAX_EXPLAINED_STEPS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the rules' arithmetic on recorded values is not news
@@ -350,7 +343,7 @@ def attach_rules(graph: Graph) -> Graph:
     return graph
 
 
-def _explain_pass(index: _GraphIndex, record: BackwardPass) -> None:
+def _explain_pass(index: _RuleNames, record: BackwardPass) -> None:
     """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
     sent: dict[str, list[tuple[str, TensorData]]] = {}  # (sending op, gradient) per receiver
     for step in record.steps:

@@ -62,10 +62,11 @@ def _record(args: argparse.Namespace) -> Any:
             raise UsageError(str(exc)) from None
         except LimitExceeded as exc:
             raise _Refused(f"limit '{exc.limit}' exceeded: {exc.message}") from None
-    from app.sandbox.pool import WorkerPool
-    from app.tracing import RECORDING, TraceFailure
+    from app.errors import TraceFailure
+    from app.sandbox.pool import WorkerParentHandle
+    from app.tracing import RECORDING
 
-    pool = WorkerPool(settings, RECORDING)
+    pool = WorkerParentHandle(settings.pool_settings(), RECORDING)
     pool.start()
     try:
         request = TraceRequest(code=code, device=args.device, seed=args.seed, values=values)

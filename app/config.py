@@ -1,14 +1,23 @@
-"""Server settings (limits, device policy, pool size) from AE_* environment variables."""
+"""Server settings from AE_* environment variables: the one source of every limit."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from app.layout import DotLimits
+    from app.sandbox.limits import ChildLimits
+    from app.sandbox.policy import PolicyLimits
+    from app.sandbox.pool_settings import PoolSettings
+    from app.sandbox.runner import RunLimits
+
+SECRET_FIELDS = frozenset({"session_key"})  # never sent to the sandbox
 
 
 class Settings(BaseSettings):
@@ -22,7 +31,6 @@ class Settings(BaseSettings):
     max_code_lines: int = Field(5000, ge=10)
     max_ast_nodes: int = Field(20_000, ge=100)
     max_nesting: int = Field(64, ge=8)
-    max_tensor_elements: int = Field(2**26, ge=1024)
     max_nodes: int = Field(20_000, ge=10)
     max_passes: int = Field(8, ge=1)
     inline_limit: int = Field(64, ge=1, le=4096)
@@ -189,6 +197,63 @@ class Settings(BaseSettings):
             raise ValueError("max_code_bytes must not exceed max_request_bytes")
         self.proxy_networks()  # a malformed entry fails at start-up, not per request
         return self
+
+    def policy_limits(self) -> PolicyLimits:
+        """Size bounds of a program's source, for the courtesy check."""
+        from app.sandbox.policy import PolicyLimits
+
+        return PolicyLimits(
+            max_bytes=self.max_code_bytes,
+            max_lines=self.max_code_lines,
+            max_nodes=self.max_ast_nodes,
+            max_nesting=self.max_nesting,
+        )
+
+    def run_limits(self) -> RunLimits:
+        """Bounds of a program run in this process."""
+        from app.sandbox.runner import RunLimits
+
+        return RunLimits(self.wall_seconds)
+
+    def dot_limits(self) -> DotLimits:
+        """Bounds of one graphviz run."""
+        from app.layout import DotLimits
+
+        return DotLimits(
+            seconds=self.layout_seconds,
+            memory_mb=self.layout_memory_mb,
+            max_edges=self.layout_max_edges,
+            max_cost=self.layout_max_cost,
+        )
+
+    def child_limits(self) -> ChildLimits:
+        """The limits of every worker child (its work dir and CUDA use are set per child)."""
+        from app.sandbox.limits import ChildLimits
+
+        return ChildLimits(
+            cpu_seconds=self.cpu_seconds,
+            memory_margin_bytes=self.memory_margin_mb * 1024 * 1024,
+            work_dir="",
+            idle_after_cpu_seconds=self.idle_after_cpu_seconds,
+        )
+
+    def pool_settings(self) -> PoolSettings:
+        """What the sandbox is told: its size, its limits and the recording's settings."""
+        from app.sandbox.pool_settings import PoolSettings
+
+        return PoolSettings(
+            workers=self.workers,
+            queue_size=self.queue_size,
+            jail=self.jail,
+            allow_cuda=self.allow_cuda,
+            language_layer=self.language_layer,
+            wall_seconds=self.wall_seconds,
+            cpu_seconds=self.cpu_seconds,
+            max_response_bytes=self.max_response_bytes,
+            cuda_memory_fraction=self.cuda_memory_fraction,
+            child_limits=self.child_limits(),
+            recording=self.model_dump_json(exclude=set(SECRET_FIELDS)),
+        )
 
     def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The networks named by trusted_proxies."""

@@ -34,7 +34,7 @@ from app.deck_page import (
     wrap_caption,
 )
 from app.errors import LimitExceeded
-from app.export import THEMES, BadStep, Frame, graph_svg, step_view
+from app.export import THEMES, BadStep, Frame, graph_svg, picture_state
 from app.layout import INSTALL_HINT, DotLimits, LayoutUnavailable, dot_available
 from app.page_render import run_rsvg
 from app.pass_view import pass_of_step, splits_by_pass
@@ -145,7 +145,7 @@ def draw_pages(
         caption = captions[step]
         return Page(
             step=step,
-            title=step_view(graph, step, options.lang).title,
+            title=picture_state(graph, step, options.lang).title,
             caption=caption.lines(),
             narration=caption.narration,
             graph=svg,

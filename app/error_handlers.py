@@ -1,16 +1,41 @@
-"""Exception handlers that answer every malformed request with a 4xx that JSON can carry."""
+"""How the API answers an error: the HTTP error of every failure, and 4xx for malformed requests."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.errors import TraceFailure, failure
+from app.layout import LayoutBusy, LayoutUnavailable
+from app.page_render import RendererUnavailable
+from app.sandbox.pool import PoolBusy
+from app.service import RETRY_AFTER_SECONDS, RateLimited
+
 MAX_ECHOED_CHARS = 1000  # of an input quoted back in a validation error
+
+
+def http_error(refused: TraceFailure, headers: dict[str, str] | None = None) -> HTTPException:
+    """The API's answer to a failure: its status, its detail as the body."""
+    return HTTPException(refused.status, refused.detail.model_dump(exclude_none=True), headers)
+
+
+def http_error_of(exc: Exception) -> HTTPException | None:
+    """The API's answer to an exception the service may raise; None for any other."""
+    if isinstance(exc, TraceFailure):
+        return http_error(exc)
+    if isinstance(exc, PoolBusy | LayoutBusy):
+        busy = failure("Busy", f"the server is busy ({exc}); retry shortly")
+        return http_error(busy, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(exc, LayoutUnavailable | RendererUnavailable):
+        return http_error(failure(type(exc).__name__, str(exc)))
+    if isinstance(exc, RateLimited):
+        return http_error(failure("RateLimited", str(exc)), {"Retry-After": str(exc.retry_after)})
+    return None
 
 
 def sendable(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The failures a trace can end in besides an exception of the program itself."""
+"""The failures a request can end in, and the one table of their HTTP statuses."""
 
 from __future__ import annotations
 
@@ -34,6 +34,27 @@ class BadAnswer(Exception):
     """What a worker sent back is not an answer of the expected format and bounds (HTTP 422)."""
 
 
+# Every error type the API answers with, and its status: the one place that decides them.
+STATUS_OF: dict[str, int] = {
+    "BadRequest": 400,
+    "BadStep": 400,
+    "DeviceUnavailable": 400,
+    "PolicyError": 400,
+    "CrossSite": 403,
+    "NotFound": 404,
+    "BadAnswer": 422,
+    "InternalError": 422,
+    "LayoutFailed": 422,
+    "LimitExceeded": 422,
+    "WorkerCrashed": 422,
+    "RateLimited": 429,
+    "Busy": 503,
+    "LayoutUnavailable": 503,
+    "RendererUnavailable": 503,
+    "Unavailable": 503,
+}
+
+
 @dataclass
 class TraceFailure(Exception):
     """A trace that produced no graph: status code and the error detail to send."""
@@ -42,6 +63,11 @@ class TraceFailure(Exception):
     detail: ErrorDetail
 
 
+def failure(kind: str, message: str, **fields: object) -> TraceFailure:
+    """A failure of an error type, with the status STATUS_OF gives it."""
+    return TraceFailure(STATUS_OF[kind], ErrorDetail(type=kind, message=message, **fields))
+
+
 def limit_failure(limit: str, message: str) -> TraceFailure:
     """A 422 LimitExceeded failure."""
-    return TraceFailure(422, ErrorDetail(type="LimitExceeded", limit=limit, message=message))
+    return failure("LimitExceeded", message, limit=limit)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.badges import badge_lines, badge_track, badges_at, widest_badges
+from app.graph_index import index_of
 from app.layout import (  # noqa: F401  (re-exported for callers)
     INSTALL_HINT,
     DotLimits,
@@ -24,6 +25,7 @@ from app.layout import (  # noqa: F401  (re-exported for callers)
 )
 from app.page_render import rasterize, rsvg_available
 from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
+from app.player_step import BadStep, PlayerStep  # noqa: F401  (BadStep re-exported)
 from app.resources import static_dir, templates_dir
 from app.schemas import Caption, Graph, OpNode, TensorNode
 from app.step_caption import step_caption
@@ -35,7 +37,6 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (content type, file extensi
     "dot": ("text/vnd.graphviz; charset=utf-8", "dot"),
     "html": ("text/html; charset=utf-8", "html"),
 }
-STEP_PATTERN = re.compile(r"^(forward:\d{1,9}|backward:\d{1,9}:\d{1,9})$")  # no huge ints
 # Modules of the offline player, dependencies first; imports between them are rewritten.
 PLAYER_MODULES = (
     "dom.js",
@@ -108,12 +109,8 @@ TITLES = {
 }
 
 
-class BadStep(ValueError):
-    """A --step that is malformed or outside the recording."""
-
-
 @dataclass
-class StepView:
+class PictureState:
     """What a still picture shows at one step of the player."""
 
     title: str
@@ -123,23 +120,16 @@ class StepView:
     gradient_badges: set[str] = field(default_factory=set)
 
 
-def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
+def picture_state(graph: Graph, step: str | None, lang: str = "en") -> PictureState:
     """The state at 'forward:N' or 'backward:P:N'; by default the end of the last pass."""
+    step = step if step is not None else default_step(graph)
     if step is None:
-        if graph.backward:
-            last = len(graph.backward) - 1
-            step = f"backward:{last}:{len(graph.backward[last].steps) - 1}"
-        elif graph.forward:
-            step = f"forward:{len(graph.forward) - 1}"
-        else:
-            return StepView(title="")
-    if not STEP_PATTERN.match(step):
-        raise BadStep(f"step must look like forward:N or backward:P:N, not {step!r}")
-    parts = [int(p) for p in step.split(":")[1:]]
+        return PictureState(title="")
+    at = PlayerStep.parse(step)
+    index = at.index
     titles = TITLES.get(lang, TITLES["en"])
-    view = StepView(title="")
-    if step.startswith("forward"):
-        (index,) = parts
+    view = PictureState(title="")
+    if not at.backward:
         if index >= len(graph.forward):
             raise BadStep(f"the recording has {len(graph.forward)} forward steps")
         last_forward = index
@@ -148,12 +138,12 @@ def step_view(graph: Graph, step: str | None, lang: str = "en") -> StepView:
     track = graph.badges or badge_track(graph)
     for i, forward in enumerate(graph.forward[: last_forward + 1]):
         view.active.update(forward.inputs, forward.nodes, forward.outputs, [forward.node])
-        if step.startswith("forward") and i == last_forward:
+        if not at.backward and i == last_forward:
             view.current.update(forward.nodes, forward.outputs, [forward.node])
             view.badges = badges_at(track, "forward", 0, index)
             view.title = titles[0].format(i=index + 1, n=len(graph.forward))
-    if step.startswith("backward"):
-        pass_index, index = parts
+    if at.backward:
+        pass_index = at.pass_index
         if pass_index >= len(graph.backward) or index >= len(graph.backward[pass_index].steps):
             raise BadStep("the step is outside the recorded backward passes")
         record = graph.backward[pass_index]
@@ -249,8 +239,8 @@ def styled_dot(
     """Graphviz source of the graph at a step, drawn like the explorer, with a legend."""
     colours = THEMES.get(theme, THEMES["light"])
     frame = frame or Frame()
-    view = step_view(graph, step, lang)
-    by_id = {n.id: n for n in graph.nodes}
+    view = picture_state(graph, step, lang)
+    by_id = index_of(graph).nodes
     track = graph.badges or badge_track(graph)
     reserved = widest_badges(track)
 
@@ -376,9 +366,9 @@ def default_step(graph: Graph) -> str | None:
     """The step a still shows by default: the end of the last pass, or of the forward."""
     if graph.backward:
         last = len(graph.backward) - 1
-        return f"backward:{last}:{len(graph.backward[last].steps) - 1}"
+        return str(PlayerStep("backward", len(graph.backward[last].steps) - 1, last))
     if graph.forward:
-        return f"forward:{len(graph.forward) - 1}"
+        return str(PlayerStep("forward", len(graph.forward) - 1))
     return None
 
 
@@ -502,7 +492,7 @@ def render(
     expanded = list(expanded or [])
     if graph.badges is None and not splits_by_pass(graph):  # one track for the whole export
         graph = graph.model_copy(update={"badges": badge_track(graph)})
-    step_view(graph, step, lang)  # validates the step before any work
+    picture_state(graph, step, lang)  # validates the step before any work
     if not dot_available():
         raise LayoutUnavailable(INSTALL_HINT)
     if fmt == "html":
@@ -514,7 +504,8 @@ def filename(extension: str, name: str | None = None, step: str | None = None) -
     """Download name of an export, as the page names it: 'shared_weight-backward-1-3.svg' for
     step backward:1:2 of lesson shared_weight (the step counted from 1)."""
     base = re.sub(r"[^\w-]+", "_", name or "", flags=re.ASCII)[:80] or "autograd-graph"
-    if step and STEP_PATTERN.match(step):
-        *head, last = step.split(":")
-        base += "-" + "-".join([*head, str(int(last) + 1)])
+    if step and PlayerStep.is_step(step):
+        at = PlayerStep.parse(step)
+        numbers = [at.pass_index, at.index + 1] if at.backward else [at.index + 1]
+        base += "-" + "-".join([at.phase, *map(str, numbers)])
     return f"{base}.{extension}"

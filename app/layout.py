@@ -56,7 +56,7 @@ class DotFailed(Exception):
 class DotLimits:
     """Bounds of one dot run: wall and CPU seconds, address space, visible edges."""
 
-    seconds: float = 30.0
+    seconds: float = 20.0
     memory_mb: int = 1024
     max_edges: int = 20_000
     max_cost: int = 4_000  # layout_cost past which dot is not started

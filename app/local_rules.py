@@ -10,7 +10,7 @@ import torch
 
 from app.rule_text import rule_message
 from app.schemas import RuleTerm
-from app.step_view import Operand, StepView, format_number, literal, reduce_to, shape_text
+from app.step_view import Operand, StepView, bracketed_shape, browser_number, literal, reduce_to
 
 Rule = Callable[[StepView], tuple[str, list[RuleTerm]]]
 Local = Callable[[torch.Tensor], torch.Tensor]
@@ -57,7 +57,7 @@ def elementwise(
     if isinstance(local_value, torch.Tensor) or local_value is None:
         factor: str | Operand = Operand(local, local_value, local_shape)
     else:
-        factor = format_number(local_value)
+        factor = browser_number(local_value)
     product = f"{g.name} · {_group(local)}"
     parts: list = [g, " · ", factor]
     message = None
@@ -94,7 +94,7 @@ def _add(sign: float, swapped: bool = False) -> Rule:
         b = view.slot_name(1) or view.constant_name(1) if len(view.op.next) > 1 else None
         if b is None:
             b = view.constant_name(1)
-        scaled = lambda name: name if alpha == 1 else f"{format_number(alpha)}·{name}"  # noqa: E731
+        scaled = lambda name: name if alpha == 1 else f"{browser_number(alpha)}·{name}"  # noqa: E731
         op = "+" if sign > 0 else "-"
         if swapped:  # rsub(a, b) = b - alpha·a
             expression = f"{view.output} = {b} - {scaled(a)}"
@@ -104,8 +104,8 @@ def _add(sign: float, swapped: bool = False) -> Rule:
             first, second = 1.0, sign * alpha
         return expression, _terms(
             view,
-            (0, lambda: elementwise(view, 0, format_number(first), float(first))),
-            (1, lambda: elementwise(view, 1, format_number(second), float(second))),
+            (0, lambda: elementwise(view, 0, browser_number(first), float(first))),
+            (1, lambda: elementwise(view, 1, browser_number(second), float(second))),
         )
 
     return rule
@@ -114,10 +114,10 @@ def _add(sign: float, swapped: bool = False) -> Rule:
 def _rsub_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     alpha = view.number("alpha", 1)
     x = view.slot_name(0) or "x"
-    c = format_number(literal(view.op.constants[0]) or 0) if view.op.constants else "c"
-    scaled = x if alpha == 1 else f"{format_number(alpha)}·{x}"
+    c = browser_number(literal(view.op.constants[0]) or 0) if view.op.constants else "c"
+    scaled = x if alpha == 1 else f"{browser_number(alpha)}·{x}"
     return f"{view.output} = {c} - {scaled}", _terms(
-        view, (0, lambda: elementwise(view, 0, format_number(-alpha), float(-alpha)))
+        view, (0, lambda: elementwise(view, 0, browser_number(-alpha), float(-alpha)))
     )
 
 
@@ -127,7 +127,7 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
     number = view.number(key, None) if operand.value is None else None
     if isinstance(number, (int, float)) and not isinstance(number, bool):
         value = torch.tensor(float(number), dtype=torch.float64)
-        return Operand(format_number(number), value, [])
+        return Operand(browser_number(number), value, [])
     return operand
 
 
@@ -157,9 +157,11 @@ def _pow_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     if not isinstance(n, (int, float)):
         return f"{view.output} = {x.name} ** n", []
     value = n * x.value ** (n - 1) if x.value is not None else None
-    power = {0: "", 1: f"·{_group(x.name)}"}.get(n - 1, f"·{_group(x.name)}^{format_number(n - 1)}")
-    local = f"{format_number(n)}{power}"
-    return f"{view.output} = {x.name} ** {format_number(n)}", _terms(
+    power = {0: "", 1: f"·{_group(x.name)}"}.get(
+        n - 1, f"·{_group(x.name)}^{browser_number(n - 1)}"
+    )
+    local = f"{browser_number(n)}{power}"
+    return f"{view.output} = {x.name} ** {browser_number(n)}", _terms(
         view, (0, lambda: elementwise(view, 0, local, value, x.shape))
     )
 
@@ -185,7 +187,7 @@ def _pow_base(view: StepView) -> tuple[str, list[RuleTerm]]:
     y = view.operand("result")
     x = view.slot_name(0) or "x"
     value = y.value * math.log(c) if y.value is not None and isinstance(c, (int, float)) else None
-    cn = format_number(c) if isinstance(c, (int, float)) else "c"
+    cn = browser_number(c) if isinstance(c, (int, float)) else "c"
     return f"{view.output} = {cn} ** {x}", _terms(
         view, (0, lambda: elementwise(view, 0, f"{cn}^{_group(x)}·log({cn})", value, y.shape))
     )
@@ -226,7 +228,7 @@ def _sum(with_dim: bool) -> Rule:
                 lambda: view.term(
                     0,
                     "1",
-                    f"expand({g.name}, {shape_text(sizes)})",
+                    f"expand({g.name}, {bracketed_shape(sizes)})",
                     ["expand(", g, ")"],
                     _expanded(view, sizes, dims),
                 ),
@@ -330,7 +332,7 @@ def _shape_op(
 
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         x, g = view.slot_name(0) or "x", view.grad
-        names = {"x": x, "y": view.output, "g": g.name, "sizes": shape_text(_sizes(view))}
+        names = {"x": x, "y": view.output, "g": g.name, "sizes": bracketed_shape(_sizes(view))}
         for key in keys:
             names[key] = str(view.number(key, ""))
         names["where"] = _where(view)
@@ -456,7 +458,7 @@ def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
         for i, target in enumerate(targets.tolist()):
             if target != ignore:
                 rows[i, target] = -per_row[i] / total
-    n = format_number(total)
+    n = browser_number(total)
     scale = f" / {n}" if n != "1" else ""
     return f"{view.output} = nll_loss({x.name}, {t.name})", _terms(
         view,

@@ -16,7 +16,7 @@ from app.config import Settings, get_settings
 from app.middleware import BodySizeLimit, ForwardedFor
 from app.resources import static_dir
 from app.routes import api, api_docs, pages
-from app.sandbox.pool import WorkerPool
+from app.sandbox.pool import WorkerParentHandle
 from app.service import TraceService
 from app.session_keys import SharedSessionKeys
 from app.shared_state import RedisLink
@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = WorkerPool(settings, RECORDING) if settings.isolation else None
+        pool = (
+            WorkerParentHandle(settings.pool_settings(), RECORDING) if settings.isolation else None
+        )
         if pool is not None:
             await run_in_threadpool(pool.start)
         shared = RedisLink(settings.redis_url) if settings.redis_url else None

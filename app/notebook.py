@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from app.deck import DeckOptions, render_deck
-from app.export import render, step_view
+from app.export import picture_state, render
 from app.layout import layout_graph
 from app.notebook_cell import cell_height, cell_html
 from app.recorder import trace_tensors
@@ -56,7 +56,7 @@ class Exploration:
     _laid_out: dict[tuple[str, ...], Graph] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        step_view(self.graph, self.step, self.lang)  # BadStep now rather than at display time
+        picture_state(self.graph, self.step, self.lang)  # BadStep now rather than at display time
 
     def with_view(self, **changes: Any) -> Exploration:
         """The same recording shown at another step, theme, language, expansion or height."""

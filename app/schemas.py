@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from app.player_step import STEP_SHAPE
+
 SCHEMA_VERSION = 1
 NON_FINITE = ("NaN", "Infinity", "-Infinity")  # how non-finite floats travel in JSON
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -458,7 +460,7 @@ class RenderRequest(TraceRequest):
         description="a still of one step (svg, png, dot, html) or a deck with a page, slide "
         "or frame per player step (pdf, pptx, gif, mp4)",
     )
-    step: str | None = Field(None, pattern=r"^(forward:\d+|backward:\d+:\d+)$")
+    step: str | None = Field(None, pattern=STEP_SHAPE)
     theme: Literal["light", "dark"] = "light"
     lang: Literal["en", "zh"] = "en"
     expanded: list[str] = Field(default_factory=list, max_length=1000)

@@ -20,8 +20,7 @@ from app.client_identity import Client
 from app.client_slots import ClientSlots, RedisClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
-from app.errors import BadAnswer, LimitExceeded
-from app.examples import all_examples
+from app.errors import BadAnswer, LimitExceeded, TraceFailure, failure, limit_failure
 from app.export import BadStep
 from app.graph_budget import refit
 from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
@@ -29,11 +28,11 @@ from app.json_text import has_lone_surrogate
 from app.layout import (
     INSTALL_HINT,
     DotFailed,
-    DotLimits,
     LayoutBusy,
     LayoutUnavailable,
     dot_available,
 )
+from app.lessons import all_lessons
 from app.rate_limits import (
     RateLimited,
     RateLimiter,
@@ -43,7 +42,7 @@ from app.rate_limits import (
 )
 from app.recorder import most_passes
 from app.sandbox.policy import check_size
-from app.sandbox.pool import PoolBusy, WorkerPool
+from app.sandbox.pool import PoolBusy, WorkerParentHandle
 from app.schemas import (
     ErrorDetail,
     Graph,
@@ -53,7 +52,7 @@ from app.schemas import (
 )
 from app.shared_state import RedisLink, SharedMode
 from app.step_caption import lesson_of, narration_for
-from app.tracing import TraceFailure, limit_failure, limits_from, trace_to_json
+from app.tracing import trace_to_json
 
 RETRY_AFTER_SECONDS = 2
 log = logging.getLogger("autograd_explorer.service")
@@ -79,7 +78,7 @@ def request_key(request: TraceRequest, partition: str = "") -> str:
 @lru_cache(maxsize=1)
 def gallery_code() -> frozenset[str]:
     """The code of every gallery program: public, so its answers are shared by all clients."""
-    return frozenset(example.code for example in all_examples())
+    return frozenset(example.code for example in all_lessons())
 
 
 def cache_partition(request: TraceRequest, client: Client | None) -> str:
@@ -92,10 +91,7 @@ def cache_partition(request: TraceRequest, client: Client | None) -> str:
 
 
 def _bad_graph(why: str) -> TraceFailure:
-    return TraceFailure(
-        422,
-        ErrorDetail(type="BadAnswer", message=f"the recorded graph cannot be used: {why}"),
-    )
+    return failure("BadAnswer", f"the recorded graph cannot be used: {why}")
 
 
 PARSED_GRAPH_WEIGHT = 10  # a parsed Graph takes about ten times the memory of its JSON
@@ -114,7 +110,7 @@ class TraceService:
     lays out and exports their graphs, caching each result and bounding the work."""
 
     def __init__(
-        self, settings: Settings, pool: WorkerPool | None, shared: RedisLink | None = None
+        self, settings: Settings, pool: WorkerParentHandle | None, shared: RedisLink | None = None
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -138,12 +134,7 @@ class TraceService:
             self.answers = RedisAnswers(self.cache, shared)
             self.rate = RedisRateLimiter(rate, shared)
             self.slots = RedisClientSlots(slots, shared)
-        self.dot_limits = DotLimits(
-            seconds=settings.layout_seconds,
-            memory_mb=settings.layout_memory_mb,
-            max_edges=settings.layout_max_edges,
-            max_cost=settings.layout_max_cost,
-        )
+        self.dot_limits = settings.dot_limits()
         self.programs_run = 0  # traces that ran a program (not served from the cache)
         self.exports_made = 0  # layouts and exports that ran graphviz (not from the cache)
         self.helper = GraphHelper()
@@ -211,16 +202,13 @@ class TraceService:
         code within the size limit."""
         for field, text in (("code", request.code), *(("expanded", t) for t in texts)):
             if has_lone_surrogate(text):
-                raise TraceFailure(
-                    400,
-                    ErrorDetail(
-                        type="BadRequest",
-                        message=f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
-                        "which is not text: send valid Unicode",
-                    ),
+                raise failure(
+                    "BadRequest",
+                    f"the {field} holds a lone UTF-16 surrogate (such as \\ud800), "
+                    "which is not text: send valid Unicode",
                 )
         try:  # the worker's own size check, before any work is queued
-            check_size(request.code, limits_from(self.settings))
+            check_size(request.code, self.settings.policy_limits())
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
         return request_key(request, cache_partition(request, client))
@@ -265,9 +253,7 @@ class TraceService:
         except (BadStep, LimitExceeded, DotFailed, LayoutBusy, LayoutUnavailable):
             raise
         except concurrent.futures.BrokenExecutor:  # the helper died; the next job starts one
-            raise TraceFailure(
-                503, ErrorDetail(type="Unavailable", message="the graph helper stopped; retry")
-            ) from None
+            raise failure("Unavailable", "the graph helper stopped; retry") from None
         except BadAnswer as exc:
             raise _bad_graph(str(exc)) from None
         except Exception as exc:
@@ -320,11 +306,11 @@ class TraceService:
         try:
             result = await self._on_graph(job, payload, key, (*args, self.dot_limits))
         except BadStep as exc:
-            raise TraceFailure(400, ErrorDetail(type="BadStep", message=str(exc))) from None
+            raise failure("BadStep", str(exc)) from None
         except LimitExceeded as exc:
             raise limit_failure(exc.limit, exc.message) from None
         except DotFailed as exc:
-            raise TraceFailure(422, ErrorDetail(type="LayoutFailed", message=str(exc))) from None
+            raise failure("LayoutFailed", str(exc)) from None
         self._check_size(len(result))
         return result
 

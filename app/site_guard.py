@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request
+from fastapi import Request
+
+from app.error_handlers import http_error
+from app.errors import failure
 
 
 def cross_site_reason(headers: Mapping[str, str], allowed_origins: Sequence[str]) -> str | None:
@@ -46,11 +49,10 @@ def same_site_only(request: Request) -> None:
     allowed = request.app.state.service.settings.cors_origins
     reason = cross_site_reason(request.headers, allowed)
     if reason is not None:
-        raise HTTPException(
-            403,
-            {
-                "type": "CrossSite",
-                "message": f"{reason}: open the explorer itself, or ask its operator to add "
+        raise http_error(
+            failure(
+                "CrossSite",
+                f"{reason}: open the explorer itself, or ask its operator to add "
                 "your site to AE_CORS_ORIGINS",
-            },
+            )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.player_step import PlayerStep
 from app.schemas import Caption, Graph, StepRule
 
 # What caption.js and rule-view.js write around a rule (static/js/i18n.js has the same words).
@@ -33,10 +34,10 @@ class StepCaption:
 
 def narration_for(code: str) -> dict[str, Caption]:
     """The gallery's narration when code is one of its lessons unchanged, else nothing."""
-    from app.examples import all_examples
+    from app.lessons import all_lessons
 
     wanted = code.strip()
-    for example in all_examples():
+    for example in all_lessons():
         if example.code.strip() == wanted:
             return example.captions
     return {}
@@ -44,10 +45,10 @@ def narration_for(code: str) -> dict[str, Caption]:
 
 def lesson_of(code: str) -> str | None:
     """The gallery id of a lesson's unchanged code, else None."""
-    from app.examples import all_examples
+    from app.lessons import all_lessons
 
     wanted = code.strip()
-    for example in all_examples():
+    for example in all_lessons():
         if example.code.strip() == wanted:
             return example.id
     return None
@@ -86,8 +87,8 @@ def step_caption(
     told = (narration or {}).get(step)
     if told is not None:
         caption.narration = told.zh if lang == "zh" and told.zh else told.en
-    if step.startswith("backward:"):
-        _, pass_index, index = step.split(":")
-        record = graph.backward[int(pass_index)]
-        caption.rule = rule_lines(record.steps[int(index)].rule, lang)
+    at = PlayerStep.parse(step)
+    if at.backward:
+        record = graph.backward[at.pass_index]
+        caption.rule = rule_lines(record.steps[at.index].rule, lang)
     return caption

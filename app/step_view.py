@@ -37,7 +37,7 @@ class Operand(NamedTuple):
     shape: list[int] | None
 
 
-def format_number(value: float | int | bool | str) -> str:
+def browser_number(value: float | int | bool | str) -> str:
     """A number as the browser prints it: 3, 0.7311, 1.23e-05."""
     if isinstance(value, str | bool):
         return str(value)
@@ -54,21 +54,21 @@ def format_number(value: float | int | bool | str) -> str:
     return format(float(f"{v:.4g}"), "g")
 
 
-def format_values(values: Any) -> str:
+def browser_values(values: Any) -> str:
     """Nested lists as [1, 2, [3, 4]] with browser-style numbers."""
     if isinstance(values, list):
-        return "[" + ", ".join(format_values(v) for v in values) + "]"
-    return format_number(values)
+        return "[" + ", ".join(browser_values(v) for v in values) + "]"
+    return browser_number(values)
 
 
 def format_tensor(t: torch.Tensor) -> str:
     """A tensor's values; a one-element tensor as a plain number."""
     if t.numel() == 1:
-        return format_number(t.reshape(()).item())
-    return format_values(t.tolist())
+        return browser_number(t.reshape(()).item())
+    return browser_values(t.tolist())
 
 
-def shape_text(shape: list[int] | None) -> str:
+def bracketed_shape(shape: list[int] | None) -> str:
     """[2×3] for a shape; [] for a scalar."""
     if not shape:
         return "[]"
@@ -219,7 +219,7 @@ class StepView:
         if self.plain_inputs:
             return self.plain_inputs.pop(0)
         if self.op.constants:
-            return format_number(literal(self.op.constants[0]) or 0)
+            return browser_number(literal(self.op.constants[0]) or 0)
         return fallback
 
     def number(self, key: str, default: Any = None) -> Any:
@@ -285,7 +285,7 @@ def _operand_text(value: torch.Tensor | None, shape: Any) -> str:
     """An operand in a rule's numbers: its values when small, else its shape."""
     if value is not None and value.numel() <= TEXT_LIMIT:
         return format_tensor(value)
-    return shape_text(shape)
+    return bracketed_shape(shape)
 
 
 def _summary(t: torch.Tensor) -> TensorData:

@@ -23,7 +23,7 @@ def _as_float(value: Any) -> float | None:
     return None
 
 
-def format_values(
+def torch_value_texts(
     values: Sequence[Any], floating: bool = True, limit: int | None = None
 ) -> list[str]:
     """Each value as torch prints it inside one tensor: one shared mode for all of them.
@@ -62,6 +62,6 @@ def format_values(
     return out
 
 
-def format_number(value: Any, floating: bool = True) -> str:
+def torch_number(value: Any, floating: bool = True) -> str:
     """One value as torch prints a one-element tensor of it."""
-    return format_values([value], floating)[0]
+    return torch_value_texts([value], floating)[0]

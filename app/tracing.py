@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from app.config import Settings
 from app.errors import (
     DeviceUnavailable,
     LimitExceeded,
     PolicyError,
-    TraceFailure,
+    failure,
     limit_failure,
 )
 from app.graph_budget import fit_to_bytes
 from app.recorder import TraceOptions
-from app.sandbox.policy import PolicyLimits
 from app.sandbox.runner import RunLimits, trace_program
 from app.sandbox.wire import Recording
-from app.schemas import ErrorDetail, Graph, TraceRequest
+from app.schemas import Graph, TraceRequest
 
 
 def options_from(settings: Settings) -> TraceOptions:
@@ -26,16 +26,6 @@ def options_from(settings: Settings) -> TraceOptions:
         inline_limit=settings.inline_limit,
         max_nodes=settings.max_nodes,
         max_passes=settings.max_passes,
-    )
-
-
-def limits_from(settings: Settings) -> PolicyLimits:
-    """PolicyLimits from the server settings."""
-    return PolicyLimits(
-        max_bytes=settings.max_code_bytes,
-        max_lines=settings.max_code_lines,
-        max_nodes=settings.max_ast_nodes,
-        max_nesting=settings.max_nesting,
     )
 
 
@@ -57,25 +47,22 @@ def trace_code(
 def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
     """Check, run and record a request's program in this process; Graph JSON or TraceFailure."""
     if request.device == "cuda" and not settings.allow_cuda:
-        raise TraceFailure(
-            400, ErrorDetail(type="DeviceUnavailable", message="CUDA is disabled on this server")
-        )
+        raise failure("DeviceUnavailable", "CUDA is disabled on this server")
     try:
         graph = trace_program(
             request.code,
             request.device if settings.allow_cuda else "cpu",
             request.seed,
             replace(options_from(settings), values=request.values),
-            limits_from(settings) if settings.language_layer else None,
+            settings.policy_limits() if settings.language_layer else None,
         )
         payload = fit_to_bytes(graph, settings.max_response_bytes)
     except PolicyError as exc:
-        detail = ErrorDetail(type="PolicyError", message=exc.message, line=exc.line, col=exc.col)
-        raise TraceFailure(400, detail) from None
+        raise failure("PolicyError", exc.message, line=exc.line, col=exc.col) from None
     except LimitExceeded as exc:
         raise limit_failure(exc.limit, exc.message) from None
     except DeviceUnavailable as exc:
-        raise TraceFailure(400, ErrorDetail(type="DeviceUnavailable", message=str(exc))) from None
+        raise failure("DeviceUnavailable", str(exc)) from None
     except MemoryError:
         raise limit_failure("memory", "the program ran out of its memory limit") from None
     if payload is None:
@@ -87,9 +74,20 @@ def trace_to_json(request: TraceRequest, settings: Settings) -> bytes:
     return payload
 
 
-def rehearse(code: str, settings: Settings) -> None:
+@lru_cache(maxsize=4)
+def settings_from_json(text: str) -> Settings:
+    """Settings sent through the sandbox as JSON (parsed once per process)."""
+    return Settings.model_validate_json(text)
+
+
+def record_in_child(request: TraceRequest, settings_json: str) -> bytes:
+    """trace_to_json in a worker child, with the settings the server sent."""
+    return trace_to_json(request, settings_from_json(settings_json))
+
+
+def rehearse(code: str, settings_json: str) -> None:
     """Record a constant program as a request would be, without writing an answer (warm-up)."""
-    trace_program(code, "cpu", 0, options_from(settings))
+    trace_program(code, "cpu", 0, options_from(settings_from_json(settings_json)))
 
 
-RECORDING = Recording(trace_to_json, rehearse)  # what the sandbox's children run
+RECORDING = Recording(record_in_child, rehearse)  # what the sandbox's children run

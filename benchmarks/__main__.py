@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torchviz import make_dot
 
-from app.examples import get_example
 from app.layout import layout_graph
+from app.lessons import get_lesson
 from app.recorder import trace_tensors
 from app.tracing import trace_code
 from benchmarks.layout import record
@@ -198,7 +198,7 @@ def cli_rows(dot_timeout: float) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         enc48 = work / "encoder48.py"
-        enc48.write_text(get_example("transformer_encoder").code.replace("=24", "=48"))
+        enc48.write_text(get_lesson("transformer_encoder").code.replace("=24", "=48"))
         lstm = work / "lstm50.py"
         lstm.write_text(LSTM_PROGRAM)
         viz = work / "torchviz_svg.py"
@@ -230,7 +230,7 @@ def cli_rows(dot_timeout: float) -> list[Row]:
 def overhead_rows(repeat: int) -> list[Row]:
     rows = []
     for lesson in ("mlp_cross_entropy", "transformer_encoder"):
-        code = get_example(lesson).code
+        code = get_lesson(lesson).code
         plain = best_of(repeat, lambda code=code: plain_run(code))
         ours = best_of(repeat, lambda code=code: trace_code(code))
         rows.append(Row(f"recording overhead, {lesson}", ours, "plain run", plain))
@@ -240,7 +240,7 @@ def overhead_rows(repeat: int) -> list[Row]:
 def cuda_rows(repeat: int) -> list[Row]:
     if not torch.cuda.is_available():
         return [Row("trace on CUDA", None, "trace on CPU", None, "no GPU here")]
-    code = get_example("transformer_encoder").code
+    code = get_lesson("transformer_encoder").code
     trace_code(code, device="cuda")  # CUDA start-up is not part of the figure
     # wall-clock here: the GPU works while this process waits
     cpu = best_of(repeat, lambda: trace_code(code, device="cpu"), time.perf_counter)

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from app.config import Settings
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.tracing import trace_code
 from tests.live_server import live_server
 
@@ -89,7 +89,7 @@ def main() -> None:
         return
     args.students = args.students or 100
     args.workers = args.workers or 2
-    code = get_example(args.lesson).code
+    code = get_lesson(args.lesson).code
     anchor = in_process_seconds(code, repeat=5)
     print(f"lesson {args.lesson}: in-process trace {anchor * 1000:.0f} ms (anchor)")
     settings = Settings(

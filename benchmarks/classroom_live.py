@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from benchmarks.load import BUSY_LOOP, SMALL_LESSONS, percentile
 from tests.local_services import explorer_processes, nginx_proxy, redis_server
 
@@ -60,7 +60,7 @@ class Tally:
 
 
 async def student(base: str, until: float, tally: Tally, rng: random.Random) -> None:
-    lessons = [get_example(name).code for name in SMALL_LESSONS]
+    lessons = [get_lesson(name).code for name in SMALL_LESSONS]
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         await client.get("/api/v1/session")  # the cookie, as a page gets it
         code = rng.choice(lessons)

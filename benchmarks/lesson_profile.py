@@ -21,8 +21,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.examples import get_example
 from app.layout import layout_graph
+from app.lessons import get_lesson
 from app.main import create_app
 from app.sandbox import policy, runner
 from app.schemas import Graph
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in the worker children: one thread, no idle spinning
-    code, n = get_example(args.lesson).code, args.repeat
+    code, n = get_lesson(args.lesson).code, args.repeat
     graph = trace_code(code)  # warm torch and the recorder
     payload = graph.model_dump_json().encode()
     phases = {

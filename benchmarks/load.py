@@ -18,7 +18,7 @@ from collections import Counter
 
 import httpx
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from tests.live_server import served_process
 
 SMALL_LESSONS = (
@@ -47,7 +47,7 @@ class Tally:
 async def lesson_client(
     client: httpx.AsyncClient, seeds: itertools.count, until: float, tally: Tally
 ) -> None:
-    codes = [get_example(lesson).code for lesson in SMALL_LESSONS]
+    codes = [get_lesson(lesson).code for lesson in SMALL_LESSONS]
     turn = 0
     while time.monotonic() < until:
         body = {"code": codes[turn % len(codes)], "seed": next(seeds)}

@@ -29,7 +29,7 @@ from benchmarks.models import BasicBlock, encoder
 try:  # the recorder as a package, or the single module it grew from
     from app.recorder import TraceOptions, trace_tensors
 except ImportError:
-    from app.graph_tracer import TraceOptions, trace_tensors
+    from app.recorder import TraceOptions, trace_tensors
 
 try:
     from torchview import draw_graph

@@ -23,8 +23,8 @@ import torch
 
 import app.recorder.recorder as recorder_module
 from app.config import Settings
-from app.examples import get_example
 from app.layout import layout_graph
+from app.lessons import get_lesson
 from app.tracing import trace_code
 from tests.live_server import live_server
 
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     runs = parser.parse_args().runs
     torch.set_num_threads(1)  # as in the worker children: one thread, no idle spinning
-    code = get_example("shared_weight").code
+    code = get_lesson("shared_weight").code
     in_process = timed(lambda i: trace_code(code, seed=i + 1), runs)
     real_attach = recorder_module.attach_rules
     recorder_module.attach_rules = lambda graph: graph

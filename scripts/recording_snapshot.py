@@ -16,8 +16,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.examples import all_examples  # noqa: E402
 from app.json_text import model_json_bytes  # noqa: E402
+from app.lessons import all_lessons  # noqa: E402
 from app.recorder import trace_callable, trace_tensors  # noqa: E402
 from app.schemas import Graph  # noqa: E402
 from app.tracing import trace_code  # noqa: E402
@@ -44,7 +44,7 @@ def _callable_encoder() -> Graph:
 
 def recordings() -> Iterator[tuple[str, Callable[[], Graph]]]:
     """(file name, recording) of every program the snapshot holds."""
-    for example in all_examples():
+    for example in all_lessons():
         yield f"lesson-{example.id}", lambda code=example.code: trace_code(code)
     for path in sorted((ROOT / "tests" / "tutorials").glob("*.py")):
         yield f"tutorial-{path.stem}", lambda code=path.read_text(): trace_code(code)

@@ -39,4 +39,10 @@ python=${PYTHON:-python3}
 # torch first and pinned: a bare 'torch' would pull the multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test,bench]"
+# eslint and prettier for static/js, at the versions pinned in scripts/vendor (the tests run them)
+if command -v npm >/dev/null 2>&1; then
+  (cd scripts/vendor && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
+else
+  echo "setup: no npm here: the JavaScript lint and format tests will be skipped" >&2
+fi
 echo "setup: ready (.venv)" >&2

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
-import torch
 
-from app.schemas import Graph, OpNode, TensorNode
+# helpers' asserts are rewritten too, so the checks made inside them count (assertion_count)
+pytest.register_assert_rewrite(
+    "tests.browser_support", "tests.ground_truth", "tests.live_server", "tests.tutorial_reference"
+)
+
+import torch  # noqa: E402
+
+from app.schemas import Graph, OpNode, TensorNode  # noqa: E402
+
+pytest_plugins = ["tests.assertion_count", "pytester"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -42,6 +52,28 @@ def w_grad(graph: dict) -> list[float]:
     """.grad of the tensor named w after the first pass of a Graph as JSON."""
     (w,) = [n for n in graph["nodes"] if n.get("name") == "w"]
     return graph["backward"][0]["grads"][w["id"]]["values"]
+
+
+@pytest.fixture(scope="module")
+def client_with() -> Iterator[Callable[..., object]]:
+    """Opens a client of the real app with these settings; all are closed after the module."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    with ExitStack() as opened:
+
+        def open_client(**settings: object) -> TestClient:
+            return opened.enter_context(TestClient(create_app(Settings(**settings))))
+
+        yield open_client
+
+
+@pytest.fixture(scope="module")
+def inprocess_client(client_with):
+    """A client of the app with default settings that runs programs in this process."""
+    return client_with(isolation=False)
 
 
 @pytest.fixture(scope="session")

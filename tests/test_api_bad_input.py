@@ -4,15 +4,12 @@ exceptions that fail to print, BaseException. Through the API, courtesy layer of
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.layout import dot_available
-from app.main import create_app
 from tests.conftest import SAFE_PROGRAM, w_grad
 
 pytestmark = pytest.mark.slow
@@ -32,12 +29,10 @@ Twice.apply(x, y).sum().backward()
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    settings = Settings(
+def client(client_with) -> TestClient:
+    return client_with(
         language_layer=False, wall_seconds=120, cpu_seconds=30, workers=2, rate_limit_per_minute=0
     )
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def post(client: TestClient, path: str, text: str) -> tuple[int, object]:

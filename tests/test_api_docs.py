@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urlparse
 
@@ -10,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.main import create_app
 from tests.browser_support import CHROMIUM, launch
 from tests.live_server import live_server
 
@@ -30,9 +28,8 @@ class Resources(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(isolation=False))) as client:
-        yield client
+def client(inprocess_client) -> TestClient:
+    return inprocess_client
 
 
 def test_docs_loads_swagger_ui_from_this_server(client: TestClient) -> None:

@@ -13,7 +13,7 @@ from app.badges import (
     badges_at,
     data_text,
 )
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.schemas import TensorData
 from app.tracing import trace_code
 from tests.conftest import tensor_named
@@ -21,7 +21,7 @@ from tests.conftest import tensor_named
 
 @pytest.fixture(scope="module")
 def shared():
-    return trace_code(get_example("shared_weight").code)
+    return trace_code(get_lesson("shared_weight").code)
 
 
 def test_w_shows_both_contributions_meeting_and_its_grad(shared) -> None:

@@ -20,7 +20,7 @@ pytestmark = [
 def test_downloads_keep_the_lesson_and_step_name_and_decks_hold_every_step(browser, server) -> None:
     from pypdf import PdfReader
 
-    from app.examples import get_example
+    from app.lessons import get_lesson
     from app.tracing import trace_code
 
     context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
@@ -43,6 +43,6 @@ def test_downloads_keep_the_lesson_and_step_name_and_decks_hold_every_step(brows
     assert pdf_download.value.suggested_filename == "shared_weight.pdf"
     with open(pdf_download.value.path(), "rb") as handle:
         pages = len(PdfReader(io.BytesIO(handle.read())).pages)
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     assert pages == len(graph.forward) + sum(len(p.steps) for p in graph.backward)
     context.close()

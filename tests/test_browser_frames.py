@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.examples import ORDER
+from app.lessons import ORDER
 from tests.browser_support import (
     ARTIFACTS,
     CHROMIUM,

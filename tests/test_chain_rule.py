@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from app import chain_rule, local_rules
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.rule_text import RULE_MESSAGES, message_text
 from app.schemas import BackwardStep, Graph, OpNode, StepRule
-from app.step_view import format_number
+from app.step_view import browser_number
 from app.tracing import trace_code
 from tests.conftest import tensor_named
 
@@ -38,7 +38,7 @@ def accumulation_of(graph: Graph, name: str, pass_index: int = 0) -> StepRule:
 
 
 def test_issue_example_y_equals_x_w_plus_b() -> None:
-    graph = trace_code(get_example("linear_expression").code)
+    graph = trace_code(get_lesson("linear_expression").code)
     mul = rule_of(graph, "MulBackward0")
     (term,) = mul.terms
     # the product is unnamed: its box and its rule read by the expression that made it
@@ -51,7 +51,7 @@ def test_issue_example_y_equals_x_w_plus_b() -> None:
 
 
 def test_issue_example_shared_weight_contributions_meet_at_w() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     rule = accumulation_of(graph, "w")
     assert rule.meet is not None
     assert sorted(p.value.values[0] for p in rule.meet.parts) == [2.0, 3.0]
@@ -72,7 +72,7 @@ def test_issue_example_shared_weight_contributions_meet_at_w() -> None:
 
 
 def test_accumulation_shows_before_and_after_across_passes() -> None:
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     texts = [accumulation_of(graph, "w", i).accumulate.text for i in range(4)]
     assert texts == [
         "w.grad = None + 5 = 5",
@@ -255,7 +255,7 @@ def test_log_softmax_shows_the_whole_vector_jacobian_product() -> None:
 
 
 def test_cross_entropy_rules_name_only_what_the_graph_draws() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     drawn = {n.label for n in graph.nodes}
     nll = rule_of(graph, "NllLossBackward0")
     assert nll.expression == "loss = nll_loss(LogSoftmax, labels)"
@@ -279,7 +279,7 @@ def test_rule_words_are_translated_for_the_page_and_the_exports() -> None:
         assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en)
         # both say the same parameters
         assert set(re.findall(r"\{(\w+)\}", en)) == set(re.findall(r"\{(\w+)\}", zh))
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     (term,) = rule_of(graph, "NllLossBackward0").terms
     zh = message_text(term.message.key, term.message.params, "zh")
     assert "one_hot(labels)" in zh and "目标类别" in zh and "-1/6" in zh
@@ -315,7 +315,7 @@ def test_big_tensors_are_written_with_shapes() -> None:
 
 
 def test_unknown_op_says_so_and_keeps_its_gradients() -> None:
-    graph = trace_code(get_example("custom_function").code)
+    graph = trace_code(get_lesson("custom_function").code)
     step = steps_of(graph, "MyReLUBackward")[0]
     assert not step.rule.known and "No rule for MyReLUBackward" in step.rule.note
     assert step.rule.message.key == "unknown"
@@ -334,7 +334,7 @@ def test_a_wrong_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_create_graph_pass_has_rules_for_the_gradient_graph() -> None:
-    graph = trace_code(get_example("second_derivative").code)
+    graph = trace_code(get_lesson("second_derivative").code)
     first = rule_of(graph, "PowBackward0", 0)
     assert first.terms[0].local == "2·x" and first.terms[0].numbers == "1 · 6 = 6"
     second = graph.backward[1]
@@ -356,11 +356,11 @@ def test_create_graph_pass_has_rules_for_the_gradient_graph() -> None:
     ],
 )
 def test_numbers_print_as_the_browser_prints_them(value: float, text: str) -> None:
-    assert format_number(value) == text
+    assert browser_number(value) == text
 
 
 def test_rules_travel_in_the_json_contract() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     again = Graph.model_validate_json(graph.model_dump_json())
     assert again.backward[0].steps[-1].rule == graph.backward[0].steps[-1].rule
     plain = Graph.model_validate(
@@ -376,7 +376,7 @@ def test_rules_travel_in_the_json_contract() -> None:
 
 def test_rules_stop_at_a_bound_on_big_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chain_rule, "MAX_EXPLAINED_STEPS", 6)
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     assert all(s.rule is not None for s in graph.backward[0].steps)
     assert all(s.rule is None for p in graph.backward[1:] for s in p.steps)
     assert any("first 6 backward steps" in note for note in graph.notes)
@@ -392,15 +392,15 @@ def _rules_json(graph: Graph) -> list[str]:
 
 @pytest.mark.parametrize("program", ["transformer_encoder", "mlp_cross_entropy"])
 def test_rules_made_once_per_key_equal_rules_made_for_every_step(program, monkeypatch) -> None:
-    code = get_example(program).code
-    indexes: list[chain_rule._GraphIndex] = []
-    real_init = chain_rule._GraphIndex.__init__
+    code = get_lesson(program).code
+    indexes: list[chain_rule._RuleNames] = []
+    real_init = chain_rule._RuleNames.__init__
 
-    def init(self: chain_rule._GraphIndex, graph: Graph) -> None:
+    def init(self: chain_rule._RuleNames, graph: Graph) -> None:
         real_init(self, graph)
         indexes.append(self)
 
-    monkeypatch.setattr(chain_rule._GraphIndex, "__init__", init)
+    monkeypatch.setattr(chain_rule._RuleNames, "__init__", init)
     made = trace_code(code)
     (index,) = indexes
     keyed = [
@@ -429,7 +429,7 @@ def test_layers_of_one_shape_share_their_shape_rules_but_not_small_values() -> N
     from app.recorder import trace_tensors
 
     graph = trace_tensors(loss, names={"model": model})
-    index = chain_rule._GraphIndex(graph)
+    index = chain_rule._RuleNames(graph)
     (record,) = graph.backward
     nodes = {n.id: n for n in graph.nodes}
     keys = []

@@ -8,8 +8,8 @@ import pytest
 
 from app.badges import badge_track
 from app.column_wrap import fit_score
-from app.examples import get_example
 from app.layout import dot_available, layout_graph
+from app.lessons import get_lesson
 from app.pass_view import pass_subgraph
 from app.tracing import trace_code
 
@@ -67,7 +67,7 @@ def test_an_edge_between_columns_leaves_its_source_sideways_into_its_target(chai
 
 
 def test_a_lesson_of_a_training_loop_wraps_each_pass_the_same_way() -> None:
-    graph = trace_code(get_example("linear_regression").code)
+    graph = trace_code(get_lesson("linear_regression").code)
     graph.badges = badge_track(graph)
     orders = []
     for index in (0, 1):

@@ -22,8 +22,8 @@ from app.deck import (
     select_steps,
 )
 from app.errors import LimitExceeded
-from app.examples import get_example
 from app.export import BadStep
+from app.lessons import get_lesson
 from app.pass_view import pass_of_step
 from app.schemas import Graph
 from app.step_caption import narration_for
@@ -45,14 +45,14 @@ def recorded_steps(graph: Graph) -> int:
 def lessons() -> dict[str, tuple[str, Graph]]:
     found = {}
     for lesson in (*SMALL_LESSONS, "grad_accumulation"):
-        code = get_example(lesson).code
+        code = get_lesson(lesson).code
         found[lesson] = (code, trace_code(code))
     return found
 
 
 def write_program(tmp_path: Path, lesson: str) -> Path:
     program = tmp_path / f"{lesson}.py"
-    program.write_text(get_example(lesson).code, encoding="utf-8")
+    program.write_text(get_lesson(lesson).code, encoding="utf-8")
     return program
 
 
@@ -248,23 +248,16 @@ def test_a_range_of_steps_and_bad_options_on_the_command_line(tmp_path: Path, ca
 
 
 @pytest.fixture(scope="module")
-def deck_client():
+def deck_client(client_with):
     """The app with a small page cap, programs run in-process."""
-    from fastapi.testclient import TestClient
-
-    from app.config import Settings
-    from app.main import create_app
-
-    settings = Settings(isolation=False, wall_seconds=60, max_deck_pages=6, rate_limit_per_minute=0)
-    with TestClient(create_app(settings)) as client:
-        yield client
+    return client_with(isolation=False, wall_seconds=60, max_deck_pages=6, rate_limit_per_minute=0)
 
 
 def test_render_api_makes_decks_named_after_the_lesson(deck_client) -> None:
     from pptx import Presentation
     from pypdf import PdfReader
 
-    code = get_example("linear_expression").code
+    code = get_lesson("linear_expression").code
     graph = trace_code(code)
     pdf = deck_client.post(
         "/api/v1/render", json={"code": code, "format": "pdf", "name": "linear_expression"}
@@ -284,7 +277,7 @@ def test_render_api_makes_decks_named_after_the_lesson(deck_client) -> None:
 
 
 def test_render_api_refuses_bad_deck_options_and_caps_pages(deck_client) -> None:
-    shared = get_example("shared_weight").code  # 8 steps, over this server's cap of 6
+    shared = get_lesson("shared_weight").code  # 8 steps, over this server's cap of 6
     over = deck_client.post("/api/v1/render", json={"code": shared, "format": "gif"})
     assert over.status_code == 422
     assert over.json()["detail"]["type"] == "LimitExceeded"
@@ -319,10 +312,10 @@ def test_render_api_refuses_bad_deck_options_and_caps_pages(deck_client) -> None
 @pytest.mark.parametrize("aspect", ["16:9", "4:3"])
 def test_every_lessons_pages_keep_text_at_14_pt(aspect: str) -> None:
     from app.deck import page_svg
-    from app.examples import ORDER
+    from app.lessons import ORDER
 
     for lesson in ORDER:
-        code = get_example(lesson).code
+        code = get_lesson(lesson).code
         graph = trace_code(code)
         options = DeckOptions(format="pdf", aspect=aspect, steps="1-6", lang="zh")
         pages = draw_pages(graph, options, narration_for(code))

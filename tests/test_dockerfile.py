@@ -8,11 +8,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.cli import build_parser
 from app.config import Settings
-from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,10 +66,9 @@ def test_one_port_everywhere() -> None:
     assert re.search(rf"docker run -p \d+:{port} ", readme())
 
 
-def test_healthcheck_calls_a_real_route() -> None:
+def test_healthcheck_calls_a_real_route(inprocess_client) -> None:
     url = re.search(r"http://127\.0\.0\.1:\d+(/[\w/]+)", one("HEALTHCHECK")).group(1)
-    with TestClient(create_app(Settings(isolation=False))) as client:
-        answer = client.get(url)
+    answer = inprocess_client.get(url)
     assert answer.status_code == 200 and answer.json()["status"] == "ok"
     assert "healthcheck on `GET /api/v1/health`" in readme()
 

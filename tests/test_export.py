@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cli import main
-from app.examples import get_example
-from app.export import BadStep, render, script_json, step_view, styled_dot
+from app.export import BadStep, picture_state, render, script_json, styled_dot
 from app.layout import layout_graph
+from app.lessons import get_lesson
 from app.schemas import TensorNode
 from app.tracing import trace_code
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
@@ -26,12 +26,12 @@ pytestmark = pytest.mark.skipif(__import__("shutil").which("dot") is None, reaso
 
 @pytest.fixture(scope="module")
 def mlp():
-    return trace_code(get_example("mlp_cross_entropy").code)
+    return trace_code(get_lesson("mlp_cross_entropy").code)
 
 
 @pytest.fixture(scope="module")
 def shared():
-    return trace_code(get_example("shared_weight").code)
+    return trace_code(get_lesson("shared_weight").code)
 
 
 def svg_text(data: bytes) -> str:
@@ -43,7 +43,7 @@ def svg_text(data: bytes) -> str:
     "example", ["linear_expression", "shared_weight", "custom_function", "two_layer_relu"]
 )
 def test_svg_parses_and_names_every_variable(example: str) -> None:
-    graph = trace_code(get_example(example).code)
+    graph = trace_code(get_lesson(example).code)
     data = render(graph, "svg")
     text = svg_text(data)
     names = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.name}
@@ -101,7 +101,7 @@ def test_dot_source_collapses_modules(mlp) -> None:
 def test_bad_steps_are_refused(shared) -> None:
     for step in ("forward:99", "backward:3:0", "sideways:1", "backward:0:99"):
         with pytest.raises(BadStep):
-            step_view(shared, step)
+            picture_state(shared, step)
 
 
 def test_labels_are_escaped(shared) -> None:
@@ -113,7 +113,7 @@ def test_labels_are_escaped(shared) -> None:
 
 def test_cli_render_writes_files(tmp_path: Path, capsys) -> None:
     program = tmp_path / "p.py"
-    program.write_text(get_example("shared_weight").code)
+    program.write_text(get_lesson("shared_weight").code)
     for fmt in ("svg", "png", "dot", "html"):
         out = tmp_path / f"g.{fmt}"
         assert (
@@ -162,7 +162,7 @@ def test_html_export_plays_a_backward_step_offline(tmp_path: Path, shared) -> No
 
 
 def test_render_api(api_client) -> None:
-    code = get_example("shared_weight").code
+    code = get_lesson("shared_weight").code
     encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
     svg = api_client.get(f"/api/v1/render?code={encoded}&format=svg&step=backward:0:4")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
@@ -288,7 +288,7 @@ def test_stills_carry_the_steps_caption(shared) -> None:
     assert step.rule.expression in text
     for term in step.rule.terms:
         assert f"grad_{term.name} = {term.product} = {term.numbers}" in text
-    narration = narration_for(get_example("shared_weight").code)
+    narration = narration_for(get_lesson("shared_weight").code)
     told = " ".join(svg_text(render(shared, "svg", step="forward:1", narration=narration)).split())
     assert " ".join(narration["forward:1"].en.split())[:50] in told
     dot = render(shared, "dot", step="backward:0:0").decode()
@@ -338,7 +338,7 @@ def test_every_legend_swatch_stands_out_from_the_background(shared, theme: str) 
 
 
 def test_downloads_are_named_after_the_lesson_and_step(api_client) -> None:
-    code = get_example("shared_weight").code
+    code = get_lesson("shared_weight").code
     encoded = base64.urlsafe_b64encode(code.encode()).decode().rstrip("=")
     for fmt, step, name in (
         ("svg", "backward:0:2", "shared_weight-backward-0-3.svg"),

@@ -4,41 +4,17 @@ that all get their answers."""
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
-from pathlib import Path
 
 import httpx
 
 from app.client_identity import SESSION_HEADER
 from app.config import Settings
+from tests.held_program import HELD_PROGRAM, release_held
 from tests.live_server import live_server
 
 HOSTILE_REQUESTS = 12
-
-
-HELD_NAME = "ae-fair-hold"
-# A program that holds its worker until the test signals it (found by its process name).
-HELD_PROGRAM = (
-    "import ctypes, signal\n"
-    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
-    f"ctypes.CDLL(None).prctl(15, {HELD_NAME.encode()!r}, 0, 0, 0)\n"
-    "signal.sigwait({signal.SIGUSR1})\n"
-    "import torch\n"
-    "x = torch.ones(1, requires_grad=True)\n"
-)
-
-
-def release_held() -> None:
-    """Signal every held program that runs now."""
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == HELD_NAME:
-                os.kill(int(entry), signal.SIGUSR1)
-        except (OSError, ValueError):
-            pass
 
 
 def session(base: str) -> str:

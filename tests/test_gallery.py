@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.examples import all_examples, get_example, summaries
+from app.lessons import all_lessons, get_lesson, summaries
 from app.schemas import Graph, TensorData, TensorNode
 from app.tracing import trace_code
 from tests.conftest import tensor_named
 from tests.ground_truth import resolve, run_plain
 
-EXAMPLES = [e.id for e in all_examples()]
+EXAMPLES = [e.id for e in all_lessons()]
 
 
 def test_gallery_has_every_lesson() -> None:
@@ -39,7 +39,7 @@ def test_gallery_has_every_lesson() -> None:
 
 @pytest.mark.parametrize("example_id", EXAMPLES)
 def test_recorded_grads_match_plain_torch(example_id: str) -> None:
-    code = get_example(example_id).code
+    code = get_lesson(example_id).code
     graph = trace_code(code)
     names = sorted(
         {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_leaf and n.name}
@@ -78,7 +78,7 @@ def test_recorded_grads_match_plain_torch(example_id: str) -> None:
 
 
 def test_implicit_backward_matches_plain_torch() -> None:
-    code = get_example("implicit_backward").code
+    code = get_lesson("implicit_backward").code
     graph = trace_code(code)
     (record,) = graph.backward
     assert record.added and graph.notes
@@ -122,7 +122,7 @@ def _same_data(cpu: TensorData, gpu: TensorData) -> None:
 @pytest.mark.cuda
 @pytest.mark.parametrize("example_id", EXAMPLES)
 def test_every_example_on_cuda_has_the_cpu_gradients(example_id: str) -> None:
-    code = get_example(example_id).code
+    code = get_lesson(example_id).code
     cpu = trace_code(code, device="cpu")
     gpu = trace_code(code, device="cuda")
     assert gpu.device == "cuda:0"
@@ -152,7 +152,7 @@ NARRATED = [
 
 @pytest.mark.parametrize("example_id", NARRATED)
 def test_narration_names_real_steps_in_both_languages(example_id: str) -> None:
-    example = get_example(example_id)
+    example = get_lesson(example_id)
     assert len(example.captions) >= 2
     graph = trace_code(example.code)
     positions = {f"forward:{i}" for i in range(len(graph.forward))}
@@ -164,7 +164,7 @@ def test_narration_names_real_steps_in_both_languages(example_id: str) -> None:
 
 
 def test_narration_teaches_the_seed_lessons() -> None:
-    text = {e: " ".join(c.en for c in get_example(e).captions.values()) for e in NARRATED}
+    text = {e: " ".join(c.en for c in get_lesson(e).captions.values()) for e in NARRATED}
     assert "x.grad stays None" in text["linear_expression"]
     assert "retain_grad()" in text["retain_grad"] and "b.grad stays None" in text["retain_grad"]
     assert "2 + 3 = 5" in text["shared_weight"]

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from app.errors import LimitExceeded
-from app.examples import ORDER, all_examples, get_example
 from app.layout import (
     DOT_SLOTS,
     LABEL_CHARS,
@@ -27,6 +26,7 @@ from app.layout import (
     to_dot,
     visible_boxes,
 )
+from app.lessons import ORDER, all_lessons, get_lesson
 from app.pass_view import layout_pass, pass_subgraph
 from app.recorder import trace_callable
 from app.schemas import Layout
@@ -58,7 +58,7 @@ def assert_well_placed(layout: Layout) -> None:
         assert edge.source in ids and edge.target in ids and edge.path.startswith("M")
 
 
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.id)
+@pytest.mark.parametrize("example", all_lessons(), ids=lambda e: e.id)
 def test_gallery_layouts_fit_without_overlap(example) -> None:
     graph = trace_code(example.code)
     layout = layout_graph(graph)
@@ -69,7 +69,7 @@ def test_gallery_layouts_fit_without_overlap(example) -> None:
 
 
 def test_leaves_on_top_and_accumulate_grad_beside_its_leaf() -> None:
-    graph = trace_code(get_example("linear_expression").code)
+    graph = trace_code(get_lesson("linear_expression").code)
     layout = layout_graph(graph)
     by_id = {n.id: n for n in layout.nodes}
     named = {n.name: n.id for n in graph.nodes if n.kind == "tensor" and n.name}
@@ -79,7 +79,7 @@ def test_leaves_on_top_and_accumulate_grad_beside_its_leaf() -> None:
 
 
 def test_modules_collapse_by_default_and_expand_level_by_level() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     collapsed = layout_graph(graph)
     boxes = {n.id: n for n in collapsed.nodes if n.kind == "module"}
     assert set(boxes) == {"group:fc1", "group:fc2"}
@@ -176,7 +176,7 @@ def test_module_names_with_quotes_reach_dot_escaped() -> None:
 
 def test_fully_expanded_nesting_keeps_every_box() -> None:
     code = (
-        get_example("dynamic_net")
+        get_lesson("dynamic_net")
         .code.replace("DynamicNet(3, 5, 2)", "Wrapper()")
         .replace(
             "model = Wrapper()",
@@ -326,7 +326,7 @@ def test_no_more_dot_processes_than_slots(fake_dot) -> None:
 
 @pytest.mark.parametrize("example", ORDER)
 def test_no_lesson_draws_a_cycle_when_collapsed(example: str) -> None:
-    graph = trace_code(get_example(example).code)
+    graph = trace_code(get_lesson(example).code)
     boxes, units = visible_boxes(graph, set())
     edges = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
     edges = {(a, b) for a, b in edges if a != b}
@@ -353,7 +353,7 @@ def _placed_by_label(graph, pass_index: int) -> list[tuple[str, float, float]]:
 
 
 def test_every_pass_of_a_loop_is_laid_out_alike() -> None:
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     assert len(graph.backward) == 4
     placed = [_placed_by_label(graph, p) for p in range(4)]
     x_of = [{label: x for label, x, _ in boxes} for boxes in placed]
@@ -364,7 +364,7 @@ def test_every_pass_of_a_loop_is_laid_out_alike() -> None:
 
 def test_passes_drawn_alike_get_the_same_places_despite_their_values() -> None:
     # w1 and w2 change every iteration, so the badges under the boxes differ in width
-    graph = trace_code(get_example("two_layer_relu").code)
+    graph = trace_code(get_lesson("two_layer_relu").code)
     placed = [_placed_by_label(graph, p) for p in range(len(graph.backward))]
     assert len(placed) == 3 and placed == [placed[0]] * 3
     tensors = [n.label for n in pass_subgraph(graph, 1).nodes if n.kind == "tensor"]
@@ -373,7 +373,7 @@ def test_passes_drawn_alike_get_the_same_places_despite_their_values() -> None:
 
 
 def test_reading_order_follows_the_calls_of_the_part_shown() -> None:
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     for p in range(4):
         part = pass_subgraph(graph, p)
         rank = reading_order(part)
@@ -405,9 +405,9 @@ def cost_of(graph, expand_all: bool = True) -> int:  # noqa: ANN001 - a Graph
 def test_the_layout_cost_grows_with_long_edges_and_spares_the_gallery() -> None:
     costs = [cost_of(trace_code(cat_of_all_earlier(n, one_line=False))) for n in (5, 10, 20)]
     assert costs[0] < costs[1] < costs[2] and costs[2] > DotLimits().max_cost
-    for example in all_examples():  # every lesson fully expanded stays under the default
+    for example in all_lessons():  # every lesson fully expanded stays under the default
         assert cost_of(trace_code(example.code)) <= DotLimits().max_cost, example.id
-    assert cost_of(trace_code(get_example("transformer_encoder").code)) > 1000
+    assert cost_of(trace_code(get_lesson("transformer_encoder").code)) > 1000
 
 
 def test_a_view_over_its_cost_is_grouped_by_line_before_dot_runs(monkeypatch) -> None:  # noqa: ANN001

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from app import explore, explore_code
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.notebook import FREED_GRAPH_NOTE, Exploration
 from app.schemas import Graph
 from tests.browser_support import ARTIFACTS, CHROMIUM, launch
@@ -158,7 +158,7 @@ def test_bad_step_is_refused_at_once(lesson) -> None:
 
 
 def test_explore_code_records_the_lesson() -> None:
-    exploration = explore_code(get_example("shared_weight").code)
+    exploration = explore_code(get_lesson("shared_weight").code)
     assert isinstance(exploration, Exploration)
     graph = exploration.graph
     w = tensor_named(graph, "w")
@@ -174,7 +174,7 @@ def test_decks_from_a_notebook_mirror_the_command_line(tmp_path: Path, lesson) -
     from pptx import Presentation
     from pypdf import PdfReader
 
-    code = get_example("shared_weight").code
+    code = get_lesson("shared_weight").code
     exploration = explore_code(code)
     graph = exploration.graph
     steps = len(graph.forward) + sum(len(p.steps) for p in graph.backward)

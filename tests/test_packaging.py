@@ -46,7 +46,7 @@ def test_wheel_ships_static_templates_and_examples(tmp_path: Path) -> None:
         "app/templates/export.html",
         "app/static/vendor/swagger_ui/swagger-ui-bundle.js",
         "app/static/vendor/swagger_ui/LICENSE",
-        "app/examples/shared_weight.py",
+        "app/lessons/shared_weight.py",
         "app/sandbox/pool.py",
         "app/sandbox/worker_parent.py",
     ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.recorder import (
     TraceOptions,
 )
@@ -20,7 +20,7 @@ def grad_of(graph: Graph, name: str, pass_index: int = -1) -> list | float:
 
 
 def test_seed_001_leaf_grads_and_x_without_grad() -> None:
-    graph = trace_code(get_example("linear_expression").code)
+    graph = trace_code(get_lesson("linear_expression").code)
     assert grad_of(graph, "w") == 3.0
     assert grad_of(graph, "b") == 1.0
     x = tensor_named(graph, "x")
@@ -31,7 +31,7 @@ def test_seed_001_leaf_grads_and_x_without_grad() -> None:
 
 
 def test_seed_002_shared_leaf_sums_two_contributions() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     (record,) = graph.backward
     w = tensor_named(graph, "w")
     assert record.grads[w.id].values == [5.0]
@@ -45,7 +45,7 @@ def test_seed_002_shared_leaf_sums_two_contributions() -> None:
 
 
 def test_grad_fn_names_and_is_leaf() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     assert tensor_named(graph, "a").grad_fn == "AddBackward0"
     assert tensor_named(graph, "y").grad_fn == "MulBackward0"
     assert tensor_named(graph, "w").is_leaf and not tensor_named(graph, "y").is_leaf
@@ -54,7 +54,7 @@ def test_grad_fn_names_and_is_leaf() -> None:
 
 
 def test_custom_function_appears_under_its_name() -> None:
-    code = get_example("custom_function").code
+    code = get_lesson("custom_function").code
     graph = trace_code(code)
     apply_line = next(i for i, t in enumerate(code.splitlines(), 1) if "MyReLU.apply" in t)
     custom = [n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MyReLUBackward"]
@@ -65,7 +65,7 @@ def test_custom_function_appears_under_its_name() -> None:
 
 
 def test_weight_sharing_in_dynamic_graph() -> None:
-    graph = trace_code(get_example("dynamic_net").code)
+    graph = trace_code(get_lesson("dynamic_net").code)
     weight = tensor_named(graph, "model.middle_linear.weight")
     acc = next(n for n in graph.nodes if isinstance(n, OpNode) and n.variable == weight.id)
     consumers_by_pass = [e for e in graph.edges if e.source == weight.id]
@@ -74,14 +74,14 @@ def test_weight_sharing_in_dynamic_graph() -> None:
 
 
 def test_saved_tensors_are_linked_to_tensor_nodes() -> None:
-    graph = trace_code(get_example("shared_weight").code)
+    graph = trace_code(get_lesson("shared_weight").code)
     mul = next(n for n in graph.nodes if isinstance(n, OpNode) and n.grad_fn == "MulBackward0")
     saved = {s.name: s.tensor for s in mul.saved}
     assert saved == {"other": tensor_named(graph, "b").id, "self": tensor_named(graph, "a").id}
 
 
 def test_forward_steps_carry_lines_values_and_order() -> None:
-    code = get_example("linear_expression").code
+    code = get_lesson("linear_expression").code
     graph = trace_code(code)
     assert [s.call for s in graph.forward] == ["mul", "add"]
     lines = code.splitlines()
@@ -92,7 +92,7 @@ def test_forward_steps_carry_lines_values_and_order() -> None:
 
 
 def test_every_edge_and_step_refers_to_known_nodes() -> None:
-    graph = trace_code(get_example("logistic_regression").code)
+    graph = trace_code(get_lesson("logistic_regression").code)
     ids = {n.id for n in graph.nodes}
     assert all(e.source in ids and e.target in ids for e in graph.edges)
     for step in graph.forward:
@@ -135,7 +135,7 @@ def test_values_are_recorded_as_they_were_before_an_in_place_change() -> None:
 
 
 def test_every_recorded_tensor_has_statistics() -> None:
-    graph = trace_code(get_example("transformer_encoder").code)
+    graph = trace_code(get_lesson("transformer_encoder").code)
     datas = [n.value for n in graph.nodes if isinstance(n, TensorNode)]
     datas += [g for p in graph.backward for s in p.steps for g in s.grad_outputs if g]
     datas += [s.value for n in graph.nodes if isinstance(n, OpNode) for s in n.saved if s.value]

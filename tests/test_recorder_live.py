@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.recorder import (
     trace_tensors,
 )
@@ -45,7 +45,7 @@ def test_trace_tensors_on_a_deep_chain() -> None:
 
 @pytest.mark.cuda
 def test_cuda_trace_records_device_and_grads() -> None:
-    graph = trace_code(get_example("shared_weight").code, device="cuda")
+    graph = trace_code(get_lesson("shared_weight").code, device="cuda")
     assert graph.device.startswith("cuda")
     w = tensor_named(graph, "w")
     assert w.device.startswith("cuda") and graph.backward[0].grads[w.id].values == [5.0]

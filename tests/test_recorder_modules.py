@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.schemas import OpNode, TensorNode
 from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
 
 
 def test_modules_group_ops_and_name_parameters() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     modules = {n.module for n in graph.nodes if isinstance(n, OpNode) and n.module}
     assert {"fc1", "fc2"} <= modules
     params = {n.name for n in graph.nodes if isinstance(n, TensorNode) and n.is_parameter}
@@ -23,13 +23,13 @@ def test_modules_group_ops_and_name_parameters() -> None:
 
 
 def test_module_classes_are_recorded_by_path() -> None:
-    graph = trace_code(get_example("mlp_cross_entropy").code)
+    graph = trace_code(get_lesson("mlp_cross_entropy").code)
     assert graph.modules["fc1"].startswith("Linear(")
     assert "→" in graph.modules["fc1"]
 
 
 def test_each_call_of_a_reused_module_gets_its_own_box() -> None:
-    graph = trace_code(get_example("dynamic_net").code)
+    graph = trace_code(get_lesson("dynamic_net").code)
     second = [n for n in graph.nodes if isinstance(n, OpNode) and n.call is not None]
     paths = {n.module for n in second if n.module}
     assert {"middle_linear", "middle_linear#2", "middle_linear#3"} <= paths

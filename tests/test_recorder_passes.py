@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.schemas import OpNode, TensorNode
 from app.tracing import trace_code
 from tests.conftest import node_by_id, tensor_named
 
 
 def test_retain_grad_and_gradient_through_non_leaf() -> None:
-    graph = trace_code(get_example("retain_grad").code)
+    graph = trace_code(get_lesson("retain_grad").code)
     a, b = tensor_named(graph, "a"), tensor_named(graph, "b")
     assert a.retains_grad and a.grad.values == [2.0]
     assert not b.retains_grad and b.grad is None
@@ -19,7 +19,7 @@ def test_retain_grad_and_gradient_through_non_leaf() -> None:
 
 
 def test_second_derivative_six_then_two() -> None:
-    graph = trace_code(get_example("second_derivative").code)
+    graph = trace_code(get_lesson("second_derivative").code)
     first, second = graph.backward
     assert first.kind == second.kind == "grad" and first.create_graph
     assert list(first.results.values())[0].values == [6.0]
@@ -33,7 +33,7 @@ def test_second_derivative_six_then_two() -> None:
 
 
 def test_accumulation_over_four_passes() -> None:
-    graph = trace_code(get_example("grad_accumulation").code)
+    graph = trace_code(get_lesson("grad_accumulation").code)
     w = tensor_named(graph, "w")
     assert [p.grads[w.id].values for p in graph.backward] == [[5.0], [10.0], [15.0], [20.0]]
     assert w.grad.values == [0.0]  # zero_() after the loop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.recorder import (
     TraceOptions,
 )
@@ -15,7 +15,7 @@ from tests.conftest import node_by_id, tensor_named
 
 
 def test_inplace_on_leaf_error_keeps_partial_graph() -> None:
-    code = get_example("inplace_leaf_error").code
+    code = get_lesson("inplace_leaf_error").code
     graph = trace_code(code)
     assert graph.error.type == "RuntimeError"
     assert "in-place" in graph.error.message
@@ -34,12 +34,12 @@ def test_user_exception_line_and_syntax_error() -> None:
 
 
 def test_a_forward_error_names_no_backward_pass() -> None:
-    graph = trace_code(get_example("inplace_leaf_error").code)
+    graph = trace_code(get_lesson("inplace_leaf_error").code)
     assert graph.error is not None and graph.error.pass_index is None and graph.error.roots == []
 
 
 def test_notes_carry_message_keys_for_the_page() -> None:
-    graph = trace_code(get_example("implicit_backward").code)
+    graph = trace_code(get_lesson("implicit_backward").code)
     (message,) = graph.messages
     assert message.key == "implicitBackward" and message.params["name"]
     assert message.text in graph.notes

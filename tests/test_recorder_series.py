@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.recorder import (
     TraceOptions,
 )
@@ -10,7 +10,7 @@ from app.tracing import trace_code
 
 
 def test_training_loop_keeps_series_after_recorded_passes() -> None:
-    graph = trace_code(get_example("linear_regression").code, options=TraceOptions(max_passes=3))
+    graph = trace_code(get_lesson("linear_regression").code, options=TraceOptions(max_passes=3))
     assert len(graph.backward) == 3
     assert graph.truncated.passes_recorded == 3
     assert graph.truncated.passes_total > 3

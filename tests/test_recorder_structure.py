@@ -44,11 +44,3 @@ def test_the_recorder_imports_no_sandbox_http_or_drawing(path: Path) -> None:
     for name in _imports(ast.parse(path.read_text())):
         assert not name.startswith(FORBIDDEN), name
         assert name.split(".")[0] not in FORBIDDEN_ROOTS, name
-
-
-def test_the_earlier_import_path_still_gives_the_recorder() -> None:
-    import app.graph_tracer
-    import app.recorder
-
-    assert app.graph_tracer.trace_tensors is app.recorder.trace_tensors
-    assert app.graph_tracer.trace_callable is app.recorder.trace_callable

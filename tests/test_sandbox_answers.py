@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.config import Settings
-from app.main import create_app
 from app.sandbox.worker_parent import SPARE_CHILDREN
 from tests.conftest import SAFE_PROGRAM, w_grad
 from tests.test_sandbox_pool import parent_children, wait_for
@@ -52,8 +49,8 @@ def answer(header: dict, body: bytes = b"") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    settings = Settings(
+def client(client_with) -> TestClient:
+    return client_with(
         language_layer=False,
         wall_seconds=600,
         cpu_seconds=60,
@@ -62,8 +59,6 @@ def client() -> Iterator[TestClient]:
         cache_entries=0,
         rate_limit_per_minute=0,
     )
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def trace(client: TestClient, code: str) -> tuple[int, dict]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import secrets
+import site
 import socket
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -54,7 +58,7 @@ def test_namespaces_user_and_lifetime(command: list[str]) -> None:
     assert "--share-net" not in command
 
 
-def test_binds_only_python_site_packages_and_app(command: list[str]) -> None:
+def test_binds_only_system_libraries_python_site_packages_and_app(command: list[str]) -> None:
     masks = [(s, d) for s, d in pairs(command, "--ro-bind") if d.startswith("/proc/")]
     binds = [(s, d) for s, d in pairs(command, "--ro-bind") if not d.startswith("/proc/")]
     assert all(source == destination for source, destination in binds)
@@ -73,6 +77,33 @@ def test_binds_only_python_site_packages_and_app(command: list[str]) -> None:
     assert not any(inside(str(REPO / "tests"), source) for source in sources)
     assert not any(inside(str(REPO / "pyproject.toml"), source) for source in sources)
     assert pairs(command, "--bind") == [] and pairs(command, "--dev-bind") == []
+
+
+def described(path: str) -> str:
+    """How the jail's docstring names a bound path: `/usr/lib/<arch>`, `/usr/lib/python3*`."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+    path = path.replace(multiarch, "<arch>")
+    if os.path.basename(path) == "ldconfig":
+        return "ldconfig"
+    return re.sub(r"/python3[.\d]*$", "/python3*", path)
+
+
+def test_the_docstring_names_every_system_path_bound(command: list[str]) -> None:
+    python = {
+        *jail._python_installation(sys.base_prefix),
+        *jail._python_installation(sys.prefix),
+        *map(os.path.realpath, site.getsitepackages()),
+        APP_DIR,
+    }
+    system = [
+        destination
+        for _, destination in pairs(command, "--ro-bind")
+        if not destination.startswith("/proc/") and destination not in python
+    ]
+    system += [link for _, link in pairs(command, "--symlink")]
+    assert "/etc/fonts" in system
+    for path in system:
+        assert f"`{described(path)}`" in jail.__doc__, path
 
 
 def test_private_tmp_is_mounted_before_every_bind(command: list[str]) -> None:

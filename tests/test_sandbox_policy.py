@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from app.errors import LimitExceeded, PolicyError
-from app.examples import all_examples
+from app.lessons import all_lessons
 from app.sandbox.policy import PolicyLimits, check
 
 
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.id)
+@pytest.mark.parametrize("example", all_lessons(), ids=lambda e: e.id)
 def test_every_gallery_program_passes(example) -> None:
-    check(example.code)
+    tree = check(example.code)
+    assert ast.unparse(tree) == ast.unparse(ast.parse(example.code))  # the program it read
 
 
 ALLOWED = [
@@ -33,7 +36,8 @@ ALLOWED = [
 
 @pytest.mark.parametrize("code", ALLOWED)
 def test_allowed(code: str) -> None:
-    check(code)
+    tree = check(code)
+    assert ast.unparse(tree) == ast.unparse(ast.parse(code))
 
 
 REFUSED = [
@@ -92,7 +96,6 @@ def test_pathological_nesting_is_a_limit_not_a_crash() -> None:
 
 def test_a_long_tutorial_passes_the_default_limits() -> None:
     from app.config import Settings
-    from app.tracing import limits_from
 
     cell = (
         "# cell {i}: a computation\n"
@@ -101,7 +104,7 @@ def test_a_long_tutorial_passes_the_default_limits() -> None:
     )
     code = "".join(cell.format(i=i) for i in range(160))  # 480 lines
     assert code.count("\n") == 480 and 14_000 < len(code.encode()) <= 20_000
-    check(code, limits_from(Settings()))  # no LimitExceeded: bytes bound the size, not lines
+    check(code, Settings().policy_limits())  # no LimitExceeded: bytes bound the size, not lines
     with pytest.raises(LimitExceeded) as info:
-        check(code + "#" * 6000, limits_from(Settings()))
+        check(code + "#" * 6000, Settings().policy_limits())
     assert info.value.limit == "code_bytes"

@@ -14,7 +14,7 @@ from app.sandbox.wire import (
     HEADER_FIELDS,
     MAX_HEADER_BYTES,
     MAX_MESSAGE_CHARS,
-    STATUS_OF,
+    OUTCOMES,
     encode_answer,
     header_overdue,
     is_complete,
@@ -37,7 +37,7 @@ JSON_VALUES = st.recursive(
 HEADERS = st.dictionaries(
     st.sampled_from(sorted(HEADER_FIELDS | {"status", "detail", "extra"})),
     JSON_VALUES
-    | st.sampled_from(sorted(STATUS_OF))
+    | st.sampled_from(sorted(OUTCOMES))
     | st.sampled_from(sorted(CHILD_LIMITS))
     | st.integers(0, 64),
     max_size=6,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from app.examples import get_example
+from app.lessons import get_lesson
 from tests.conftest import SAFE_PROGRAM, w_grad
 from tests.local_services import (
     DEADLINE_SECONDS,
@@ -99,7 +99,7 @@ def test_every_process_shares_redis(cluster: Cluster) -> None:
 
 def test_a_sessions_allowance_holds_over_both_processes(cluster: Cluster) -> None:
     session = new_session(cluster.base)  # one process signs it, the other accepts it
-    lesson = get_example("shared_weight").code
+    lesson = get_lesson("shared_weight").code
     answers = [
         httpx.post(
             f"{cluster.base}/api/v1/trace",

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from app.client_identity import Client
 from app.config import Settings
-from app.examples import get_example
+from app.errors import TraceFailure
+from app.lessons import get_lesson
 from app.main import create_app
 from app.schemas import TraceRequest
 from app.service import RateLimited, ResultCache, TraceService
-from app.tracing import TraceFailure
 from tests.conftest import SAFE_PROGRAM, w_grad
 
 
@@ -84,7 +84,7 @@ def test_one_client_cannot_learn_from_the_cache_what_another_ran() -> None:
 
 def test_gallery_programs_are_public_and_shared_by_every_client() -> None:
     traces = service()
-    gallery = TraceRequest(code=get_example("shared_weight").code)
+    gallery = TraceRequest(code=get_lesson("shared_weight").code)
     for client in (Client("10.0.0.1", "alice"), Client("10.0.0.1", "bob"), Client("10.0.0.2")):
         asyncio.run(traces.trace(gallery, client))
     assert traces.programs_run == 1

@@ -7,8 +7,6 @@ import base64
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
 from app.site_guard import cross_site_reason
 
 CODE = base64.urlsafe_b64encode(b"import torch\nx = torch.ones(1, requires_grad=True)\n")
@@ -23,10 +21,8 @@ LINK_FOLLOWED = {
 
 
 @pytest.fixture(scope="module")
-def client():
-    settings = Settings(isolation=False, cors_origins=["https://course.example.edu"])
-    with TestClient(create_app(settings)) as c:
-        yield c
+def client(client_with) -> TestClient:
+    return client_with(isolation=False, cors_origins=["https://course.example.edu"])
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.deck import DeckOptions, draw_pages, page_svg, to_pdf, to_pptx
-from app.examples import get_example
+from app.lessons import get_lesson
 from app.page_render import rasterize
 from app.step_caption import narration_for
 from app.tracing import trace_code
@@ -48,7 +48,7 @@ def test_deck_pictures_for_powerpoint_and_beamer() -> None:
     from pptx import Presentation
     from pypdf import PdfReader
 
-    code = get_example("shared_weight").code
+    code = get_lesson("shared_weight").code
     graph = trace_code(code)
     options = DeckOptions(format="pptx", title="shared_weight")
     pages = draw_pages(graph, options, narration_for(code))

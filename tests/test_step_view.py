@@ -7,7 +7,7 @@ import math
 import torch
 
 from app.schemas import TensorData
-from app.step_view import shape_text, to_tensor
+from app.step_view import bracketed_shape, to_tensor
 
 
 def data(values: object, shape: list[int], dtype: str = "float32") -> TensorData:
@@ -36,6 +36,8 @@ def test_integers_keep_their_dtype_and_odd_values_give_none() -> None:
 
 
 def test_shape_text() -> None:
-    assert shape_text([2, 3]) == "[2×3]" == shape_text([2, 3])  # the second from the cache
-    assert shape_text([]) == shape_text(None) == "[]"
-    assert shape_text(torch.Size([4])) == "[4]"
+    assert (
+        bracketed_shape([2, 3]) == "[2×3]" == bracketed_shape([2, 3])
+    )  # the second from the cache
+    assert bracketed_shape([]) == bracketed_shape(None) == "[]"
+    assert bracketed_shape(torch.Size([4])) == "[4]"

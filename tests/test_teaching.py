@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.badges import badge_lines
-from app.examples import ORDER, get_example
+from app.lessons import ORDER, get_lesson
 from tests.browser_support import ARTIFACTS, CHROMIUM, type_code, wait_until_changed
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -254,7 +254,7 @@ ALLOWED |= {"layers"}  # nn.TransformerEncoder's module path, named by the encod
 GALLERY_WORDS = {
     word
     for example in ORDER
-    for name in re.findall(r"[A-Za-z_]\w*", get_example(example).code)
+    for name in re.findall(r"[A-Za-z_]\w*", get_lesson(example).code)
     for word in [name, *re.findall(r"[A-Z][a-z]+", name)]
 }
 ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z_0-9]{2,}")
@@ -309,7 +309,7 @@ def test_chinese_mode_leaves_no_english(pages, server, example) -> None:
             .map((n) => n.dataset.nodeId); }"""
     )
     page.locator(f'[data-testid="node"][data-node-id="{in_view[0]}"]').click()  # one in view
-    allowed = ALLOWED | code_words(server, get_example(example).code) | GALLERY_WORDS
+    allowed = ALLOWED | code_words(server, get_lesson(example).code) | GALLERY_WORDS
     allowed |= device_words(server)  # the machine's own processor and GPU names
     allowed |= {"requires_grad", "is_leaf", "retains_grad", "grad_fn", "grad", "retain_grad"}
     allowed |= {"backward", "float32", "float64", "cpu", "AccumulateGrad"}
@@ -351,7 +351,7 @@ def test_axe_finds_no_serious_violation(pages, server, theme, tmp_path) -> None:
     assert run_axe(page) == [], "/embed"
     html = httpx.post(
         f"{server}/api/v1/render",
-        json={"code": get_example("shared_weight").code, "format": "html", "theme": theme},
+        json={"code": get_lesson("shared_weight").code, "format": "html", "theme": theme},
         timeout=60,
     )
     export = tmp_path / "export.html"

@@ -54,7 +54,10 @@ def test_large_tensor_has_stats_heatmap_histogram() -> None:
 )
 def test_other_dtypes(tensor: torch.Tensor) -> None:
     data = summarize(tensor, inline_limit=8)
-    TensorData.model_validate_json(data.model_dump_json())
+    assert data.shape == list(tensor.shape) and data.dtype == str(tensor.dtype).removeprefix(
+        "torch."
+    )
+    assert TensorData.model_validate_json(data.model_dump_json()) == data
 
 
 def test_non_finite_values_travel_as_strings() -> None:

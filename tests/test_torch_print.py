@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from app.torch_print import format_number, format_values
+from app.torch_print import torch_number, torch_value_texts
 
 
 def torch_items(t: torch.Tensor) -> list[str]:
@@ -36,21 +36,21 @@ def torch_items(t: torch.Tensor) -> list[str]:
 )
 def test_values_print_like_torch(values: list[float]) -> None:
     t = torch.tensor(values, dtype=torch.float32)
-    assert format_values(t.tolist()) == torch_items(t)
+    assert torch_value_texts(t.tolist()) == torch_items(t)
 
 
 def test_micrograd_a_grad_prints_four_decimals() -> None:
-    assert format_number(138.83378601074219) == "138.8338"
-    assert format_number(5.0) == "5."
+    assert torch_number(138.83378601074219) == "138.8338"
+    assert torch_number(5.0) == "5."
 
 
 def test_integer_tensors_print_without_a_point() -> None:
-    assert format_values([1, 2, 3], floating=False) == ["1", "2", "3"]
-    assert format_values(["NaN"]) == ["nan"]
+    assert torch_value_texts([1, 2, 3], floating=False) == ["1", "2", "3"]
+    assert torch_value_texts(["NaN"]) == ["nan"]
 
 
 @pytest.mark.parametrize("values", [[0.5, 1234.5, 0.25, 7.0], [1e-5, 1.0, 2.0], [1.0, 2.0, 3.0]])
 @pytest.mark.parametrize("limit", [0, 1, 3, 10])
 def test_a_limit_writes_the_first_values_in_the_mode_of_all(values: list[float], limit) -> None:
-    assert format_values(values, limit=limit) == format_values(values)[:limit]
-    assert format_values(values, False, limit) == format_values(values, False)[:limit]
+    assert torch_value_texts(values, limit=limit) == torch_value_texts(values)[:limit]
+    assert torch_value_texts(values, False, limit) == torch_value_texts(values, False)[:limit]

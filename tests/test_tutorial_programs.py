@@ -24,8 +24,6 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
 from app.schemas import Graph, TensorData, TensorNode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,9 +227,9 @@ def assert_matches_plain(graph: Graph, reference: dict[str, Any], via: str) -> N
 
 
 @pytest.fixture(scope="module")
-def tutorial_client():
+def tutorial_client(client_with):
     """The real app and worker pool, with limits generous enough for the longest program."""
-    settings = Settings(
+    return client_with(
         wall_seconds=GENEROUS_SECONDS,
         cpu_seconds=GENEROUS_SECONDS,
         workers=1,
@@ -239,8 +237,6 @@ def tutorial_client():
         cache_entries=0,
         rate_limit_per_minute=0,
     )
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def test_there_are_enough_programs() -> None:

@@ -9,8 +9,6 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
 from app.web_headers import content_policy
 
 PAGE = (
@@ -23,9 +21,8 @@ OTHER = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
 @pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(Settings(isolation=False))) as c:
-        yield c
+def client(inprocess_client) -> TestClient:
+    return inprocess_client
 
 
 @pytest.mark.parametrize(

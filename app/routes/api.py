@@ -8,18 +8,19 @@ from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app import __version__, api_examples
+from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
-from app.examples import UnknownExample, get_example, summaries
+from app.error_handlers import http_error, http_error_of
+from app.errors import failure
 from app.export import FORMATS, filename
 from app.layout import INSTALL_HINT, dot_available
-from app.page_render import RendererUnavailable
+from app.lessons import UnknownLesson, get_lesson, summaries
 from app.schemas import (
     DevicesResponse,
     ErrorResponse,
@@ -35,12 +36,6 @@ from app.schemas import (
     graph_json_schema,
 )
 from app.service import (
-    RETRY_AFTER_SECONDS,
-    LayoutBusy,
-    LayoutUnavailable,
-    PoolBusy,
-    RateLimited,
-    TraceFailure,
     TraceService,
 )
 from app.site_guard import same_site_only
@@ -53,7 +48,7 @@ ERRORS = {
     422: {
         "model": ErrorResponse,
         "description": "a limit was hit",
-        "content": {"application/json": {"example": api_examples.ERROR}},
+        "content": {"application/json": {"example": openapi_examples.ERROR}},
     },
     429: {"model": ErrorResponse, "description": "too many requests from this client"},
     503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
@@ -74,7 +69,7 @@ ServiceDep = Annotated[TraceService, Depends(get_service)]
 RUNS_WORK = [Depends(same_site_only)]  # endpoints that run a program or graphviz
 
 
-@router.get("/health", response_model=HealthResponse, responses=ok(api_examples.HEALTH))
+@router.get("/health", response_model=HealthResponse, responses=ok(openapi_examples.HEALTH))
 async def health(service: ServiceDep) -> HealthResponse:
     """Whether the server is up, its versions, CUDA, and which isolation layers are active."""
     cuda = service.pool.cuda if service.pool is not None else torch.cuda.is_available()
@@ -105,7 +100,7 @@ def session(request: Request, response: Response) -> SessionResponse:
     return SessionResponse(token=token)
 
 
-@router.get("/devices", response_model=DevicesResponse, responses=ok(api_examples.DEVICES))
+@router.get("/devices", response_model=DevicesResponse, responses=ok(openapi_examples.DEVICES))
 def devices(service: ServiceDep) -> DevicesResponse:
     """The devices a program can run on: the CPU, and each CUDA device with name and memory."""
     found = list_devices(service.settings.allow_cuda)
@@ -118,41 +113,22 @@ async def _answer(
     """Bytes from the service, or the error model of the API."""
     try:
         payload = await work
-    except TraceFailure as failure:
-        raise HTTPException(failure.status, failure.detail.model_dump(exclude_none=True)) from None
-    except PoolBusy as busy:
-        raise HTTPException(
-            503,
-            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
-    except RateLimited as limited:
-        raise HTTPException(
-            429,
-            {"type": "RateLimited", "message": str(limited)},
-            headers={"Retry-After": str(limited.retry_after)},
-        ) from None
-    except LayoutUnavailable as missing:
-        raise HTTPException(503, {"type": "LayoutUnavailable", "message": str(missing)}) from None
-    except RendererUnavailable as missing:
-        raise HTTPException(503, {"type": "RendererUnavailable", "message": str(missing)}) from None
-    except LayoutBusy as busy:
-        raise HTTPException(
-            503,
-            {"type": "Busy", "message": f"the server is busy ({busy}); retry shortly"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+    except Exception as exc:
+        error = http_error_of(exc)
+        if error is None:
+            raise
+        raise error from None
     return Response(content=payload, media_type=media_type, headers=headers)
 
 
 @router.post(
     "/trace",
     response_model=Graph,
-    responses={**ok(api_examples.GRAPH), **ERRORS},
+    responses={**ok(openapi_examples.GRAPH), **ERRORS},
     dependencies=RUNS_WORK,
 )
 async def trace(
-    body: Annotated[TraceRequest, Body(openapi_examples=api_examples.TRACE_REQUESTS)],
+    body: Annotated[TraceRequest, Body(openapi_examples=openapi_examples.TRACE_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -163,11 +139,11 @@ async def trace(
 @router.post(
     "/layout",
     response_model=Layout,
-    responses={**ok(api_examples.GRAPH["layout"]), **ERRORS},
+    responses={**ok(openapi_examples.GRAPH["layout"]), **ERRORS},
     dependencies=RUNS_WORK,
 )
 async def layout(
-    body: Annotated[LayoutRequest, Body(openapi_examples=api_examples.LAYOUT_REQUESTS)],
+    body: Annotated[LayoutRequest, Body(openapi_examples=openapi_examples.LAYOUT_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -179,7 +155,8 @@ EXPORT_TYPES = {**FORMATS, **DECK_FORMATS}  # format -> (content type, file exte
 RENDER_RESPONSES = {
     200: {
         "content": {
-            t: api_examples.RENDER_RESPONSE_EXAMPLES.get(t, {}) for t, _ in EXPORT_TYPES.values()
+            t: openapi_examples.RENDER_RESPONSE_EXAMPLES.get(t, {})
+            for t, _ in EXPORT_TYPES.values()
         },
         "description": "the export",
     },
@@ -197,7 +174,7 @@ async def _render(body: RenderRequest, request: Request, service: TraceService) 
 
 @router.post("/render", response_class=Response, responses=RENDER_RESPONSES, dependencies=RUNS_WORK)
 async def render_post(
-    body: Annotated[RenderRequest, Body(openapi_examples=api_examples.RENDER_REQUESTS)],
+    body: Annotated[RenderRequest, Body(openapi_examples=openapi_examples.RENDER_REQUESTS)],
     request: Request,
     service: ServiceDep,
 ) -> Response:
@@ -211,7 +188,7 @@ async def render_post(
 async def render_get(
     request: Request,
     service: ServiceDep,
-    code: Annotated[str, Query(openapi_examples=api_examples.RENDER_CODE_PARAMETER)],
+    code: Annotated[str, Query(openapi_examples=openapi_examples.RENDER_CODE_PARAMETER)],
     format: str = "svg",
     device: str = "cpu",
     seed: int = 0,
@@ -243,14 +220,14 @@ async def render_get(
             name=name,
         )
     except (ValueError, binascii.Error, ValidationError) as exc:
-        raise HTTPException(400, {"type": "BadRequest", "message": str(exc)[:500]}) from None
+        raise http_error(failure("BadRequest", str(exc)[:500])) from None
     return await _render(body, request, service)
 
 
 @router.get(
     "/examples",
     response_model=list[ExampleSummary],
-    responses=ok(api_examples.EXAMPLE_SUMMARIES),
+    responses=ok(openapi_examples.EXAMPLE_SUMMARIES),
 )
 def list_examples() -> list[ExampleSummary]:
     """The gallery, without code."""
@@ -260,7 +237,7 @@ def list_examples() -> list[ExampleSummary]:
 @router.get(
     "/examples/{example_id}",
     response_model=Example,
-    responses={**ok(api_examples.EXAMPLE), 404: {"model": ErrorResponse}},
+    responses={**ok(openapi_examples.EXAMPLE), 404: {"model": ErrorResponse}},
 )
 def one_example(
     example_id: Annotated[
@@ -269,11 +246,9 @@ def one_example(
 ) -> Example:
     """One gallery program with its code."""
     try:
-        return get_example(example_id)
-    except UnknownExample:
-        raise HTTPException(
-            404, {"type": "NotFound", "message": f"no example named {example_id!r}"}
-        ) from None
+        return get_lesson(example_id)
+    except UnknownLesson:
+        raise http_error(failure("NotFound", f"no example named {example_id!r}")) from None
 
 
 @router.get(

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.client_identity import current_or_new_session, keep_session
-from app.examples import DEFAULT_EXAMPLE
+from app.lessons import DEFAULT_LESSON
 from app.resources import templates_dir
 
 router = APIRouter(tags=["pages"])
@@ -30,7 +30,7 @@ def _page(request: Request, template: str) -> HTMLResponse:
     """A page with its session: the token in a meta tag for the API calls, and the cookie."""
     token = current_or_new_session(request)
     response = templates.TemplateResponse(
-        request, template, {"default_example": DEFAULT_EXAMPLE, "session_token": token}
+        request, template, {"default_example": DEFAULT_LESSON, "session_token": token}
     )
     keep_session(request, response, token)
     return response

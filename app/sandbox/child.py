@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from app.config import Settings
-from app.errors import TraceFailure, limit_failure
+from app.errors import TraceFailure, failure, limit_failure
+from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import Recording, encode_answer
-from app.schemas import ErrorDetail, TraceRequest
+from app.schemas import TraceRequest
 
 
-def serve_one(fd: int, settings: Settings, recording: Recording) -> None:
+def serve_one(fd: int, settings: PoolSettings, recording: Recording) -> None:
     """Read one request from its socket, record it, write its answer back and close.
 
     The worker parent ends this process once the server has the whole answer: nothing after
@@ -22,22 +22,20 @@ def serve_one(fd: int, settings: Settings, recording: Recording) -> None:
     os.close(fd)  # the server has its answer now, before this process's memory is torn down
 
 
-def _answer(data: bytes, settings: Settings, recording: Recording) -> bytes:
+def _answer(data: bytes, settings: PoolSettings, recording: Recording) -> bytes:
     try:
         request = TraceRequest.model_validate_json(data)
         if request.device in ("cuda", "auto"):
             _limit_cuda_memory(settings.cuda_memory_fraction)
-        return encode_answer(recording.record(request, settings))
-    except TraceFailure as failure:
-        return encode_answer(None, failure)
+        return encode_answer(recording.record(request, settings.recording))
+    except TraceFailure as refused:
+        return encode_answer(None, refused)
     except MemoryError:
         return encode_answer(
             None, limit_failure("memory", "the program ran out of its memory limit")
         )
     except Exception as exc:  # a bug of the explorer, not of the program: report, don't hang
-        return encode_answer(
-            None, TraceFailure(422, ErrorDetail(type="InternalError", message=_safe_text(exc)))
-        )
+        return encode_answer(None, failure("InternalError", _safe_text(exc)))
 
 
 def _safe_text(exc: BaseException) -> str:

@@ -2,12 +2,23 @@
 
 The worker parent (the process that imports torch once and forks a child per request) runs
 inside bubblewrap with new user, pid, network, ipc, uts and cgroup namespaces, as uid/gid 65534,
-with a cleared environment and a root file system made of read-only binds of just the Python
-installation, the shared libraries, the environment's site-packages and the `app` package, plus
-a private `/tmp`, its own `/proc` (the host's boot line and kernel configuration masked) and a
-minimal `/dev`. Run as root, the jail joins a cgroup whose pids.max bounds its threads.
-Nothing of the host's `/etc`, home folders or checkout (beyond `app/`) exists inside. This
-file is the whole description of that wall.
+with no capabilities and a cleared environment. Its root file system is made of:
+
+- read-only binds of the parts of /usr that Python loads from: `/usr/lib/<arch>` (the shared
+  libraries), `/usr/lib64` (the dynamic loader), `/usr/lib/python3*` and `/usr/lib/locale`, and
+  `ldconfig` (which ctypes.util.find_library runs); never /usr/bin, /usr/share or /usr/local;
+- `/lib`, `/lib64`, `/bin` and `/sbin` as the host has them: the same symlinks into /usr, or
+  read-only binds where they are folders;
+- read-only binds of the Python installation (`sys.base_prefix`, `sys.prefix`; for Debian's own
+  /usr only the interpreter), the environment's site-packages and the `app` package (never the
+  rest of a checkout);
+- of /etc only `/etc/ld.so.cache` and `/etc/fonts` (library and font look-up), read-only;
+- a private tmpfs `/tmp`, its own `/proc` (the host's boot line, kernel configuration, modules,
+  symbols and scheduler and timer dumps bound over by empty files) and a minimal `/dev`, plus
+  `/dev/nvidia*` where CUDA is allowed and present.
+
+Run as root, the jail joins a cgroup whose pids.max bounds its threads. No home folder and no
+other part of /etc exists inside. This file is the whole description of that wall.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config import Settings
-from app.errors import TraceFailure, limit_failure
+from app.errors import TraceFailure, failure, limit_failure
 from app.sandbox import jail
+from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import (
     MAX_HEADER_BYTES,
     Recording,
@@ -38,13 +38,13 @@ from app.sandbox.wire import (
     send,
 )
 from app.sandbox.worker_parent import ANSWERED, SPARE_CHILDREN
-from app.schemas import ErrorDetail, TraceRequest
+from app.schemas import TraceRequest
 
 log = logging.getLogger("autograd_explorer.pool")
 
 REQUEST_SLACK_BYTES = 4096
 
-__all__ = ["SPARE_CHILDREN", "PoolBusy", "Recording", "WorkerPool"]
+__all__ = ["SPARE_CHILDREN", "PoolBusy", "Recording", "WorkerParentHandle"]
 
 
 class PoolBusy(Exception):
@@ -64,10 +64,10 @@ class _Job:
     too_big: bool = False
 
 
-class WorkerPool:
+class WorkerParentHandle:
     """The server's handle on the worker parent: submit requests, get Graph JSON bytes back."""
 
-    def __init__(self, settings: Settings, recording: Recording) -> None:
+    def __init__(self, settings: PoolSettings, recording: Recording) -> None:
         self.settings = settings
         self.recording = recording
         self.layers: dict[str, bool] = {}
@@ -119,7 +119,7 @@ class WorkerPool:
         process = _spawn_from_lasting_thread(self._command(theirs.fileno()), theirs.fileno())
         theirs.close()
         start = {
-            "settings": self.settings.model_dump(mode="json"),
+            "settings": self.settings.to_json(),
             "recording": self.recording.names(),
         }
         send(ours, start)
@@ -165,11 +165,7 @@ class WorkerPool:
                 self._process.kill()
                 self._process.wait()
         os.write(self._wake_w, b"x")
-        self._fail_all(
-            TraceFailure(
-                503, ErrorDetail(type="Unavailable", message="the server is shutting down")
-            )
-        )
+        self._fail_all(failure("Unavailable", "the server is shutting down"))
 
     def submit(self, request: TraceRequest) -> concurrent.futures.Future[bytes]:
         """Queue a trace; the future holds Graph JSON bytes or raises TraceFailure."""
@@ -213,7 +209,7 @@ class WorkerPool:
     def _read_loop(self, selector: selectors.BaseSelector, control: socket.socket) -> None:
         """Read children's answers and the worker parent's reports until it stops.
 
-        One bad event fails at most its own job; should the loop end any other way, the pool
+        One bad event fails at most its own job; should the loop end any other way, the handle
         notes why and starts the worker parent again."""
         stopped = False
         why = "the thread reading answers stopped"
@@ -223,7 +219,7 @@ class WorkerPool:
                     if self._on_event(key, selector, control):
                         stopped = True
                         break
-        except BaseException as exc:  # noqa: BLE001 - whatever it was, the pool is rebuilt
+        except BaseException as exc:  # noqa: BLE001 - whatever it was, it starts again
             why = f"the thread reading answers stopped ({exc!r})"
         finally:
             if not stopped:
@@ -272,9 +268,7 @@ class WorkerPool:
                 job.sock.setblocking(False)
                 selector.register(job.sock, selectors.EVENT_READ, job)
             except (OSError, ValueError, KeyError) as exc:  # closed meanwhile (shutting down)
-                self._finish(
-                    job, TraceFailure(503, ErrorDetail(type="Unavailable", message=repr(exc)))
-                )
+                self._finish(job, failure("Unavailable", repr(exc)))
 
     def _on_output(self, job: _Job, selector: selectors.BaseSelector) -> None:
         limit = self.settings.max_response_bytes + MAX_HEADER_BYTES
@@ -376,12 +370,8 @@ class WorkerPool:
             if ended.get("signal")
             else f"exit status {ended.get('exit')!r}"
         )
-        return TraceFailure(
-            422,
-            ErrorDetail(
-                type="WorkerCrashed",
-                message=f"the program ended its worker without an answer ({reason})",
-            ),
+        return failure(
+            "WorkerCrashed", f"the program ended its worker without an answer ({reason})"
         )
 
     def _stopped(self, selector: selectors.BaseSelector, control: socket.socket, why: str) -> None:
@@ -395,7 +385,7 @@ class WorkerPool:
         with self._lock:
             if self._control is control:
                 self._control = None
-        self._fail_all(TraceFailure(503, ErrorDetail(type="Unavailable", message=why)))
+        self._fail_all(failure("Unavailable", why))
         if not self._closing:
             self.problem = why
             log.error("%s; starting a new worker parent", why)

@@ -17,21 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import TraceFailure, limit_failure
-from app.schemas import ErrorDetail
+from app.errors import TraceFailure, failure, limit_failure
 
 CONTROL_MESSAGE_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 4096  # a header line longer than this is not an answer
 MAX_MESSAGE_CHARS = 2000
 MAX_POSITION = 10**7  # line and column numbers of a program's error
 GRAPH = "Graph"
-STATUS_OF = {  # the closed set of outcomes a child may report, and the status the server gives
-    GRAPH: 200,
-    "PolicyError": 400,
-    "DeviceUnavailable": 400,
-    "LimitExceeded": 422,
-    "InternalError": 422,
-}
+# the closed set of outcomes a child may report (their statuses: app.errors.STATUS_OF)
+OUTCOMES = frozenset({GRAPH, "PolicyError", "DeviceUnavailable", "LimitExceeded", "InternalError"})
 CHILD_LIMITS = frozenset(  # the limits a child can report hitting
     {
         "wall_time",
@@ -117,7 +111,7 @@ def encode_answer(body: bytes | None, failure: TraceFailure | None = None) -> by
         header: dict[str, Any] = {"type": GRAPH, "bytes": len(body or b"")}
         return json.dumps(header).encode() + b"\n" + (body or b"")
     detail = failure.detail
-    kind = detail.type if detail.type in STATUS_OF and detail.type != GRAPH else "InternalError"
+    kind = detail.type if detail.type in OUTCOMES and detail.type != GRAPH else "InternalError"
     header = {"type": kind, "bytes": 0, "message": detail.message[:MAX_MESSAGE_CHARS]}
     for name in ("line", "col", "limit"):
         if getattr(detail, name) is not None:
@@ -154,13 +148,10 @@ def is_complete(output: bytes | bytearray) -> bool:
 
 def bad_answer(why: str) -> TraceFailure:
     """The failure of an answer outside the format or its bounds."""
-    return TraceFailure(
-        422,
-        ErrorDetail(
-            type="BadAnswer",
-            message=f"the worker's answer was not understood ({why}); a program may have "
-            "written to the socket its answer goes back on",
-        ),
+    return failure(
+        "BadAnswer",
+        f"the worker's answer was not understood ({why}); a program may have "
+        "written to the socket its answer goes back on",
     )
 
 
@@ -196,7 +187,7 @@ def _read_answer(output: bytes | bytearray) -> bytes | TraceFailure:
     if not set(header) <= HEADER_FIELDS:
         return bad_answer("unknown header fields")
     kind, size = header.get("type"), header.get("bytes")
-    if not isinstance(kind, str) or kind not in STATUS_OF:
+    if not isinstance(kind, str) or kind not in OUTCOMES:
         return bad_answer("an unknown outcome")
     if type(size) is not int or size != len(output) - start:
         return bad_answer("a body of another length than announced")
@@ -213,5 +204,4 @@ def _read_answer(output: bytes | bytearray) -> bytes | TraceFailure:
         if limit not in CHILD_LIMITS:
             return bad_answer("an unknown limit")
         return limit_failure(limit, message)
-    detail = ErrorDetail(type=kind, message=message, line=line, col=col)
-    return TraceFailure(STATUS_OF[kind], detail)
+    return failure(kind, message, line=line, col=col)

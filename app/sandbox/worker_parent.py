@@ -11,6 +11,7 @@ reports how each ended; what a child does is app.sandbox.child.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import selectors
@@ -23,8 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import Settings
 from app.sandbox.child import detach_standard_streams, read_all, serve_one
+from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import Recording, receive, send
 
 WARM_UP_PROGRAM = """import torch
@@ -88,7 +89,7 @@ def main(control: socket.socket) -> None:
     message, _ = receive(control)
     if message is None:
         return
-    settings = Settings.model_validate(message["settings"])
+    settings = PoolSettings.from_json(message["settings"])
     recording = Recording.from_names(message["recording"])
     _warm_up(settings, recording)
     parent = WorkerParent(control, settings, recording)
@@ -97,11 +98,11 @@ def main(control: socket.socket) -> None:
     parent.serve()
 
 
-def _warm_up(settings: Settings, recording: Recording) -> None:
+def _warm_up(settings: PoolSettings, recording: Recording) -> None:
     """Import and exercise everything a child needs, so that forks start warm."""
     from app.sandbox.limits import prepare_seccomp
 
-    recording.rehearse(WARM_UP_PROGRAM, settings)
+    recording.rehearse(WARM_UP_PROGRAM, settings.recording)
     prepare_seccomp(cuda=False)  # building the filter costs more than forking: do it once
     if settings.allow_cuda:
         prepare_seccomp(cuda=True)
@@ -120,7 +121,9 @@ def _warm_up(settings: Settings, recording: Recording) -> None:
 class WorkerParent:
     """The worker parent's loop: hand requests to spare or fresh children, time and reap them."""
 
-    def __init__(self, control: socket.socket, settings: Settings, recording: Recording) -> None:
+    def __init__(
+        self, control: socket.socket, settings: PoolSettings, recording: Recording
+    ) -> None:
         self.control = control
         self.settings = settings
         self.recording = recording
@@ -135,16 +138,9 @@ class WorkerParent:
         os.set_blocking(self._signal_w, False)
 
     def _limits(self, work_dir: str, cuda: bool) -> Any:
-        from app.sandbox.limits import ChildLimits
-
-        margin = None if cuda else self.settings.memory_margin_mb * 1024 * 1024
-        return ChildLimits(
-            self.settings.cpu_seconds,
-            margin,
-            work_dir,
-            cuda,
-            idle_after_cpu_seconds=self.settings.idle_after_cpu_seconds,
-        )
+        limits = self.settings.child_limits
+        margin = None if cuda else limits.memory_margin_bytes  # CUDA needs a large address space
+        return dataclasses.replace(limits, memory_margin_bytes=margin, work_dir=work_dir, cuda=cuda)
 
     def probe_layers(self) -> dict[str, bool]:
         """Fork a child that applies every limit and reports which took effect."""
@@ -381,14 +377,14 @@ class WorkerParent:
                 os.kill(child.pid, signal.SIGKILL)
 
 
-def _warm_spare(settings: Settings, recording: Recording) -> None:
+def _warm_spare(settings: PoolSettings, recording: Recording) -> None:
     """Record a constant lesson once, so that the pages a trace writes are this child's own.
 
     A forked child copies each page of the parent it writes to; a first trace pays for those
     copies (about as long as the trace itself). The spare pays them before any request. Only
     recorded, never written out: no answer JSON, not even this one, is left in memory that a
     request's program may be handed."""
-    recording.rehearse(SPARE_WARM_UP_PROGRAM, settings)
+    recording.rehearse(SPARE_WARM_UP_PROGRAM, settings.recording)
 
 
 def collect_child(pid: int, read_fd: int) -> bytes:

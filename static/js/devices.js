@@ -4,7 +4,9 @@ import { devices } from "./api.js";
 const GIB = 2 ** 30;
 
 function describe(device) {
-  const memory = device.total_memory_bytes ? `${(device.total_memory_bytes / GIB).toFixed(1)} GiB` : "";
+  const memory = device.total_memory_bytes
+    ? `${(device.total_memory_bytes / GIB).toFixed(1)} GiB`
+    : "";
   return [device.id, device.name, memory].filter(Boolean).join(" · ");
 }
 

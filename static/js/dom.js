@@ -7,7 +7,8 @@ function fill(node, attrs, children) {
     if (value === false || value === null || value === undefined) continue;
     if (key === "class") node.setAttribute("class", value);
     else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key.startsWith("on") && typeof value === "function")
+      node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {

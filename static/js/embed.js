@@ -8,8 +8,14 @@ import { errorText } from "./torch-messages.js";
 
 // A readable message in place of the graph when the server cannot be reached.
 function showOffline(t, graphContainer, retry) {
-  graphContainer.replaceChildren(el("div", { class: "offline", role: "alert", "data-testid": "offline" },
-    el("p", {}, t("offline")), el("button", { type: "button", onclick: retry }, t("retry"))));
+  graphContainer.replaceChildren(
+    el(
+      "div",
+      { class: "offline", role: "alert", "data-testid": "offline" },
+      el("p", {}, t("offline")),
+      el("button", { type: "button", onclick: retry }, t("retry")),
+    ),
+  );
 }
 
 async function start() {
@@ -23,17 +29,25 @@ async function start() {
   const device = url.device ?? "cpu";
   const expanded = url.expanded ?? [];
   try {
-    const code = url.code ?? (await api.getExample(url.example ?? document.body.dataset.defaultExample)).code;
+    const code =
+      url.code ?? (await api.getExample(url.example ?? document.body.dataset.defaultExample)).code;
     const graph = await api.trace({ code, device });
     const step = parseStep(url.step);
     const pass = Math.min(step?.pass ?? 0, Math.max(0, graph.backward.length - 1));
-    const layoutFor = (p) => (expanded.length || (graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== p)
-      ? api.layout({ code, device, expanded, pass: graph.layout?.pass_index === null ? null : p })
-      : Promise.resolve(graph.layout));
+    const layoutFor = (p) =>
+      expanded.length ||
+      (graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== p)
+        ? api.layout({ code, device, expanded, pass: graph.layout?.pass_index === null ? null : p })
+        : Promise.resolve(graph.layout);
     const layout = await layoutFor(pass);
     mountPlayer({
-      graph, layout, step, t, layoutFor,
-      graphContainer, playerContainer: document.getElementById("player"),
+      graph,
+      layout,
+      step,
+      t,
+      layoutFor,
+      graphContainer,
+      playerContainer: document.getElementById("player"),
     });
     if (graph.error) {
       status.replaceChildren(...errorText(graph.error, t));

@@ -8,10 +8,20 @@ export function showErrorBanner(box, text, t) {
     box.replaceChildren();
     return;
   }
-  const close = el("button", {
-    type: "button", class: "error-close", "data-testid": "error-close", "aria-label": t("dismiss"), title: t("dismiss"),
-    onclick: () => { box.hidden = true; },
-  }, "×");
+  const close = el(
+    "button",
+    {
+      type: "button",
+      class: "error-close",
+      "data-testid": "error-close",
+      "aria-label": t("dismiss"),
+      title: t("dismiss"),
+      onclick: () => {
+        box.hidden = true;
+      },
+    },
+    "×",
+  );
   box.replaceChildren(el("div", { class: "error-text", tabindex: "0" }, ...[text].flat()), close);
 }
 

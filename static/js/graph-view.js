@@ -299,7 +299,8 @@ export class GraphView {
       const value = values.get(id) ?? { width: 0, lines: 0 };
       widest.set(id, { width: Math.max(value.width, gradient.width), lines: value.lines + gradient.lines });
     }
-    let x0 = 0, y0 = 0, x1 = layout.width, y1 = layout.height;
+    const y0 = 0;
+    let x0 = 0, x1 = layout.width, y1 = layout.height;
     for (const box of layout.nodes) {
       const badge = widest.get(box.id);
       if (!badge) continue;

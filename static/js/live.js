@@ -37,13 +37,21 @@ export function createLiveMode({ toggle, run, delay = 400 }) {
 }
 
 export function isSmallProgram(code, graph) {
-  return code.length <= SMALL_PROGRAM.maxChars && (!graph || graph.nodes.length <= SMALL_PROGRAM.maxNodes);
+  return (
+    code.length <= SMALL_PROGRAM.maxChars &&
+    (!graph || graph.nodes.length <= SMALL_PROGRAM.maxNodes)
+  );
 }
 
 // Two graphs have the same shape when their nodes, forward steps and backward steps line up.
 export function sameShape(a, b) {
   if (!a || !b) return false;
-  if (a.nodes.length !== b.nodes.length || a.forward.length !== b.forward.length || a.backward.length !== b.backward.length) return false;
+  if (
+    a.nodes.length !== b.nodes.length ||
+    a.forward.length !== b.forward.length ||
+    a.backward.length !== b.backward.length
+  )
+    return false;
   if (a.nodes.some((n, i) => n.id !== b.nodes[i].id || n.kind !== b.nodes[i].kind)) return false;
   return a.backward.every((p, i) => p.steps.length === b.backward[i].steps.length);
 }

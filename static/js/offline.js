@@ -11,10 +11,21 @@ translatePage(document, t, settings.lang ?? "en");
 const layouts = settings.layouts ?? {};
 const caption = new Caption(document.getElementById("caption"));
 mountPlayer({
-  graph, layout: graph.layout, step: parseStep(settings.step), t,
-  graphContainer: document.getElementById("graph"), playerContainer: document.getElementById("player"),
+  graph,
+  layout: graph.layout,
+  step: parseStep(settings.step),
+  t,
+  graphContainer: document.getElementById("graph"),
+  playerContainer: document.getElementById("player"),
   layoutFor: async (pass) => layouts[pass] ?? graph.layout,
   // the lesson's narration and the chain rule under the graph, as on the page
-  onPosition: (position) => caption.show({ graph, position, narration: settings.narration ?? null, lang: settings.lang ?? "en", t }),
+  onPosition: (position) =>
+    caption.show({
+      graph,
+      position,
+      narration: settings.narration ?? null,
+      lang: settings.lang ?? "en",
+      t,
+    }),
 });
 document.body.dataset.ready = "true";

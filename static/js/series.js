@@ -13,7 +13,9 @@ export function trainingSeries(graph) {
   const series = [...graph.series];
   const passes = graph.backward.filter((record) => record.kind === "backward");
   if (passes.length < 2) return series;
-  const leaves = graph.nodes.filter((n) => n.kind === "tensor" && n.is_leaf && n.requires_grad && n.name);
+  const leaves = graph.nodes.filter(
+    (n) => n.kind === "tensor" && n.is_leaf && n.requires_grad && n.name,
+  );
   for (const leaf of leaves) {
     const values = passes.map((record) => scalar(record.grads[leaf.id]));
     if (values.every((v) => v === null)) continue;

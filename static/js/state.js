@@ -37,8 +37,9 @@ export function stateToQuery(state) {
     const value = state[field];
     if (value === undefined || value === null || value === "") continue;
     if (field === "code") params.set("code", encodeCode(value));
-    else if (field === "expanded") { if (value.length) params.set("expanded", value.join(",")); }
-    else params.set(field, String(value));
+    else if (field === "expanded") {
+      if (value.length) params.set("expanded", value.join(","));
+    } else params.set(field, String(value));
   }
   return params.toString();
 }
@@ -48,17 +49,22 @@ export function writeState(state) {
   if (window.location.hash !== hash) history.replaceState(null, "", hash);
 }
 
-// Positions are written as "forward:N" or "backward:P:N".
+// Positions are written as "forward:N" or "backward:P:N": read and written here only
+// (app/player_step.py on the server).
 export function parseStep(text) {
   const parts = (text ?? "").split(":");
-  if (parts[0] === "forward" && parts.length === 2) return { phase: "forward", pass: 0, index: Number(parts[1]) };
-  if (parts[0] === "backward" && parts.length === 3) return { phase: "backward", pass: Number(parts[1]), index: Number(parts[2]) };
+  if (parts[0] === "forward" && parts.length === 2)
+    return { phase: "forward", pass: 0, index: Number(parts[1]) };
+  if (parts[0] === "backward" && parts.length === 3)
+    return { phase: "backward", pass: Number(parts[1]), index: Number(parts[2]) };
   return null;
 }
 
 export function formatStep(position) {
   if (!position) return "";
-  return position.phase === "forward" ? `forward:${position.index}` : `backward:${position.pass}:${position.index}`;
+  return position.phase === "forward"
+    ? `forward:${position.index}`
+    : `backward:${position.pass}:${position.index}`;
 }
 
 // A new history entry for a new run or lesson, so the browser's Back button returns to the last one.
@@ -69,6 +75,8 @@ export function pushState(state) {
 // Download names that say what they hold: "shared_weight-backward-1-5.svg".
 export function downloadName(state, format) {
   const base = (state.example ?? "program").replace(/[^\w-]+/g, "_");
-  const step = state.step ? `-${state.step.replace(/:/g, "-").replace(/-(\d+)$/, (_, n) => `-${Number(n) + 1}`)}` : "";
+  const step = state.step
+    ? `-${state.step.replace(/:/g, "-").replace(/-(\d+)$/, (_, n) => `-${Number(n) + 1}`)}`
+    : "";
   return `${base}${step}.${format}`;
 }

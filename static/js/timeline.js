@@ -10,7 +10,8 @@ export class Timeline {
     for (const edge of graph.edges) {
       const source = this.byId.get(edge.source);
       const target = this.byId.get(edge.target);
-      if (source?.kind === "op" && target?.kind === "tensor") this.producer.set(target.id, source.id);
+      if (source?.kind === "op" && target?.kind === "tensor")
+        this.producer.set(target.id, source.id);
       if (source?.kind === "tensor" && target?.kind === "op") {
         if (!this.consumers.has(source.id)) this.consumers.set(source.id, []);
         this.consumers.get(source.id).push(target.id);
@@ -21,10 +22,12 @@ export class Timeline {
     for (const [tensor, op] of this.producer) {
       if (!this.outputsOf.has(op)) this.outputsOf.set(op, []);
       this.outputsOf.get(op).push(tensor);
-      for (const consumer of this.consumers.get(tensor) ?? []) this.between.set(`${op}|${consumer}`, tensor);
+      for (const consumer of this.consumers.get(tensor) ?? [])
+        this.between.set(`${op}|${consumer}`, tensor);
     }
     this.accumulatorOf = new Map(); // leaf id -> AccumulateGrad op id
-    for (const node of graph.nodes) if (node.kind === "op" && node.variable) this.accumulatorOf.set(node.variable, node.id);
+    for (const node of graph.nodes)
+      if (node.kind === "op" && node.variable) this.accumulatorOf.set(node.variable, node.id);
     this.forwardCount = graph.forward.length;
   }
 
@@ -36,8 +39,15 @@ export class Timeline {
   // A layout of one pass (training loops) draws only that iteration's forward steps, and steps
   // inside one collapsed module box play as one step: one step per call of a visible box.
   positions(pass, layout = null) {
-    const drawn = layout && layout.pass_index !== null && layout.pass_index !== undefined ? layout.node_of : null;
-    const groups = new Set((layout?.nodes ?? []).filter((n) => n.kind === "module" || n.kind === "line").map((n) => n.id));
+    const drawn =
+      layout && layout.pass_index !== null && layout.pass_index !== undefined
+        ? layout.node_of
+        : null;
+    const groups = new Set(
+      (layout?.nodes ?? [])
+        .filter((n) => n.kind === "module" || n.kind === "line")
+        .map((n) => n.id),
+    );
     const boxOf = (id) => {
       const unit = layout?.node_of?.[id];
       return unit && groups.has(unit) ? unit : null;
@@ -45,7 +55,8 @@ export class Timeline {
     const list = [];
     const add = (position, box) => {
       const last = list.at(-1);
-      if (box && last && last.phase === position.phase && last.box === box) last.index = position.index;
+      if (box && last && last.phase === position.phase && last.box === box)
+        last.index = position.index;
       else list.push({ ...position, box });
     };
     // the call that raised after this pass's backward (a later iteration) plays after it
@@ -57,7 +68,10 @@ export class Timeline {
       else add({ phase: "forward", pass, index }, boxOf(step.node));
     });
     const record = this.graph.backward[pass];
-    if (record) record.steps.forEach((step, index) => add({ phase: "backward", pass, index }, boxOf(step.node)));
+    if (record)
+      record.steps.forEach((step, index) =>
+        add({ phase: "backward", pass, index }, boxOf(step.node)),
+      );
     for (const index of later) add({ phase: "forward", pass, index }, null);
     return list.map(({ box, ...position }) => position);
   }
@@ -104,7 +118,13 @@ export class Timeline {
     }
     if (position.phase === "backward") {
       for (const node of graph.nodes) {
-        if (node.kind === "op" && node.created_by_pass !== null && node.created_by_pass !== undefined && node.created_by_pass < pass) active.add(node.id);
+        if (
+          node.kind === "op" &&
+          node.created_by_pass !== null &&
+          node.created_by_pass !== undefined &&
+          node.created_by_pass < pass
+        )
+          active.add(node.id);
       }
       const record = graph.backward[pass];
       record.root.forEach(addTensor);
@@ -119,7 +139,8 @@ export class Timeline {
           if (!producer || !grad) return;
           const tensor = this.tensorBetween(producer, step.node);
           if (tensor) {
-            if (!grads.has(tensor)) grads.set(tensor, { total: null, parts: [], accumulated: null });
+            if (!grads.has(tensor))
+              grads.set(tensor, { total: null, parts: [], accumulated: null });
             grads.get(tensor).parts.push(grad);
           }
           if (i === position.index) flows.push({ from: step.node, to: producer, tensor, grad });
@@ -147,7 +168,8 @@ export class Timeline {
         }
       }
       for (const root of record.root) {
-        if (!grads.has(root) && record.tensor_grads[root]) grads.set(root, { total: record.tensor_grads[root], parts: [], accumulated: null });
+        if (!grads.has(root) && record.tensor_grads[root])
+          grads.set(root, { total: record.tensor_grads[root], parts: [], accumulated: null });
       }
     }
     return { active, current, values, grads, ranOps, flows, line, position, badges };

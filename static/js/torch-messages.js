@@ -6,7 +6,10 @@ import { el } from "./dom.js";
 // message pattern -> i18n key of its explanation
 const KNOWN = [
   [/\.grad attribute of a Tensor that is not a leaf Tensor is being accessed/, "torch.nonLeafGrad"],
-  [/a leaf Variable that requires grad is (being )?used in an in-place operation/, "torch.inplaceLeaf"],
+  [
+    /a leaf Variable that requires grad is (being )?used in an in-place operation/,
+    "torch.inplaceLeaf",
+  ],
   [/modified by an inplace operation/, "torch.inplaceSaved"],
   [/backward through the graph a second time/, "torch.backwardTwice"],
   [/shapes cannot be multiplied/, "torch.matmulShapes"],
@@ -26,7 +29,8 @@ export function quotedMessage(frame, message, t) {
   const key = explanationKey(message);
   const explained = key ? t(key) : key;
   const parts = [frame, " ", el("code", { class: "torch-message", lang: "en" }, message)];
-  if (explained && explained !== key) parts.push(" ", el("span", { class: "explained" }, explained));
+  if (explained && explained !== key)
+    parts.push(" ", el("span", { class: "explained" }, explained));
   return parts;
 }
 
@@ -37,7 +41,9 @@ export function errorText(error, t, graph = null) {
   if (error.pass_index === null || error.pass_index === undefined) {
     return quotedMessage(t("errorAtLine", { type: error.type, line }), error.message, t);
   }
-  const roots = (error.roots ?? []).map((id) => graph?.nodes.find((n) => n.id === id)).filter(Boolean);
+  const roots = (error.roots ?? [])
+    .map((id) => graph?.nodes.find((n) => n.id === id))
+    .filter(Boolean);
   const root = roots.map((n) => n.name ?? n.label).join(", ");
   const frame = root
     ? t("errorInPassFrom", { type: error.type, n: error.pass_index + 1, root, line })

@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from app.player_step import PlayerStep
 from app.schemas import Caption, Example, ExampleSummary
 
 HEADER_KEYS = ("title", "title_zh", "lesson", "lesson_zh")
@@ -27,11 +28,10 @@ ORDER = (
     "mlp_cross_entropy",
     "transformer_encoder",
 )
-DEFAULT_EXAMPLE = "shared_weight"
-STEP_KEY = re.compile(r"^(forward:\d+|backward:\d+:\d+)$")
+DEFAULT_LESSON = "shared_weight"
 
 
-class UnknownExample(KeyError):
+class UnknownLesson(KeyError):
     """No gallery program has that id."""
 
 
@@ -41,7 +41,7 @@ def _captions(folder: Traversable, example_id: str) -> dict[str, Caption]:
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    bad = [key for key in raw if not STEP_KEY.match(key)]
+    bad = [key for key in raw if not PlayerStep.is_step(key)]
     if bad:
         raise ValueError(f"narration of {example_id} has keys that name no step: {bad}")
     return {key: Caption(**value) for key, value in raw.items()}
@@ -68,7 +68,7 @@ def _parse(example_id: str, source: str, captions: dict[str, Caption] | None = N
 
 
 @cache
-def all_examples() -> tuple[Example, ...]:
+def all_lessons() -> tuple[Example, ...]:
     """Every gallery program, in teaching order."""
     folder = resources.files(__name__)
     return tuple(
@@ -79,12 +79,12 @@ def all_examples() -> tuple[Example, ...]:
 
 def summaries() -> list[ExampleSummary]:
     """The gallery without code."""
-    return [ExampleSummary(**e.model_dump(exclude={"code", "captions"})) for e in all_examples()]
+    return [ExampleSummary(**e.model_dump(exclude={"code", "captions"})) for e in all_lessons()]
 
 
-def get_example(example_id: str) -> Example:
-    """One program by id; UnknownExample when there is none."""
-    for example in all_examples():
+def get_lesson(example_id: str) -> Example:
+    """One program by id; UnknownLesson when there is none."""
+    for example in all_lessons():
         if example.id == example_id:
             return example
-    raise UnknownExample(example_id)
+    raise UnknownLesson(example_id)

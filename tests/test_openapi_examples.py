@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
-from app import api_examples
-from app.examples import get_example, summaries
+from app import openapi_examples
+from app.lessons import get_lesson, summaries
 from app.schemas import (
     DevicesResponse,
     ErrorResponse,
@@ -76,26 +76,28 @@ def test_request_examples_are_valid_requests(openapi: dict, path: str, model: ty
     examples = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"][
         "examples"
     ]
+    assert examples
     for example in examples.values():
-        model.model_validate(example["value"])
+        request = model.model_validate(example["value"])
+        assert request.model_dump(exclude_unset=True) == example["value"]
 
 
 def test_response_examples_match_their_models() -> None:
-    Graph.model_validate(api_examples.GRAPH)
-    Layout.model_validate(api_examples.GRAPH["layout"])
-    HealthResponse.model_validate(api_examples.HEALTH)
-    DevicesResponse.model_validate(api_examples.DEVICES)
-    ErrorResponse.model_validate(api_examples.ERROR)
-    listed = TypeAdapter(list[ExampleSummary]).validate_python(api_examples.EXAMPLE_SUMMARIES)
+    Graph.model_validate(openapi_examples.GRAPH)
+    Layout.model_validate(openapi_examples.GRAPH["layout"])
+    HealthResponse.model_validate(openapi_examples.HEALTH)
+    DevicesResponse.model_validate(openapi_examples.DEVICES)
+    ErrorResponse.model_validate(openapi_examples.ERROR)
+    listed = TypeAdapter(list[ExampleSummary]).validate_python(openapi_examples.EXAMPLE_SUMMARIES)
     assert listed[0] in summaries()
-    assert Example.model_validate(api_examples.EXAMPLE) == get_example("implicit_backward")
+    assert Example.model_validate(openapi_examples.EXAMPLE) == get_lesson("implicit_backward")
 
 
 def test_the_graph_example_is_what_trace_returns(api_client: TestClient) -> None:
-    response = api_client.post("/api/v1/trace", json={"code": api_examples.TINY_PROGRAM})
+    response = api_client.post("/api/v1/trace", json={"code": openapi_examples.TINY_PROGRAM})
     assert response.status_code == 200
     real = Graph.model_validate_json(response.content)
-    shown = Graph.model_validate(api_examples.GRAPH)
+    shown = Graph.model_validate(openapi_examples.GRAPH)
     # The engine's sequence numbers count every node the process ever made: they differ.
     ignored = {"layout": True, "nodes": {"__all__": {"sequence_nr"}}}
     assert real.model_dump(exclude=ignored) == shown.model_dump(exclude=ignored)
@@ -104,28 +106,28 @@ def test_the_graph_example_is_what_trace_returns(api_client: TestClient) -> None
 
 
 def test_trace_examples_run(api_client: TestClient, openapi: dict) -> None:
-    for example in api_examples.TRACE_REQUESTS.values():
+    for example in openapi_examples.TRACE_REQUESTS.values():
         response = api_client.post("/api/v1/trace", json=example["value"])
         assert response.status_code == 200, response.text
         graph = Graph.model_validate_json(response.content)
         assert graph.error is None and graph.backward
-    shared = api_examples.TRACE_REQUESTS["leaf used twice"]["value"]
+    shared = openapi_examples.TRACE_REQUESTS["leaf used twice"]["value"]
     graph = Graph.model_validate_json(api_client.post("/api/v1/trace", json=shared).content)
     assert graph.backward[0].grads[tensor_named(graph, "w").id].values == [5.0]
 
 
 def test_layout_and_render_examples_run(api_client: TestClient) -> None:
-    (expand,) = api_examples.LAYOUT_REQUESTS.values()
+    (expand,) = openapi_examples.LAYOUT_REQUESTS.values()
     layout = api_client.post("/api/v1/layout", json=expand["value"])
     assert layout.status_code == 200
     assert [c.label for c in Layout.model_validate_json(layout.content).clusters] == ["0"]
     expected = {"svg": "image/svg+xml", "html": "text/html; charset=utf-8"}
-    for example in api_examples.RENDER_REQUESTS.values():
+    for example in openapi_examples.RENDER_REQUESTS.values():
         body = example["value"]
         rendered = api_client.post("/api/v1/render", json=body)
         assert rendered.status_code == 200, rendered.text
         assert rendered.headers["content-type"] == expected[body["format"]]
-    (code,) = api_examples.RENDER_CODE_PARAMETER.values()
+    (code,) = openapi_examples.RENDER_CODE_PARAMETER.values()
     linked = api_client.get("/api/v1/render", params={"code": code["value"]})
     assert linked.status_code == 200 and linked.content.lstrip().startswith(b"<?xml")
 
@@ -135,10 +137,13 @@ def test_the_example_id_parameter_names_a_real_example(
 ) -> None:
     (parameter,) = openapi["paths"]["/api/v1/examples/{example_id}"]["get"]["parameters"]
     for example in parameter["examples"].values():
-        assert api_client.get(f"/api/v1/examples/{example['value']}").json() == api_examples.EXAMPLE
+        assert (
+            api_client.get(f"/api/v1/examples/{example['value']}").json()
+            == openapi_examples.EXAMPLE
+        )
 
 
 def test_the_health_example_names_real_layers(api_client: TestClient) -> None:
     real = api_client.get("/api/v1/health").json()
-    assert set(api_examples.HEALTH["layers"]) <= set(real["layers"])
-    assert set(api_examples.HEALTH) == set(real)
+    assert set(openapi_examples.HEALTH["layers"]) <= set(real["layers"])
+    assert set(openapi_examples.HEALTH) == set(real)

@@ -1,0 +1,75 @@
+"""Each node of a recorded graph by id, and the ops that made and used each tensor: built once."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import cached_property
+
+from app.schemas import Graph, OpNode, TensorNode
+
+KEPT_INDEXES = 4  # the graphs of the requests running now; each kept index holds its graph
+
+
+class GraphIndex:
+    """A graph's nodes by id and its edges read by role, in the order the edges were recorded."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.nodes: dict[str, TensorNode | OpNode] = {n.id: n for n in graph.nodes}
+        self.made_by: dict[str, list[str]] = {}  # tensor -> the ops with an edge into it
+        self.used_by: dict[str, list[str]] = {}  # tensor -> the ops it is an input of
+        self.outputs: dict[str, list[str]] = {}  # op -> the tensors it made
+        self.inputs: dict[str, list[str]] = {}  # op -> its input tensors
+        for edge in graph.edges:
+            source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
+            if isinstance(source, OpNode) and isinstance(target, TensorNode):
+                self.made_by.setdefault(target.id, []).append(source.id)
+                self.outputs.setdefault(source.id, []).append(target.id)
+            elif isinstance(source, TensorNode) and isinstance(target, OpNode):
+                self.used_by.setdefault(source.id, []).append(target.id)
+                self.inputs.setdefault(target.id, []).append(source.id)
+
+    def producer(self, tensor: str) -> str | None:
+        """The op that made a tensor: the last recorded, an AccumulateGrad included."""
+        made = self.made_by.get(tensor)
+        return made[-1] if made else None
+
+    def computing_op(self, tensor: str) -> str | None:
+        """The first op that computed a tensor; a leaf's AccumulateGrad does not count."""
+        for op in self.made_by.get(tensor, ()):
+            if getattr(self.nodes[op], "variable", None) != tensor:
+                return op
+        return None
+
+    @cached_property
+    def between(self) -> dict[tuple[str, str], str]:
+        """(producer op, consumer op) -> the tensor that carries the gradient back between them."""
+        found = {}
+        for tensor in self.made_by:
+            op = self.producer(tensor)
+            for consumer in self.used_by.get(tensor, ()):
+                found[(op, consumer)] = tensor
+        return found
+
+
+_kept: OrderedDict[int, tuple[Graph, int, int, GraphIndex]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def index_of(graph: Graph) -> GraphIndex:
+    """The graph's index, built on first use and kept while the graph keeps its nodes and edges."""
+    with _lock:
+        kept = _kept.get(id(graph))
+        if (
+            kept is not None
+            and kept[0] is graph
+            and kept[1:3] == (len(graph.nodes), len(graph.edges))
+        ):
+            _kept.move_to_end(id(graph))
+            return kept[3]
+    index = GraphIndex(graph)
+    with _lock:
+        _kept[id(graph)] = (graph, len(graph.nodes), len(graph.edges), index)
+        while len(_kept) > KEPT_INDEXES:
+            _kept.popitem(last=False)
+    return index
