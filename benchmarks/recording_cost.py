@@ -24,12 +24,8 @@ import torch
 from torch import nn
 from torchviz import make_dot
 
+from app.recorder import TraceOptions, trace_tensors
 from benchmarks.models import BasicBlock, encoder
-
-try:  # the recorder as a package, or the single module it grew from
-    from app.recorder import TraceOptions, trace_tensors
-except ImportError:
-    from app.recorder import TraceOptions, trace_tensors
 
 try:
     from torchview import draw_graph
