@@ -213,7 +213,7 @@ def box_points(box: Any, reserve: tuple[int, int]) -> tuple[float, float]:
     """Width and height in points of a box with its title, detail and room for the widest
     badge any step shows: the same at every step, so every step has one layout."""
     chars, lines = reserve
-    title = box.label if box.kind not in ("module", "line") else f"▸ {box.label}"
+    title = box.label if box.kind not in ("module", "line", "fold") else f"▸ {box.label}"
     width = max(
         _text_points(title, TITLE_PT, bold=True),
         _text_points(box.detail, DETAIL_PT),
@@ -331,6 +331,7 @@ def styled_dot(
         node_attributes=node_attributes,
         cluster_attributes=f'margin=12; style="dashed,rounded"; color="{colours["module"][1]}"; '
         f'fontcolor="{colours["module"][1]}"; fontsize={DETAIL_PT};',
+        detached_edges="constraint=false",  # a loop's shared weights, drawn but not ranked
     )
     shown = pass_subgraph(graph, pass_of_step(step, graph))
     source, _, _ = to_dot(shown, set(expanded), style, limits)
