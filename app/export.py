@@ -331,7 +331,6 @@ def styled_dot(
         node_attributes=node_attributes,
         cluster_attributes=f'margin=12; style="dashed,rounded"; color="{colours["module"][1]}"; '
         f'fontcolor="{colours["module"][1]}"; fontsize={DETAIL_PT};',
-        detached_edges="constraint=false",  # a loop's shared weights, drawn but not ranked
     )
     shown = pass_subgraph(graph, pass_of_step(step, graph))
     source, _, _ = to_dot(shown, set(expanded), style, limits)

@@ -258,25 +258,109 @@ def detached_pairs(units: _Units, pairs: set[tuple[str, str]]) -> set[tuple[str,
     Such an edge runs past every iteration above its target; dot's time explodes on them
     (200 of them beside a 400-box chain: 0.04 s without, over 60 s with), so the layout draws
     them itself, beside the boxes dot placed."""
-    folds = units.folds
-    if not folds.members or not pairs:
+    if not units.folds.members or not pairs:
         return set()
-    position = {m: i for members in folds.members.values() for i, m in enumerate(members)}
-    inside: dict[str, dict[str, int]] = {}
-
-    def iterations(unit: str) -> dict[str, int]:  # fold -> index of the iteration holding unit
-        if unit not in inside:
-            path = unit.removeprefix("group:") if unit in units.groups else units.path_of.get(unit)
-            chain = folds.lineage(path) if path else []
-            inside[unit] = {folds.fold_of[g]: position[g] for g in chain if g in folds.fold_of}
-        return inside[unit]
-
+    iterations = _iterations(units)
     detached: set[tuple[str, str]] = set()
     for source, target in pairs:
         into = iterations(target)
         if into and any(i >= 1 and f not in iterations(source) for f, i in into.items()):
             detached.add((source, target))
     return detached
+
+
+def _iterations(units: _Units) -> Callable[[str], dict[str, int]]:
+    """For a box: each fold it lies in -> the index of the iteration (member) holding it."""
+    folds = units.folds
+    position = {m: i for members in folds.members.values() for i, m in enumerate(members)}
+    inside: dict[str, dict[str, int]] = {}
+
+    def iterations(unit: str) -> dict[str, int]:
+        if unit not in inside:
+            path = unit.removeprefix("group:") if unit in units.groups else units.path_of.get(unit)
+            chain = folds.lineage(path) if path else []
+            inside[unit] = {folds.fold_of[g]: position[g] for g in chain if g in folds.fold_of}
+        return inside[unit]
+
+    return iterations
+
+
+ORDER_EDGES_PER_STEP = 16  # invisible edges that put one iteration below the one before
+
+
+def order_edges(
+    units: _Units, ranked: set[tuple[str, str]], beside: set[str]
+) -> list[tuple[str, str]]:
+    """Invisible edges from the last boxes of each open fold's iteration to the first boxes of
+    the next, so iterations stack top to bottom instead of in a staircase.
+
+    dot ranks an iteration's first boxes (a step's input, a weight's transpose) beside the end
+    of the iteration before, and two frames sharing a rank go side by side: 50 iterations ran
+    33,000 px wide. ranked holds the box pairs dot ranks by; beside, the AccumulateGrad boxes
+    that sit beside their leaf, which neither start nor end an iteration (an edge from one, at
+    the top of its iteration, would run down past all of it)."""
+    folds = units.folds
+    open_folds = [f for f in folds.members if f in units.expanded]
+    if not open_folds:
+        return []
+    iterations = _iterations(units)
+    steps: dict[str, dict[int, set[str]]] = {f: defaultdict(set) for f in open_folds}
+    for box in set(units.unit_of.values()):
+        for fold, index in iterations(box).items():
+            if fold in steps:
+                steps[fold][index].add(box)
+    step_of = {
+        (fold, box): index for fold, by in steps.items() for index, bs in by.items() for box in bs
+    }
+    edges: list[tuple[str, str]] = []
+    for fold in open_folds:
+        inner: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        entries: dict[int, set[str]] = defaultdict(set)
+        for a, b in ranked:
+            i, j = step_of.get((fold, a)), step_of.get((fold, b))
+            if j is None:
+                continue
+            if i == j:
+                inner[j].append((a, b))
+            else:
+                entries[j].add(b)
+        indices = sorted(steps[fold])
+        for before, after in zip(indices, indices[1:], strict=False):
+            ends = _ends(steps[fold][before], inner[before], beside)
+            starts = _floating_starts(steps[fold][after], inner[after], entries[after], beside)
+            edges.extend([(a, b) for a in ends for b in starts][:ORDER_EDGES_PER_STEP])
+    return edges
+
+
+def _ends(boxes: set[str], inner: list[tuple[str, str]], beside: set[str]) -> list[str]:
+    """The boxes of an iteration that nothing else in it is ranked below."""
+    has_out = {a for a, _ in inner}
+    return sorted(b for b in boxes if b not in has_out and b not in beside)
+
+
+def _floating_starts(
+    boxes: set[str], inner: list[tuple[str, str]], entries: set[str], beside: set[str]
+) -> list[str]:
+    """The first boxes of an iteration that dot would rank above where the iteration is
+    entered (a step's own input, a weight's transpose): as far from its end as an entry or
+    farther."""
+    below: dict[str, list[str]] = defaultdict(list)
+    waiting: dict[str, int] = dict.fromkeys(boxes, 0)
+    for a, b in inner:
+        below[b].append(a)  # walked from the end upwards
+        waiting[a] += 1
+    height = dict.fromkeys(boxes, 0)
+    ready = [box for box, count in waiting.items() if count == 0]
+    while ready:
+        box = ready.pop()
+        for above in below[box]:
+            height[above] = max(height[above], height[box] + 1)
+            waiting[above] -= 1
+            if waiting[above] == 0:
+                ready.append(above)
+    has_in = {b for _, b in inner}
+    entry = max((height[b] for b in entries if b in height), default=0)
+    return sorted(b for b in boxes if b not in has_in and b not in beside and height[b] >= entry)
 
 
 def layout_cost(graph: Graph, units: _Units) -> int:
@@ -441,9 +525,6 @@ class DotStyle:
     node_attributes: Callable[[_Box], str] | None = None
     edge_attributes: Callable[[str, str], str] | None = None
     cluster_attributes: str = "margin=12;"
-    # edges into a fold's later iterations from outside them (detached_pairs): left out of the
-    # layout, which draws them itself; an export that dot draws keeps them, unranked
-    detached_edges: str | None = None
     footer: tuple[str, ...] = ()
 
 
@@ -600,11 +681,13 @@ def to_dot(
     emit(None, "  ")
     by_id = {n.id: n for n in graph.nodes}
     rank = reading_order(graph)
+    beside: set[str] = set()
     for node in graph.nodes:  # an AccumulateGrad sits beside its leaf
         if isinstance(node, OpNode) and node.variable:
             a, b = units.unit_of[node.id], units.unit_of[node.variable]
             if a != b and a == node.id and b == node.variable:
                 lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
+                beside.add(a)
     seen: set[tuple[str, str]] = set()
     detached = detached_pairs(
         units, {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
@@ -614,17 +697,23 @@ def to_dot(
         if source == target or (source, target) in seen:
             continue
         seen.add((source, target))
-        if (source, target) in detached and style.detached_edges is None:
+        if (source, target) in detached:  # the layout draws these beside (_side_edges)
             continue
         extra = style.edge_attributes(source, target) if style.edge_attributes else ""
-        if (source, target) in detached:
-            extra = ", ".join(a for a in (style.detached_edges, extra) if a)
         node = by_id[edge.source]
         if isinstance(node, OpNode) and node.variable == edge.target:
             attrs = ", ".join(a for a in ("dir=back, constraint=false", extra) if a)
             lines.append(f"  {name[target]} -> {name[source]} [{attrs}];")
         else:
             lines.append(f"  {name[source]} -> {name[target]}" + (f" [{extra}];" if extra else ";"))
+    ranked = {
+        (units.unit_of[e.source], units.unit_of[e.target])
+        for e in graph.edges
+        if not (isinstance(by_id[e.source], OpNode) and by_id[e.source].variable == e.target)
+    }
+    ranked = {(a, b) for a, b in ranked if a != b} - detached
+    for a, b in order_edges(units, ranked, beside):
+        lines.append(f"  {name[a]} -> {name[b]} [style=invis];")
     lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
     return "\n".join(lines), boxes, units
@@ -852,14 +941,16 @@ def layout_graph(
         member_edges[key].append(edge.id)
         member_edges[(key[1], key[0])].append(edge.id)
     edges: list[LayoutEdge] = []
-    for i, obj in enumerate(placed.get("edges", [])):
+    for obj in placed.get("edges", []):
+        if obj.get("style") == "invis":  # order_edges: they only stack iterations
+            continue
         tail, head = names[obj["tail"]], names[obj["head"]]
         source, target = tail, head
         if obj.get("dir") == "back":  # drawn reversed: AccumulateGrad -> leaf
             source, target = head, tail
         edges.append(
             LayoutEdge(
-                id=f"le{i}",
+                id=f"le{len(edges)}",
                 source=source,
                 target=target,
                 path=_spline_path(obj.get("pos", ""), height + y0),
