@@ -664,9 +664,20 @@ def to_dot(
 
     first = _first_member(boxes, units, reading_order(graph))
 
+    beside: dict[str, str] = {}  # AccumulateGrad box -> the leaf box it sits beside
+    for node in graph.nodes:
+        if isinstance(node, OpNode) and node.variable:
+            a, b = units.unit_of[node.id], units.unit_of[node.variable]
+            if a != b and a == node.id and b == node.variable:
+                beside[a] = b
+    frame_of = {box_id: path for path, ids in tree.items() for box_id in ids}
+
     def emit(path: str | None, indent: str) -> None:
         for box_id in sorted(tree.get(path, []), key=first.__getitem__):
             lines.append(f"{indent}{name[box_id]} [{node_attributes(boxes[box_id])}];")
+        for a, b in beside.items():  # said outside the frame, it would pull both out of it
+            if frame_of.get(a) == path and frame_of.get(b) == path:
+                lines.append(f"{indent}{{rank=same; {name[b]}; {name[a]}}}")
         children = sorted(
             (p for p in tree if p is not None and _parent(p, expanded, folds) == path),
             key=lambda p: (min((first[b] for b in tree[p]), default=(math.inf,)), p),
@@ -681,13 +692,9 @@ def to_dot(
     emit(None, "  ")
     by_id = {n.id: n for n in graph.nodes}
     rank = reading_order(graph)
-    beside: set[str] = set()
-    for node in graph.nodes:  # an AccumulateGrad sits beside its leaf
-        if isinstance(node, OpNode) and node.variable:
-            a, b = units.unit_of[node.id], units.unit_of[node.variable]
-            if a != b and a == node.id and b == node.variable:
-                lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
-                beside.add(a)
+    for a, b in beside.items():  # an AccumulateGrad sits beside its leaf
+        if frame_of.get(a) != frame_of.get(b):
+            lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
     seen: set[tuple[str, str]] = set()
     detached = detached_pairs(
         units, {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
@@ -712,7 +719,7 @@ def to_dot(
         if not (isinstance(by_id[e.source], OpNode) and by_id[e.source].variable == e.target)
     }
     ranked = {(a, b) for a, b in ranked if a != b} - detached
-    for a, b in order_edges(units, ranked, beside):
+    for a, b in order_edges(units, ranked, set(beside)):
         lines.append(f"  {name[a]} -> {name[b]} [style=invis];")
     lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
@@ -999,17 +1006,21 @@ def _side_edges(
     member_edges: dict[tuple[str, str], list[str]],
     first: int,
 ) -> list[LayoutEdge]:
-    """The edges dot was not given (detached_pairs): from the right side of the source box,
-    bulging out past both boxes, into the right side of the target box."""
+    """The edges dot was not given (detached_pairs): from the side of the source box toward
+    the target, bulging out past both boxes, into the target box's same side."""
     placed = {node.id: node for node in nodes}
     pairs = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
     pairs = {(a, b) for a, b in pairs if a != b and a in placed and b in placed}
     side: list[LayoutEdge] = []
     for source, target in sorted(detached_pairs(units, pairs)):
         a, b = placed[source], placed[target]
-        sx, sy = a.x + a.width, a.y + a.height / 2
-        tx, ty = b.x + b.width, b.y + b.height / 2
-        bend = max(sx, tx) + SIDE_BULGE
+        sy, ty = a.y + a.height / 2, b.y + b.height / 2
+        if a.x + a.width / 2 < b.x + b.width / 2:  # a source on the left runs down the left
+            sx, tx = a.x, b.x
+            bend = max(0.0, min(sx, tx) - SIDE_BULGE)
+        else:
+            sx, tx = a.x + a.width, b.x + b.width
+            bend = max(sx, tx) + SIDE_BULGE
         side.append(
             LayoutEdge(
                 id=f"le{first + len(side)}",

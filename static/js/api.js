@@ -34,7 +34,7 @@ export const devices = () => request("/api/v1/devices");
 export const listExamples = () => request("/api/v1/examples");
 export const getExample = (id) => request(`/api/v1/examples/${encodeURIComponent(id)}`);
 export const trace = ({ code, device = "cpu", seed = 0 }, signal) => post("/api/v1/trace", { code, device, seed }, signal);
-export const layout = ({ code, device = "cpu", seed = 0, expanded = [], pass = null, aspect = 2 }, signal) => post("/api/v1/layout", { code, device, seed, expanded, pass_index: pass, aspect }, signal);
+export const layout = ({ code, device = "cpu", seed = 0, expanded = [], depth = null, pass = null, aspect = 2 }, signal) => post("/api/v1/layout", { code, device, seed, expanded, depth, pass_index: pass, aspect }, signal);
 
 // A download link of the current view: format svg | png | dot | html, or a deck of every step
 // (pdf | pptx | gif | mp4). The server names the file as downloadName does: lesson-step.ext.
