@@ -986,6 +986,7 @@ def layout_graph(
         clusters=clusters,
         node_of=dict(units.unit_of),
         messages=units.messages,
+        folds={fold: list(members) for fold, members in units.folds.members.items()},
     )
 
 

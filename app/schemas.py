@@ -346,6 +346,10 @@ class Layout(Contract):
         default_factory=list,
         description="notes on this view as message keys: an expansion too big, shown folded",
     )
+    folds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="each fold of repeats ('fold:layers.0') -> the groups it folds, in order",
+    )
 
 
 class BadgeTrack(Contract):
@@ -486,7 +490,7 @@ class RenderRequest(TraceRequest):
 class LayoutRequest(TraceRequest):
     """Body of POST /api/v1/layout: the program, the modules to show expanded, and the pass."""
 
-    expanded: list[Annotated[str, Field(max_length=1000)]] = Field(
+    expanded: list[str] = Field(
         default_factory=list,
         max_length=1000,
         description="groups to show open: module paths ('layers.0'), line groups ('line:9'), "

@@ -93,3 +93,34 @@ def test_the_controls_speak_chinese(page) -> None:
     expect(page.get_by_test_id("expand-all")).to_have_attribute("aria-label", "全部展开")
     expect(page.get_by_test_id("collapse-all")).to_have_attribute("aria-label", "全部折叠")
     expect(page.get_by_test_id("depth")).to_have_attribute("aria-label", "展开到第几层")
+
+
+FAILING_BLOCK = """import torch
+import torch.nn as nn
+class Block(nn.Module):
+    def __init__(self, bad):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bad = bad
+    def forward(self, x):
+        x = self.fc(x).relu()
+        if self.bad:
+            x = x @ torch.ones(3, 3)
+        return x
+model = nn.Sequential(*[Block(i == 9) for i in range(12)])
+y = model(torch.randn(2, 8))
+"""
+
+
+def test_a_call_that_raised_in_a_folded_block_opens_its_fold(page) -> None:
+    graph = trace_code(FAILING_BLOCK)
+    assert graph.error is not None and graph.error.line == 11
+    code = base64.urlsafe_b64encode(FAILING_BLOCK.encode()).decode().rstrip("=")
+    page.goto(f"{page.base}/#code={code}")
+    fold = page.locator('[data-testid="cluster"][data-module="fold:0"]')
+    expect(fold).to_be_visible(timeout=30_000)
+    expect(fold).to_contain_text("model × 10 · Block")
+    expect(page.locator('[data-testid="cluster"][data-module="9"]')).to_be_visible()
+    ghost = page.locator(f'[data-testid="node"][data-node-id="{graph.error.node}"]')
+    expect(ghost).to_be_visible()
+    expect(page.get_by_test_id("error")).to_contain_text("mat1 and mat2")

@@ -124,6 +124,7 @@ def test_a_48_layer_encoder_folds_to_one_box(encoder48: Graph) -> None:
     assert [n.label for n in layout.nodes if n.kind == "fold"] == [
         "encoder.layers × 48 · TransformerEncoderLayer"
     ]
+    assert layout.folds == {"fold:layers.0": [f"layers.{i}" for i in range(48)]}
     opened = layout_graph(encoder48, ["layers", "fold:layers.0"])
     layers = [n for n in opened.nodes if n.kind == "module"]
     assert [n.module for n in layers] == [f"layers.{i}" for i in range(48)]
