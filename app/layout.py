@@ -897,9 +897,22 @@ def layout_graph(
 ) -> Layout:
     """Positions for the graph with the given modules expanded (all others collapsed), a tall
     graph wrapped into columns where that shows it larger in a frame of this aspect; room
-    overrides the badge room kept under nodes."""
-    source, boxes, units = to_dot(graph, set(expanded or ()), limits=limits, room=room)
-    placed = json.loads(run_dot(source, limits=limits))
+    overrides the badge room kept under nodes.
+
+    A view with open folds that dot cannot lay out within its time or memory is laid out again
+    with its folds closed, and says so."""
+    wanted = set(expanded or ())
+    source, boxes, units = to_dot(graph, wanted, limits=limits, room=room)
+    try:
+        placed = json.loads(run_dot(source, limits=limits))
+    except LimitExceeded as exc:
+        closed = _folds_closed(units)
+        if exc.limit not in ("layout_time", "layout_memory") or closed is None:
+            raise
+        layout = layout_graph(graph, closed, limits, aspect, room)
+        note = NoteMessage(key="foldedAll", text=FOLDED_NOTES["foldedAll"])
+        layout.messages = [m for m in layout.messages if m.key != note.key] + [note]
+        return layout
     by_name = {box.dot_name: box for box in boxes.values()}
     x0, y0, x1, y1 = (float(v) for v in placed["bb"].split(","))
     width, height = x1 - x0, y1 - y0
@@ -988,6 +1001,14 @@ def layout_graph(
         messages=units.messages,
         folds={fold: list(members) for fold, members in units.folds.members.items()},
     )
+
+
+def _folds_closed(units: _Units) -> set[str] | None:
+    """The open groups of a view with every fold closed; None when no fold was open."""
+    folds = units.folds
+    if not any(fold in units.expanded for fold in folds.members):
+        return None
+    return {p for p in units.expanded if not any(g in folds.members for g in folds.lineage(p))}
 
 
 SIDE_BULGE = 28.0  # px an edge drawn beside the boxes bulges out to their right

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from pydantic import ValidationError
 
-from app.layout import collapsible_groups, layout_graph, node_groups, resolve_expanded
+from app import layout as layout_module
+from app.errors import LimitExceeded
+from app.layout import (
+    FOLDED_NOTES,
+    collapsible_groups,
+    layout_graph,
+    node_groups,
+    resolve_expanded,
+)
 from app.repeat_fold import MIN_REPEATS, Folds, find_folds, fold_groups
 from app.schemas import Graph, Layout, LayoutRequest, TensorNode
 from app.tracing import trace_code
@@ -198,3 +209,28 @@ def test_layout_request_takes_all_and_a_depth() -> None:
     for bad in ({"expanded": ["depth:2"]}, {"expanded": ["lay*"]}, {"depth": -1}, {"depth": 65}):
         with pytest.raises(ValidationError):
             LayoutRequest(code="x = 1", **bad)
+
+
+def test_a_fold_dot_cannot_lay_out_in_time_is_shown_closed(lstm: Graph, monkeypatch) -> None:  # noqa: ANN001
+    real_dot = layout_module.run_dot
+    frame = layout_module.cluster_name(f"fold:line:{LSTM_LINE}")
+
+    def slow_when_open(source: str, *args: object, **kwargs: object) -> bytes:
+        if frame in source:  # the fold open: as if dot ran out of time
+            raise LimitExceeded("layout_time", "graphviz took longer than 30 s")
+        return real_dot(source, *args, **kwargs)
+
+    monkeypatch.setattr(layout_module, "run_dot", slow_when_open)
+    layout = layout_graph(lstm, [f"fold:line:{LSTM_LINE}", f"line:{LSTM_LINE}#2"])
+    assert [m.key for m in layout.messages] == ["foldedAll"]
+    assert layout.expanded == []
+    assert [n.label for n in layout.nodes if n.kind == "fold"] == [f"line {LSTM_LINE} × 50"]
+
+
+def test_every_fold_note_speaks_english_and_chinese() -> None:
+    script = (Path(__file__).parents[1] / "static" / "js" / "i18n.js").read_text("utf-8")
+    for key, text in FOLDED_NOTES.items():
+        entries = re.findall(rf'"note\.{key}": "([^"]*)"', script)
+        assert len(entries) == 2, key  # en and zh
+        params = set(re.findall(r"\{(\w+)\}", text))
+        assert all(set(re.findall(r"\{(\w+)\}", entry)) == params for entry in entries)
