@@ -143,32 +143,77 @@ def _period(calls: list[str]) -> int | None:
 
 def split_loop_lines(graph: Graph, groups: dict[str, str | None]) -> dict[str, str | None]:
     """Line groups whose calls repeat one loop body, cut into a group per iteration
-    ('line:9#1', 'line:9#2', ...); what several iterations share (the loop's weights) goes to
-    the fold around them ('fold:line:9')."""
-    calls: dict[str, list[list[str]]] = defaultdict(list)
+    ('line:9#1', 'line:9#2', ...); the lines of one loop body run in turn are cut together
+    ('line:5-6#1': lines 5 and 6 of the first iteration). What several iterations share (the
+    loop's weights) goes to the fold around them ('fold:line:9')."""
+    calls: dict[str, list[tuple[int, list[str]]]] = defaultdict(list)
     names: dict[str, list[str]] = defaultdict(list)
-    for step in graph.forward:
+    for position, step in enumerate(graph.forward):
         group = groups.get(step.node)
         if group and group.startswith("line:"):
-            calls[group].append([step.node, *step.nodes])
+            calls[group].append((position, [step.node, *step.nodes]))
             names[group].append(step.call)
+    iteration: dict[str, list[int]] = {}  # line -> the iteration of each of its calls
+    for line in calls:
+        period = _period(names[line])
+        if period is not None:
+            iteration[line] = [i // period + 1 for i in range(len(calls[line]))]
     moved: dict[str, str] = {}
     fold_of_line: dict[str, str] = {}
-    for line, steps in calls.items():
-        period = _period(names[line])
-        if period is None:
-            continue
-        fold_of_line[line] = f"{FOLD_PREFIX}{line}"
-        for i, nodes in enumerate(steps):
-            for node in nodes:
-                if groups.get(node) == line:
-                    moved[node] = f"{line}#{i // period + 1}"
+    for lines in _loop_bodies(calls, iteration):
+        body = "line:" + "-".join(line[5:] for line in lines)
+        for line in lines:
+            fold_of_line[line] = f"{FOLD_PREFIX}{body}"
+            for (_, nodes), number in zip(calls[line], iteration[line], strict=True):
+                for node in nodes:
+                    if groups.get(node) == line:
+                        moved[node] = f"{body}#{number}"
     if not moved:
         return groups
     result = dict(groups)
     result.update(moved)
     _place_tensors(graph, groups, result, fold_of_line)
     return result
+
+
+def _loop_bodies(
+    calls: dict[str, list[tuple[int, list[str]]]], iteration: dict[str, list[int]]
+) -> list[list[str]]:
+    """The repeating lines put together by the loop they run in: lines of as many iterations,
+    whose calls overlap in time, and whose calls of each iteration come before the next's (a
+    loop over lines 5 and 6). Lines that do not interleave so stay loops of their own."""
+    spans = {line: (calls[line][0][0], calls[line][-1][0]) for line in iteration}
+    bodies: list[list[str]] = []
+    for line in sorted(iteration, key=lambda found: spans[found]):
+        last = bodies[-1] if bodies else None
+        if (
+            last is not None
+            and iteration[last[0]][-1] == iteration[line][-1]
+            and spans[line][0] <= max(spans[other][1] for other in last)
+            and _in_turn([*last, line], calls, iteration)
+        ):
+            last.append(line)
+        else:
+            bodies.append([line])
+    return [sorted(body, key=_line_number) for body in bodies]
+
+
+def _in_turn(
+    lines: list[str],
+    calls: dict[str, list[tuple[int, list[str]]]],
+    iteration: dict[str, list[int]],
+) -> bool:
+    """Whether, in the order the calls ran, no call of an iteration comes after one of the next."""
+    order = sorted(
+        (position, number)
+        for line in lines
+        for (position, _), number in zip(calls[line], iteration[line], strict=True)
+    )
+    return all(a[1] <= b[1] for a, b in zip(order, order[1:], strict=False))
+
+
+def _line_number(line: str) -> int:
+    return int(line[5:]) if line[5:].isdigit() else 0
 
 
 def _place_tensors(

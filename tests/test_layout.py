@@ -147,9 +147,10 @@ def test_module_less_big_graphs_group_by_line() -> None:
     graph = trace_code(code)
     groups = node_groups(graph)
     assert {"line:5", "line:6"} <= set(groups.values())
-    layout = layout_graph(graph)  # each line runs 200 times in the loop: a fold of each
-    assert {"group:fold:line:5", "group:fold:line:6"} <= {n.id for n in layout.nodes}
+    layout = layout_graph(graph)  # the loop's two lines run in turn 200 times: one fold
+    assert [n.label for n in layout.nodes if n.kind == "fold"] == ["line 5-6 × 200"]
     assert len(layout.nodes) < 12
+    assert layout.folds["fold:line:5-6"] == [f"line:5-6#{i}" for i in range(1, 201)]
     opened = layout_graph(graph, ["*"])
     assert len(opened.nodes) > 200
 

@@ -114,11 +114,12 @@ def test_the_lstm_expands_fully_with_every_edge_drawn(lstm: Graph) -> None:
     assert len(layout.nodes) == len(lstm.nodes)
     assert shown_edges(lstm, layout) == {e.id for e in lstm.edges}
     assert all(edge.path.startswith("M") for edge in layout.edges)
-    titles = [c.title for c in layout.clusters]  # the fold's frame and one per iteration
-    assert titles[:2] == [f"line {LSTM_LINE} × {LSTM_STEPS}", f"line {LSTM_LINE}#1"]
-    assert len([t for t in titles if t and "#" in t]) == LSTM_STEPS
-    tops = [c.y for c in layout.clusters if c.title and "#" in c.title]
-    assert tops == sorted(tops)  # the iterations stack top to bottom, in order
+    titles = {c.title for c in layout.clusters}  # the fold's frame and one per iteration
+    assert f"line {LSTM_LINE} × {LSTM_STEPS}" in titles
+    iterations = sorted((c for c in layout.clusters if "#" in (c.title or "")), key=lambda c: c.y)
+    # the iterations stack top to bottom, in the order they ran
+    assert [c.title for c in iterations] == [f"line {LSTM_LINE}#{i}" for i in range(1, 51)]
+    assert all(a.y + a.height <= b.y for a, b in zip(iterations, iterations[1:], strict=False))
     assert lstm.model_dump_json() == before  # folding is a view: the recording is untouched
 
 
@@ -234,3 +235,22 @@ def test_every_fold_note_speaks_english_and_chinese() -> None:
         assert len(entries) == 2, key  # en and zh
         params = set(re.findall(r"\{(\w+)\}", text))
         assert all(set(re.findall(r"\{(\w+)\}", entry)) == params for entry in entries)
+
+
+def test_a_loop_body_of_two_lines_folds_once_and_separate_loops_apart() -> None:
+    graph = trace_code(
+        "import torch\nx = torch.ones(2, requires_grad=True)\ny = x\n"
+        "for i in range(200):\n    y = y * 1.01\n    y = y + 0.5\n"
+        "z = y\nfor i in range(100):\n    z = z * 2\nz.sum().backward()\n"
+    )
+    groups, folds = fold_groups(graph, node_groups(graph))
+    assert {f: len(m) for f, m in folds.members.items()} == {
+        "fold:line:5-6": 200,
+        "fold:line:9": 100,
+    }
+    by_id = {n.id: n for n in graph.nodes}
+    first = [n for n, g in groups.items() if g == "line:5-6#1" and by_id[n].kind == "op"]
+    calls = [by_id[n] for n in first if by_id[n].variable is None]  # not x's AccumulateGrad
+    assert sorted(op.line for op in calls) == [5, 6]  # one iteration: both lines
+    layout = layout_graph(graph, ["*"])
+    assert layout.messages == [] and len(layout.nodes) == len(graph.nodes)
