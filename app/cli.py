@@ -125,7 +125,7 @@ def _export(args: argparse.Namespace, graph: Any, code: str) -> bytes:
     """The bytes of the export the arguments ask for: a still or a deck."""
     from app.step_caption import lesson_of, narration_for
 
-    expanded = [p for p in (args.expanded or "").split(",") if p]
+    expanded = expanded_groups(args)
     narration = narration_for(code)
     if args.format in DECK_FORMATS:
         from app.deck import DeckOptions, render_deck
@@ -145,6 +145,32 @@ def _export(args: argparse.Namespace, graph: Any, code: str) -> bytes:
     from app.export import render
 
     return render(graph, args.format, expanded, args.step, args.theme, args.lang, None, narration)
+
+
+def expanded_groups(args: argparse.Namespace) -> list[str]:
+    """The groups --expanded and --depth open, as a layout reads them ('*' for all)."""
+    from app.schemas import EXPAND_ALL, EXPAND_DEPTH_PREFIX
+
+    named = [p.strip() for p in (args.expanded or "").split(",") if p.strip()]
+    expanded = [EXPAND_ALL if p == "all" else p for p in named]
+    if args.depth is not None:
+        expanded.append(f"{EXPAND_DEPTH_PREFIX}{args.depth}")
+    return expanded
+
+
+def _say_folded(graph: Any, args: argparse.Namespace) -> None:
+    """Print the notes of a view that was folded back to fit (the export shows it folded)."""
+    from app.errors import LimitExceeded
+    from app.layout import visible_boxes
+    from app.pass_view import pass_of_step, pass_subgraph
+
+    shown = pass_subgraph(graph, pass_of_step(args.step, graph))
+    try:
+        _, units = visible_boxes(shown, set(expanded_groups(args)))
+    except LimitExceeded:
+        return
+    for message in units.messages:
+        print(f"autograd-explorer: {message.text}", file=sys.stderr)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -175,6 +201,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc}") from None
     print(f"wrote {out} ({len(data)} bytes)", file=sys.stderr)
+    if args.expanded or args.depth is not None:
+        _say_folded(graph, args)
     if graph.error is not None:
         print(
             f"{graph.error.type} (line {graph.error.line}): {graph.error.message}", file=sys.stderr
@@ -238,6 +266,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = server_config(create_app(settings), settings, host=args.host, port=args.port)
     uvicorn.Server(config).run()
     return EXIT_OK
+
+
+def _depth(text: str) -> int:
+    """A depth of expansion: a whole number from 0 to MAX_EXPAND_DEPTH."""
+    from app.schemas import MAX_EXPAND_DEPTH
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_EXPAND_DEPTH:
+        raise argparse.ArgumentTypeError(f"between 0 and {MAX_EXPAND_DEPTH}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -324,7 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--theme", choices=["light", "dark"], default="light")
     render.add_argument("--lang", choices=["en", "zh"], default="en")
-    render.add_argument("--expanded", help="comma-separated modules to show expanded")
+    render.add_argument(
+        "--expanded",
+        help="comma-separated groups to show expanded (modules, line:N, fold:PATH), or 'all'",
+    )
+    render.add_argument(
+        "--depth",
+        type=_depth,
+        help="also expand every group this many levels deep (1: the outermost modules; "
+        "a fold of repeats is a level)",
+    )
     render.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--sandbox", action="store_true", help="run jailed, as the server would")

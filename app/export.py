@@ -203,7 +203,7 @@ def box_points(box: Any, reserve: tuple[int, int]) -> tuple[float, float]:
     """Width and height in points of a box with its title, detail and room for the widest
     badge any step shows: the same at every step, so every step has one layout."""
     chars, lines = reserve
-    title = box.label if box.kind not in ("module", "line") else f"▸ {box.label}"
+    title = box.label if box.kind not in ("module", "line", "fold") else f"▸ {box.label}"
     width = max(
         _text_points(title, TITLE_PT, bold=True),
         _text_points(box.detail, DETAIL_PT),

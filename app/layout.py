@@ -20,8 +20,21 @@ from app import dot_spare
 from app.badges import badge_track, widest_badges
 from app.column_wrap import DEFAULT_ASPECT, Extent, wrap_columns
 from app.errors import LimitExceeded
-from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, OpNode, TensorNode
+from app.repeat_fold import NO_FOLDS, Folds, fold_groups, fold_title, is_fold
+from app.schemas import (
+    EXPAND_ALL,
+    EXPAND_DEPTH_PREFIX,
+    Graph,
+    Layout,
+    LayoutCluster,
+    LayoutEdge,
+    LayoutNode,
+    NoteMessage,
+    OpNode,
+    TensorNode,
+)
 
+_POINT_XY = re.compile(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
 DPI = 72.0  # dot works in points; at 72 dpi a point is a CSS pixel
 FONT_PX = 16.0  # node titles; on a 960×540 slide no text may drop under 14 px
 SMALL_FONT_PX = 14.0
@@ -112,6 +125,15 @@ def module_title(graph: Graph, path: str) -> str:
     return graph.module_paths.get(path, path)
 
 
+def group_title(graph: Graph, path: str, folds: Folds = NO_FOLDS) -> str:
+    """An open group's frame text: the module's path, 'line 9', or a fold's 'layers × 48'."""
+    if path in folds.members:
+        return fold_title(graph, path, folds)
+    if path.startswith("line:"):
+        return f"line {path[5:]}"
+    return module_title(graph, path)
+
+
 def box_size(title: str, subtitle: str, pill: bool = False) -> tuple[float, float]:
     """Width and height in px of a box holding a title and a smaller subtitle."""
     width = max(text_width(title, FONT_PX), text_width(subtitle, SMALL_FONT_PX)) + 24
@@ -128,6 +150,9 @@ class _Units:
     members: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     groups: set[str] = field(default_factory=set)
     path_of: dict[str, str | None] = field(default_factory=dict)
+    folds: Folds = NO_FOLDS
+    expanded: set[str] = field(default_factory=set)
+    messages: list[NoteMessage] = field(default_factory=list)
 
 
 def node_groups(graph: Graph, by_line: bool | None = None) -> dict[str, str | None]:
@@ -169,38 +194,47 @@ def node_groups(graph: Graph, by_line: bool | None = None) -> dict[str, str | No
     return group
 
 
-def collapsible_groups(groups: dict[str, str | None]) -> list[str]:
-    """Every module path prefix and line group that can be expanded."""
+def collapsible_groups(groups: dict[str, str | None], folds: Folds = NO_FOLDS) -> list[str]:
+    """Every module path prefix, line group and fold of repeats that can be expanded."""
     found: set[str] = set()
-    for path in groups.values():
-        if not path:
-            continue
-        if path.startswith("line:"):
-            found.add(path)
-            continue
-        parts = path.split(".")
-        found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return sorted(found, key=lambda p: (p.count("."), p))
+    for path in set(groups.values()):
+        if path:
+            found.update(folds.lineage(path))
+    return sorted(found, key=lambda p: (len(folds.lineage(p)), p))
 
 
-def _visible_group(path: str | None, expanded: set[str]) -> str | None:
+def _visible_group(path: str | None, expanded: set[str], folds: Folds = NO_FOLDS) -> str | None:
     """The collapsed group that hides a node at path, or None when the node is visible."""
     if not path:
         return None
-    if path.startswith("line:"):
-        return None if path in expanded else path
-    parts = path.split(".")
-    for i in range(1, len(parts) + 1):
-        prefix = ".".join(parts[:i])
-        if prefix not in expanded:
-            return prefix
+    for group in folds.lineage(path):
+        if group not in expanded:
+            return group
     return None
 
 
-def _units(graph: Graph, groups: dict[str, str | None], expanded: set[str]) -> _Units:
-    units = _Units(path_of=groups)
+def resolve_expanded(requested: set[str], collapsible: list[str], folds: Folds) -> set[str]:
+    """The groups to open: the named ones, every group for '*', every group up to a depth for
+    'depth:N' (a fold of repeats counts as a level, as it takes a click to open)."""
+    chosen = {p for p in requested if p != EXPAND_ALL and not p.startswith(EXPAND_DEPTH_PREFIX)}
+    if EXPAND_ALL in requested:
+        return set(collapsible)
+    depths = [
+        int(p[len(EXPAND_DEPTH_PREFIX) :])
+        for p in requested
+        if p.startswith(EXPAND_DEPTH_PREFIX) and p[len(EXPAND_DEPTH_PREFIX) :].isdigit()
+    ]
+    if depths:
+        chosen.update(p for p in collapsible if len(folds.lineage(p)) <= max(depths))
+    return chosen
+
+
+def _units(
+    graph: Graph, groups: dict[str, str | None], expanded: set[str], folds: Folds = NO_FOLDS
+) -> _Units:
+    units = _Units(path_of=groups, folds=folds, expanded=expanded)
     for node in graph.nodes:
-        hidden_in = _visible_group(groups.get(node.id), expanded)
+        hidden_in = _visible_group(groups.get(node.id), expanded, folds)
         unit = node.id if hidden_in is None else f"group:{hidden_in}"
         if hidden_in is not None:
             units.groups.add(unit)
@@ -210,10 +244,123 @@ def _units(graph: Graph, groups: dict[str, str | None], expanded: set[str]) -> _
 
 
 def _visible_edges(graph: Graph, units: _Units) -> int:
-    """How many distinct edges join the boxes shown."""
+    """How many distinct edges join the boxes shown (and that dot places)."""
     unit_of = units.unit_of
     pairs = {(unit_of[e.source], unit_of[e.target]) for e in graph.edges}
-    return sum(1 for a, b in pairs if a != b)
+    pairs = {(a, b) for a, b in pairs if a != b}
+    return len(pairs - detached_pairs(units, pairs))
+
+
+def detached_pairs(units: _Units, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Box pairs that dot is not given: into the second or a later iteration of an open fold
+    from outside its iterations (a loop's shared weight into every step).
+
+    Such an edge runs past every iteration above its target; dot's time explodes on them
+    (200 of them beside a 400-box chain: 0.04 s without, over 60 s with), so the layout draws
+    them itself, beside the boxes dot placed."""
+    if not units.folds.members or not pairs:
+        return set()
+    iterations = _iterations(units)
+    detached: set[tuple[str, str]] = set()
+    for source, target in pairs:
+        into = iterations(target)
+        if into and any(i >= 1 and f not in iterations(source) for f, i in into.items()):
+            detached.add((source, target))
+    return detached
+
+
+def _iterations(units: _Units) -> Callable[[str], dict[str, int]]:
+    """For a box: each fold it lies in -> the index of the iteration (member) holding it."""
+    folds = units.folds
+    position = {m: i for members in folds.members.values() for i, m in enumerate(members)}
+    inside: dict[str, dict[str, int]] = {}
+
+    def iterations(unit: str) -> dict[str, int]:
+        if unit not in inside:
+            path = unit.removeprefix("group:") if unit in units.groups else units.path_of.get(unit)
+            chain = folds.lineage(path) if path else []
+            inside[unit] = {folds.fold_of[g]: position[g] for g in chain if g in folds.fold_of}
+        return inside[unit]
+
+    return iterations
+
+
+ORDER_EDGES_PER_STEP = 16  # invisible edges that put one iteration below the one before
+
+
+def order_edges(
+    units: _Units, ranked: set[tuple[str, str]], beside: set[str]
+) -> list[tuple[str, str]]:
+    """Invisible edges from the last boxes of each open fold's iteration to the first boxes of
+    the next, so iterations stack top to bottom instead of in a staircase.
+
+    dot ranks an iteration's first boxes (a step's input, a weight's transpose) beside the end
+    of the iteration before, and two frames sharing a rank go side by side: 50 iterations ran
+    33,000 px wide. ranked holds the box pairs dot ranks by; beside, the AccumulateGrad boxes
+    that sit beside their leaf, which neither start nor end an iteration (an edge from one, at
+    the top of its iteration, would run down past all of it)."""
+    folds = units.folds
+    open_folds = [f for f in folds.members if f in units.expanded]
+    if not open_folds:
+        return []
+    iterations = _iterations(units)
+    steps: dict[str, dict[int, set[str]]] = {f: defaultdict(set) for f in open_folds}
+    for box in set(units.unit_of.values()):
+        for fold, index in iterations(box).items():
+            if fold in steps:
+                steps[fold][index].add(box)
+    step_of = {
+        (fold, box): index for fold, by in steps.items() for index, bs in by.items() for box in bs
+    }
+    edges: list[tuple[str, str]] = []
+    for fold in open_folds:
+        inner: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        entries: dict[int, set[str]] = defaultdict(set)
+        for a, b in ranked:
+            i, j = step_of.get((fold, a)), step_of.get((fold, b))
+            if j is None:
+                continue
+            if i == j:
+                inner[j].append((a, b))
+            else:
+                entries[j].add(b)
+        indices = sorted(steps[fold])
+        for before, after in zip(indices, indices[1:], strict=False):
+            ends = _ends(steps[fold][before], inner[before], beside)
+            starts = _floating_starts(steps[fold][after], inner[after], entries[after], beside)
+            edges.extend([(a, b) for a in ends for b in starts][:ORDER_EDGES_PER_STEP])
+    return edges
+
+
+def _ends(boxes: set[str], inner: list[tuple[str, str]], beside: set[str]) -> list[str]:
+    """The boxes of an iteration that nothing else in it is ranked below."""
+    has_out = {a for a, _ in inner}
+    return sorted(b for b in boxes if b not in has_out and b not in beside)
+
+
+def _floating_starts(
+    boxes: set[str], inner: list[tuple[str, str]], entries: set[str], beside: set[str]
+) -> list[str]:
+    """The first boxes of an iteration that dot would rank above where the iteration is
+    entered (a step's own input, a weight's transpose): as far from its end as an entry or
+    farther."""
+    below: dict[str, list[str]] = defaultdict(list)
+    waiting: dict[str, int] = dict.fromkeys(boxes, 0)
+    for a, b in inner:
+        below[b].append(a)  # walked from the end upwards
+        waiting[a] += 1
+    height = dict.fromkeys(boxes, 0)
+    ready = [box for box, count in waiting.items() if count == 0]
+    while ready:
+        box = ready.pop()
+        for above in below[box]:
+            height[above] = max(height[above], height[box] + 1)
+            waiting[above] -= 1
+            if waiting[above] == 0:
+                ready.append(above)
+    has_in = {b for _, b in inner}
+    entry = max((height[b] for b in entries if b in height), default=0)
+    return sorted(b for b in boxes if b not in has_in and b not in beside and height[b] >= entry)
 
 
 def layout_cost(graph: Graph, units: _Units) -> int:
@@ -235,6 +382,7 @@ def layout_cost(graph: Graph, units: _Units) -> int:
         pair = (unit_of[edge.source], unit_of[edge.target])
         if pair[0] != pair[1]:
             pairs.add(pair)
+    pairs -= detached_pairs(units, pairs)
     boxes = set(unit_of.values())
     successors: dict[str, list[str]] = defaultdict(list)
     waiting = dict.fromkeys(boxes, 0)
@@ -321,13 +469,18 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
                 subtitle += f" · {params:,} params"
             if shape is not None:
                 subtitle += f" → {shape_text(shape)}"
-            title = f"line {path[5:]}" if path.startswith("line:") else module_title(graph, path)
-            if path in graph.modules:
-                title = f"{title} · {graph.modules[path]}"
+            if is_fold(path):
+                title = fold_title(graph, path, units.folds)
+            elif path.startswith("line:"):
+                title = f"line {path[5:]}"
+            else:
+                title = module_title(graph, path)
+                if path in graph.modules:
+                    title = f"{title} · {graph.modules[path]}"
             title = clip_label(title)
             subtitle = clip_label(subtitle)
             width, height = box_size(f"▸ {title}", subtitle)  # drawn with a ▸ before it
-            kind = "line" if path.startswith("line:") else "module"
+            kind = "fold" if is_fold(path) else "line" if path.startswith("line:") else "module"
             boxes[unit] = _Box(
                 unit, kind, title, subtitle, width, height + 8, path, members, params, shape
             )
@@ -341,23 +494,23 @@ def _boxes(graph: Graph, units: _Units, groups: dict[str, str | None]) -> dict[s
     return boxes
 
 
-def _cluster_tree(boxes: dict[str, _Box], expanded: set[str]) -> dict[str | None, list[str]]:
-    """Expanded module path -> the boxes drawn directly inside its frame (None: top level)."""
+def _cluster_tree(
+    boxes: dict[str, _Box], expanded: set[str], folds: Folds = NO_FOLDS
+) -> dict[str | None, list[str]]:
+    """Expanded group -> the boxes drawn directly inside its frame (None: top level)."""
     tree: dict[str | None, list[str]] = defaultdict(list)
     for box in boxes.values():
         path = box.module
-        if box.kind in ("module", "line"):
-            path = box.module.rsplit(".", 1)[0] if box.module and "." in box.module else None
-            if box.module and box.module.startswith("line:"):
-                path = None
+        if box.kind in ("module", "line", "fold") and box.module:
+            path = folds.parent(box.module)
         while path and path not in expanded:
-            path = path.rsplit(".", 1)[0] if "." in path else None
+            path = folds.parent(path)
         tree[path].append(box.id)
     for path in list(tree):  # frames that hold only expanded sub-modules still need drawing
-        parent = _parent(path, expanded) if path else None
+        parent = _parent(path, expanded, folds) if path else None
         while parent is not None and parent not in tree:
             tree[parent] = []
-            parent = _parent(parent, expanded)
+            parent = _parent(parent, expanded, folds)
     return tree
 
 
@@ -386,41 +539,109 @@ def visible_boxes(
     limits: DotLimits | None = None,
     room: BadgeRoom | None = None,
 ) -> tuple[dict[str, _Box], _Units]:
-    """The boxes shown with the given modules expanded, and which box shows each node; room,
-    when given, is the badge room kept under each node (by default, its widest badge).
+    """The boxes shown with the given groups expanded ('*' and 'depth:N' resolved), and which
+    box shows each node; room, when given, is the badge room kept under each node (by default,
+    its widest badge).
 
-    Past the edge cap, ops outside modules are grouped by source line; a view still past it
-    is LimitExceeded('edges')."""
+    Repeats are folded (app.repeat_fold). A view past the limits is folded back until it fits
+    (the later iterations of each open fold closed, then the folds), with a note saying so;
+    past the edge cap, ops outside modules are grouped by source line; a view still past the
+    limits is LimitExceeded."""
     limits = limits or DotLimits()
-    groups = node_groups(graph)
-    units = _units(graph, groups, expanded)
-    too_big = _visible_edges(graph, units) > limits.max_edges
-    if too_big or layout_cost(graph, units) > limits.max_cost:
-        by_line = node_groups(graph, by_line=True)
-        if by_line != groups:
-            groups, units = by_line, _units(graph, by_line, expanded)
-        edges = _visible_edges(graph, units)
-        if edges > limits.max_edges:
-            raise LimitExceeded(
-                "edges",
-                f"{edges} edges would be visible; the limit is {limits.max_edges}: "
-                "collapse modules or line groups",
-            )
-        cost = layout_cost(graph, units)
-        if cost > limits.max_cost:
-            raise LimitExceeded(
-                "layout_cost",
-                f"this view would cost graphviz about {cost} placements; the limit is "
-                f"{limits.max_cost} (set AE_LAYOUT_MAX_COST): collapse modules or line groups",
-            )
+    units: _Units | None = None
+    previous: dict[str, str | None] | None = None
+    for by_line in (None, True):
+        groups = node_groups(graph, by_line=by_line)
+        if groups == previous:
+            continue
+        previous = groups
+        groups, folds = fold_groups(graph, groups)
+        wanted = resolve_expanded(expanded, collapsible_groups(groups, folds), folds)
+        units = _units(graph, groups, wanted, folds)
+        if not _fits(graph, units, limits):
+            units = _fold_to_fit(graph, groups, folds, wanted, limits) or units
+        if _fits(graph, units, limits):
+            return _sized_boxes(graph, units, groups, room), units
+    assert units is not None
+    edges = _visible_edges(graph, units)
+    if edges > limits.max_edges:
+        raise LimitExceeded(
+            "edges",
+            f"{edges} edges would be visible; the limit is {limits.max_edges}: "
+            "collapse modules or line groups",
+        )
+    cost = layout_cost(graph, units)
+    if cost > limits.max_cost:
+        raise LimitExceeded(
+            "layout_cost",
+            f"this view would cost graphviz about {cost} placements; the limit is "
+            f"{limits.max_cost} (set AE_LAYOUT_MAX_COST): collapse modules or line groups",
+        )
+    raise LimitExceeded(
+        "layout_nodes",
+        f"{len(units.members)} boxes would be visible; the limit is {MAX_VISIBLE}: "
+        "collapse modules",
+    )
+
+
+FOLDED_NOTES = {
+    "foldedLater": "The view asked for was too big to lay out: every fold of repeats shows its "
+    "first {open} iterations open and the others closed.",
+    "foldedAll": "The view asked for was too big to lay out: repeats are shown folded.",
+}
+
+
+def _fold_to_fit(
+    graph: Graph,
+    groups: dict[str, str | None],
+    folds: Folds,
+    wanted: set[str],
+    limits: DotLimits,
+) -> _Units | None:
+    """The view asked for folded back until it fits, with a note that says so: as many of
+    each open fold's first iterations open as fit (at least one), else every fold closed."""
+    if not any(fold in wanted for fold in folds.members):
+        return None
+    position = {m: i for members in folds.members.values() for i, m in enumerate(members)}
+
+    def opened(keep: int) -> _Units:  # groups inside a fold's later iterations closed
+        chosen = {p for p in wanted if all(position.get(g, 0) < keep for g in folds.lineage(p))}
+        return _units(graph, groups, chosen, folds)
+
+    low, high = 0, max(len(m) for f, m in folds.members.items() if f in wanted)
+    best: _Units | None = None
+    while low < high:  # the most iterations kept open that still fits
+        keep = (low + high + 1) // 2
+        units = opened(keep)
+        if _fits(graph, units, limits):
+            low, best = keep, units
+        else:
+            high = keep - 1
+    if best is not None:
+        text = FOLDED_NOTES["foldedLater"].format(open=low)
+        best.messages.append(NoteMessage(key="foldedLater", params={"open": low}, text=text))
+        return best
+    closed = {p for p in wanted if not any(g in folds.members for g in folds.lineage(p))}
+    units = _units(graph, groups, closed, folds)
+    units.messages.append(NoteMessage(key="foldedAll", text=FOLDED_NOTES["foldedAll"]))
+    return units
+
+
+def _fits(graph: Graph, units: _Units, limits: DotLimits) -> bool:
+    """Whether dot may lay out this view: within the edge cap, the cost cap and the box cap."""
+    return (
+        len(units.members) <= MAX_VISIBLE
+        and _visible_edges(graph, units) <= limits.max_edges
+        and layout_cost(graph, units) <= limits.max_cost
+    )
+
+
+def _sized_boxes(
+    graph: Graph, units: _Units, groups: dict[str, str | None], room: BadgeRoom | None
+) -> dict[str, _Box]:
     boxes = _boxes(graph, units, groups)
     _reserve_badges(graph, boxes, room)
-    if len(boxes) > MAX_VISIBLE:
-        raise LimitExceeded(
-            "layout_nodes",
-            f"{len(boxes)} boxes would be visible; the limit is {MAX_VISIBLE}: collapse modules",
-        )
-    return boxes, units
+    return boxes
 
 
 def to_dot(
@@ -433,25 +654,37 @@ def to_dot(
     """The DOT source of the visible part of the graph, with the boxes it places."""
     style = style or DotStyle()
     boxes, units = visible_boxes(graph, expanded, limits, room)
+    expanded, folds = units.expanded, units.folds
     for i, box in enumerate(boxes.values()):  # user text never becomes a dot identifier
         box.dot_name = box.id if SAFE_DOT_NAME.fullmatch(box.id) else f"unit:{i}"
     name = {box_id: _quote(box.dot_name) for box_id, box in boxes.items()}
     node_attributes = style.node_attributes or _size_attributes
     lines = ["digraph G {", *(f"  {line}" for line in style.header)]
-    tree = _cluster_tree(boxes, expanded)
+    tree = _cluster_tree(boxes, expanded, folds)
 
     first = _first_member(boxes, units, reading_order(graph))
+
+    beside: dict[str, str] = {}  # AccumulateGrad box -> the leaf box it sits beside
+    for node in graph.nodes:
+        if isinstance(node, OpNode) and node.variable:
+            a, b = units.unit_of[node.id], units.unit_of[node.variable]
+            if a != b and a == node.id and b == node.variable:
+                beside[a] = b
+    frame_of = {box_id: path for path, ids in tree.items() for box_id in ids}
 
     def emit(path: str | None, indent: str) -> None:
         for box_id in sorted(tree.get(path, []), key=first.__getitem__):
             lines.append(f"{indent}{name[box_id]} [{node_attributes(boxes[box_id])}];")
+        for a, b in beside.items():  # said outside the frame, it would pull both out of it
+            if frame_of.get(a) == path and frame_of.get(b) == path:
+                lines.append(f"{indent}{{rank=same; {name[b]}; {name[a]}}}")
         children = sorted(
-            (p for p in tree if p is not None and _parent(p, expanded) == path),
+            (p for p in tree if p is not None and _parent(p, expanded, folds) == path),
             key=lambda p: (min((first[b] for b in tree[p]), default=(math.inf,)), p),
         )
         for child in children:
             lines.append(f"{indent}subgraph {cluster_name(child)} {{")
-            label = _quote(clip_label(module_title(graph, child)))
+            label = _quote(clip_label(group_title(graph, child, folds)))
             lines.append(f"{indent}  label={label}; {style.cluster_attributes}")
             emit(child, indent + "  ")
             lines.append(f"{indent}}}")
@@ -459,17 +692,20 @@ def to_dot(
     emit(None, "  ")
     by_id = {n.id: n for n in graph.nodes}
     rank = reading_order(graph)
-    for node in graph.nodes:  # an AccumulateGrad sits beside its leaf
-        if isinstance(node, OpNode) and node.variable:
-            a, b = units.unit_of[node.id], units.unit_of[node.variable]
-            if a != b and a == node.id and b == node.variable:
-                lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
+    for a, b in beside.items():  # an AccumulateGrad sits beside its leaf
+        if frame_of.get(a) != frame_of.get(b):
+            lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
     seen: set[tuple[str, str]] = set()
+    detached = detached_pairs(
+        units, {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
+    )
     for edge in sorted(graph.edges, key=lambda e: (rank[e.source], rank[e.target])):
         source, target = units.unit_of[edge.source], units.unit_of[edge.target]
         if source == target or (source, target) in seen:
             continue
         seen.add((source, target))
+        if (source, target) in detached:  # the layout draws these beside (_side_edges)
+            continue
         extra = style.edge_attributes(source, target) if style.edge_attributes else ""
         node = by_id[edge.source]
         if isinstance(node, OpNode) and node.variable == edge.target:
@@ -477,6 +713,14 @@ def to_dot(
             lines.append(f"  {name[target]} -> {name[source]} [{attrs}];")
         else:
             lines.append(f"  {name[source]} -> {name[target]}" + (f" [{extra}];" if extra else ";"))
+    ranked = {
+        (units.unit_of[e.source], units.unit_of[e.target])
+        for e in graph.edges
+        if not (isinstance(by_id[e.source], OpNode) and by_id[e.source].variable == e.target)
+    }
+    ranked = {(a, b) for a, b in ranked if a != b} - detached
+    for a, b in order_edges(units, ranked, set(beside)):
+        lines.append(f"  {name[a]} -> {name[b]} [style=invis];")
     lines.extend(f"  {line}" for line in style.footer)
     lines.append("}")
     return "\n".join(lines), boxes, units
@@ -523,10 +767,10 @@ def cluster_path(name: str) -> str:
     return bytes.fromhex(name.removeprefix("cluster_")).decode("utf-8")
 
 
-def _parent(path: str, expanded: set[str]) -> str | None:
-    parent = path.rsplit(".", 1)[0] if "." in path else None
+def _parent(path: str, expanded: set[str], folds: Folds = NO_FOLDS) -> str | None:
+    parent = folds.parent(path)
     while parent and parent not in expanded:
-        parent = parent.rsplit(".", 1)[0] if "." in parent else None
+        parent = folds.parent(parent)
     return parent
 
 
@@ -653,10 +897,22 @@ def layout_graph(
 ) -> Layout:
     """Positions for the graph with the given modules expanded (all others collapsed), a tall
     graph wrapped into columns where that shows it larger in a frame of this aspect; room
-    overrides the badge room kept under nodes."""
-    expanded_set = set(expanded or ())
-    source, boxes, units = to_dot(graph, expanded_set, limits=limits, room=room)
-    placed = json.loads(run_dot(source, limits=limits))
+    overrides the badge room kept under nodes.
+
+    A view with open folds that dot cannot lay out within its time or memory is laid out again
+    with its folds closed, and says so."""
+    wanted = set(expanded or ())
+    source, boxes, units = to_dot(graph, wanted, limits=limits, room=room)
+    try:
+        placed = json.loads(run_dot(source, limits=limits))
+    except LimitExceeded as exc:
+        closed = _folds_closed(units)
+        if exc.limit not in ("layout_time", "layout_memory") or closed is None:
+            raise
+        layout = layout_graph(graph, closed, limits, aspect, room)
+        note = NoteMessage(key="foldedAll", text=FOLDED_NOTES["foldedAll"])
+        layout.messages = [m for m in layout.messages if m.key != note.key] + [note]
+        return layout
     by_name = {box.dot_name: box for box in boxes.values()}
     x0, y0, x1, y1 = (float(v) for v in placed["bb"].split(","))
     width, height = x1 - x0, y1 - y0
@@ -670,6 +926,7 @@ def layout_graph(
                 LayoutCluster(
                     id=obj["name"],
                     label=cluster_path(obj["name"]),
+                    title=_fold_frame_title(graph, cluster_path(obj["name"]), units.folds),
                     x=bx0 - x0,
                     y=height - (by1 - y0),
                     width=bx1 - bx0,
@@ -704,20 +961,25 @@ def layout_graph(
         member_edges[key].append(edge.id)
         member_edges[(key[1], key[0])].append(edge.id)
     edges: list[LayoutEdge] = []
-    for i, obj in enumerate(placed.get("edges", [])):
+    for obj in placed.get("edges", []):
+        if obj.get("style") == "invis":  # order_edges: they only stack iterations
+            continue
         tail, head = names[obj["tail"]], names[obj["head"]]
         source, target = tail, head
         if obj.get("dir") == "back":  # drawn reversed: AccumulateGrad -> leaf
             source, target = head, tail
         edges.append(
             LayoutEdge(
-                id=f"le{i}",
+                id=f"le{len(edges)}",
                 source=source,
                 target=target,
                 path=_spline_path(obj.get("pos", ""), height + y0),
                 members=sorted(set(member_edges.get((source, target), []))),
             )
         )
+    edges.extend(_side_edges(graph, units, nodes, member_edges, len(edges)))
+    if edges and nodes:  # an edge drawn beside the boxes widens the drawing
+        width = max(width, _rightmost(edges, width))
     if not clusters:  # frames of expanded modules would be cut: those graphs keep one column
         wrapped = wrap_columns(nodes, edges, _extents(nodes, boxes), (width, height), aspect)
         if wrapped is not None:
@@ -730,10 +992,71 @@ def layout_graph(
     return Layout(
         width=width,
         height=height,
-        expanded=sorted(expanded_set),
-        collapsible=collapsible_groups(units.path_of),
+        expanded=sorted(units.expanded),
+        collapsible=collapsible_groups(units.path_of, units.folds),
         nodes=nodes,
         edges=edges,
         clusters=clusters,
         node_of=dict(units.unit_of),
+        messages=units.messages,
+        folds={fold: list(members) for fold, members in units.folds.members.items()},
     )
+
+
+def _folds_closed(units: _Units) -> set[str] | None:
+    """The open groups of a view with every fold closed; None when no fold was open."""
+    folds = units.folds
+    if not any(fold in units.expanded for fold in folds.members):
+        return None
+    return {p for p in units.expanded if not any(g in folds.members for g in folds.lineage(p))}
+
+
+SIDE_BULGE = 28.0  # px an edge drawn beside the boxes bulges out to their right
+
+
+def _fold_frame_title(graph: Graph, path: str, folds: Folds) -> str | None:
+    """The frame text of a fold ('layers × 48') or a loop's iteration ('line 9#2')."""
+    if path in folds.members or path in folds.fold_of:
+        return clip_label(group_title(graph, path, folds))
+    return None
+
+
+def _side_edges(
+    graph: Graph,
+    units: _Units,
+    nodes: list[LayoutNode],
+    member_edges: dict[tuple[str, str], list[str]],
+    first: int,
+) -> list[LayoutEdge]:
+    """The edges dot was not given (detached_pairs): from the side of the source box toward
+    the target, bulging out past both boxes, into the target box's same side."""
+    placed = {node.id: node for node in nodes}
+    pairs = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
+    pairs = {(a, b) for a, b in pairs if a != b and a in placed and b in placed}
+    side: list[LayoutEdge] = []
+    for source, target in sorted(detached_pairs(units, pairs)):
+        a, b = placed[source], placed[target]
+        sy, ty = a.y + a.height / 2, b.y + b.height / 2
+        if a.x + a.width / 2 < b.x + b.width / 2:  # a source on the left runs down the left
+            sx, tx = a.x, b.x
+            bend = max(0.0, min(sx, tx) - SIDE_BULGE)
+        else:
+            sx, tx = a.x + a.width, b.x + b.width
+            bend = max(sx, tx) + SIDE_BULGE
+        side.append(
+            LayoutEdge(
+                id=f"le{first + len(side)}",
+                source=source,
+                target=target,
+                path=f"M{sx:.1f},{sy:.1f} C{bend:.1f},{sy:.1f} {bend:.1f},{ty:.1f} "
+                f"{tx:.1f},{ty:.1f}",
+                members=sorted(set(member_edges.get((source, target), []))),
+            )
+        )
+    return side
+
+
+def _rightmost(edges: list[LayoutEdge], width: float) -> float:
+    """The right end of the drawing with every edge's control points in it."""
+    xs = [float(x) for edge in edges for x, _ in _POINT_XY.findall(edge.path)]
+    return max([width, *xs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -13,6 +13,9 @@ from app.player_step import STEP_SHAPE
 
 SCHEMA_VERSION = 1
 NON_FINITE = ("NaN", "Infinity", "-Infinity")  # how non-finite floats travel in JSON
+EXPAND_ALL = "*"  # in a layout's `expanded`: every group
+EXPAND_DEPTH_PREFIX = "depth:"  # 'depth:2': every group two levels deep (LayoutRequest.depth)
+MAX_EXPAND_DEPTH = 64
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 Number = float | int | bool | str  # str carries "NaN" / "Infinity" / "-Infinity"
@@ -285,7 +288,7 @@ class LayoutNode(Contract):
     """A drawn box: one graph node, or a collapsed module / source line holding several."""
 
     id: str
-    kind: Literal["tensor", "op", "module", "line"]
+    kind: Literal["tensor", "op", "module", "line", "fold"]
     label: str
     detail: str = Field("", description="second line: shape and dtype, grad_fn, or group size")
     x: float = Field(description="left edge, px")
@@ -313,6 +316,10 @@ class LayoutCluster(Contract):
 
     id: str
     label: str
+    title: str | None = Field(
+        None,
+        description="the frame's text where it is not the module's path: a fold's 'layers × 48'",
+    )
     x: float
     y: float
     width: float
@@ -336,6 +343,14 @@ class Layout(Contract):
     clusters: list[LayoutCluster] = Field(default_factory=list)
     node_of: dict[str, str] = Field(
         default_factory=dict, description="graph node id -> layout node id that shows it"
+    )
+    messages: list[NoteMessage] = Field(
+        default_factory=list,
+        description="notes on this view as message keys: an expansion too big, shown folded",
+    )
+    folds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="each fold of repeats ('fold:layers.0') -> the groups it folds, in order",
     )
 
 
@@ -491,7 +506,19 @@ class RenderRequest(TraceRequest):
 class LayoutRequest(TraceRequest):
     """Body of POST /api/v1/layout: the program, the modules to show expanded, and the pass."""
 
-    expanded: list[str] = Field(default_factory=list, max_length=1000)
+    expanded: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="groups to show open: module paths ('layers.0'), line groups ('line:9'), "
+        "folds of repeats ('fold:layers.0'), or '*' for every group",
+    )
+    depth: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_EXPAND_DEPTH,
+        description="also open every group this many levels deep (1: the outermost modules; "
+        "a fold of repeats is a level)",
+    )
     pass_index: int | None = Field(
         None, ge=0, le=10_000, description="lay out only this pass's part of a multi-pass graph"
     )
@@ -503,6 +530,22 @@ class LayoutRequest(TraceRequest):
         description="width / height of the frame the graph is shown in: a tall graph wraps "
         "into columns where that shows it larger",
     )
+
+    @field_validator("expanded")
+    @classmethod
+    def _known_tokens(cls, expanded: list[str]) -> list[str]:
+        for path in expanded:
+            if path.startswith(EXPAND_DEPTH_PREFIX):  # said with `depth`, never spelled out
+                raise ValueError(f"{path!r}: ask for a depth with the 'depth' field")
+            if "*" in path and path != EXPAND_ALL:
+                raise ValueError(f"{path!r}: '*' stands alone, for every group")
+        return expanded
+
+    def view_expanded(self) -> list[str]:
+        """The expanded groups as the layout reads them: the depth as one more entry."""
+        if self.depth is None:
+            return list(self.expanded)
+        return [*self.expanded, f"{EXPAND_DEPTH_PREFIX}{self.depth}"]
 
 
 class ExampleSummary(Contract):

@@ -319,13 +319,14 @@ class TraceService:
         trace_request, key = self._program_of(request, client)
         await self.rate.check(client)
         aspect = round(request.aspect, 1)  # frames of nearly one shape share a layout
-        expanded = tuple(sorted(set(request.expanded)))
+        wanted = request.view_expanded()  # '*' and a depth are resolved against the graph
+        expanded = tuple(sorted(set(wanted)))
         layout_key = (key, "layout", expanded, request.pass_index, aspect)
         cached = self.layouts.get(layout_key)
         if cached is not None:
             return cached
         result = await self._graphviz(
-            "layout", trace_request, key, client, request.expanded, request.pass_index, aspect
+            "layout", trace_request, key, client, wanted, request.pass_index, aspect
         )
         self.layouts.put(layout_key, result, len(result))
         return result

@@ -262,6 +262,22 @@ def load_rows() -> list[Row]:
     return [Row("API load", None, "–", None, "see: python -m benchmarks.load")]
 
 
+def folding_rows(repeat: int) -> list[Row]:
+    """Trace + layout of folded repeats and of their full expansion (benchmarks/folding.py)."""
+    from benchmarks.folding import measure_all
+
+    return [
+        Row(
+            f"trace + layout, {f.case}, {f.view}: {f.boxes:,} boxes",
+            f.trace_s + f.layout_s,
+            "–",
+            None,
+            f.note,
+        )
+        for f in measure_all(repeat)
+    ]
+
+
 def machine() -> str:
     from app.devices import list_devices
 
@@ -321,6 +337,7 @@ def main() -> None:
     if not args.skip_cli:
         rows += cli_rows(args.dot_timeout)
     rows += overhead_rows(args.repeat)
+    rows += folding_rows(args.repeat)
     rows += cuda_rows(args.repeat)
     rows += load_rows()
     print_table(rows, args.markdown)

@@ -65,6 +65,7 @@ def main() -> None:
                 f"first view ({attempt}): {wall:5.2f} s from navigation; drawing {draw:6.1f} ms; {nodes} boxes"
             )
         page.locator('[data-node-id="group:layers"]').click()
+        page.locator('[data-node-id="group:fold:layers.0"]').click()  # the 24 layers, one box
         page.wait_for_function("document.querySelectorAll('[data-testid=node]').length > 20")
         print(f"expanded 'layers': {page.locator('[data-testid=node]').count()} boxes")
         for kind in ("zoom", "step"):

@@ -395,3 +395,24 @@ def test_a_structure_only_trace_lays_out_and_renders(api_client: TestClient) -> 
     for fmt in ("svg", "html"):
         response = api_client.post("/api/v1/render", json={**body, "format": fmt})
         assert response.status_code == 200, response.text
+
+
+def test_layout_endpoint_expands_all_or_to_a_depth(api_client: TestClient) -> None:
+    from tests.test_repeat_fold import LSTM_LINE, LSTM_PROGRAM, LSTM_STEPS
+
+    fold = f"fold:line:{LSTM_LINE}"
+    first = api_client.post("/api/v1/trace", json={"code": LSTM_PROGRAM}).json()["layout"]
+    assert [n["label"] for n in first["nodes"] if n["kind"] == "fold"] == [
+        f"line {LSTM_LINE} × {LSTM_STEPS}"
+    ]
+    one = api_client.post("/api/v1/layout", json={"code": LSTM_PROGRAM, "depth": 1})
+    assert one.status_code == 200
+    assert fold in one.json()["expanded"] and "depth:1" not in one.json()["expanded"]
+    every = api_client.post("/api/v1/layout", json={"code": LSTM_PROGRAM, "expanded": ["*"]})
+    assert every.status_code == 200
+    assert f"line:{LSTM_LINE}#{LSTM_STEPS}" in every.json()["expanded"]
+    assert every.json()["messages"] == []
+    for bad in ({"depth": -1}, {"depth": 65}, {"depth": "all"}, {"expanded": ["depth:2"]},
+                {"expanded": ["layers.*"]}):  # fmt: skip
+        response = api_client.post("/api/v1/layout", json={"code": LSTM_PROGRAM, **bad})
+        assert response.status_code == 422, bad

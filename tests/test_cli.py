@@ -276,3 +276,35 @@ def test_deep_chains_give_a_graph_and_never_a_signal(tmp_path: Path, ops: int) -
     if ops * 2 > 20_000:  # the default node limit ends the recording, the program runs on
         assert keys == ["nodeLimit"] and len(graph["nodes"]) == 20_000
     assert graph["stdout"].startswith("tensor([")
+
+
+def test_render_expands_all_or_to_a_depth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_repeat_fold import LSTM_LINE, LSTM_PROGRAM, LSTM_STEPS
+
+    program = tmp_path / "lstm.py"
+    program.write_text(LSTM_PROGRAM)
+
+    def dot_of(*flags: str) -> str:
+        out = tmp_path / "view.dot"
+        code, _, err = run(
+            capsys, "render", str(program), "--format", "dot", "-o", str(out), *flags
+        )
+        assert code == 0, err
+        return out.read_text()
+
+    folded = dot_of()
+    assert f"<b>▸ line {LSTM_LINE} × {LSTM_STEPS}</b>" in folded
+    assert f"line {LSTM_LINE}#1" not in folded
+    one_level = dot_of("--depth", "1")  # the fold open: a closed box per iteration
+    assert f'label="line {LSTM_LINE} × {LSTM_STEPS}"' in one_level
+    assert all(f"▸ line {LSTM_LINE}#{i}<" in one_level for i in range(1, LSTM_STEPS + 1))
+    everything = dot_of("--expanded", "all")
+    assert f"▸ line {LSTM_LINE}#" not in everything  # every iteration open to its ops
+    assert everything.count("cell.weight_ih") >= 1 and everything.count("lstm_cell") == LSTM_STEPS
+    named = f"fold:line:{LSTM_LINE},line:{LSTM_LINE + 1}"  # the fold and the line after it
+    assert dot_of("--expanded", named, "--depth", "0") == one_level
+    with pytest.raises(SystemExit) as info:
+        main(["render", str(program), "--depth", "-1"])
+    assert info.value.code == 2 and "--depth" in capsys.readouterr().err

@@ -129,9 +129,13 @@ def test_big_encoder_first_view_is_small_and_expands() -> None:
     assert len(graph.nodes) > 1500
     first = layout_graph(graph)
     assert len(first.nodes) < 12
-    one_level = layout_graph(graph, ["layers"])
-    assert len([n for n in one_level.nodes if n.kind == "module"]) == 24
-    inside = layout_graph(graph, ["layers", "layers.3"])
+    one_level = layout_graph(graph, ["layers"])  # the 24 layers repeat: one box
+    assert [n.label for n in one_level.nodes if n.kind == "fold"] == [
+        "model.layers × 24 · TransformerEncoderLayer"
+    ]
+    unfolded = layout_graph(graph, ["layers", "fold:layers.0"])
+    assert len([n for n in unfolded.nodes if n.kind == "module"]) == 24
+    inside = layout_graph(graph, ["layers", "fold:layers.0", "layers.3"])
     assert_well_placed(inside)
     assert any(
         n.module and n.module.startswith("layers.3") and n.kind == "op" for n in inside.nodes
@@ -143,10 +147,11 @@ def test_module_less_big_graphs_group_by_line() -> None:
     graph = trace_code(code)
     groups = node_groups(graph)
     assert {"line:5", "line:6"} <= set(groups.values())
-    layout = layout_graph(graph)
-    assert {"group:line:5", "group:line:6"} <= {n.id for n in layout.nodes}
+    layout = layout_graph(graph)  # the loop's two lines run in turn 200 times: one fold
+    assert [n.label for n in layout.nodes if n.kind == "fold"] == ["line 5-6 × 200"]
     assert len(layout.nodes) < 12
-    opened = layout_graph(graph, ["line:5"])
+    assert layout.folds["fold:line:5-6"] == [f"line:5-6#{i}" for i in range(1, 201)]
+    opened = layout_graph(graph, ["*"])
     assert len(opened.nodes) > 200
 
 
@@ -431,17 +436,21 @@ def test_a_view_over_its_cost_even_by_line_is_refused_without_dot(monkeypatch) -
     assert "AE_LAYOUT_MAX_COST" in refused.value.message
 
 
-def test_expanding_the_loop_of_140_concatenations_is_refused_before_dot(monkeypatch) -> None:  # noqa: ANN001
+def test_expanding_the_loop_of_140_concatenations_stays_folded_before_dot(monkeypatch) -> None:  # noqa: ANN001
     """The five-line program that once ran dot to its time limit, twice at once starving every
-    other layout: its loop's line expanded is refused at once, without a dot process."""
+    other layout: its loop opened is shown folded with a note, dot never sees it open."""
     graph = trace_code(cat_of_all_earlier(140, one_line=True))
     layout = layout_graph(graph, [], DotLimits(seconds=60))  # collapsed: the loop is one box
-    assert "line:5" in layout.collapsible and len(layout.nodes) <= 3
+    assert "fold:line:5" in layout.collapsible and len(layout.nodes) <= 3
+    seen: list[str] = []
+    real_dot = run_dot
 
-    def no_dot(*args: object, **kwargs: object) -> bytes:
-        raise AssertionError("dot ran")
+    def watched_dot(source: str, *args: object, **kwargs: object) -> bytes:
+        seen.append(source)
+        return real_dot(source, *args, **kwargs)
 
-    monkeypatch.setattr("app.layout.run_dot", no_dot)
-    with pytest.raises(LimitExceeded) as refused:
-        layout_graph(graph, ["line:5"], DotLimits(seconds=60))
-    assert refused.value.limit == "layout_cost"
+    monkeypatch.setattr("app.layout.run_dot", watched_dot)
+    opened = layout_graph(graph, ["fold:line:5"], DotLimits(seconds=60))
+    assert [m.key for m in opened.messages] == ["foldedAll"]
+    assert opened.expanded == [] and len(opened.nodes) <= 3
+    assert len(seen) == 1 and seen[0].count("->") <= 3

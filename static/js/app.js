@@ -73,6 +73,13 @@ class Explorer {
     $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
     $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
     $("fit").addEventListener("click", () => this.view.toggleOverview());
+    $("expand-all").addEventListener("click", () => this.expandTo(["*"]));
+    $("collapse-all").addEventListener("click", () => this.expandTo([]));
+    $("depth").addEventListener("change", () => {
+      const depth = $("depth").value;
+      $("depth").value = ""; // the picker names a click, not a state: the same depth can be asked again
+      if (depth !== "") this.expandTo([], Number(depth));
+    });
     $("present").addEventListener("click", () => this.present(!document.body.classList.contains("presenting")));
     // Only one menu open at a time, so Download and Embed never overlap.
     for (const menu of document.querySelectorAll("details.menu")) {
@@ -327,6 +334,8 @@ class Explorer {
     if (!graph) return;
     const notes = noteTexts(graph, this.t);
     if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
+    // what the view says of itself: an expansion too big to lay out, shown folded
+    notes.push(...noteTexts({ messages: this.layout?.messages ?? [], notes: [] }, this.t));
     $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
   }
 
@@ -347,8 +356,9 @@ class Explorer {
     // a frame far from the usual wide shape (a phone held upright) gets a layout made for it
     const aspect = this.view.frameAspect();
     const own = Boolean(graph.layout) && wantsOwnLayout(aspect);
-    if (!own && !this.expanded.length && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
-    const request = { code: this.code, device: this.device, expanded: this.expanded, pass: perPass ? pass : null, aspect: own ? aspect : LAYOUT_ASPECT };
+    const depth = this.depth ?? null;
+    if (!own && !this.expanded.length && depth === null && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
+    const request = { code: this.code, device: this.device, expanded: this.expanded, depth, pass: perPass ? pass : null, aspect: own ? aspect : LAYOUT_ASPECT };
     return api.layout(request).catch((error) => {
       this.showFailure(error);
       return graph.layout;
@@ -413,7 +423,29 @@ class Explorer {
     this.expanded = open
       ? this.expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
       : [...this.expanded, path];
+    await this.relayout();
+    if (hadFocus) this.view.focusGroup(path);
+  }
+
+  // Expand every group ("*"), none ([]), or every group down to a depth: the server resolves
+  // the request against the graph and answers with the groups it opened (fewer where the view
+  // had to be folded back to fit, with a note).
+  async expandTo(expanded, depth = null) {
+    if (!this.graph) return;
+    this.expanded = expanded;
+    this.depth = depth;
+    try {
+      await this.relayout();
+    } finally {
+      this.depth = null;
+    }
+  }
+
+  async relayout() {
     this.layout = await this.layoutFor(this.pass);
+    // the server's answer names the groups it opened ("*" and a depth resolved, a view too big folded back)
+    if (this.layout && this.layout !== this.graph.layout) this.expanded = this.layout.expanded ?? this.expanded;
+    else if (this.expanded.includes("*")) this.expanded = [];
     this.view.setGraph(this.graph, this.layout);
     this.view.select(this.selected);
     // expanding or collapsing a module changes which steps play as one
@@ -422,7 +454,7 @@ class Explorer {
     const index = position ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index) : 0;
     this.player.setPositions(positions, Math.max(0, index));
     this.view.fit();
-    if (hadFocus) this.view.focusGroup(path);
+    this.renderNotes();
     this.sync();
   }
 

@@ -25,6 +25,7 @@ export function scaleForText(px) {
   return px / SMALLEST_FONT;
 }
 const BADGE_LINE = 18;
+const GROUP_KINDS = new Set(["module", "line", "fold"]); // boxes that open with a click
 const FAILED_MARK = "✗ backward()"; // beside the tensor a failed backward pass started from
 const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
 const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
@@ -104,7 +105,8 @@ export class GraphView {
     this.bounds = this.contentBounds(graph, layout);
     for (const cluster of layout.clusters) {
       const label = cluster.label;
-      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${graph.module_paths?.[label] ?? label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`);
+      const text = cluster.title ? this.lineWord(label, cluster.title) : `${graph.module_paths?.[label] ?? label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`;
+      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${text}`);
       const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
         svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }), title);
       frame.addEventListener("click", (event) => {
@@ -174,7 +176,7 @@ export class GraphView {
     const group = svg("g", attrs);
     const shape = box.kind === "op"
       ? svg("rect", { width: box.width, height: box.height, rx: box.height / 2 })
-      : svg("rect", { width: box.width, height: box.height, rx: box.kind === "module" || box.kind === "line" ? 4 : 8 });
+      : svg("rect", { width: box.width, height: box.height, rx: GROUP_KINDS.has(box.kind) ? 4 : 8 });
     group.append(shape);
     const [title, subtitle, tip] = this.texts(box, node);
     group.append(
@@ -194,7 +196,7 @@ export class GraphView {
     badge.append(svg("text", { class: "badge-text" }));
     group.append(badge);
     const activate = () => {
-      if (box.kind === "module" || box.kind === "line") this.onToggleGroup(box.module);
+      if (GROUP_KINDS.has(box.kind)) this.onToggleGroup(box.module);
       else this.onSelect(box.id);
     };
     group.addEventListener("click", activate);
@@ -207,7 +209,7 @@ export class GraphView {
 
   texts(box, node) {
     if (!node) {
-      const title = box.kind === "line" ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}` : `▸ ${box.label}`;
+      const title = box.kind === "line" ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}` : `▸ ${this.lineWord(box.module ?? "", box.label)}`;
       const parts = [this.t("nodesCount", { n: box.members.length })];
       if (box.parameters) parts.push(this.t("params", { n: box.parameters.toLocaleString("en") }));
       const detail = parts.join(" · ") + (box.shape ? ` → ${shapeText(box.shape)}` : "");
@@ -219,6 +221,11 @@ export class GraphView {
     }
     if (node.failed) return [box.label, box.detail, `${node.op} ✗ ${this.t("failedCall")}`];
     return [box.label, box.detail, `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`];
+  }
+
+  // A source line's group or fold ('line 9 × 50', 'line 9#2') with "line" in the reader's language.
+  lineWord(path, text) {
+    return path.startsWith("line:") || path.startsWith("fold:line:") ? `${this.t("line")} ${text.slice(5)}` : text;
   }
 
   // The layout node that shows a graph node (itself, or the collapsed group around it).

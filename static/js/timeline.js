@@ -37,7 +37,8 @@ export class Timeline {
 
   // Positions of one play-through: the forward steps drawn, then the chosen pass's backward steps.
   // A layout of one pass (training loops) draws only that iteration's forward steps, and steps
-  // inside one collapsed module box play as one step: one step per call of a visible box.
+  // inside one collapsed module box play as one step: one step per call of a visible box (a fold of
+  // repeats is not merged: each of its steps plays, lighting the folded box).
   positions(pass, layout = null) {
     const drawn =
       layout && layout.pass_index !== null && layout.pass_index !== undefined
