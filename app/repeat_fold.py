@@ -31,8 +31,9 @@ class Folds:
         fold = self.fold_of.get(path)
         if fold is not None:
             return fold
-        if path.startswith(FOLD_PREFIX):
-            return structural_parent(self.members[path][0])
+        if path.startswith(FOLD_PREFIX):  # a name asked for may fold nothing in this graph
+            members = self.members.get(path)
+            return structural_parent(members[0]) if members else None
         return structural_parent(path)
 
     def lineage(self, path: str) -> list[str]:

@@ -254,3 +254,13 @@ def test_a_loop_body_of_two_lines_folds_once_and_separate_loops_apart() -> None:
     assert sorted(op.line for op in calls) == [5, 6]  # one iteration: both lines
     layout = layout_graph(graph, ["*"])
     assert layout.messages == [] and len(layout.nodes) == len(graph.nodes)
+
+
+def test_names_that_fold_nothing_are_no_error(encoder48: Graph) -> None:
+    junk = ["fold:nothing", "fold:", "line:9#999", "layers.99", "depth:x"]
+    assert Folds().lineage("fold:nothing") == ["fold:nothing"]
+    layout = layout_graph(encoder48, ["layers", *junk])
+    assert [n.kind for n in layout.nodes if n.kind == "fold"] == ["fold"]
+    every = layout.collapsible  # every group by name, not '*': the junk reaches the folding
+    folded_back = layout_graph(encoder48, [*every, *junk])
+    assert [m.key for m in folded_back.messages] == ["foldedLater"]
