@@ -44,7 +44,8 @@ export const trace = ({ code, device = "cpu", seed = 0 }, signal) =>
 export const layout = (
   { code, device = "cpu", seed = 0, expanded = [], depth = null, pass = null, aspect = 2 },
   signal,
-) => post("/api/v1/layout", { code, device, seed, expanded, depth, pass_index: pass, aspect }, signal);
+) =>
+  post("/api/v1/layout", { code, device, seed, expanded, depth, pass_index: pass, aspect }, signal);
 
 // A download link of the current view: format svg | png | dot | html, or a deck of every step
 // (pdf | pptx | gif | mp4). The server names the file as downloadName does: lesson-step.ext.

@@ -4,7 +4,13 @@ import { el, clear } from "./dom.js";
 import { describeDevices } from "./devices.js";
 import { createEditor } from "./editor.js";
 import { GraphView, LAYOUT_ASPECT, scaleForText, wantsOwnLayout } from "./graph-view.js";
-import { createTranslator, preferredLanguage, rememberLanguage, storage, translatePage } from "./i18n.js";
+import {
+  createTranslator,
+  preferredLanguage,
+  rememberLanguage,
+  storage,
+  translatePage,
+} from "./i18n.js";
 import { renderInspector } from "./inspector.js";
 import { Player } from "./player.js";
 import { seriesChart } from "./charts.js";
@@ -12,7 +18,15 @@ import { noteTexts } from "./notes.js";
 import { errorText } from "./torch-messages.js";
 import { failedInBackward, pathsToOpen, showErrorBanner } from "./error-banner.js"; // issue 18
 import { trainingSeries } from "./series.js";
-import { downloadName, formatStep, parseStep, pushState, readState, stateToQuery, writeState } from "./state.js";
+import {
+  downloadName,
+  formatStep,
+  parseStep,
+  pushState,
+  readState,
+  stateToQuery,
+  writeState,
+} from "./state.js";
 import { Timeline } from "./timeline.js";
 import { Caption } from "./caption.js"; // chain rule (issue 10)
 import { createLiveMode, isSmallProgram, sameShape } from "./live.js"; // live mode (issue 10)
@@ -41,7 +55,12 @@ class Explorer {
     this.pass = 0;
     this.request = null;
     this.editor = createEditor($("editor"), {
-      onRun: () => this.run(), onChange: () => { this.sync(); this.live.changed(); }, label: this.t("program"),
+      onRun: () => this.run(),
+      onChange: () => {
+        this.sync();
+        this.live.changed();
+      },
+      label: this.t("program"),
       onEscape: () => $("graph").focus(), // Esc: the arrows step the player again
     });
     // chain rule caption and live mode (issue 10)
@@ -61,7 +80,10 @@ class Explorer {
       onPass: (pass) => this.choosePass(pass),
     });
     this.bindControls();
-    this.applyTheme(storage()?.getItem(THEME_KEY) ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
+    this.applyTheme(
+      storage()?.getItem(THEME_KEY) ??
+        (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
+    );
   }
 
   bindControls() {
@@ -69,7 +91,9 @@ class Explorer {
     $("cancel").addEventListener("click", () => this.request?.abort());
     $("device").addEventListener("change", () => this.sync());
     $("lang").addEventListener("change", () => this.setLanguage($("lang").value));
-    $("theme").addEventListener("click", () => this.applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
+    $("theme").addEventListener("click", () =>
+      this.applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"),
+    );
     $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
     $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
     $("fit").addEventListener("click", () => this.view.toggleOverview());
@@ -80,23 +104,38 @@ class Explorer {
       $("depth").value = ""; // the picker names a click, not a state: the same depth can be asked again
       if (depth !== "") this.expandTo([], Number(depth));
     });
-    $("present").addEventListener("click", () => this.present(!document.body.classList.contains("presenting")));
+    $("present").addEventListener("click", () =>
+      this.present(!document.body.classList.contains("presenting")),
+    );
     // Only one menu open at a time, so Download and Embed never overlap.
     for (const menu of document.querySelectorAll("details.menu")) {
       menu.addEventListener("toggle", () => {
         if (!menu.open) return;
-        for (const other of document.querySelectorAll("details.menu")) if (other !== menu) other.open = false;
+        for (const other of document.querySelectorAll("details.menu"))
+          if (other !== menu) other.open = false;
       });
     }
     window.addEventListener("popstate", () => this.restore());
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && document.body.classList.contains("presenting") && !event.target.closest?.(".cm-editor")) this.present(false);
+      if (
+        event.key === "Escape" &&
+        document.body.classList.contains("presenting") &&
+        !event.target.closest?.(".cm-editor")
+      )
+        this.present(false);
     });
     $("copy-link").addEventListener("click", async () => {
       this.sync();
       $("copy-link").dataset.href = location.href;
-      const copied = navigator.clipboard?.writeText(location.href).then(() => true, () => false) ?? Promise.resolve(false);
-      const done = await Promise.race([copied, new Promise((resolve) => setTimeout(() => resolve(false), 1000))]);
+      const copied =
+        navigator.clipboard?.writeText(location.href).then(
+          () => true,
+          () => false,
+        ) ?? Promise.resolve(false);
+      const done = await Promise.race([
+        copied,
+        new Promise((resolve) => setTimeout(() => resolve(false), 1000)),
+      ]);
       if (done) this.say("copied");
       else this.status(location.href);
     });
@@ -163,10 +202,24 @@ class Explorer {
     for (const example of this.examples) {
       const title = this.lang === "zh" ? example.title_zh : example.title_en;
       const current = example.id === this.example;
-      list.append(el("li", {}, el("button", {
-        type: "button", class: current ? "is-current" : "", "data-example": example.id, "aria-current": current ? "true" : null,
-        title: this.lessonOf(example), onclick: () => this.loadExample(example.id),
-      }, title)));
+      list.append(
+        el(
+          "li",
+          {},
+          el(
+            "button",
+            {
+              type: "button",
+              class: current ? "is-current" : "",
+              "data-example": example.id,
+              "aria-current": current ? "true" : null,
+              title: this.lessonOf(example),
+              onclick: () => this.loadExample(example.id),
+            },
+            title,
+          ),
+        ),
+      );
     }
     this.renderLesson();
   }
@@ -215,7 +268,11 @@ class Explorer {
     const started = performance.now();
     $("cancel").hidden = false;
     document.body.dataset.busy = "true";
-    const timer = setInterval(() => this.status(this.t("running", { s: ((performance.now() - started) / 1000).toFixed(1) })), 100);
+    const timer = setInterval(
+      () =>
+        this.status(this.t("running", { s: ((performance.now() - started) / 1000).toFixed(1) })),
+      100,
+    );
     this.status(this.t("running", { s: "0.0" }));
     const code = this.editor.getCode();
     const device = $("device").value;
@@ -230,7 +287,12 @@ class Explorer {
       }
       if (live && sameShape(this.graph, graph)) step = this.position; // keep the step
       this.device = device;
-      if (remember && this.code !== undefined && (code !== this.code || this.example !== this.shownExample)) pushState(this.viewState());
+      if (
+        remember &&
+        this.code !== undefined &&
+        (code !== this.code || this.example !== this.shownExample)
+      )
+        pushState(this.viewState());
       this.code = code;
       this.shownExample = this.example;
       await this.showGraph(graph, step);
@@ -275,7 +337,9 @@ class Explorer {
   }
 
   showError(text) {
-    document.body.dataset.failures = String(Number(document.body.dataset.failures ?? 0) + (text ? 1 : 0));
+    document.body.dataset.failures = String(
+      Number(document.body.dataset.failures ?? 0) + (text ? 1 : 0),
+    );
     showErrorBanner($("error"), text, this.t);
   }
 
@@ -309,11 +373,24 @@ class Explorer {
     let index = 0;
     if (step) {
       // the first position that reaches the step (steps inside a collapsed module play as one)
-      const found = positions.findIndex((p) => p.phase === step.phase && p.index >= step.index && (p.phase === "forward" || p.pass === step.pass));
+      const found = positions.findIndex(
+        (p) =>
+          p.phase === step.phase &&
+          p.index >= step.index &&
+          (p.phase === "forward" || p.pass === step.pass),
+      );
       if (found >= 0) index = found;
     } else if (graph.error) {
-      const ghost = positions.findIndex((p) => p.phase === "forward" && graph.forward[p.index]?.node === graph.error.node);
-      index = ghost >= 0 ? ghost : Math.max(0, positions.findLastIndex((p) => p.phase === "forward"));
+      const ghost = positions.findIndex(
+        (p) => p.phase === "forward" && graph.forward[p.index]?.node === graph.error.node,
+      );
+      index =
+        ghost >= 0
+          ? ghost
+          : Math.max(
+              0,
+              positions.findLastIndex((p) => p.phase === "forward"),
+            );
       if (failedInBackward(graph.error)) index = positions.length - 1; // the end of the last pass that ran
     }
     if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
@@ -333,7 +410,13 @@ class Explorer {
     const graph = this.graph;
     if (!graph) return;
     const notes = noteTexts(graph, this.t);
-    if (graph.truncated) notes.push(this.t("truncated", { r: graph.truncated.passes_recorded, t: graph.truncated.passes_total }));
+    if (graph.truncated)
+      notes.push(
+        this.t("truncated", {
+          r: graph.truncated.passes_recorded,
+          t: graph.truncated.passes_total,
+        }),
+      );
     // what the view says of itself: an expansion too big to lay out, shown folded
     notes.push(...noteTexts({ messages: this.layout?.messages ?? [], notes: [] }, this.t));
     $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
@@ -345,20 +428,36 @@ class Explorer {
     $("series-panel").hidden = !plotted.length;
     this.showSidePanel();
     this.chart?.plot.destroy();
-    this.chart = plotted.length ? seriesChart(plotted, { width: Math.max(240, $("series").clientWidth || 300), t: this.t }) : null;
+    this.chart = plotted.length
+      ? seriesChart(plotted, { width: Math.max(240, $("series").clientWidth || 300), t: this.t })
+      : null;
     $("series").replaceChildren(...(this.chart ? [this.chart.element] : []));
   }
 
   // The layout that draws a pass: one iteration of a training loop, or the whole graph.
   async layoutFor(pass) {
     const graph = this.graph;
-    const perPass = graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== undefined;
+    const perPass =
+      graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== undefined;
     // a frame far from the usual wide shape (a phone held upright) gets a layout made for it
     const aspect = this.view.frameAspect();
     const own = Boolean(graph.layout) && wantsOwnLayout(aspect);
     const depth = this.depth ?? null;
-    if (!own && !this.expanded.length && depth === null && (!perPass || graph.layout.pass_index === pass)) return graph.layout;
-    const request = { code: this.code, device: this.device, expanded: this.expanded, depth, pass: perPass ? pass : null, aspect: own ? aspect : LAYOUT_ASPECT };
+    if (
+      !own &&
+      !this.expanded.length &&
+      depth === null &&
+      (!perPass || graph.layout.pass_index === pass)
+    )
+      return graph.layout;
+    const request = {
+      code: this.code,
+      device: this.device,
+      expanded: this.expanded,
+      depth,
+      pass: perPass ? pass : null,
+      aspect: own ? aspect : LAYOUT_ASPECT,
+    };
     return api.layout(request).catch((error) => {
       this.showFailure(error);
       return graph.layout;
@@ -371,7 +470,10 @@ class Explorer {
     this.view.setGraph(this.graph, this.layout);
     this.view.select(this.selected);
     const positions = this.timeline.positions(pass, this.layout);
-    this.player.setPositions(positions, positions.findIndex((p) => p.phase === "backward"));
+    this.player.setPositions(
+      positions,
+      positions.findIndex((p) => p.phase === "backward"),
+    );
     this.view.fit();
   }
 
@@ -383,7 +485,8 @@ class Explorer {
     this.view.setState(state);
     this.view.follow(state.current);
     this.editor.highlightLine(state.line);
-    if (this.startIndex !== undefined && this.player.index !== this.startIndex) $("hint").hidden = true;
+    if (this.startIndex !== undefined && this.player.index !== this.startIndex)
+      $("hint").hidden = true;
     this.renderInspector();
     this.showCaption();
     this.sync();
@@ -391,14 +494,24 @@ class Explorer {
 
   showCaption() {
     const narration = this.lesson && this.lesson.code === this.code ? this.lesson.captions : null;
-    this.caption.show({ graph: this.graph, position: this.position, narration, lang: this.lang, t: this.t });
+    this.caption.show({
+      graph: this.graph,
+      position: this.position,
+      narration,
+      lang: this.lang,
+      t: this.t,
+    });
   }
 
   renderInspector() {
     if (!this.timeline) return;
     renderInspector($("inspector"), {
-      graph: this.graph, timeline: this.timeline, state: this.state ?? this.timeline.state(null),
-      nodeId: this.selected, t: this.t, onSelect: (id) => this.select(id),
+      graph: this.graph,
+      timeline: this.timeline,
+      state: this.state ?? this.timeline.state(null),
+      nodeId: this.selected,
+      t: this.t,
+      onSelect: (id) => this.select(id),
     });
   }
 
@@ -412,7 +525,10 @@ class Explorer {
 
   // The inspector's column takes room from the graph only while it shows something.
   showSidePanel() {
-    document.body.classList.toggle("has-inspector", Boolean(this.selected) || !$("series-panel").hidden);
+    document.body.classList.toggle(
+      "has-inspector",
+      Boolean(this.selected) || !$("series-panel").hidden,
+    );
   }
 
   async toggleGroup(path) {
@@ -444,14 +560,17 @@ class Explorer {
   async relayout() {
     this.layout = await this.layoutFor(this.pass);
     // the server's answer names the groups it opened ("*" and a depth resolved, a view too big folded back)
-    if (this.layout && this.layout !== this.graph.layout) this.expanded = this.layout.expanded ?? this.expanded;
+    if (this.layout && this.layout !== this.graph.layout)
+      this.expanded = this.layout.expanded ?? this.expanded;
     else if (this.expanded.includes("*")) this.expanded = [];
     this.view.setGraph(this.graph, this.layout);
     this.view.select(this.selected);
     // expanding or collapsing a module changes which steps play as one
     const position = this.position;
     const positions = this.timeline.positions(this.pass, this.layout);
-    const index = position ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index) : 0;
+    const index = position
+      ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index)
+      : 0;
     this.player.setPositions(positions, Math.max(0, index));
     this.view.fit();
     this.renderNotes();
@@ -500,11 +619,16 @@ class Explorer {
     const state = this.viewState();
     writeState(state);
     const query = stateToQuery(state);
-    $("embed-snippet").value = `<iframe src="${location.origin}/embed#${query}" width="960" height="540" style="border:0" title="Autograd Explorer"></iframe>`;
+    $("embed-snippet").value =
+      `<iframe src="${location.origin}/embed#${query}" width="960" height="540" style="border:0" title="Autograd Explorer"></iframe>`;
     for (const link of document.querySelectorAll("[data-format]")) {
       // a deck holds every step, so its link names no step
       const shown = link.hasAttribute("data-deck") ? { ...state, step: undefined } : state;
-      link.href = api.renderUrl({ ...shown, format: link.dataset.format, theme: document.documentElement.dataset.theme });
+      link.href = api.renderUrl({
+        ...shown,
+        format: link.dataset.format,
+        theme: document.documentElement.dataset.theme,
+      });
       link.download = downloadName(shown, link.dataset.format);
     }
   }

@@ -37,7 +37,11 @@ export function pathsToOpen(graph, expanded) {
     wanted = parts.map((_, i) => parts.slice(0, i + 1).join("."));
   }
   // a module folded with its repeats ('layers.30' in 'fold:layers.0') opens its fold too
-  const foldOf = new Map(Object.entries(graph.layout?.folds ?? {}).flatMap(([fold, members]) => members.map((m) => [m, fold])));
+  const foldOf = new Map(
+    Object.entries(graph.layout?.folds ?? {}).flatMap(([fold, members]) =>
+      members.map((m) => [m, fold]),
+    ),
+  );
   wanted = wanted.flatMap((path) => (foldOf.has(path) ? [foldOf.get(path), path] : [path]));
   return [...expanded, ...wanted.filter((path) => !expanded.includes(path))];
 }

@@ -17,7 +17,11 @@ export const LAYOUT_ASPECT = 2;
 
 // Whether a frame of this width / height is shaped differently enough to want its own layout.
 export function wantsOwnLayout(aspect) {
-  return Number.isFinite(aspect) && aspect > 0 && Math.abs(Math.log(aspect / LAYOUT_ASPECT)) > Math.log(1.3);
+  return (
+    Number.isFinite(aspect) &&
+    aspect > 0 &&
+    Math.abs(Math.log(aspect / LAYOUT_ASPECT)) > Math.log(1.3)
+  );
 }
 
 // The smallest scale at which the graph's smallest text shows at px on screen.
@@ -33,7 +37,9 @@ const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and "
 // A badge's lines: short ones stay whole, long ones break before their sum and their .grad
 // (a value over its gradient, or an error message, arrives already on lines).
 export function badgeLines(text) {
-  return text.split("\n").flatMap((line) => (line.length <= MAX_BADGE_LINE ? [line] : line.split(/ (?=[=→] )/)));
+  return text
+    .split("\n")
+    .flatMap((line) => (line.length <= MAX_BADGE_LINE ? [line] : line.split(/ (?=[=→] )/)));
 }
 
 // Which lines of a badge are the gradient (drawn in the gradient colour): from the first "∂" on.
@@ -43,7 +49,17 @@ function gradientFrom(lines) {
 }
 
 export class GraphView {
-  constructor(container, { onSelect = () => {}, onToggleGroup = () => {}, t = (k) => k, minScale = 0.5, maxScale = 2, reserveRight = 0 } = {}) {
+  constructor(
+    container,
+    {
+      onSelect = () => {},
+      onToggleGroup = () => {},
+      t = (k) => k,
+      minScale = 0.5,
+      maxScale = 2,
+      reserveRight = 0,
+    } = {},
+  ) {
     this.container = container;
     this.reserveRight = reserveRight; // room kept free for controls over the graph's right edge
     this.minScale = minScale;
@@ -59,7 +75,12 @@ export class GraphView {
     this.viewport = svg("g", { class: "viewport" });
     this.root.append(this.defs(), this.viewport);
     // Said on the frame when the graph cannot fit at a readable size: it follows the step.
-    this.notice = el("p", { class: "fit-notice", "data-testid": "fit-notice", "aria-live": "polite", hidden: true });
+    this.notice = el("p", {
+      class: "fit-notice",
+      "data-testid": "fit-notice",
+      "aria-live": "polite",
+      hidden: true,
+    });
     this.overview = false; // the whole graph, smaller than readable, asked for with the fit button
     container.append(this.root, this.notice);
     // Overlays at the top of the frame (the error banner) keep the graph below them.
@@ -72,13 +93,25 @@ export class GraphView {
   // The zoom buttons (+, −, fit / whole graph) for views that have no page around them (/embed,
   // HTML exports, notebooks): in their bar when given one, else over the graph's right edge.
   addZoomControls(bar = null) {
-    const button = (testid, label, text, action) => el("button", {
-      type: "button", "data-testid": testid, "aria-label": this.t(label), title: this.t(label), onclick: action,
-    }, text);
-    const controls = el("div", { class: bar ? "zoom in-bar" : "zoom" },
+    const button = (testid, label, text, action) =>
+      el(
+        "button",
+        {
+          type: "button",
+          "data-testid": testid,
+          "aria-label": this.t(label),
+          title: this.t(label),
+          onclick: action,
+        },
+        text,
+      );
+    const controls = el(
+      "div",
+      { class: bar ? "zoom in-bar" : "zoom" },
       button("zoom-in", "zoomIn", "+", () => this.zoom(1.25)),
       button("zoom-out", "zoomOut", "−", () => this.zoom(0.8)),
-      button("fit", "fit", "⤢", () => this.toggleOverview()));
+      button("fit", "fit", "⤢", () => this.toggleOverview()),
+    );
     if (bar) bar.append(controls);
     else {
       this.container.append(controls);
@@ -87,9 +120,24 @@ export class GraphView {
   }
 
   defs() {
-    return svg("defs", {},
-      svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "9", markerHeight: "9", markerUnits: "userSpaceOnUse", orient: "auto" },
-        svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" })));
+    return svg(
+      "defs",
+      {},
+      svg(
+        "marker",
+        {
+          id: "arrow",
+          viewBox: "0 0 10 10",
+          refX: "9",
+          refY: "5",
+          markerWidth: "9",
+          markerHeight: "9",
+          markerUnits: "userSpaceOnUse",
+          orient: "auto",
+        },
+        svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }),
+      ),
+    );
   }
 
   setGraph(graph, layout) {
@@ -105,10 +153,26 @@ export class GraphView {
     this.bounds = this.contentBounds(graph, layout);
     for (const cluster of layout.clusters) {
       const label = cluster.label;
-      const text = cluster.title ? this.lineWord(label, cluster.title) : `${graph.module_paths?.[label] ?? label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`;
-      const title = svg("text", { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" }, `▾ ${text}`);
-      const frame = svg("g", { class: "cluster", "data-testid": "cluster", "data-module": label },
-        svg("rect", { x: cluster.x, y: cluster.y, width: cluster.width, height: cluster.height, rx: 10 }), title);
+      const text = cluster.title
+        ? this.lineWord(label, cluster.title)
+        : `${graph.module_paths?.[label] ?? label}${graph.modules?.[label] ? ` · ${graph.modules[label]}` : ""}`;
+      const title = svg(
+        "text",
+        { x: cluster.x + 10, y: cluster.y + 18, class: "cluster-label" },
+        `▾ ${text}`,
+      );
+      const frame = svg(
+        "g",
+        { class: "cluster", "data-testid": "cluster", "data-module": label },
+        svg("rect", {
+          x: cluster.x,
+          y: cluster.y,
+          width: cluster.width,
+          height: cluster.height,
+          rx: 10,
+        }),
+        title,
+      );
       frame.addEventListener("click", (event) => {
         if (event.target.classList.contains("cluster-label")) this.onToggleGroup(label);
       });
@@ -116,10 +180,17 @@ export class GraphView {
       this.viewport.append(frame);
     }
     const edgeLayer = svg("g", { class: "edges" });
-    const accumulators = new Set(graph.nodes.filter((n) => n.kind === "op" && n.variable).map((n) => n.id));
+    const accumulators = new Set(
+      graph.nodes.filter((n) => n.kind === "op" && n.variable).map((n) => n.id),
+    );
     for (const edge of layout.edges) {
       const feedsLeaf = accumulators.has(edge.source); // AccumulateGrad beside its leaf: a plain link
-      const path = svg("path", { id: `edge-${edge.id}`, d: edge.path, class: feedsLeaf ? "edge edge-acc" : "edge", "marker-end": feedsLeaf ? null : "url(#arrow)" });
+      const path = svg("path", {
+        id: `edge-${edge.id}`,
+        d: edge.path,
+        class: feedsLeaf ? "edge edge-acc" : "edge",
+        "marker-end": feedsLeaf ? null : "url(#arrow)",
+      });
       this.edges.set(`${edge.source}|${edge.target}`, path);
       edgeLayer.append(path);
     }
@@ -137,7 +208,10 @@ export class GraphView {
     title.setAttribute("role", "button");
     title.setAttribute("aria-label", `${title.textContent.slice(2)} (${this.t("collapse")})`);
     title.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); this.onToggleGroup(path); }
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        this.onToggleGroup(path);
+      }
     });
   }
 
@@ -152,16 +226,33 @@ export class GraphView {
       const text = this.t("failedPassMark", { n: error.pass_index + 1 });
       group.classList.add("failed-root");
       group.setAttribute("aria-label", `${box.label}: ✗ ${text}`);
-      group.append(svg("text", { x: box.width + 6, y: box.height - 6, class: "failed-mark", "data-testid": "failed-mark" },
-        FAILED_MARK, svg("title", {}, text)));
+      group.append(
+        svg(
+          "text",
+          {
+            x: box.width + 6,
+            y: box.height - 6,
+            class: "failed-mark",
+            "data-testid": "failed-mark",
+          },
+          FAILED_MARK,
+          svg("title", {}, text),
+        ),
+      );
     }
   }
 
   // Focus what now stands for a module after a redraw: its box, or the label of its frame.
   focusGroup(path) {
-    const frame = [...this.viewport.querySelectorAll(".cluster")].find((g) => g.dataset.module === path);
-    const target = this.elements.get(`group:${path}`) ?? frame?.querySelector(".cluster-label")
-      ?? [...this.elements.values()].find((g) => g.dataset.kind === "module" && path.startsWith(`${g.dataset.nodeId.slice(6)}.`));
+    const frame = [...this.viewport.querySelectorAll(".cluster")].find(
+      (g) => g.dataset.module === path,
+    );
+    const target =
+      this.elements.get(`group:${path}`) ??
+      frame?.querySelector(".cluster-label") ??
+      [...this.elements.values()].find(
+        (g) => g.dataset.kind === "module" && path.startsWith(`${g.dataset.nodeId.slice(6)}.`),
+      );
     target?.focus({ preventScroll: true });
   }
 
@@ -169,14 +260,24 @@ export class GraphView {
     const node = this.byId.get(box.id);
     const kind = node ? tensorKind(node) : box.kind;
     const attrs = {
-      class: `node kind-${kind}`, "data-testid": "node", "data-node-id": box.id, "data-kind": box.kind,
-      transform: `translate(${box.x},${box.y})`, tabindex: "0", role: "button",
+      class: `node kind-${kind}`,
+      "data-testid": "node",
+      "data-node-id": box.id,
+      "data-kind": box.kind,
+      transform: `translate(${box.x},${box.y})`,
+      tabindex: "0",
+      role: "button",
     };
     if (node?.kind === "tensor" && node.name) attrs["data-name"] = node.name;
     const group = svg("g", attrs);
-    const shape = box.kind === "op"
-      ? svg("rect", { width: box.width, height: box.height, rx: box.height / 2 })
-      : svg("rect", { width: box.width, height: box.height, rx: GROUP_KINDS.has(box.kind) ? 4 : 8 });
+    const shape =
+      box.kind === "op"
+        ? svg("rect", { width: box.width, height: box.height, rx: box.height / 2 })
+        : svg("rect", {
+            width: box.width,
+            height: box.height,
+            rx: GROUP_KINDS.has(box.kind) ? 4 : 8,
+          });
     group.append(shape);
     const [title, subtitle, tip] = this.texts(box, node);
     group.append(
@@ -184,15 +285,28 @@ export class GraphView {
       svg("text", { x: box.width / 2, y: 37.5, class: "subtitle" }, subtitle),
       svg("title", {}, tip),
     );
-    if (node ? node.kind === "op" && node.failed : box.members?.some((id) => this.byId.get(id)?.failed)) {
+    if (
+      node
+        ? node.kind === "op" && node.failed
+        : box.members?.some((id) => this.byId.get(id)?.failed)
+    ) {
       group.classList.add("failed");
       group.setAttribute("aria-label", `${box.label} ✗ ${this.t("failedCall")}`);
     }
     if (node?.kind === "tensor" && node.retains_grad && !node.is_leaf) {
       group.classList.add("keeps-grad");
-      group.append(svg("text", { x: box.width + 6, y: 20, class: "keeps-mark", "aria-label": this.t("keepsGrad") }, ".grad ✓"));
+      group.append(
+        svg(
+          "text",
+          { x: box.width + 6, y: 20, class: "keeps-mark", "aria-label": this.t("keepsGrad") },
+          ".grad ✓",
+        ),
+      );
     }
-    const badge = svg("g", { class: "badge", transform: `translate(${box.width / 2},${box.height + BADGE_GAP})` });
+    const badge = svg("g", {
+      class: "badge",
+      transform: `translate(${box.width / 2},${box.height + BADGE_GAP})`,
+    });
     badge.append(svg("text", { class: "badge-text" }));
     group.append(badge);
     const activate = () => {
@@ -201,7 +315,10 @@ export class GraphView {
     };
     group.addEventListener("click", activate);
     group.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); activate(); }
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        activate();
+      }
     });
     this.elements.set(box.id, group);
     return group;
@@ -209,7 +326,10 @@ export class GraphView {
 
   texts(box, node) {
     if (!node) {
-      const title = box.kind === "line" ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}` : `▸ ${this.lineWord(box.module ?? "", box.label)}`;
+      const title =
+        box.kind === "line"
+          ? `▸ ${this.t("line")} ${box.module?.slice(5) ?? ""}`
+          : `▸ ${this.lineWord(box.module ?? "", box.label)}`;
       const parts = [this.t("nodesCount", { n: box.members.length })];
       if (box.parameters) parts.push(this.t("params", { n: box.parameters.toLocaleString("en") }));
       const detail = parts.join(" · ") + (box.shape ? ` → ${shapeText(box.shape)}` : "");
@@ -217,15 +337,25 @@ export class GraphView {
     }
     if (node.kind === "tensor") {
       const detail = `${node.shape.length ? shapeText(node.shape) : this.t("scalar")} ${node.dtype}`;
-      return [box.label, detail, `${node.name ?? node.label} · ${detail} · ${formatData(node.value, 6)}`];
+      return [
+        box.label,
+        detail,
+        `${node.name ?? node.label} · ${detail} · ${formatData(node.value, 6)}`,
+      ];
     }
     if (node.failed) return [box.label, box.detail, `${node.op} ✗ ${this.t("failedCall")}`];
-    return [box.label, box.detail, `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`];
+    return [
+      box.label,
+      box.detail,
+      `${node.op} · ${node.grad_fn ?? ""}${node.module ? ` · ${node.module}` : ""}`,
+    ];
   }
 
   // A source line's group or fold ('line 9 × 50', 'line 9#2') with "line" in the reader's language.
   lineWord(path, text) {
-    return path.startsWith("line:") || path.startsWith("fold:line:") ? `${this.t("line")} ${text.slice(5)}` : text;
+    return path.startsWith("line:") || path.startsWith("fold:line:")
+      ? `${this.t("line")} ${text.slice(5)}`
+      : text;
   }
 
   // The layout node that shows a graph node (itself, or the collapsed group around it).
@@ -250,7 +380,15 @@ export class GraphView {
         badge.dataset.text = text;
         const lines = text ? badgeLines(text) : [];
         const gradient = gradientFrom(lines);
-        badge.replaceChildren(...lines.map((line, i) => svg("tspan", { x: 0, dy: i ? BADGE_LINE : 0, class: i >= gradient ? "grad-line" : "value-line" }, line)));
+        badge.replaceChildren(
+          ...lines.map((line, i) =>
+            svg(
+              "tspan",
+              { x: 0, dy: i ? BADGE_LINE : 0, class: i >= gradient ? "grad-line" : "value-line" },
+              line,
+            ),
+          ),
+        );
         // an error badge quotes torch's own message, in English whatever the page's language
         if (text.startsWith("✗")) badge.setAttribute("lang", "en");
         else badge.removeAttribute("lang");
@@ -263,13 +401,27 @@ export class GraphView {
 
   showFlow(flow) {
     const from = this.shown(flow.from);
-    const hops = flow.tensor ? [[this.shown(flow.tensor), from], [this.shown(flow.to), this.shown(flow.tensor)]] : [[this.shown(flow.to), from]];
+    const hops = flow.tensor
+      ? [
+          [this.shown(flow.tensor), from],
+          [this.shown(flow.to), this.shown(flow.tensor)],
+        ]
+      : [[this.shown(flow.to), from]];
     for (const [source, target] of hops) {
       const path = this.edges.get(`${source}|${target}`) ?? this.edges.get(`${target}|${source}`);
       if (!path) continue;
       path.classList.add("is-flow");
       const dot = svg("circle", { r: 5, class: "grad-dot" });
-      dot.append(svg("animateMotion", { dur: "0.6s", fill: "freeze", keyPoints: "1;0", keyTimes: "0;1", calcMode: "linear", path: path.getAttribute("d") }));
+      dot.append(
+        svg("animateMotion", {
+          dur: "0.6s",
+          fill: "freeze",
+          keyPoints: "1;0",
+          keyTimes: "0;1",
+          calcMode: "linear",
+          path: path.getAttribute("d"),
+        }),
+      );
       this.flowLayer.append(dot);
     }
   }
@@ -294,20 +446,29 @@ export class GraphView {
         const lines = badgeLines(text);
         const width = Math.max(...lines.map((l) => l.length)) * BADGE_FONT * 0.62;
         const old = target.get(id);
-        target.set(id, { width: Math.max(width, old?.width ?? 0), lines: Math.max(lines.length, old?.lines ?? 0) });
+        target.set(id, {
+          width: Math.max(width, old?.width ?? 0),
+          lines: Math.max(lines.length, old?.lines ?? 0),
+        });
       }
     };
     const values = new Map();
     const gradients = new Map();
     (graph.badges?.forward ?? []).forEach((texts) => measure(values, texts));
-    for (const steps of graph.badges?.backward ?? []) steps.forEach((texts) => measure(gradients, texts));
+    for (const steps of graph.badges?.backward ?? [])
+      steps.forEach((texts) => measure(gradients, texts));
     const widest = new Map(values);
     for (const [id, gradient] of gradients) {
       const value = values.get(id) ?? { width: 0, lines: 0 };
-      widest.set(id, { width: Math.max(value.width, gradient.width), lines: value.lines + gradient.lines });
+      widest.set(id, {
+        width: Math.max(value.width, gradient.width),
+        lines: value.lines + gradient.lines,
+      });
     }
     const y0 = 0;
-    let x0 = 0, x1 = layout.width, y1 = layout.height;
+    let x0 = 0,
+      x1 = layout.width,
+      y1 = layout.height;
     for (const box of layout.nodes) {
       const badge = widest.get(box.id);
       if (!badge) continue;
@@ -317,7 +478,8 @@ export class GraphView {
       y1 = Math.max(y1, box.y + box.height + BADGE_GAP + (badge.lines - 1) * BADGE_LINE + 6);
     }
     if (graph.error?.pass_index !== null && graph.error?.pass_index !== undefined) {
-      for (const root of graph.error.roots ?? []) { // the "✗ backward()" mark beside the box
+      for (const root of graph.error.roots ?? []) {
+        // the "✗ backward()" mark beside the box
         const box = layout.nodes.find((n) => n.id === (layout.node_of?.[root] ?? root));
         if (box) x1 = Math.max(x1, box.x + box.width + 6 + FAILED_MARK.length * BADGE_FONT * 0.62);
       }
@@ -350,7 +512,9 @@ export class GraphView {
     };
     this.apply();
     this.notice.hidden = this.fits;
-    this.notice.textContent = this.fits ? "" : this.t(this.overview ? "overviewNotice" : "followNotice");
+    this.notice.textContent = this.fits
+      ? ""
+      : this.t(this.overview ? "overviewNotice" : "followNotice");
     if (!whole && this.lastCurrent) this.follow(this.lastCurrent, true);
   }
 
@@ -381,7 +545,8 @@ export class GraphView {
     if (!force && (this.fits || this.overview)) return; // all of it is in view already
     if (!this.layout || !current?.size) return;
     const boxes = [...new Set([...current].map((id) => this.shown(id)))]
-      .map((id) => this.layout.nodes.find((n) => n.id === id)).filter(Boolean);
+      .map((id) => this.layout.nodes.find((n) => n.id === id))
+      .filter(Boolean);
     if (!boxes.length) return;
     const rect = this.container.getBoundingClientRect();
     const { x, y, k } = this.transform;
@@ -391,14 +556,32 @@ export class GraphView {
     const bottom = Math.max(...boxes.map((b) => b.y + b.height + BADGE_GAP + BADGE_LINE)) * k + y;
     const margin = 24;
     const reserved = this.reservedTop();
-    if (left >= margin && right <= rect.width - margin && top >= margin + reserved && bottom <= rect.height - margin) return;
+    if (
+      left >= margin &&
+      right <= rect.width - margin &&
+      top >= margin + reserved &&
+      bottom <= rect.height - margin
+    )
+      return;
     const wanted = {
-      x: right - left > rect.width - 2 * margin ? x + margin - left : x + rect.width / 2 - (left + right) / 2,
-      y: bottom - top > rect.height - reserved - 2 * margin ? y + margin + reserved - top : y + (rect.height + reserved) / 2 - (top + bottom) / 2,
+      x:
+        right - left > rect.width - 2 * margin
+          ? x + margin - left
+          : x + rect.width / 2 - (left + right) / 2,
+      y:
+        bottom - top > rect.height - reserved - 2 * margin
+          ? y + margin + reserved - top
+          : y + (rect.height + reserved) / 2 - (top + bottom) / 2,
     };
     // no empty room beyond the graph's edges when the graph is larger than the frame
-    const clamp = (value, low, high) => (low > high ? (low + high) / 2 : Math.min(high, Math.max(low, value)));
-    const { x0, y0, x1, y1 } = this.bounds ?? { x0: 0, y0: 0, x1: this.layout.width, y1: this.layout.height };
+    const clamp = (value, low, high) =>
+      low > high ? (low + high) / 2 : Math.min(high, Math.max(low, value));
+    const { x0, y0, x1, y1 } = this.bounds ?? {
+      x0: 0,
+      y0: 0,
+      x1: this.layout.width,
+      y1: this.layout.height,
+    };
     this.transform = {
       k,
       x: clamp(wanted.x, rect.width - margin - x1 * k, margin - x0 * k),
@@ -410,7 +593,9 @@ export class GraphView {
   // Zoom about a point, by default the selected or current box rather than the canvas centre.
   zoom(factor, cx, cy) {
     const rect = this.container.getBoundingClientRect();
-    const focus = this.elements.get(this.selected) ?? [...this.elements.values()].find((g) => g.classList.contains("is-current"));
+    const focus =
+      this.elements.get(this.selected) ??
+      [...this.elements.values()].find((g) => g.classList.contains("is-current"));
     let px = cx ?? rect.width / 2;
     let py = cy ?? rect.height / 2;
     if (cx === undefined && focus) {
@@ -422,18 +607,30 @@ export class GraphView {
     this.overview = false;
     const k = Math.min(8, Math.max(0.03, this.transform.k * factor));
     const ratio = k / this.transform.k;
-    this.transform = { k, x: px - (px - this.transform.x) * ratio, y: py - (py - this.transform.y) * ratio };
+    this.transform = {
+      k,
+      x: px - (px - this.transform.x) * ratio,
+      y: py - (py - this.transform.y) * ratio,
+    };
     this.apply();
   }
 
   bindPanZoom() {
     // Ctrl+wheel (and a touchpad's pinch, which arrives as one) zooms; a plain wheel scrolls the page.
-    this.root.addEventListener("wheel", (event) => {
-      if (!event.ctrlKey && !event.metaKey) return;
-      event.preventDefault();
-      const rect = this.container.getBoundingClientRect();
-      this.zoom(Math.exp(-event.deltaY * 0.0015), event.clientX - rect.left, event.clientY - rect.top);
-    }, { passive: false });
+    this.root.addEventListener(
+      "wheel",
+      (event) => {
+        if (!event.ctrlKey && !event.metaKey) return;
+        event.preventDefault();
+        const rect = this.container.getBoundingClientRect();
+        this.zoom(
+          Math.exp(-event.deltaY * 0.0015),
+          event.clientX - rect.left,
+          event.clientY - rect.top,
+        );
+      },
+      { passive: false },
+    );
     let drag = null;
     this.root.addEventListener("pointerdown", (event) => {
       if (event.target.closest(".node, .cluster-label")) return;
@@ -442,9 +639,15 @@ export class GraphView {
     });
     this.root.addEventListener("pointermove", (event) => {
       if (!drag) return;
-      this.transform = { ...drag.start, x: drag.start.x + event.clientX - drag.x, y: drag.start.y + event.clientY - drag.y };
+      this.transform = {
+        ...drag.start,
+        x: drag.start.x + event.clientX - drag.x,
+        y: drag.start.y + event.clientY - drag.y,
+      };
       this.apply();
     });
-    this.root.addEventListener("pointerup", () => { drag = null; });
+    this.root.addEventListener("pointerup", () => {
+      drag = null;
+    });
   }
 }
