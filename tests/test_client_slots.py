@@ -4,6 +4,7 @@ layouts and exports take a slot too."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -38,20 +39,47 @@ def test_slots_queue_then_refuse_and_free_up() -> None:
     asyncio.run(scenario())
 
 
-def test_a_client_past_its_queue_gets_busy_while_others_are_served() -> None:
-    slow = "import time\nimport torch\ntime.sleep({})\nx = torch.ones(1, requires_grad=True)\n"
-    settings = Settings(isolation=False, client_in_flight=1, client_queue=1, cache_entries=0)
-    service = TraceService(settings, None)
+# In-process programs (isolation off) share this interpreter: the held one waits on these events.
+STARTED = threading.Event()
+RELEASE = threading.Event()
+HELD = (
+    "from tests.test_client_slots import RELEASE, STARTED\n"
+    "STARTED.set()\n"
+    "RELEASE.wait(120)\n"
+    "import torch\n"
+    "x = torch.ones(1, requires_grad=True)\n"
+)
 
-    async def scenario() -> list[object]:
-        requests = [TraceRequest(code=slow.format(0.5), seed=i) for i in range(3)]
-        crowd = [service.trace(r, Client("198.51.100.7")) for r in requests]
-        other = service.trace(TraceRequest(code=slow.format(0)), Client("198.51.100.8"))
-        return await asyncio.gather(*crowd, other, return_exceptions=True)
+
+def test_a_client_past_its_queue_gets_busy_while_others_are_served() -> None:
+    settings = Settings(
+        isolation=False, language_layer=False, client_in_flight=1, client_queue=1, cache_entries=0
+    )
+    service = TraceService(settings, None)
+    STARTED.clear()
+    RELEASE.clear()
+
+    async def scenario() -> tuple[object, ...]:
+        crowd = Client("198.51.100.7")
+        first = asyncio.ensure_future(service.trace(TraceRequest(code=HELD, seed=1), crowd))
+        await asyncio.to_thread(STARTED.wait, 120)  # the first runs, holding the client's slot
+        second = asyncio.ensure_future(service.trace(TraceRequest(code=HELD, seed=2), crowd))
+        await asyncio.sleep(0)  # the second takes the one place in the queue
+        third = await asyncio.gather(
+            service.trace(TraceRequest(code=HELD, seed=3), crowd), return_exceptions=True
+        )
+        # another client is not refused (in-process, recordings run one at a time)
+        other = asyncio.ensure_future(
+            service.trace(TraceRequest(code="x = 1\n"), Client("198.51.100.8"))
+        )
+        await asyncio.sleep(0)
+        RELEASE.set()
+        return (await first, await second, third[0], await other)
 
     try:
         first, second, third, other = asyncio.run(scenario())
     finally:
+        RELEASE.set()
         service.close()
     assert isinstance(first, bytes) and isinstance(second, bytes)  # one ran, one waited
     assert isinstance(third, PoolBusy)
