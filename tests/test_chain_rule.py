@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from app.schemas import BackwardStep, Graph, OpNode, StepRule
 from app.step_view import browser_number
 from app.tracing import trace_code
 from tests.conftest import tensor_named
+from tests.page_strings import page_strings
 
 
 def steps_of(graph: Graph, grad_fn: str, pass_index: int = 0) -> list[BackwardStep]:
@@ -271,11 +271,10 @@ def test_cross_entropy_rules_name_only_what_the_graph_draws() -> None:
 
 
 def test_rule_words_are_translated_for_the_page_and_the_exports() -> None:
-    script = (Path(__file__).parents[1] / "static" / "js" / "i18n.js").read_text("utf-8")
-    english, chinese = script.split("\n  zh: {", 1)
+    strings = page_strings()
     for key, (en, zh) in RULE_MESSAGES.items():
-        assert f'"rule.{key}": {json.dumps(en, ensure_ascii=False)},' in english
-        assert f'"rule.{key}": {json.dumps(zh, ensure_ascii=False)},' in chinese
+        assert strings["en"][f"rule.{key}"] == en
+        assert strings["zh"][f"rule.{key}"] == zh
         assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en)
         # both say the same parameters
         assert set(re.findall(r"\{(\w+)\}", en)) == set(re.findall(r"\{(\w+)\}", zh))

@@ -12,18 +12,18 @@ import pytest
 from app.recorder import TraceOptions
 from app.schemas import Graph
 from app.tracing import trace_code
+from tests.page_strings import page_strings
 
 ROOT = Path(__file__).resolve().parent.parent
-_ENTRY = re.compile(r'"note\.(\w+)":\s*"((?:[^"\\]|\\.)*)"')
 
 
 def _page_texts() -> tuple[dict[str, str], dict[str, str]]:
     """(English, Chinese) note texts of static/js/i18n.js, by key."""
-    english: dict[str, str] = {}
-    chinese: dict[str, str] = {}
-    for key, text in _ENTRY.findall((ROOT / "static" / "js" / "i18n.js").read_text()):
-        (chinese if key in english else english)[key] = text.replace('\\"', '"')
-    return english, chinese
+    strings = page_strings()
+    return tuple(  # type: ignore[return-value]
+        {k[len("note.") :]: v for k, v in strings[lang].items() if k.startswith("note.")}
+        for lang in ("en", "zh")
+    )
 
 
 def _recorder_keys() -> set[str]:

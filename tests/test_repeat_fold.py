@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +20,7 @@ from app.layout import (
 from app.repeat_fold import MIN_REPEATS, Folds, find_folds, fold_groups
 from app.schemas import Graph, Layout, LayoutRequest, TensorNode
 from app.tracing import trace_code
+from tests.page_strings import page_strings
 
 LSTM_STEPS = 50
 LSTM_PROGRAM = f"""import torch
@@ -229,10 +229,9 @@ def test_a_fold_dot_cannot_lay_out_in_time_is_shown_closed(lstm: Graph, monkeypa
 
 
 def test_every_fold_note_speaks_english_and_chinese() -> None:
-    script = (Path(__file__).parents[1] / "static" / "js" / "i18n.js").read_text("utf-8")
+    strings = page_strings()
     for key, text in FOLDED_NOTES.items():
-        entries = re.findall(rf'"note\.{key}": "([^"]*)"', script)
-        assert len(entries) == 2, key  # en and zh
+        entries = [strings[lang][f"note.{key}"] for lang in ("en", "zh")]
         params = set(re.findall(r"\{(\w+)\}", text))
         assert all(set(re.findall(r"\{(\w+)\}", entry)) == params for entry in entries)
 
