@@ -62,18 +62,23 @@ def type_at_end(page, text: str) -> None:
 
 
 def retype(page, old: str, new: str) -> None:
-    """Select the first `old` in the program with the arrow keys and type `new` over it."""
-    code = editor_code(page)
-    before = code[: code.index(old)]
-    line, column = before.count("\n"), len(before) - (before.rfind("\n") + 1)
-    page.get_by_test_id("editor").click()
-    page.keyboard.press("Control+Home")
-    for _ in range(line):
-        page.keyboard.press("ArrowDown")
-    for _ in range(column):
-        page.keyboard.press("ArrowRight")
-    for _ in range(len(old)):
-        page.keyboard.press("Shift+ArrowRight")
+    """Select the first `old` in the program with the arrow keys and type `new` over it, looking
+    at the selection before typing, as a person does (a keystroke lost on a busy machine would
+    otherwise type over the wrong characters)."""
+    for _ in range(3):
+        code = editor_code(page)
+        before = code[: code.index(old)]
+        line, column = before.count("\n"), len(before) - (before.rfind("\n") + 1)
+        page.get_by_test_id("editor").click()
+        page.keyboard.press("Control+Home")
+        for _ in range(line):
+            page.keyboard.press("ArrowDown")
+        for _ in range(column):
+            page.keyboard.press("ArrowRight")
+        for _ in range(len(old)):
+            page.keyboard.press("Shift+ArrowRight")
+        if page.evaluate("String(document.getSelection())") == old:
+            break
     type_text(page, new)
 
 
