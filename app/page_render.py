@@ -5,6 +5,7 @@ in WenQuanYi beside DejaVu Sans), and cairo embeds the fonts used in the PDF as 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -75,6 +76,21 @@ def run_rsvg(
         return out.read_bytes()
 
 
+MAX_PNG_PX = 16_384  # librsvg refuses images past 32,767 px a side; a picture this big is plenty
+_ROOT = re.compile(rb"<svg\b[^>]*>")
+_SIDE = re.compile(rb'\s(?:width|height)="([\d.]+)(pt|px)?"')
+_PX_PER_UNIT = {b"pt": 96 / 72, b"px": 1.0, None: 1.0}
+
+
+def fitting_zoom(svg: bytes, zoom: float) -> float:
+    """zoom, or less where the SVG drawn at zoom would be wider or taller than MAX_PNG_PX."""
+    root = _ROOT.search(svg[:4096])
+    sides = [float(v) * _PX_PER_UNIT[unit] for v, unit in _SIDE.findall(root[0])] if root else []
+    largest = max(sides, default=0.0) * zoom
+    return zoom if largest <= MAX_PNG_PX else zoom * MAX_PNG_PX / largest
+
+
 def rasterize(svg: bytes, limits: DotLimits | None = None, zoom: float = 1.5) -> bytes:
-    """A PNG of an SVG; rsvg-convert draws at 96 dpi times zoom (1.5: 144 dpi, 2 px a point)."""
-    return run_rsvg([svg], "png", zoom, limits)
+    """A PNG of an SVG; rsvg-convert draws at 96 dpi times zoom (1.5: 144 dpi, 2 px a point),
+    scaled down where the picture would pass MAX_PNG_PX on a side."""
+    return run_rsvg([svg], "png", fitting_zoom(svg, zoom), limits)
