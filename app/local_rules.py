@@ -126,7 +126,7 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
     operand = view.operand(key, slot)
     number = view.number(key, None) if operand.value is None else None
     if isinstance(number, (int, float)) and not isinstance(number, bool):
-        value = torch.tensor(float(number), dtype=torch.float64)
+        value = view.values.number(number)
         return Operand(browser_number(number), value, [])
     return operand
 
