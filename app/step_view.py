@@ -154,6 +154,8 @@ def linked_data(
 
 _RTOL, _ATOL = 1e-4, 1e-5  # how close a rule's value must be to the recorded gradient
 _FEW = 64  # up to this many elements, values are compared in Python
+_FLOATING = ("float", "bfloat")
+_NUMBER_OR_TEXT = (int, float, str)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -169,12 +171,14 @@ def _close(a: float | int | bool, b: float) -> bool:
 def _few_floats(data: TensorData | None) -> list[float] | None:
     """The values of a floating-point TensorData as a flat list of floats, as to_tensor reads
     them; None where they are not simply nested numbers of its shape (to_tensor decides)."""
-    if data is None or data.values is None or not data.dtype.startswith(("float", "bfloat")):
+    if data is None or data.values is None or not data.dtype.startswith(_FLOATING):
         return None
     flat: list[Any] = []
-    if not _flatten_into(data.values, list(data.shape), flat):
+    if not _flatten_into(data.values, data.shape, flat):
         return None
-    if not all(isinstance(v, int | float | str) for v in flat):
+    if all(type(v) is float for v in flat):  # what a recording holds, NaN aside
+        return flat
+    if not all(isinstance(v, _NUMBER_OR_TEXT) for v in flat):
         return None  # to_tensor makes nothing of these
     if any(isinstance(v, str) for v in flat):  # to_tensor reads every string via _finite
         return [_NON_FINITE.get(v, 0.0) if isinstance(v, str) else float(v) for v in flat]
@@ -191,11 +195,13 @@ def _flatten_into(values: Any, shape: list[int], out: list[Any]) -> bool:
     if not isinstance(values, list) or len(values) != shape[0]:
         return False
     if len(shape) == 1:
-        if any(isinstance(v, list) for v in values):
-            return False
+        for v in values:
+            if isinstance(v, list):
+                return False
         out.extend(values)
         return True
-    return all(_flatten_into(v, shape[1:], out) for v in values)
+    rest = shape[1:]
+    return all(_flatten_into(v, rest, out) for v in values)
 
 
 class ValueCache:
