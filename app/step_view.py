@@ -106,6 +106,8 @@ def to_tensor(data: TensorData | None) -> torch.Tensor | None:
             t = torch.tensor(_finite(data.values), dtype=dtype)
         except (TypeError, ValueError, RuntimeError):
             return None
+    if list(t.shape) == list(data.shape):  # nested as recorded: the common case
+        return t
     return t.reshape(data.shape) if t.numel() == math.prod(data.shape) else None
 
 
@@ -243,7 +245,8 @@ class ValueCache:
         if numbers is not None and not value.is_complex():
             if list(value.shape) != list(recorded.shape):  # type: ignore[union-attr]
                 return False
-            return all(map(_close, value.reshape(-1).tolist(), numbers))
+            flat = value.tolist() if value.dim() == 1 else value.reshape(-1).tolist()
+            return all(map(_close, flat, numbers))
         expected = self.tensor(recorded)
         if expected is None:
             return None
