@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from app.graph_index import index_of
 from app.local_rules import RULES
@@ -333,7 +330,7 @@ def attach_rules(graph: Graph) -> Graph:
         return graph
     index = _RuleNames(graph)
     budget = MAX_EXPLAINED_STEPS
-    with warnings.catch_warnings(), _collector_paused():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the rules' arithmetic on recorded values is not news
         for record in graph.backward:
             if len(record.steps) > budget:
@@ -346,20 +343,6 @@ def attach_rules(graph: Graph) -> Graph:
             budget -= len(record.steps)
             _explain_pass(index, record)
     return graph
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cycle collector off while rules are made: they add records by the thousand, none
-    of them in a cycle, and each collection they set off walks the whole recording (a quarter
-    of a long chain's rules)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _explain_pass(index: _RuleNames, record: BackwardPass) -> None:
