@@ -27,10 +27,9 @@ from app.schemas import (
 from app.step_view import (
     TEXT_LIMIT,
     StepView,
+    ValueCache,
     bracketed_shape,
-    format_tensor,
     linked_data,
-    to_tensor,
 )
 
 # records made by the thousand: every field by keyword, nothing checked
@@ -66,6 +65,7 @@ class _RuleNames:
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
+        self.values = ValueCache()
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
         self.rules_made: dict[
             tuple[object, ...], tuple[bool, str | None, list[RuleTerm], NoteMessage | None]
@@ -141,9 +141,9 @@ class _RuleNames:
         return label
 
 
-def _data_text(data: TensorData, small: bool) -> str:
-    t = to_tensor(data) if small else None
-    return format_tensor(t) if t is not None else bracketed_shape(data.shape)
+def _data_text(values: ValueCache, data: TensorData, small: bool) -> str:
+    t = values.tensor(data) if small else None
+    return values.text(t, data.shape) if t is not None else bracketed_shape(data.shape)
 
 
 def _is_small(*items: TensorData | None) -> bool:
@@ -163,14 +163,15 @@ def _flat(values: object) -> list[object]:
     return out
 
 
-def _meet(parts: list[GradientPart], total: TensorData) -> GradientMeet:
+def _meet(values: ValueCache, parts: list[GradientPart], total: TensorData) -> GradientMeet:
     small = _is_small(total, *(p.value for p in parts))
-    text = " + ".join(_data_text(p.value, small) for p in parts)
-    return new_gradient_meet(parts=parts, total=total, text=f"{text} = {_data_text(total, small)}")
+    text = " + ".join(_data_text(values, p.value, small) for p in parts)
+    total_text = _data_text(values, total, small)
+    return new_gradient_meet(parts=parts, total=total, text=f"{text} = {total_text}")
 
 
 def _accumulation(
-    op: OpNode, step: BackwardStep, record: BackwardPass, name: str
+    values: ValueCache, op: OpNode, step: BackwardStep, record: BackwardPass, name: str
 ) -> Accumulation | None:
     """leaf.grad before + added = after; None when no gradient arrived (a custom backward
     may return None for an input)."""
@@ -180,9 +181,9 @@ def _accumulation(
     after = record.grads.get(op.variable or "")
     before = step.grad_before
     small = _is_small(*(d for d in (added, after, before) if d is not None))
-    before_text = _data_text(before, small) if before is not None else "None"
-    after_text = _data_text(after, small) if after is not None else "None"
-    added_text = _data_text(added, small) if added is not None else "None"
+    before_text = _data_text(values, before, small) if before is not None else "None"
+    after_text = _data_text(values, after, small) if after is not None else "None"
+    added_text = _data_text(values, added, small) if added is not None else "None"
     return new_accumulation(
         leaf=op.variable or "",
         name=name,
@@ -254,7 +255,7 @@ def explain_step(
             expression=f"{output}.grad += grad_{output}",
             terms=[],
             meet=None,
-            accumulate=_accumulation(op, step, record, output),
+            accumulate=_accumulation(index.values, op, step, record, output),
             note=None,
             message=None,
         )
@@ -286,6 +287,7 @@ def explain_step(
             output=output,
             plain_inputs=list(index.plain_inputs.get(op.id, [])),
             saved_by_name=index.saved(op),
+            values=index.values,
         )
         try:
             expression, terms = rule(view)
@@ -355,7 +357,9 @@ def _explain_pass(index: _RuleNames, record: BackwardPass) -> None:
         total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
         if len(parts) >= 2 and total is not None:  # every field of rule is already set
             rule.__dict__["meet"] = _meet(
-                [new_gradient_part(source=source, value=value) for source, value in parts], total
+                index.values,
+                [new_gradient_part(source=source, value=value) for source, value in parts],
+                total,
             )
         step.__dict__["rule"] = rule  # built with rule=None: the field counts as set
         for slot, producer in enumerate(op.next):

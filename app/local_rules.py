@@ -126,7 +126,7 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
     operand = view.operand(key, slot)
     number = view.number(key, None) if operand.value is None else None
     if isinstance(number, (int, float)) and not isinstance(number, bool):
-        value = torch.tensor(float(number), dtype=torch.float64)
+        value = view.values.number(number)
         return Operand(browser_number(number), value, [])
     return operand
 
@@ -442,6 +442,26 @@ def _mean_count(view: StepView, shape: list[int] | None) -> int:
     return math.prod(shape or []) if reduction == 1 else 1
 
 
+def _one_hot_rows(
+    shape: list[int],
+    targets: torch.Tensor,
+    grad: torch.Tensor,
+    reduction: int,
+    total: float,
+    ignore: int,
+) -> torch.Tensor:
+    """-grad / total at each row's target class (none for ignore_index), zeros elsewhere."""
+    value = torch.zeros(shape, dtype=torch.float64)
+    rows = value.reshape(-1, shape[-1]) if len(shape) > 1 else value.reshape(1, -1)
+    targets = targets.reshape(-1).long()
+    per_row = grad.reshape(-1) if reduction == 0 else grad.reshape(1).expand(len(targets))
+    if len(per_row) < len(targets) or len(targets) > len(rows):
+        raise IndexError("a target without its row")
+    kept = (targets != ignore).nonzero().reshape(-1)
+    rows[kept, targets[kept]] = (-per_row[: len(targets)][kept] / total).to(value.dtype)
+    return value
+
+
 def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
     target_name = view.plain_inputs[0] if view.plain_inputs else "target"  # the drawn class labels
     x, t, g = view.operand("self", 0), view.operand("target", fallback=target_name), view.grad
@@ -451,13 +471,7 @@ def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
     value = None
     weighted = "weight" in view.saved_by_name
     if g.value is not None and t.value is not None and x.shape is not None and not weighted:
-        value = torch.zeros(x.shape, dtype=torch.float64)
-        rows = value.reshape(-1, x.shape[-1]) if len(x.shape) > 1 else value.reshape(1, -1)
-        targets = t.value.reshape(-1).long()
-        per_row = g.value.reshape(-1) if reduction == 0 else g.value.reshape(1).expand(len(targets))
-        for i, target in enumerate(targets.tolist()):
-            if target != ignore:
-                rows[i, target] = -per_row[i] / total
+        value = _one_hot_rows(x.shape, t.value, g.value, reduction, total, ignore)
     n = browser_number(total)
     scale = f" / {n}" if n != "1" else ""
     return f"{view.output} = nll_loss({x.name}, {t.name})", _terms(

@@ -37,6 +37,7 @@ class Operand(NamedTuple):
     shape: list[int] | None
 
 
+@functools.lru_cache(maxsize=8192, typed=True)  # typed: True prints as 'True', 1 as '1'
 def browser_number(value: float | int | bool | str) -> str:
     """A number as the browser prints it: 3, 0.7311, 1.23e-05."""
     if isinstance(value, str | bool):
@@ -64,7 +65,7 @@ def browser_values(values: Any) -> str:
 def format_tensor(t: torch.Tensor) -> str:
     """A tensor's values; a one-element tensor as a plain number."""
     if t.numel() == 1:
-        return browser_number(t.reshape(()).item())
+        return browser_number(t.item())
     return browser_values(t.tolist())
 
 
@@ -105,11 +106,15 @@ def to_tensor(data: TensorData | None) -> torch.Tensor | None:
             t = torch.tensor(_finite(data.values), dtype=dtype)
         except (TypeError, ValueError, RuntimeError):
             return None
+    if list(t.shape) == list(data.shape):  # nested as recorded: the common case
+        return t
     return t.reshape(data.shape) if t.numel() == math.prod(data.shape) else None
 
 
 def reduce_to(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
     """Sum t over the dimensions that broadcasting added or stretched, back to shape."""
+    if list(t.shape) == list(shape):
+        return t
     extra = t.dim() - len(shape)
     if extra > 0:
         t = t.sum(dim=tuple(range(extra)))
@@ -149,6 +154,114 @@ def linked_data(
     return None, saved.value
 
 
+_RTOL, _ATOL = 1e-4, 1e-5  # how close a rule's value must be to the recorded gradient
+_FEW = 64  # up to this many elements, values are compared in Python
+_FLOATING = ("float", "bfloat")
+_NUMBER_OR_TEXT = (int, float, str)
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _close(a: float | int | bool, b: float) -> bool:
+    """torch.isclose(a, b, _RTOL, _ATOL) of two float64 numbers, NaN never close."""
+    a = float(a)
+    if a == b:
+        return True
+    error = abs(a - b)
+    return math.isfinite(error) and error <= _ATOL + abs(_RTOL * b)
+
+
+def _few_floats(data: TensorData | None) -> list[float] | None:
+    """The values of a floating-point TensorData as a flat list of floats, as to_tensor reads
+    them; None where they are not simply nested numbers of its shape (to_tensor decides)."""
+    if data is None or data.values is None or not data.dtype.startswith(_FLOATING):
+        return None
+    flat: list[Any] = []
+    if not _flatten_into(data.values, data.shape, flat):
+        return None
+    if all(type(v) is float for v in flat):  # what a recording holds, NaN aside
+        return flat
+    if not all(isinstance(v, _NUMBER_OR_TEXT) for v in flat):
+        return None  # to_tensor makes nothing of these
+    if any(isinstance(v, str) for v in flat):  # to_tensor reads every string via _finite
+        return [_NON_FINITE.get(v, 0.0) if isinstance(v, str) else float(v) for v in flat]
+    return [float(v) for v in flat]
+
+
+def _flatten_into(values: Any, shape: list[int], out: list[Any]) -> bool:
+    """Append values, nested as shape says, to out; False when they are not nested so."""
+    if not shape:
+        if isinstance(values, list):
+            return False
+        out.append(values)
+        return True
+    if not isinstance(values, list) or len(values) != shape[0]:
+        return False
+    if len(shape) == 1:
+        for v in values:
+            if isinstance(v, list):
+                return False
+        out.extend(values)
+        return True
+    rest = shape[1:]
+    return all(_flatten_into(v, rest, out) for v in values)
+
+
+class ValueCache:
+    """The recorded values of one recording as tensors and as text, each made once: the
+    gradient one step sends is the one the next step receives, and both read it. The tensors
+    are shared, so no rule changes one in place."""
+
+    def __init__(self) -> None:
+        # by id of the TensorData, which is held here so that its id is not reused
+        self._tensors: dict[int, tuple[TensorData, torch.Tensor | None]] = {}
+        self._texts: dict[int, str] = {}  # by id of a tensor made here (held in _tensors)
+        self._numbers: dict[str, torch.Tensor] = {}
+
+    def tensor(self, data: TensorData | None) -> torch.Tensor | None:
+        """to_tensor(data), made once per recorded TensorData."""
+        if data is None or data.values is None:
+            return None
+        known = self._tensors.get(id(data))
+        if known is None:
+            known = (data, to_tensor(data))
+            self._tensors[id(data)] = known
+            if known[1] is not None and known[1].numel() <= TEXT_LIMIT:
+                self._texts[id(known[1])] = format_tensor(known[1])
+        return known[1]
+
+    def number(self, number: float) -> torch.Tensor:
+        """A plain number as a float64 tensor, made once per number."""
+        key = repr(float(number))  # tells -0.0 from 0.0, which 1/x does too
+        known = self._numbers.get(key)
+        if known is None:
+            known = self._numbers[key] = torch.tensor(float(number), dtype=torch.float64)
+        return known
+
+    def agrees(self, value: torch.Tensor, recorded: TensorData | None) -> bool | None:
+        """Whether a rule's value is torch.allclose(rtol=1e-4, atol=1e-5) to the recorded
+        gradient, in float64; None when that gradient has no values. A few numbers are
+        compared in Python, as allclose compares them, without making tensors."""
+        numbers = _few_floats(recorded) if value.numel() <= _FEW else None
+        if numbers is not None and not value.is_complex():
+            if list(value.shape) != list(recorded.shape):  # type: ignore[union-attr]
+                return False
+            flat = value.tolist() if value.dim() == 1 else value.reshape(-1).tolist()
+            return all(map(_close, flat, numbers))
+        expected = self.tensor(recorded)
+        if expected is None:
+            return None
+        return value.shape == expected.shape and bool(
+            torch.allclose(value.to(torch.float64), expected.to(torch.float64), _RTOL, _ATOL)
+        )
+
+    def text(self, value: torch.Tensor | None, shape: Any) -> str:
+        """An operand in a rule's numbers: its values when small, else its shape."""
+        if value is None:
+            return bracketed_shape(shape)
+        known = self._texts.get(id(value))
+        return known if known is not None else _operand_text(value, shape)
+
+
 @dataclass
 class StepView:
     """One backward step of one op, seen with the names and values the recorder kept."""
@@ -161,12 +274,13 @@ class StepView:
     output: str
     saved_by_name: dict[str, SavedTensor]  # op.saved by name, read-only
     plain_inputs: list[str] = field(default_factory=list)
+    values: ValueCache = field(default_factory=ValueCache)  # shared by a recording's steps
 
     def __post_init__(self) -> None:
         self._literals: dict[str, Any] = {}
         g = self.step.grad_outputs[0] if self.step.grad_outputs else None
         self.grad_data = g
-        self.grad = Operand(f"grad_{self.output}", to_tensor(g), g.shape if g else None)
+        self.grad = Operand(f"grad_{self.output}", self.values.tensor(g), g.shape if g else None)
 
     # ----- reading -----------------------------------------------------------------
 
@@ -199,7 +313,7 @@ class StepView:
     def operand(self, key: str, slot: int | None = None, fallback: str = "c") -> Operand:
         """A saved tensor as an operand, named after its input slot, its node or its value."""
         label, data = self.saved_data(key)
-        value = to_tensor(data)
+        value = self.values.tensor(data)
         name = self.slot_name(slot) if slot is not None else None
         if name is None:
             name = label
@@ -231,7 +345,7 @@ class StepView:
             value = self._literals.get(key) if key in self._literals else literal(saved.repr)
             self._literals[key] = value
             return default if value is None else value
-        t = to_tensor(saved.value)
+        t = self.values.tensor(saved.value)
         if t is not None and t.numel() == 1:
             return t.reshape(()).item()
         return default
@@ -256,17 +370,12 @@ class StepView:
             if isinstance(item, str):
                 text.append(item)
             elif isinstance(item, Operand):
-                text.append(_operand_text(item.value, item.shape))
+                text.append(self.values.text(item.value, item.shape))
             elif isinstance(item, torch.Tensor):
-                text.append(_operand_text(item, item.shape))
+                text.append(self.values.text(item, item.shape))
         text.append(" = ")
-        text.append(_operand_text(value, shape))
-        agrees = None
-        expected = to_tensor(recorded) if value is not None else None
-        if value is not None and expected is not None:
-            agrees = value.shape == expected.shape and bool(
-                torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
-            )
+        text.append(self.values.text(value, shape))
+        agrees = self.values.agrees(value, recorded) if value is not None else None
         name = self.slot_name(slot) or f"input{slot}"
         return new_rule_term(
             slot=slot,

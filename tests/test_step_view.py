@@ -7,7 +7,7 @@ import math
 import torch
 
 from app.schemas import TensorData
-from app.step_view import bracketed_shape, to_tensor
+from app.step_view import ValueCache, bracketed_shape, browser_number, to_tensor
 
 
 def data(values: object, shape: list[int], dtype: str = "float32") -> TensorData:
@@ -41,3 +41,58 @@ def test_shape_text() -> None:
     )  # the second from the cache
     assert bracketed_shape([]) == bracketed_shape(None) == "[]"
     assert bracketed_shape(torch.Size([4])) == "[4]"
+
+
+def _allclose(value: torch.Tensor, recorded: TensorData) -> bool | None:
+    """What a rule's check said before the Python comparison: torch.allclose in float64."""
+    expected = to_tensor(recorded)
+    if expected is None:
+        return None
+    return value.shape == expected.shape and bool(
+        torch.allclose(value.to(torch.float64), expected.to(torch.float64), 1e-4, 1e-5)
+    )
+
+
+def test_agreement_is_what_allclose_says() -> None:
+    nan, inf = math.nan, math.inf
+    cases = [
+        (torch.tensor(2.0), data(2.0, [])),
+        (torch.tensor([1.0, 2.0]), data([1.0, 2.00001], [2])),  # within rtol
+        (torch.tensor([1.0, 2.0]), data([1.0, 2.01], [2])),  # outside
+        (torch.tensor([1e-6]), data([0.0], [1])),  # within atol
+        (torch.tensor([1e-4]), data([0.0], [1])),  # outside atol
+        (torch.tensor([-0.0]), data([0.0], [1])),
+        (torch.tensor([nan]), data(["NaN"], [1])),  # NaN is never close
+        (torch.tensor([inf, -inf]), data(["Infinity", "-Infinity"], [2])),
+        (torch.tensor([inf]), data(["-Infinity"], [1])),
+        (torch.tensor([inf]), data([1e308], [1])),
+        (torch.tensor([[1.0, 2.0], [3.0, 4.0]]), data([[1.0, 2.0], [3.0, 4.0]], [2, 2])),
+        (torch.tensor([1.0, 2.0, 3.0, 4.0]), data([[1.0, 2.0], [3.0, 4.0]], [2, 2])),  # shape
+        (torch.tensor([1.0, 2.0]), data([1.0, 2.0, 3.0], [2])),  # values do not fit: None
+        (torch.tensor([1.0]), data(None, [1])),
+        (torch.tensor([1, 0], dtype=torch.int64), data([1.0, 0.0], [2])),
+        (torch.tensor([True]), data([True], [1])),
+        (torch.tensor([0.1], dtype=torch.float32), data([0.1], [1], "float64")),
+        (torch.tensor([3.0]), data([3], [1], "int64")),  # an integer gradient: allclose path
+        (torch.arange(100.0), data(list(range(100)), [100])),  # many values: allclose path
+    ]
+    values = ValueCache()
+    for value, recorded in cases:
+        assert values.agrees(value, recorded) is _allclose(value, recorded), (value, recorded)
+    assert values.agrees(torch.tensor([1.0]), None) is None
+
+
+def test_cached_values_are_made_once_per_record_and_number() -> None:
+    values, recorded = ValueCache(), data([1.5, -2.0], [2])
+    t = values.tensor(recorded)
+    assert t is values.tensor(recorded) and t.tolist() == [1.5, -2.0]
+    assert values.text(t, [2]) == "[1.5, -2]"
+    assert values.text(torch.zeros(7), [7]) == "[7]"  # too many to write out
+    assert values.number(2) is values.number(2.0) and values.number(2).dtype == torch.float64
+    negative_zero = values.number(-0.0)  # a different number to divide by
+    assert negative_zero is not values.number(0.0) and math.copysign(1, negative_zero.item()) < 0
+
+
+def test_browser_numbers_tell_booleans_from_integers() -> None:
+    assert browser_number(1) == "1" and browser_number(True) == "True"
+    assert browser_number(1.0) == "1" and browser_number(0.731059) == "0.7311"
