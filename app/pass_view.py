@@ -6,7 +6,10 @@ import re
 
 from app.badges import badge_track, widest_badges
 from app.column_wrap import DEFAULT_ASPECT
-from app.layout import BadgeRoom, DotLimits, layout_graph, reading_order
+from app.dot_run import DotLimits
+from app.dot_source import reading_order
+from app.layout import layout_graph
+from app.layout_boxes import BadgeRoom
 from app.schemas import Graph, Layout, OpNode, TensorNode
 
 _NUMBERED = re.compile(r" ?#\d+$")  # 'x * w #2': the number of a repeated label

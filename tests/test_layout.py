@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import torch
 
+from app.dot_run import DotLimits, run_dot
+from app.dot_source import reading_order, to_dot
 from app.errors import LimitExceeded
-from app.layout import (
-    DOT_SLOTS,
-    LABEL_CHARS,
-    DotFailed,
-    DotLimits,
-    LayoutBusy,
-    _units,
-    clip_label,
-    collapsible_groups,
-    layout_cost,
-    layout_graph,
-    node_groups,
-    reading_order,
-    run_dot,
-    to_dot,
-    visible_boxes,
-)
+from app.layout import layout_graph
+from app.layout_boxes import LABEL_CHARS, clip_label
+from app.layout_groups import collapsible_groups, node_groups, view_units
+from app.layout_view import layout_cost, visible_boxes
 from app.lessons import ORDER, all_lessons, get_lesson
 from app.pass_view import layout_pass, pass_subgraph
 from app.recorder import trace_callable
@@ -277,58 +263,6 @@ def test_graphs_past_the_edge_cap_are_grouped_by_line_then_refused() -> None:
     assert refused.value.limit == "edges"
 
 
-@pytest.mark.parametrize("wrapped", [True, False], ids=["prlimit", "preexec_fn"])
-def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot, monkeypatch, wrapped) -> None:
-    if not wrapped:  # a system without util-linux's prlimit
-        real_which = shutil.which
-        monkeypatch.setattr(
-            shutil, "which", lambda name: None if name == "prlimit" else real_which(name)
-        )
-    elif shutil.which("prlimit") is None:
-        pytest.skip("prlimit is not installed")
-    fake_dot("cat >/dev/null; echo $(ulimit -v) $(ulimit -t) $(ulimit -c) $(nice)")
-    out = run_dot("digraph G {}", "json0", DotLimits(seconds=7, memory_mb=300))
-    memory_kb, cpu_s, core, niceness = out.split()
-    assert int(memory_kb) == 300 * 1024 and int(cpu_s) == 8 and int(core) == 0
-    assert int(niceness) == min(19, os.nice(0) + 10)
-
-
-def test_dot_past_its_time_is_layout_time(fake_dot) -> None:
-    fake_dot("exec sleep 600")
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(seconds=0.5))
-    assert hit.value.limit == "layout_time"
-    fake_dot("kill -XCPU $$")  # what RLIMIT_CPU sends
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(seconds=5))
-    assert hit.value.limit == "layout_time"
-
-
-def test_dot_out_of_memory_is_layout_memory_and_other_failures_are_typed(fake_dot) -> None:
-    fake_dot("echo 'out of memory' >&2; kill -SEGV $$")
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(memory_mb=100))
-    assert hit.value.limit == "layout_memory" and "100 MB" in hit.value.message
-    fake_dot("echo 'syntax error in line 1' >&2; exit 1")
-    with pytest.raises(DotFailed, match="syntax error"):
-        run_dot("digraph G {}")
-
-
-def test_no_more_dot_processes_than_slots(fake_dot) -> None:
-    fake_dot("cat >/dev/null; echo done")
-    taken = 0
-    while DOT_SLOTS.acquire(blocking=False):
-        taken += 1
-    try:
-        assert taken == len(os.sched_getaffinity(0))
-        with pytest.raises(LayoutBusy):
-            run_dot("digraph G {}", "json0", DotLimits(seconds=0.05))
-    finally:
-        for _ in range(taken):
-            DOT_SLOTS.release()
-    assert run_dot("digraph G {}", "json0").strip() == b"done"
-
-
 @pytest.mark.parametrize("example", ORDER)
 def test_no_lesson_draws_a_cycle_when_collapsed(example: str) -> None:
     graph = trace_code(get_lesson(example).code)
@@ -404,7 +338,7 @@ def cat_of_all_earlier(n: int, one_line: bool) -> str:
 def cost_of(graph, expand_all: bool = True) -> int:  # noqa: ANN001 - a Graph
     groups = node_groups(graph)
     expanded = set(collapsible_groups(groups)) if expand_all else set()
-    return layout_cost(graph, _units(graph, groups, expanded))
+    return layout_cost(graph, view_units(graph, groups, expanded))
 
 
 def test_the_layout_cost_grows_with_long_edges_and_spares_the_gallery() -> None:

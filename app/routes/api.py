@@ -16,10 +16,10 @@ from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
+from app.dot_run import INSTALL_HINT, dot_available
 from app.error_handlers import http_error, http_error_of
 from app.errors import failure
 from app.export import FORMATS, filename
-from app.layout import INSTALL_HINT, dot_available
 from app.lessons import UnknownLesson, get_lesson, summaries
 from app.schemas import (
     DevicesResponse,
