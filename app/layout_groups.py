@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.graph_index import index_of
 from app.repeat_fold import NO_FOLDS, Folds
 from app.schemas import EXPAND_ALL, EXPAND_DEPTH_PREFIX, Graph, NoteMessage, OpNode, TensorNode
 
@@ -30,16 +31,7 @@ def node_groups(graph: Graph, by_line: bool | None = None) -> dict[str, str | No
 
     Ops outside modules are grouped by source line when there are many of them, or always
     when by_line is True."""
-    by_id = {n.id: n for n in graph.nodes}
-    producers: dict[str, str] = {}
-    consumers: dict[str, list[str]] = defaultdict(list)
-    for edge in graph.edges:
-        source, target = by_id[edge.source], by_id[edge.target]
-        if isinstance(source, OpNode) and isinstance(target, TensorNode):
-            if source.variable != target.id:  # AccumulateGrad follows its leaf, not the reverse
-                producers.setdefault(target.id, source.id)
-        elif isinstance(source, TensorNode) and isinstance(target, OpNode):
-            consumers[source.id].append(target.id)
+    index = index_of(graph)
     ops = [n for n in graph.nodes if isinstance(n, OpNode)]
     if by_line is None:
         by_line = sum(1 for op in ops if op.module is None) > LINE_GROUP_THRESHOLD
@@ -53,10 +45,11 @@ def node_groups(graph: Graph, by_line: bool | None = None) -> dict[str, str | No
             group[op.id] = None
     for node in graph.nodes:
         if isinstance(node, TensorNode):
-            if node.id in producers:
-                group[node.id] = group[producers[node.id]]
+            made_by = index.computing_op(node.id)  # AccumulateGrad follows its leaf, not back
+            if made_by is not None:
+                group[node.id] = group[made_by]
             else:
-                used_in = {group[c] for c in consumers.get(node.id, [])}
+                used_in = {group[c] for c in index.used_by.get(node.id, [])}
                 group[node.id] = used_in.pop() if len(used_in) == 1 else None
     for op in ops:
         if op.variable is not None:
