@@ -22,16 +22,13 @@ from app.errors import failure
 from app.export import FORMATS, filename
 from app.lessons import UnknownLesson, get_lesson, summaries
 from app.schemas import (
-    DevicesResponse,
     ErrorResponse,
     Example,
     ExampleSummary,
     Graph,
-    HealthResponse,
     Layout,
     LayoutRequest,
     RenderRequest,
-    SessionResponse,
     TraceRequest,
     graph_json_schema,
 )
@@ -39,6 +36,7 @@ from app.service import (
     TraceService,
 )
 from app.site_guard import same_site_only
+from app.status_schemas import DevicesResponse, HealthResponse, SessionResponse
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
