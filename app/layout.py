@@ -1,4 +1,4 @@
-"""Graph -> Layout: group by module (collapsed unless expanded), place the visible part with dot."""
+"""Graph -> Layout: a view placed by dot, read back into boxes, edges and frames, wrapped to fit."""
 
 from __future__ import annotations
 
