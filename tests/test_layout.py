@@ -6,18 +6,19 @@ import pytest
 import torch
 
 from app.dot_run import DotLimits, run_dot
-from app.dot_source import reading_order, to_dot
+from app.dot_source import to_dot
 from app.errors import LimitExceeded
 from app.layout import layout_graph
 from app.layout_boxes import LABEL_CHARS, clip_label
-from app.layout_groups import collapsible_groups, node_groups, view_units
-from app.layout_view import layout_cost, visible_boxes
+from app.layout_groups import node_groups
+from app.layout_view import visible_boxes
 from app.lessons import ORDER, all_lessons, get_lesson
 from app.pass_view import layout_pass, pass_subgraph
 from app.recorder import trace_callable
 from app.schemas import Layout
 from app.tracing import trace_code
 from benchmarks.models import encoder
+from tests.test_layout_view import cat_of_all_earlier, cost_of
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("dot") is None, reason="graphviz dot is not installed"
@@ -309,44 +310,6 @@ def test_passes_drawn_alike_get_the_same_places_despite_their_values() -> None:
     tensors = [n.label for n in pass_subgraph(graph, 1).nodes if n.kind == "tensor"]
     assert len(tensors) == len(set(tensors))  # every tensor of a pass reads differently
     assert "(y_pred - y).pow(2)" in tensors  # in every pass, with no number
-
-
-def test_reading_order_follows_the_calls_of_the_part_shown() -> None:
-    graph = trace_code(get_lesson("grad_accumulation").code)
-    for p in range(4):
-        part = pass_subgraph(graph, p)
-        rank = reading_order(part)
-        names = {n.label: n.id for n in part.nodes if n.kind == "tensor"}
-        assert [n for n in sorted(names, key=lambda k: rank[names[k]])] == ["w", "x", "a", "b", "y"]
-
-
-def cat_of_all_earlier(n: int, one_line: bool) -> str:
-    """A program where each step concatenates every tensor made before it (n*n/2 edges, most
-    of them long): a few hundred boxes that once ran dot out of time."""
-    if one_line:
-        return (
-            "import torch\nx = torch.ones(1, requires_grad=True)\nts = [x]\n"
-            f"for i in range({n}):\n    ts.append(torch.cat(ts)[:1] * 1)\nts[-1].sum().backward()\n"
-        )
-    lines = ["import torch", "t0 = torch.ones(1, requires_grad=True)"]
-    for i in range(1, n + 1):
-        earlier = ", ".join(f"t{j}" for j in range(i))
-        lines.append(f"t{i} = torch.cat([{earlier}])[:1] * 1")
-    return "\n".join([*lines, f"t{n}.sum().backward()", ""])
-
-
-def cost_of(graph, expand_all: bool = True) -> int:  # noqa: ANN001 - a Graph
-    groups = node_groups(graph)
-    expanded = set(collapsible_groups(groups)) if expand_all else set()
-    return layout_cost(graph, view_units(graph, groups, expanded))
-
-
-def test_the_layout_cost_grows_with_long_edges_and_spares_the_gallery() -> None:
-    costs = [cost_of(trace_code(cat_of_all_earlier(n, one_line=False))) for n in (5, 10, 20)]
-    assert costs[0] < costs[1] < costs[2] and costs[2] > DotLimits().max_cost
-    for example in all_lessons():  # every lesson fully expanded stays under the default
-        assert cost_of(trace_code(example.code)) <= DotLimits().max_cost, example.id
-    assert cost_of(trace_code(get_lesson("transformer_encoder").code)) > 1000
 
 
 def test_a_view_over_its_cost_is_grouped_by_line_before_dot_runs(monkeypatch) -> None:  # noqa: ANN001
