@@ -161,7 +161,7 @@ def expanded_groups(args: argparse.Namespace) -> list[str]:
 def _say_folded(graph: Any, args: argparse.Namespace) -> None:
     """Print the notes of a view that was folded back to fit (the export shows it folded)."""
     from app.errors import LimitExceeded
-    from app.layout import visible_boxes
+    from app.layout_view import visible_boxes
     from app.pass_view import pass_of_step, pass_subgraph
 
     shown = pass_subgraph(graph, pass_of_step(args.step, graph))
@@ -176,8 +176,9 @@ def _say_folded(graph: Any, args: argparse.Namespace) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the graph of a program as SVG, PNG, DOT, a standalone HTML player, or a deck of
     every step as PDF, PPTX, GIF or MP4."""
+    from app.dot_run import LayoutUnavailable
     from app.errors import LimitExceeded
-    from app.export import BadStep, LayoutUnavailable, filename
+    from app.export import BadStep, filename
     from app.page_render import RendererUnavailable
 
     if args.format not in DECK_FORMATS and (args.steps or args.aspect != "16:9"):

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from app.layout import DotLimits
+    from app.dot_run import DotLimits
     from app.sandbox.limits import ChildLimits
     from app.sandbox.policy import PolicyLimits
     from app.sandbox.pool_settings import PoolSettings
@@ -217,7 +217,7 @@ class Settings(BaseSettings):
 
     def dot_limits(self) -> DotLimits:
         """Bounds of one graphviz run."""
-        from app.layout import DotLimits
+        from app.dot_run import DotLimits
 
         return DotLimits(
             seconds=self.layout_seconds,

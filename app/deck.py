@@ -33,9 +33,9 @@ from app.deck_page import (
     svg_size,
     wrap_caption,
 )
+from app.dot_run import INSTALL_HINT, DotLimits, LayoutUnavailable, dot_available
 from app.errors import LimitExceeded
 from app.export import THEMES, BadStep, Frame, graph_svg, picture_state
-from app.layout import INSTALL_HINT, DotLimits, LayoutUnavailable, dot_available
 from app.page_render import run_rsvg
 from app.pass_view import pass_of_step, splits_by_pass
 from app.schemas import Caption, Graph

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.export import LEGEND, THEMES, BadStep
-from app.layout import text_width
+from app.layout_boxes import text_width
 
 DeckFormat = Literal["pdf", "pptx", "gif", "mp4"]
 ASPECTS: dict[str, tuple[int, int]] = {"16:9": (960, 540), "4:3": (720, 540)}  # points

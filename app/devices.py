@@ -13,7 +13,7 @@ from functools import cache
 
 import torch
 
-from app.schemas import DeviceInfo
+from app.status_schemas import DeviceInfo
 
 _NAME_BYTES = 96
 _UUID_BYTES = 96

@@ -10,8 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.dot_run import LayoutBusy, LayoutUnavailable
 from app.errors import TraceFailure, failure
-from app.layout import LayoutBusy, LayoutUnavailable
 from app.page_render import RendererUnavailable
 from app.sandbox.pool import PoolBusy
 from app.service import RETRY_AFTER_SECONDS, RateLimited

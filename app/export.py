@@ -10,19 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.badges import badge_lines, badge_track, badges_at, widest_badges
+from app.dot_run import INSTALL_HINT, DotLimits, LayoutUnavailable, dot_available, run_dot
+from app.dot_source import DotStyle, to_dot
 from app.graph_index import index_of
-from app.layout import (  # noqa: F401  (re-exported for callers)
-    INSTALL_HINT,
-    DotLimits,
-    DotStyle,
-    LayoutUnavailable,
-    clip_label,
-    dot_available,
-    layout_graph,
-    run_dot,
-    text_width,
-    to_dot,
-)
+from app.layout_boxes import clip_label, text_width
 from app.page_render import rasterize, rsvg_available
 from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
 from app.player_step import BadStep, PlayerStep  # noqa: F401  (BadStep re-exported)

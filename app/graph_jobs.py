@@ -11,10 +11,10 @@ from typing import Any
 
 from app.badges import badge_track
 from app.deck import render_deck
+from app.dot_run import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
 from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep, render
 from app.json_text import model_json_bytes
-from app.layout import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
 from app.page_render import RendererUnavailable
 from app.pass_view import layout_pass
 from app.schemas import Graph, NoteMessage

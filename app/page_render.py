@@ -11,8 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from app.dot_run import DotFailed, DotLimits, dot_command
 from app.errors import LimitExceeded
-from app.layout import DotFailed, DotLimits, dot_command
 
 RSVG_HINT = (
     "librsvg's 'rsvg-convert' was not found: install it (Debian/Ubuntu: apt-get install "

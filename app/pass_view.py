@@ -6,7 +6,11 @@ import re
 
 from app.badges import badge_track, widest_badges
 from app.column_wrap import DEFAULT_ASPECT
-from app.layout import BadgeRoom, DotLimits, layout_graph, reading_order
+from app.dot_run import DotLimits
+from app.dot_source import reading_order
+from app.layout import layout_graph
+from app.layout_boxes import BadgeRoom
+from app.player_step import PlayerStep
 from app.schemas import Graph, Layout, OpNode, TensorNode
 
 _NUMBERED = re.compile(r" ?#\d+$")  # 'x * w #2': the number of a repeated label
@@ -109,10 +113,12 @@ def alike_badge_room(graph: Graph, pass_index: int) -> BadgeRoom:
 
 def pass_of_step(step: str | None, graph: Graph) -> int:
     """The pass a 'backward:P:N' step plays; forward steps and the default show the last pass."""
-    if step and step.startswith("backward:"):
-        return int(step.split(":")[1])
-    if step and step.startswith("forward:"):
-        index = int(step.split(":")[1])
-        if index < len(graph.forward):
-            return min(graph.forward[index].after_pass, max(0, len(graph.backward) - 1))
-    return max(0, len(graph.backward) - 1)
+    last = max(0, len(graph.backward) - 1)
+    if not step or not PlayerStep.is_step(step):
+        return last
+    played = PlayerStep.parse(step)
+    if played.backward:
+        return played.pass_index
+    if played.index < len(graph.forward):
+        return min(graph.forward[played.index].after_pass, last)
+    return last

@@ -1,8 +1,9 @@
 """Fold what repeats: sibling groups of one structure become one box 'name × N'.
 
-Works on the group each node belongs to (app.layout.node_groups), after recording: the calls of
-one module (`cell`, `cell#2`, ...), the members of a module list (`layers.0`, `layers.1`, ...)
-and the iterations of a loop whose calls are grouped by their source line (`line:9`)."""
+Works on the group each node belongs to (app.layout_groups.node_groups), after recording: the
+calls of one module (`cell`, `cell#2`, ...), the members of a module list (`layers.0`,
+`layers.1`, ...) and the iterations of a loop whose calls are grouped by their source line
+(`line:9`)."""
 
 from __future__ import annotations
 

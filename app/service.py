@@ -20,18 +20,18 @@ from app.client_identity import Client
 from app.client_slots import ClientSlots, RedisClientSlots
 from app.config import Settings
 from app.deck import DECK_FORMATS, DeckOptions
-from app.errors import BadAnswer, LimitExceeded, TraceFailure, failure, limit_failure
-from app.export import BadStep
-from app.graph_budget import refit
-from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
-from app.json_text import has_lone_surrogate
-from app.layout import (
+from app.dot_run import (
     INSTALL_HINT,
     DotFailed,
     LayoutBusy,
     LayoutUnavailable,
     dot_available,
 )
+from app.errors import BadAnswer, LimitExceeded, TraceFailure, failure, limit_failure
+from app.export import BadStep
+from app.graph_budget import refit
+from app.graph_jobs import BIG_GRAPH_BYTES, GraphBounds, GraphHelper, do_job, read_graph, unpack
+from app.json_text import has_lone_surrogate
 from app.lessons import all_lessons
 from app.rate_limits import (
     RateLimited,

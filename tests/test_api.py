@@ -283,7 +283,7 @@ def test_any_module_name_lays_out_and_renders_through_the_api(api_client: TestCl
 
 @pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="needs graphviz")
 def test_layout_is_503_while_every_dot_slot_stays_busy() -> None:
-    from app.layout import DOT_SLOTS
+    from app.dot_run import DOT_SLOTS
 
     settings = Settings(isolation=False, layout_seconds=0.2)
     with TestClient(create_app(settings)) as client:

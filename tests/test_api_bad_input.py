@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.layout import dot_available
+from app.dot_run import dot_available
 from tests.conftest import SAFE_PROGRAM, w_grad
 
 pytestmark = pytest.mark.slow

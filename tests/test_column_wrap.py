@@ -8,7 +8,8 @@ import pytest
 
 from app.badges import badge_track
 from app.column_wrap import fit_score
-from app.layout import dot_available, layout_graph
+from app.dot_run import dot_available
+from app.layout import layout_graph
 from app.lessons import get_lesson
 from app.pass_view import pass_subgraph
 from app.tracing import trace_code

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.layout import DotLimits
+from app.dot_run import DotLimits
 from app.recorder import TraceOptions
 from app.sandbox.policy import PolicyLimits
 from app.tracing import options_from, settings_from_json

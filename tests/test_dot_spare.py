@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from app import dot_spare
+from app.dot_run import DotLimits, dot_command, run_dot
 from app.errors import LimitExceeded
-from app.layout import DotLimits, dot_command, layout_graph, run_dot
+from app.layout import layout_graph
 from app.tracing import trace_code
 from tests.conftest import SAFE_PROGRAM
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.dot_run import LayoutBusy, LayoutUnavailable
 from app.error_handlers import http_error_of
 from app.errors import STATUS_OF, failure
-from app.layout import LayoutBusy, LayoutUnavailable
 from app.page_render import RendererUnavailable
 from app.sandbox.pool import PoolBusy
 from app.sandbox.wire import GRAPH, OUTCOMES

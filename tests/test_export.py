@@ -236,7 +236,7 @@ def test_html_export_with_markup_in_names_shows_its_graph(tmp_path: Path) -> Non
 def test_an_export_writes_the_badge_track_once(shared, monkeypatch) -> None:
     import app.badges
     import app.export
-    import app.layout
+    import app.layout_boxes
 
     calls: list[int] = []
 
@@ -245,7 +245,7 @@ def test_an_export_writes_the_badge_track_once(shared, monkeypatch) -> None:
         return app.badges.badge_track(graph)
 
     monkeypatch.setattr(app.export, "badge_track", counted)
-    monkeypatch.setattr(app.layout, "badge_track", counted)
+    monkeypatch.setattr(app.layout_boxes, "badge_track", counted)
     plain = shared.model_copy(update={"badges": None})
     source = render(plain, "dot")
     assert len(calls) == 1

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.deck import DeckOptions
+from app.dot_run import DotLimits
 from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep
 from app.graph_jobs import NODE_SLACK, GraphBounds, GraphHelper, do_job, read_graph, run_job, unpack
-from app.layout import DotLimits
 from app.main import create_app
 from app.tracing import trace_code
 from tests.conftest import SAFE_PROGRAM, w_grad

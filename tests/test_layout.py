@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import torch
 
+from app.dot_run import DotLimits, run_dot
+from app.dot_source import to_dot
 from app.errors import LimitExceeded
-from app.layout import (
-    DOT_SLOTS,
-    LABEL_CHARS,
-    DotFailed,
-    DotLimits,
-    LayoutBusy,
-    _units,
-    clip_label,
-    collapsible_groups,
-    layout_cost,
-    layout_graph,
-    node_groups,
-    reading_order,
-    run_dot,
-    to_dot,
-    visible_boxes,
-)
+from app.layout import layout_graph
+from app.layout_boxes import LABEL_CHARS, clip_label
+from app.layout_groups import node_groups
+from app.layout_view import visible_boxes
 from app.lessons import ORDER, all_lessons, get_lesson
 from app.pass_view import layout_pass, pass_subgraph
 from app.recorder import trace_callable
 from app.schemas import Layout
 from app.tracing import trace_code
 from benchmarks.models import encoder
+from tests.test_layout_view import cat_of_all_earlier, cost_of
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("dot") is None, reason="graphviz dot is not installed"
@@ -277,58 +264,6 @@ def test_graphs_past_the_edge_cap_are_grouped_by_line_then_refused() -> None:
     assert refused.value.limit == "edges"
 
 
-@pytest.mark.parametrize("wrapped", [True, False], ids=["prlimit", "preexec_fn"])
-def test_dot_runs_with_memory_cpu_and_priority_limits(fake_dot, monkeypatch, wrapped) -> None:
-    if not wrapped:  # a system without util-linux's prlimit
-        real_which = shutil.which
-        monkeypatch.setattr(
-            shutil, "which", lambda name: None if name == "prlimit" else real_which(name)
-        )
-    elif shutil.which("prlimit") is None:
-        pytest.skip("prlimit is not installed")
-    fake_dot("cat >/dev/null; echo $(ulimit -v) $(ulimit -t) $(ulimit -c) $(nice)")
-    out = run_dot("digraph G {}", "json0", DotLimits(seconds=7, memory_mb=300))
-    memory_kb, cpu_s, core, niceness = out.split()
-    assert int(memory_kb) == 300 * 1024 and int(cpu_s) == 8 and int(core) == 0
-    assert int(niceness) == min(19, os.nice(0) + 10)
-
-
-def test_dot_past_its_time_is_layout_time(fake_dot) -> None:
-    fake_dot("exec sleep 600")
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(seconds=0.5))
-    assert hit.value.limit == "layout_time"
-    fake_dot("kill -XCPU $$")  # what RLIMIT_CPU sends
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(seconds=5))
-    assert hit.value.limit == "layout_time"
-
-
-def test_dot_out_of_memory_is_layout_memory_and_other_failures_are_typed(fake_dot) -> None:
-    fake_dot("echo 'out of memory' >&2; kill -SEGV $$")
-    with pytest.raises(LimitExceeded) as hit:
-        run_dot("digraph G {}", "json0", DotLimits(memory_mb=100))
-    assert hit.value.limit == "layout_memory" and "100 MB" in hit.value.message
-    fake_dot("echo 'syntax error in line 1' >&2; exit 1")
-    with pytest.raises(DotFailed, match="syntax error"):
-        run_dot("digraph G {}")
-
-
-def test_no_more_dot_processes_than_slots(fake_dot) -> None:
-    fake_dot("cat >/dev/null; echo done")
-    taken = 0
-    while DOT_SLOTS.acquire(blocking=False):
-        taken += 1
-    try:
-        assert taken == len(os.sched_getaffinity(0))
-        with pytest.raises(LayoutBusy):
-            run_dot("digraph G {}", "json0", DotLimits(seconds=0.05))
-    finally:
-        for _ in range(taken):
-            DOT_SLOTS.release()
-    assert run_dot("digraph G {}", "json0").strip() == b"done"
-
-
 @pytest.mark.parametrize("example", ORDER)
 def test_no_lesson_draws_a_cycle_when_collapsed(example: str) -> None:
     graph = trace_code(get_lesson(example).code)
@@ -375,44 +310,6 @@ def test_passes_drawn_alike_get_the_same_places_despite_their_values() -> None:
     tensors = [n.label for n in pass_subgraph(graph, 1).nodes if n.kind == "tensor"]
     assert len(tensors) == len(set(tensors))  # every tensor of a pass reads differently
     assert "(y_pred - y).pow(2)" in tensors  # in every pass, with no number
-
-
-def test_reading_order_follows_the_calls_of_the_part_shown() -> None:
-    graph = trace_code(get_lesson("grad_accumulation").code)
-    for p in range(4):
-        part = pass_subgraph(graph, p)
-        rank = reading_order(part)
-        names = {n.label: n.id for n in part.nodes if n.kind == "tensor"}
-        assert [n for n in sorted(names, key=lambda k: rank[names[k]])] == ["w", "x", "a", "b", "y"]
-
-
-def cat_of_all_earlier(n: int, one_line: bool) -> str:
-    """A program where each step concatenates every tensor made before it (n*n/2 edges, most
-    of them long): a few hundred boxes that once ran dot out of time."""
-    if one_line:
-        return (
-            "import torch\nx = torch.ones(1, requires_grad=True)\nts = [x]\n"
-            f"for i in range({n}):\n    ts.append(torch.cat(ts)[:1] * 1)\nts[-1].sum().backward()\n"
-        )
-    lines = ["import torch", "t0 = torch.ones(1, requires_grad=True)"]
-    for i in range(1, n + 1):
-        earlier = ", ".join(f"t{j}" for j in range(i))
-        lines.append(f"t{i} = torch.cat([{earlier}])[:1] * 1")
-    return "\n".join([*lines, f"t{n}.sum().backward()", ""])
-
-
-def cost_of(graph, expand_all: bool = True) -> int:  # noqa: ANN001 - a Graph
-    groups = node_groups(graph)
-    expanded = set(collapsible_groups(groups)) if expand_all else set()
-    return layout_cost(graph, _units(graph, groups, expanded))
-
-
-def test_the_layout_cost_grows_with_long_edges_and_spares_the_gallery() -> None:
-    costs = [cost_of(trace_code(cat_of_all_earlier(n, one_line=False))) for n in (5, 10, 20)]
-    assert costs[0] < costs[1] < costs[2] and costs[2] > DotLimits().max_cost
-    for example in all_lessons():  # every lesson fully expanded stays under the default
-        assert cost_of(trace_code(example.code)) <= DotLimits().max_cost, example.id
-    assert cost_of(trace_code(get_lesson("transformer_encoder").code)) > 1000
 
 
 def test_a_view_over_its_cost_is_grouped_by_line_before_dot_runs(monkeypatch) -> None:  # noqa: ANN001

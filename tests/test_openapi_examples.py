@@ -9,17 +9,16 @@ from pydantic import TypeAdapter
 from app import openapi_examples
 from app.lessons import get_lesson, summaries
 from app.schemas import (
-    DevicesResponse,
     ErrorResponse,
     Example,
     ExampleSummary,
     Graph,
-    HealthResponse,
     Layout,
     LayoutRequest,
     RenderRequest,
     TraceRequest,
 )
+from app.status_schemas import DevicesResponse, HealthResponse
 from tests.conftest import tensor_named
 
 OPERATIONS = [

@@ -9,14 +9,11 @@ import torch
 from pydantic import ValidationError
 
 from app import layout as layout_module
+from app.dot_source import cluster_name
 from app.errors import LimitExceeded
-from app.layout import (
-    FOLDED_NOTES,
-    collapsible_groups,
-    layout_graph,
-    node_groups,
-    resolve_expanded,
-)
+from app.layout import layout_graph
+from app.layout_groups import collapsible_groups, node_groups, resolve_expanded
+from app.layout_view import FOLDED_NOTES
 from app.repeat_fold import MIN_REPEATS, Folds, find_folds, fold_groups
 from app.schemas import Graph, Layout, LayoutRequest, TensorNode
 from app.tracing import trace_code
@@ -214,7 +211,7 @@ def test_layout_request_takes_all_and_a_depth() -> None:
 
 def test_a_fold_dot_cannot_lay_out_in_time_is_shown_closed(lstm: Graph, monkeypatch) -> None:  # noqa: ANN001
     real_dot = layout_module.run_dot
-    frame = layout_module.cluster_name(f"fold:line:{LSTM_LINE}")
+    frame = cluster_name(f"fold:line:{LSTM_LINE}")
 
     def slow_when_open(source: str, *args: object, **kwargs: object) -> bytes:
         if frame in source:  # the fold open: as if dot ran out of time

@@ -16,22 +16,19 @@ from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
+from app.dot_run import INSTALL_HINT, dot_available
 from app.error_handlers import http_error, http_error_of
 from app.errors import failure
 from app.export import FORMATS, filename
-from app.layout import INSTALL_HINT, dot_available
 from app.lessons import UnknownLesson, get_lesson, summaries
 from app.schemas import (
-    DevicesResponse,
     ErrorResponse,
     Example,
     ExampleSummary,
     Graph,
-    HealthResponse,
     Layout,
     LayoutRequest,
     RenderRequest,
-    SessionResponse,
     TraceRequest,
     graph_json_schema,
 )
@@ -39,6 +36,7 @@ from app.service import (
     TraceService,
 )
 from app.site_guard import same_site_only
+from app.status_schemas import DevicesResponse, HealthResponse, SessionResponse
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 ERRORS = {
