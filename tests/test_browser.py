@@ -214,6 +214,23 @@ def test_module_boxes_expand_and_collapse(page) -> None:
     playwright_api.expect(box).to_be_visible()
 
 
+def test_back_restores_the_open_module_and_the_selected_node(page) -> None:
+    open_example(page, "mlp_cross_entropy")
+    page.locator('[data-testid="node"][data-node-id="group:fc1"]').click()
+    weight = node(page, "net.fc1.weight")
+    playwright_api.expect(weight).to_be_visible()
+    weight.click()
+    title = page.get_by_test_id("inspector-title")
+    playwright_api.expect(title).to_have_text("net.fc1.weight")
+    after_new_graph(page, lambda: page.click('[data-example="linear_expression"]'))
+    assert "expanded=" not in page.url and "select=" not in page.url
+    after_new_graph(page, page.go_back)
+    cluster = page.locator('[data-testid="cluster"][data-module="fc1"]')
+    playwright_api.expect(cluster).to_be_visible()
+    playwright_api.expect(title).to_have_text("net.fc1.weight")
+    assert "expanded=fc1" in page.url and "select=" in page.url
+
+
 def test_embed_shows_graph_and_player(page) -> None:
     page.goto(f"{page.base}/embed#example=shared_weight&step=backward:0:4")
     page.wait_for_selector('[data-testid="node"]')

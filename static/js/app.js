@@ -28,6 +28,7 @@ import {
   writeState,
 } from "./state.js";
 import { Timeline } from "./timeline.js";
+import { createView, patchView } from "./view-state.js";
 import { Caption } from "./caption.js"; // chain rule (issue 10)
 import { createLiveMode, isSmallProgram, sameShape } from "./live.js"; // live mode (issue 10)
 
@@ -40,19 +41,18 @@ function pageMinScale() {
 }
 const THEME_KEY = "autograd-explorer.theme";
 
+// The view state lives in one frozen object, this.view, replaced only by update(patch); the other
+// properties are the page's parts, the translator of view.lang, the run in flight and the drawn chart.
 class Explorer {
   constructor() {
     const url = readState();
-    this.lang = url.lang ?? preferredLanguage();
-    this.t = createTranslator(this.lang);
-    this.url = url;
-    this.graph = null;
-    this.timeline = null;
-    this.layout = null;
-    this.expanded = url.expanded ?? [];
-    this.selected = url.select ?? null;
-    this.position = null;
-    this.pass = 0;
+    this.url = url; // the view the page was opened at, read once by start()
+    this.view = createView({
+      lang: url.lang ?? preferredLanguage(),
+      expanded: url.expanded ?? [],
+      selected: url.select ?? null,
+    });
+    this.t = createTranslator(this.view.lang);
     this.request = null;
     this.editor = createEditor($("editor"), {
       onRun: () => this.run(),
@@ -65,9 +65,8 @@ class Explorer {
     });
     // chain rule caption and live mode (issue 10)
     this.caption = new Caption($("caption"));
-    this.lesson = null; // {code, captions} of the gallery entry in the editor
     this.live = createLiveMode({ toggle: $("live"), run: () => this.run({ live: true }) });
-    this.view = new GraphView($("graph"), {
+    this.graphView = new GraphView($("graph"), {
       t: this.t,
       reserveRight: 56, // the zoom buttons
       minScale: pageMinScale(),
@@ -86,6 +85,15 @@ class Explorer {
     );
   }
 
+  // The one way the view changes: the patch's fields are replaced, then what is drawn from them alone
+  // is drawn again. The other fields are drawn by the step that changes them, which knows what a new
+  // graph or layout leaves to draw.
+  update(patch) {
+    this.view = patchView(this.view, patch);
+    if ("lang" in patch) this.renderLanguage();
+    if ("position" in patch) this.renderPosition();
+  }
+
   bindControls() {
     $("run").addEventListener("click", () => this.run());
     $("cancel").addEventListener("click", () => this.request?.abort());
@@ -94,9 +102,9 @@ class Explorer {
     $("theme").addEventListener("click", () =>
       this.applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"),
     );
-    $("zoom-in").addEventListener("click", () => this.view.zoom(1.25));
-    $("zoom-out").addEventListener("click", () => this.view.zoom(0.8));
-    $("fit").addEventListener("click", () => this.view.toggleOverview());
+    $("zoom-in").addEventListener("click", () => this.graphView.zoom(1.25));
+    $("zoom-out").addEventListener("click", () => this.graphView.zoom(0.8));
+    $("fit").addEventListener("click", () => this.graphView.toggleOverview());
     $("expand-all").addEventListener("click", () => this.expandTo(["*"]));
     $("collapse-all").addEventListener("click", () => this.expandTo([]));
     $("depth").addEventListener("change", () => {
@@ -139,7 +147,7 @@ class Explorer {
       if (done) this.say("copied");
       else this.status(location.href);
     });
-    new ResizeObserver(() => this.view.fit()).observe($("graph"));
+    new ResizeObserver(() => this.graphView.fit()).observe($("graph"));
   }
 
   applyTheme(theme) {
@@ -148,9 +156,9 @@ class Explorer {
   }
 
   async start() {
-    $("lang").value = this.lang;
-    translatePage(document, this.t, this.lang);
-    this.examples = await api.listExamples();
+    $("lang").value = this.view.lang;
+    translatePage(document, this.t, this.view.lang);
+    this.update({ examples: await api.listExamples() });
     if (this.url.device) $("device").value = this.url.device;
     await describeDevices($("device"), { noCuda: this.t("noCuda") });
     let code = this.url.code;
@@ -158,13 +166,14 @@ class Explorer {
       const id = this.url.example ?? document.body.dataset.defaultExample;
       const example = await api.getExample(id);
       code = example.code;
-      this.lesson = { code, captions: example.captions ?? {} };
-      this.example = id;
+      this.update({ lesson: { code, captions: example.captions ?? {} }, example: id });
     } else {
-      this.example = this.url.example ?? null;
+      this.update({ example: this.url.example ?? null });
       // a shared link to a lesson keeps its narration while the code is the lesson's (issue 10)
-      const example = this.example ? await api.getExample(this.example).catch(() => null) : null;
-      if (example) this.lesson = { code: example.code, captions: example.captions ?? {} };
+      const id = this.view.example;
+      const example = id ? await api.getExample(id).catch(() => null) : null;
+      if (example)
+        this.update({ lesson: { code: example.code, captions: example.captions ?? {} } });
     }
     this.renderGallery();
     this.editor.setCode(code);
@@ -174,15 +183,17 @@ class Explorer {
   // Back and Forward: show the run or lesson that the history entry recorded.
   async restore() {
     const url = readState();
-    if (url.lang && url.lang !== this.lang) this.setLanguage(url.lang);
+    if (url.lang && url.lang !== this.view.lang) this.setLanguage(url.lang);
     const example = url.example ? await api.getExample(url.example).catch(() => null) : null;
     const code = url.code ?? example?.code ?? null;
     if (code === null) return;
     this.live.cancel();
-    this.example = url.example ?? null;
-    this.lesson = example ? { code: example.code, captions: example.captions ?? {} } : null;
-    this.expanded = url.expanded ?? [];
-    this.selected = url.select ?? null;
+    this.update({
+      example: url.example ?? null,
+      lesson: example ? { code: example.code, captions: example.captions ?? {} } : null,
+      expanded: url.expanded ?? [],
+      selected: url.select ?? null,
+    });
     this.renderGallery();
     this.editor.setCode(code);
     await this.run({ step: parseStep(url.step), remember: false });
@@ -191,17 +202,17 @@ class Explorer {
   present(on) {
     document.body.classList.toggle("presenting", on);
     $("present").setAttribute("aria-pressed", String(on));
-    this.view.minScale = on ? scaleForText(14) : pageMinScale();
-    this.view.maxScale = on ? 3 : 2;
-    this.view.fit();
+    this.graphView.minScale = on ? scaleForText(14) : pageMinScale();
+    this.graphView.maxScale = on ? 3 : 2;
+    this.graphView.fit();
   }
 
   renderGallery() {
     const list = $("gallery");
     clear(list);
-    for (const example of this.examples) {
-      const title = this.lang === "zh" ? example.title_zh : example.title_en;
-      const current = example.id === this.example;
+    for (const example of this.view.examples) {
+      const title = this.view.lang === "zh" ? example.title_zh : example.title_en;
+      const current = example.id === this.view.example;
       list.append(
         el(
           "li",
@@ -225,24 +236,23 @@ class Explorer {
   }
 
   lessonOf(example) {
-    return (this.lang === "zh" ? example.lesson_zh : example.lesson) || example.lesson;
+    return (this.view.lang === "zh" ? example.lesson_zh : example.lesson) || example.lesson;
   }
 
   // One sentence above the graph that says what the lesson shows, while its code is shown
   // (an edited program no longer shows what the sentence says).
   renderLesson() {
-    const unchanged = this.lesson && (this.code === undefined || this.lesson.code === this.code);
-    const example = unchanged ? this.examples?.find((e) => e.id === this.example) : null;
+    const { lesson, code, examples } = this.view;
+    const unchanged = lesson && (code === undefined || lesson.code === code);
+    const example = unchanged ? examples?.find((e) => e.id === this.view.example) : null;
     $("lesson").textContent = example ? this.lessonOf(example) : "";
     $("lesson-bar").hidden = !example;
   }
 
   async loadExample(id) {
-    this.example = id;
-    this.expanded = [];
-    this.selected = null;
+    this.update({ example: id, expanded: [], selected: null });
     const example = await api.getExample(id);
-    this.lesson = { code: example.code, captions: example.captions ?? {} };
+    this.update({ lesson: { code: example.code, captions: example.captions ?? {} } });
     this.live.cancel();
     this.editor.setCode(example.code);
     this.renderGallery();
@@ -250,14 +260,14 @@ class Explorer {
   }
 
   status(text) {
-    this.statusMessage = null;
+    this.update({ statusMessage: null });
     $("status").textContent = text;
   }
 
   // A status line said in the page's language, said again when the language changes.
   say(key, vars = {}) {
     this.status(this.t(key, vars));
-    this.statusMessage = { key, vars };
+    this.update({ statusMessage: { key, vars } });
   }
 
   async run({ step = null, live = false, remember = !live } = {}) {
@@ -278,23 +288,22 @@ class Explorer {
     const device = $("device").value;
     try {
       const graph = await api.trace({ code, device }, controller.signal);
-      if (live && graph.error?.type === "SyntaxError" && this.graph) {
+      if (live && graph.error?.type === "SyntaxError" && this.view.graph) {
         // half-typed code: keep the last graph, point at the line
         this.editor.markError(graph.error.line);
         this.showError(errorText(graph.error, this.t));
         this.status("");
         return;
       }
-      if (live && sameShape(this.graph, graph)) step = this.position; // keep the step
-      this.device = device;
+      if (live && sameShape(this.view.graph, graph)) step = this.view.position; // keep the step
+      const shown = this.view;
       if (
         remember &&
-        this.code !== undefined &&
-        (code !== this.code || this.example !== this.shownExample)
+        shown.code !== undefined &&
+        (code !== shown.code || shown.example !== shown.shownExample)
       )
         pushState(this.viewState());
-      this.code = code;
-      this.shownExample = this.example;
+      this.update({ device, code, shownExample: this.view.example });
       await this.showGraph(graph, step);
       if (graph.error && !live) this.revealError();
       this.live.suggest(isSmallProgram(code, graph));
@@ -345,21 +354,24 @@ class Explorer {
 
   async showGraph(graph, step) {
     performance.mark("graph-received");
-    this.graph = graph;
-    this.timeline = new Timeline(graph);
+    const timeline = new Timeline(graph);
+    this.update({ graph, timeline });
     this.player.setPositions([], 0); // no step of the last graph plays while this one is laid out
-    this.layout = graph.layout;
+    this.update({ layout: graph.layout });
     this.editor.markError(null);
     this.showError(null);
     // a failure opens at the pass it followed, where its ghost op is drawn (or the pass that raised)
     const failedLate = graph.error?.node || failedInBackward(graph.error);
     const opening = step ? step.pass : failedLate ? graph.backward.length - 1 : 0;
-    this.pass = Math.min(Math.max(0, opening ?? 0), Math.max(0, graph.backward.length - 1));
-    const chosen = this.expanded;
-    if (!step) this.expanded = pathsToOpen(graph, chosen); // the module around the call that raised
-    this.layout = await this.layoutFor(this.pass);
-    if (this.expanded !== chosen && this.layout === graph.layout) this.expanded = chosen; // could not be laid out
-    this.view.setGraph(graph, this.layout);
+    this.update({
+      pass: Math.min(Math.max(0, opening ?? 0), Math.max(0, graph.backward.length - 1)),
+    });
+    const chosen = this.view.expanded;
+    if (!step) this.update({ expanded: pathsToOpen(graph, chosen) }); // the module around the call that raised
+    this.update({ layout: await this.layoutFor(this.view.pass) });
+    const { layout, pass } = this.view; // the pass as it is now: the reader may have picked another
+    if (this.view.expanded !== chosen && layout === graph.layout) this.update({ expanded: chosen }); // could not be laid out
+    this.graphView.setGraph(graph, layout);
     if (graph.error) {
       this.editor.markError(graph.error.line);
       this.showError(errorText(graph.error, this.t, graph));
@@ -368,8 +380,8 @@ class Explorer {
     this.renderNotes();
     this.renderLesson();
     this.renderSeries();
-    this.player.setPasses(graph.backward, this.pass);
-    const positions = this.timeline.positions(this.pass, this.layout);
+    this.player.setPasses(graph.backward, pass);
+    const positions = timeline.positions(pass, layout);
     let index = 0;
     if (step) {
       // the first position that reaches the step (steps inside a collapsed module play as one)
@@ -393,21 +405,22 @@ class Explorer {
             );
       if (failedInBackward(graph.error)) index = positions.length - 1; // the end of the last pass that ran
     }
-    if (this.selected && !this.timeline.byId.has(this.selected)) this.selected = null;
-    this.view.select(this.selected);
+    const selected = this.view.selected;
+    if (selected && !timeline.byId.has(selected)) this.update({ selected: null });
+    this.graphView.select(this.view.selected);
     this.showSidePanel();
     $("hint").hidden = Boolean(step) || !positions.length || index > 0; // an error opens at its call
-    this.startIndex = index;
+    this.update({ startIndex: index });
     if (positions.length) this.player.setPositions(positions, index);
     else this.show(null);
-    this.view.fit();
+    this.graphView.fit();
     performance.mark("graph-drawn");
     performance.measure("draw", "graph-received", "graph-drawn");
     document.body.dataset.shown = String(Number(document.body.dataset.shown ?? 0) + 1);
   }
 
   renderNotes() {
-    const graph = this.graph;
+    const graph = this.view.graph;
     if (!graph) return;
     const notes = noteTexts(graph, this.t);
     if (graph.truncated)
@@ -418,13 +431,13 @@ class Explorer {
         }),
       );
     // what the view says of itself: an expansion too big to lay out, shown folded
-    notes.push(...noteTexts({ messages: this.layout?.messages ?? [], notes: [] }, this.t));
+    notes.push(...noteTexts({ messages: this.view.layout?.messages ?? [], notes: [] }, this.t));
     $("notes").replaceChildren(...notes.map((n) => el("li", {}, n)));
   }
 
   // A plot only for programs that train in a loop (three or more backward passes).
   renderSeries() {
-    const plotted = trainingSeries(this.graph).filter((s) => s.values.length >= 3);
+    const plotted = trainingSeries(this.view.graph).filter((s) => s.values.length >= 3);
     $("series-panel").hidden = !plotted.length;
     this.showSidePanel();
     this.chart?.plot.destroy();
@@ -436,24 +449,24 @@ class Explorer {
 
   // The layout that draws a pass: one iteration of a training loop, or the whole graph.
   async layoutFor(pass) {
-    const graph = this.graph;
+    const { graph, expanded, code, device } = this.view;
     const perPass =
       graph.layout && graph.layout.pass_index !== null && graph.layout.pass_index !== undefined;
     // a frame far from the usual wide shape (a phone held upright) gets a layout made for it
-    const aspect = this.view.frameAspect();
+    const aspect = this.graphView.frameAspect();
     const own = Boolean(graph.layout) && wantsOwnLayout(aspect);
-    const depth = this.depth ?? null;
+    const depth = this.view.depth ?? null;
     if (
       !own &&
-      !this.expanded.length &&
+      !expanded.length &&
       depth === null &&
       (!perPass || graph.layout.pass_index === pass)
     )
       return graph.layout;
     const request = {
-      code: this.code,
-      device: this.device,
-      expanded: this.expanded,
+      code,
+      device,
+      expanded,
       depth,
       pass: perPass ? pass : null,
       aspect: own ? aspect : LAYOUT_ASPECT,
@@ -465,27 +478,32 @@ class Explorer {
   }
 
   async choosePass(pass) {
-    this.pass = pass;
-    this.layout = await this.layoutFor(pass);
-    this.view.setGraph(this.graph, this.layout);
-    this.view.select(this.selected);
-    const positions = this.timeline.positions(pass, this.layout);
+    this.update({ pass });
+    this.update({ layout: await this.layoutFor(pass) });
+    const { graph, layout, selected, timeline } = this.view;
+    this.graphView.setGraph(graph, layout);
+    this.graphView.select(selected);
+    const positions = timeline.positions(pass, layout);
     this.player.setPositions(
       positions,
       positions.findIndex((p) => p.phase === "backward"),
     );
-    this.view.fit();
+    this.graphView.fit();
   }
 
+  // The player's step: the graph, the source line, the inspector and the caption as of that step.
   show(position) {
-    this.position = position;
-    if (!this.timeline) return;
-    const state = this.timeline.state(position);
-    this.state = state;
-    this.view.setState(state);
-    this.view.follow(state.current);
+    const timeline = this.view.timeline;
+    this.update({ position, state: timeline ? timeline.state(position) : this.view.state });
+  }
+
+  renderPosition() {
+    const { timeline, state } = this.view;
+    if (!timeline) return;
+    this.graphView.setState(state);
+    this.graphView.follow(state.current);
     this.editor.highlightLine(state.line);
-    if (this.startIndex !== undefined && this.player.index !== this.startIndex)
+    if (this.view.startIndex !== null && this.player.index !== this.view.startIndex)
       $("hint").hidden = true;
     this.renderInspector();
     this.showCaption();
@@ -493,31 +511,33 @@ class Explorer {
   }
 
   showCaption() {
-    const narration = this.lesson && this.lesson.code === this.code ? this.lesson.captions : null;
+    const { lesson, code, graph, position, lang } = this.view;
+    const narration = lesson && lesson.code === code ? lesson.captions : null;
     this.caption.show({
-      graph: this.graph,
-      position: this.position,
+      graph,
+      position,
       narration,
-      lang: this.lang,
+      lang,
       t: this.t,
     });
   }
 
   renderInspector() {
-    if (!this.timeline) return;
+    const { graph, timeline, state, selected } = this.view;
+    if (!timeline) return;
     renderInspector($("inspector"), {
-      graph: this.graph,
-      timeline: this.timeline,
-      state: this.state ?? this.timeline.state(null),
-      nodeId: this.selected,
+      graph,
+      timeline,
+      state: state ?? timeline.state(null),
+      nodeId: selected,
       t: this.t,
       onSelect: (id) => this.select(id),
     });
   }
 
   select(id) {
-    this.selected = id;
-    this.view.select(id);
+    this.update({ selected: id });
+    this.graphView.select(id);
     this.renderInspector();
     this.showSidePanel();
     this.sync();
@@ -527,77 +547,85 @@ class Explorer {
   showSidePanel() {
     document.body.classList.toggle(
       "has-inspector",
-      Boolean(this.selected) || !$("series-panel").hidden,
+      Boolean(this.view.selected) || !$("series-panel").hidden,
     );
   }
 
   async toggleGroup(path) {
-    if (!path || !this.graph) return;
+    if (!path || !this.view.graph) return;
     // Enter on a module box: focus stays on what stands for the module once the graph is redrawn
     const hadFocus = $("graph").contains(document.activeElement);
-    const open = this.expanded.includes(path);
-    this.expanded = open
-      ? this.expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
-      : [...this.expanded, path];
+    const expanded = this.view.expanded;
+    this.update({
+      expanded: expanded.includes(path)
+        ? expanded.filter((p) => p !== path && !p.startsWith(`${path}.`))
+        : [...expanded, path],
+    });
     await this.relayout();
-    if (hadFocus) this.view.focusGroup(path);
+    if (hadFocus) this.graphView.focusGroup(path);
   }
 
   // Expand every group ("*"), none ([]), or every group down to a depth: the server resolves
   // the request against the graph and answers with the groups it opened (fewer where the view
   // had to be folded back to fit, with a note).
   async expandTo(expanded, depth = null) {
-    if (!this.graph) return;
-    this.expanded = expanded;
-    this.depth = depth;
+    if (!this.view.graph) return;
+    this.update({ expanded, depth });
     try {
       await this.relayout();
     } finally {
-      this.depth = null;
+      this.update({ depth: null });
     }
   }
 
   async relayout() {
-    this.layout = await this.layoutFor(this.pass);
+    this.update({ layout: await this.layoutFor(this.view.pass) });
+    const { graph, layout, expanded } = this.view;
     // the server's answer names the groups it opened ("*" and a depth resolved, a view too big folded back)
-    if (this.layout && this.layout !== this.graph.layout)
-      this.expanded = this.layout.expanded ?? this.expanded;
-    else if (this.expanded.includes("*")) this.expanded = [];
-    this.view.setGraph(this.graph, this.layout);
-    this.view.select(this.selected);
+    if (layout && layout !== graph.layout) this.update({ expanded: layout.expanded ?? expanded });
+    else if (expanded.includes("*")) this.update({ expanded: [] });
+    this.graphView.setGraph(graph, layout);
+    this.graphView.select(this.view.selected);
     // expanding or collapsing a module changes which steps play as one
-    const position = this.position;
-    const positions = this.timeline.positions(this.pass, this.layout);
+    const position = this.view.position;
+    const positions = this.view.timeline.positions(this.view.pass, layout);
     const index = position
       ? positions.findIndex((p) => p.phase === position.phase && p.index >= position.index)
       : 0;
     this.player.setPositions(positions, Math.max(0, index));
-    this.view.fit();
+    this.graphView.fit();
     this.renderNotes();
     this.sync();
   }
 
   setLanguage(lang) {
-    this.lang = lang;
     rememberLanguage(lang);
+    this.update({ lang });
+  }
+
+  // Every text on the page in the view's language.
+  renderLanguage() {
+    const lang = this.view.lang;
     this.t = createTranslator(lang);
-    this.view.t = this.t;
+    this.graphView.t = this.t;
     this.player.t = this.t;
     translatePage(document, this.t, lang);
     this.editor.element.setAttribute("aria-label", this.t("program"));
-    this.view.root.setAttribute("aria-label", this.t("graphLabel"));
-    if (this.statusMessage) this.say(this.statusMessage.key, this.statusMessage.vars);
+    this.graphView.root.setAttribute("aria-label", this.t("graphLabel"));
+    const said = this.view.statusMessage;
+    if (said) this.say(said.key, said.vars);
     const cuda = $("device").querySelector('option[value="cuda"]');
     if (cuda?.disabled) cuda.title = this.t("noCuda");
     this.renderGallery();
-    if (this.graph) {
+    const { graph, layout, pass } = this.view;
+    if (graph) {
       this.renderNotes();
       this.renderSeries();
-      if (this.graph.error) this.showError(errorText(this.graph.error, this.t, this.graph));
-      this.player.setPasses(this.graph.backward, this.pass);
-      this.view.setGraph(this.graph, this.layout);
-      this.view.fit();
-      this.view.select(this.selected);
+      if (graph.error) this.showError(errorText(graph.error, this.t, graph));
+      this.player.setPasses(graph.backward, pass);
+      this.graphView.setGraph(graph, layout);
+      this.graphView.fit();
+      this.graphView.select(this.view.selected);
       this.player.go(this.player.index);
     }
     this.sync();
@@ -605,13 +633,13 @@ class Explorer {
 
   viewState() {
     return {
-      example: this.example ?? undefined,
+      example: this.view.example ?? undefined,
       code: this.editor.getCode(),
       device: $("device").value,
-      step: formatStep(this.position),
-      expanded: this.expanded,
-      lang: this.lang,
-      select: this.selected ?? undefined,
+      step: formatStep(this.view.position),
+      expanded: this.view.expanded,
+      lang: this.view.lang,
+      select: this.view.selected ?? undefined,
     };
   }
 
