@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.graph_index import index_of
-from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
+from app.schemas import BadgeSize, BadgeTrack, Graph, OpNode, TensorData, TensorNode
 from app.torch_print import torch_value_texts
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
@@ -185,7 +185,12 @@ def badge_track(graph: Graph) -> BadgeTrack:
                 {tensor: arrivals[tensor].text(text_of) for tensor in dict.fromkeys(touched)}
             )
         backward.append(steps)
-    return BadgeTrack(forward=forward, backward=backward)
+    track = BadgeTrack(forward=forward, backward=backward)
+    track.sizes = {
+        node: BadgeSize(chars=chars, lines=lines)
+        for node, (chars, lines) in widest_badges(track).items()
+    }
+    return track
 
 
 def values_at(track: BadgeTrack, index: int) -> dict[str, str]:

@@ -88,6 +88,18 @@ class TensorNode(Contract):
         description="the program's source expression that made it, in full ('x * w'); the "
         "label of an unnamed tensor is this text shortened",
     )
+    look: Literal["leaf", "param", "const", "tensor"] | None = Field(
+        None,
+        description="how the page draws it, set by the server from the fields above: a leaf "
+        "that requires grad ('param' if a module's parameter), a leaf that does not ('const'), "
+        "or a computed tensor",
+    )
+
+    @model_validator(mode="after")
+    def _set_look(self) -> TensorNode:
+        """The look follows from the tensor's own fields, whatever the JSON said."""
+        self.look = node_look(self)
+        return self
 
 
 class OpNode(Contract):
@@ -118,9 +130,31 @@ class OpNode(Contract):
         False,
         description="the call that raised the program's error: drawn as a ghost, no autograd node",
     )
+    look: Literal["op", "acc"] | None = Field(
+        None,
+        description="how the page draws it, set by the server: 'acc' for an AccumulateGrad "
+        "node beside its leaf, 'op' for every other",
+    )
+
+    @model_validator(mode="after")
+    def _set_look(self) -> OpNode:
+        """The look follows from the node's own fields, whatever the JSON said."""
+        self.look = node_look(self)
+        return self
 
 
 Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
+
+
+def node_look(node: TensorNode | OpNode) -> str:
+    """How a node is drawn: leaf, param, const or tensor; op, or acc for an AccumulateGrad."""
+    if isinstance(node, OpNode):
+        return "acc" if node.grad_fn == "AccumulateGrad" else "op"
+    if not node.is_leaf:
+        return "tensor"
+    if not node.requires_grad:
+        return "const"
+    return "param" if node.is_parameter else "leaf"
 
 
 class Edge(Contract):
@@ -354,6 +388,13 @@ class Layout(Contract):
     )
 
 
+class BadgeSize(Contract):
+    """The room the widest badge of one node takes at any step."""
+
+    chars: int = Field(ge=0, description="most characters on one drawn line")
+    lines: int = Field(ge=0, description="most lines, a value's and its gradient's added up")
+
+
 class BadgeTrack(Contract):
     """Text beside nodes at each player step; the page and every export show exactly this."""
 
@@ -365,6 +406,11 @@ class BadgeTrack(Contract):
     backward: list[list[dict[str, str]]] = Field(
         default_factory=list,
         description="per pass, per step: node id -> gradient text from that step on",
+    )
+    sizes: dict[str, BadgeSize] = Field(
+        default_factory=dict,
+        description="node id -> the widest badge any step shows under it (app/badges.py "
+        "widest_badges): the layout reserves this room, the page fits the view to it",
     )
 
 

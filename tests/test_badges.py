@@ -12,9 +12,10 @@ from app.badges import (
     badge_track,
     badges_at,
     data_text,
+    widest_badges,
 )
 from app.lessons import get_lesson
-from app.schemas import TensorData
+from app.schemas import BadgeSize, TensorData
 from app.tracing import trace_code
 from tests.conftest import tensor_named
 
@@ -109,3 +110,15 @@ def test_more_gradients_than_shown_are_counted() -> None:
     text = badges_at(track, "backward", 0, last)[x]
     assert text.count(" + ") == BADGE_PARTS - 1 and f"… {6 - (BADGE_PARTS - 1)} more" in text
     assert text.endswith("→ .grad [15., 15.]")  # 0 + 1 + ... + 5, as torch sums it
+
+
+def test_the_track_carries_each_node_widest_badge_for_the_page(shared) -> None:
+    track = badge_track(shared)
+    w = tensor_named(shared, "w").id
+    # "∂ [3.] + [2.]" is its widest line; its value over its three gradient lines: four lines
+    assert track.sizes[w] == BadgeSize(chars=13, lines=4)
+    assert {node: (s.chars, s.lines) for node, s in track.sizes.items()} == widest_badges(track)
+    for node, size in track.sizes.items():  # no step shows a badge wider or taller than this
+        for step in range(len(shared.backward[0].steps)):
+            lines = badge_lines(badges_at(track, "backward", 0, step).get(node, ""))
+            assert len(lines) <= size.lines and max(map(len, lines)) <= size.chars

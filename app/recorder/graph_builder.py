@@ -215,6 +215,7 @@ class GraphBuilder:
             value=self.summary(t),
             grad=None,
             expression=expression,
+            look=None,  # the server sets it when it reads the graph
         )
         self.add_node(node)
         self._tensor_of_key[key] = node_id
@@ -253,6 +254,7 @@ class GraphBuilder:
             constants=[],
             next=[],
             failed=False,
+            look=None,  # the server sets it when it reads the graph
         )
         self.add_node(node)
         self._op_of_fn[id(fn)] = node_id

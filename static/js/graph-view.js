@@ -2,13 +2,6 @@
 import { clear, el, svg } from "./dom.js";
 import { formatData, shapeText } from "./format.js";
 
-export function tensorKind(node) {
-  if (node.kind !== "tensor") return node.grad_fn === "AccumulateGrad" ? "acc" : "op";
-  if (!node.is_leaf) return "tensor";
-  if (!node.requires_grad) return "const";
-  return node.is_parameter ? "param" : "leaf";
-}
-
 const BADGE_FONT = 14; // px, monospace: about 0.6 em per character
 export const SMALLEST_FONT = 14; // px at scale 1: subtitles, badges and frame labels
 
@@ -258,7 +251,7 @@ export class GraphView {
 
   drawNode(box) {
     const node = this.byId.get(box.id);
-    const kind = node ? tensorKind(node) : box.kind;
+    const kind = node ? node.look : box.kind; // the server says how a graph node looks
     const attrs = {
       class: `node kind-${kind}`,
       "data-testid": "node",
@@ -438,43 +431,21 @@ export class GraphView {
     this.root.dataset.scale = k.toFixed(3);
   }
 
-  // Boxes, cluster frames and the widest badge any step puts under each box: a value over its
-  // gradient, so their lines add up (as app/badges.py widest_badges reserves them).
+  // Boxes, cluster frames and the widest badge any step puts under each box, as the server
+  // measured it (app/badges.py widest_badges: a value over its gradient, their lines added up).
   contentBounds(graph, layout) {
-    const measure = (target, texts) => {
-      for (const [id, text] of Object.entries(texts)) {
-        const lines = badgeLines(text);
-        const width = Math.max(...lines.map((l) => l.length)) * BADGE_FONT * 0.62;
-        const old = target.get(id);
-        target.set(id, {
-          width: Math.max(width, old?.width ?? 0),
-          lines: Math.max(lines.length, old?.lines ?? 0),
-        });
-      }
-    };
-    const values = new Map();
-    const gradients = new Map();
-    (graph.badges?.forward ?? []).forEach((texts) => measure(values, texts));
-    for (const steps of graph.badges?.backward ?? [])
-      steps.forEach((texts) => measure(gradients, texts));
-    const widest = new Map(values);
-    for (const [id, gradient] of gradients) {
-      const value = values.get(id) ?? { width: 0, lines: 0 };
-      widest.set(id, {
-        width: Math.max(value.width, gradient.width),
-        lines: value.lines + gradient.lines,
-      });
-    }
+    const sizes = graph.badges?.sizes ?? {};
     const y0 = 0;
     let x0 = 0,
       x1 = layout.width,
       y1 = layout.height;
     for (const box of layout.nodes) {
-      const badge = widest.get(box.id);
+      const badge = sizes[box.id];
       if (!badge) continue;
       const cx = box.x + box.width / 2;
-      x0 = Math.min(x0, cx - badge.width / 2);
-      x1 = Math.max(x1, cx + badge.width / 2);
+      const width = badge.chars * BADGE_FONT * 0.62;
+      x0 = Math.min(x0, cx - width / 2);
+      x1 = Math.max(x1, cx + width / 2);
       y1 = Math.max(y1, box.y + box.height + BADGE_GAP + (badge.lines - 1) * BADGE_LINE + 6);
     }
     if (graph.error?.pass_index !== null && graph.error?.pass_index !== undefined) {
