@@ -396,7 +396,9 @@ class BadgeSize(Contract):
 
 
 class BadgeTrack(Contract):
-    """Text beside nodes at each player step; the page and every export show exactly this."""
+    """Text beside nodes at each player step; the page and every export show exactly this.
+
+    Every text arrives on the lines it is drawn on, separated by newlines."""
 
     forward: list[dict[str, str]] = Field(
         default_factory=list,

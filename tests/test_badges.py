@@ -30,7 +30,8 @@ def test_w_shows_both_contributions_meeting_and_its_grad(shared) -> None:
     w = tensor_named(shared, "w").id
     last = len(shared.backward[0].steps) - 1
     text = badges_at(track, "backward", 0, last)[w]
-    assert text == "= [1.]\n∂ [3.] + [2.] = [5.] → .grad [5.]"  # its value over its gradient
+    # its value over its gradient, the gradient broken before its sum and its .grad
+    assert text == "= [1.]\n∂ [3.] + [2.]\n= [5.]\n→ .grad [5.]"
     assert badge_lines(text) == ["= [1.]", "∂ [3.] + [2.]", "= [5.]", "→ .grad [5.]"]
 
 
@@ -122,3 +123,13 @@ def test_the_track_carries_each_node_widest_badge_for_the_page(shared) -> None:
         for step in range(len(shared.backward[0].steps)):
             lines = badge_lines(badges_at(track, "backward", 0, step).get(node, ""))
             assert len(lines) <= size.lines and max(map(len, lines)) <= size.chars
+
+
+def test_every_text_arrives_on_the_lines_it_is_drawn_on() -> None:
+    """The page splits a badge at its newlines alone: the server has broken every long line."""
+    graph = trace_code(used_n_times(6))
+    track = badge_track(graph)
+    texts = [text for step in track.forward for text in step.values()]
+    texts += [text for steps in track.backward for step in steps for text in step.values()]
+    assert any(text.count("\n") >= 2 for text in texts)  # a sum of parts, then its .grad
+    assert all(badge_lines(text) == text.split("\n") for text in texts)

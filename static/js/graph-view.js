@@ -25,16 +25,6 @@ const BADGE_LINE = 18;
 const GROUP_KINDS = new Set(["module", "line", "fold"]); // boxes that open with a click
 const FAILED_MARK = "✗ backward()"; // beside the tensor a failed backward pass started from
 const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
-const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
-
-// A badge's lines: short ones stay whole, long ones break before their sum and their .grad
-// (a value over its gradient, or an error message, arrives already on lines).
-export function badgeLines(text) {
-  return text
-    .split("\n")
-    .flatMap((line) => (line.length <= MAX_BADGE_LINE ? [line] : line.split(/ (?=[=→] )/)));
-}
-
 // Which lines of a badge are the gradient (drawn in the gradient colour): from the first "∂" on.
 function gradientFrom(lines) {
   const first = lines.findIndex((line) => line.startsWith("∂"));
@@ -371,7 +361,7 @@ export class GraphView {
       group.classList.toggle("has-grad", text.includes("∂"));
       if (badge.dataset.text !== text) {
         badge.dataset.text = text;
-        const lines = text ? badgeLines(text) : [];
+        const lines = text ? text.split("\n") : []; // the server breaks badges into lines
         const gradient = gradientFrom(lines);
         badge.replaceChildren(
           ...lines.map((line, i) =>
