@@ -90,7 +90,8 @@ class TensorNode(Contract):
     )
     look: Literal["leaf", "param", "const", "tensor"] | None = Field(
         None,
-        description="how the page draws it, set by the server from the fields above: a leaf "
+        description="how the page draws it, set by the recorder and the server from the fields "
+        "above: a leaf "
         "that requires grad ('param' if a module's parameter), a leaf that does not ('const'), "
         "or a computed tensor",
     )
@@ -98,7 +99,7 @@ class TensorNode(Contract):
     @model_validator(mode="after")
     def _set_look(self) -> TensorNode:
         """The look follows from the tensor's own fields, whatever the JSON said."""
-        self.look = node_look(self)
+        self.look = tensor_look(self.is_leaf, self.requires_grad, self.is_parameter)
         return self
 
 
@@ -130,8 +131,8 @@ class OpNode(Contract):
         False,
         description="the call that raised the program's error: drawn as a ghost, no autograd node",
     )
-    look: Literal["op", "acc"] | None = Field(
-        None,
+    look: Literal["op", "acc"] = Field(
+        "op",
         description="how the page draws it, set by the server: 'acc' for an AccumulateGrad "
         "node beside its leaf, 'op' for every other",
     )
@@ -139,22 +140,29 @@ class OpNode(Contract):
     @model_validator(mode="after")
     def _set_look(self) -> OpNode:
         """The look follows from the node's own fields, whatever the JSON said."""
-        self.look = node_look(self)
+        self.look = op_look(self.grad_fn)
         return self
 
 
 Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
 
 
-def node_look(node: TensorNode | OpNode) -> str:
-    """How a node is drawn: leaf, param, const or tensor; op, or acc for an AccumulateGrad."""
-    if isinstance(node, OpNode):
-        return "acc" if node.grad_fn == "AccumulateGrad" else "op"
-    if not node.is_leaf:
+TensorLook = Literal["leaf", "param", "const", "tensor"]
+OpLook = Literal["op", "acc"]
+
+
+def tensor_look(is_leaf: bool, requires_grad: bool, is_parameter: bool) -> TensorLook:
+    """How a tensor is drawn: a computed tensor, a leaf with or without grad, a parameter."""
+    if not is_leaf:
         return "tensor"
-    if not node.requires_grad:
+    if not requires_grad:
         return "const"
-    return "param" if node.is_parameter else "leaf"
+    return "param" if is_parameter else "leaf"
+
+
+def op_look(grad_fn: str | None) -> OpLook:
+    """How an op is drawn: an AccumulateGrad beside its leaf, or any other op."""
+    return "acc" if grad_fn == "AccumulateGrad" else "op"
 
 
 class Edge(Contract):

@@ -70,6 +70,8 @@ def test_the_served_graph_says_how_each_node_looks(api_client: TestClient) -> No
 
 def test_a_node_cannot_claim_another_look_than_its_fields_give() -> None:
     graph = trace_code("import torch\nw = torch.ones(2, requires_grad=True)\ny = (w * 2).sum()\n")
+    recorded = {n.label: n.look for n in graph.nodes}  # the recorder sets it (notebook, CLI)
+    assert recorded["w"] == "leaf" and recorded["mul"] == "op" and "acc" in recorded.values()
     sent = json.loads(graph.model_dump_json())
     for node in sent["nodes"]:
         node["look"] = "const" if node["kind"] == "tensor" else "acc"
