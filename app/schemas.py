@@ -91,9 +91,8 @@ class TensorNode(Contract):
     look: Literal["leaf", "param", "const", "tensor"] | None = Field(
         None,
         description="how the page draws it, set by the recorder and the server from the fields "
-        "above: a leaf "
-        "that requires grad ('param' if a module's parameter), a leaf that does not ('const'), "
-        "or a computed tensor",
+        "above: a leaf that requires grad ('param' if a module's parameter), a leaf that does "
+        "not ('const'), or a computed tensor",
     )
 
     @model_validator(mode="after")
@@ -133,8 +132,8 @@ class OpNode(Contract):
     )
     look: Literal["op", "acc"] = Field(
         "op",
-        description="how the page draws it, set by the server: 'acc' for an AccumulateGrad "
-        "node beside its leaf, 'op' for every other",
+        description="how the page draws it, set by the recorder and the server from grad_fn: "
+        "'acc' for an AccumulateGrad node beside its leaf, 'op' for every other",
     )
 
     @model_validator(mode="after")
