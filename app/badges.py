@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.graph_index import index_of
-from app.schemas import BadgeTrack, Graph, OpNode, TensorData, TensorNode
+from app.schemas import BadgeSize, BadgeTrack, Graph, OpNode, TensorData, TensorNode
 from app.torch_print import torch_value_texts
 
 BADGE_ITEMS = 3  # values shown in a badge before "…"
-MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → " (graph-view.js too)
+MAX_BADGE_LINE = 26  # characters; longer badges break before " = " and " → ", here only
 ERROR_BADGE_CHARS = 60  # the error message under the call that raised, shortened
 BADGE_PARTS = 4  # gradients shown where they meet; more are counted, not written
 MAX_BADGE_CHARS = 240  # a badge is cut here: each is bounded, so all of them are linear
@@ -82,11 +82,16 @@ class _Arrival:
             body = total or (parts[0] if parts else "")
         if self.leaf:
             body += f" → .grad {text_of(self.accumulated)}"
-        return _clip(f"∂ {body}")
+        return _on_lines(_clip(f"∂ {body}"))
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_BADGE_CHARS else text[: MAX_BADGE_CHARS - 1] + "…"
+
+
+def _on_lines(text: str) -> str:
+    """The text with a line break wherever it is drawn on a new line: the page splits at them."""
+    return "\n".join(badge_lines(text))
 
 
 class _TextMemo:
@@ -120,11 +125,11 @@ def badge_track(graph: Graph) -> BadgeTrack:
         if not forward:  # leaves and constants are there from the start
             for node in graph.nodes:
                 if isinstance(node, TensorNode) and node.id not in computed:
-                    texts[node.id] = f"= {text_of(node.value)}"
+                    texts[node.id] = _on_lines(f"= {text_of(node.value)}")
         for tensor in step.outputs:
             node = by_id.get(tensor)
             if isinstance(node, TensorNode):
-                texts[tensor] = _clip(f"= {text_of(node.value)}")
+                texts[tensor] = _on_lines(_clip(f"= {text_of(node.value)}"))
         if graph.error is not None and graph.error.node == step.node:  # the call that raised
             message = " ".join(graph.error.message.split())
             if len(message) > ERROR_BADGE_CHARS:
@@ -185,7 +190,12 @@ def badge_track(graph: Graph) -> BadgeTrack:
                 {tensor: arrivals[tensor].text(text_of) for tensor in dict.fromkeys(touched)}
             )
         backward.append(steps)
-    return BadgeTrack(forward=forward, backward=backward)
+    track = BadgeTrack(forward=forward, backward=backward)
+    track.sizes = {
+        node: BadgeSize(chars=chars, lines=lines)
+        for node, (chars, lines) in widest_badges(track).items()
+    }
+    return track
 
 
 def values_at(track: BadgeTrack, index: int) -> dict[str, str]:

@@ -88,6 +88,18 @@ class TensorNode(Contract):
         description="the program's source expression that made it, in full ('x * w'); the "
         "label of an unnamed tensor is this text shortened",
     )
+    look: Literal["leaf", "param", "const", "tensor"] | None = Field(
+        None,
+        description="how the page draws it, set by the recorder and the server from the fields "
+        "above: a leaf that requires grad ('param' if a module's parameter), a leaf that does "
+        "not ('const'), or a computed tensor",
+    )
+
+    @model_validator(mode="after")
+    def _set_look(self) -> TensorNode:
+        """The look follows from the tensor's own fields, whatever the JSON said."""
+        self.look = tensor_look(self.is_leaf, self.requires_grad, self.is_parameter)
+        return self
 
 
 class OpNode(Contract):
@@ -118,9 +130,38 @@ class OpNode(Contract):
         False,
         description="the call that raised the program's error: drawn as a ghost, no autograd node",
     )
+    look: Literal["op", "acc"] = Field(
+        "op",
+        description="how the page draws it, set by the recorder and the server from grad_fn: "
+        "'acc' for an AccumulateGrad node beside its leaf, 'op' for every other",
+    )
+
+    @model_validator(mode="after")
+    def _set_look(self) -> OpNode:
+        """The look follows from the node's own fields, whatever the JSON said."""
+        self.look = op_look(self.grad_fn)
+        return self
 
 
 Node = Annotated[TensorNode | OpNode, Field(discriminator="kind")]
+
+
+TensorLook = Literal["leaf", "param", "const", "tensor"]
+OpLook = Literal["op", "acc"]
+
+
+def tensor_look(is_leaf: bool, requires_grad: bool, is_parameter: bool) -> TensorLook:
+    """How a tensor is drawn: a computed tensor, a leaf with or without grad, a parameter."""
+    if not is_leaf:
+        return "tensor"
+    if not requires_grad:
+        return "const"
+    return "param" if is_parameter else "leaf"
+
+
+def op_look(grad_fn: str | None) -> OpLook:
+    """How an op is drawn: an AccumulateGrad beside its leaf, or any other op."""
+    return "acc" if grad_fn == "AccumulateGrad" else "op"
 
 
 class Edge(Contract):
@@ -354,8 +395,17 @@ class Layout(Contract):
     )
 
 
+class BadgeSize(Contract):
+    """The room the widest badge of one node takes at any step."""
+
+    chars: int = Field(ge=0, description="most characters on one drawn line")
+    lines: int = Field(ge=0, description="most lines, a value's and its gradient's added up")
+
+
 class BadgeTrack(Contract):
-    """Text beside nodes at each player step; the page and every export show exactly this."""
+    """Text beside nodes at each player step; the page and every export show exactly this.
+
+    Every text arrives on the lines it is drawn on, separated by newlines."""
 
     forward: list[dict[str, str]] = Field(
         default_factory=list,
@@ -365,6 +415,11 @@ class BadgeTrack(Contract):
     backward: list[list[dict[str, str]]] = Field(
         default_factory=list,
         description="per pass, per step: node id -> gradient text from that step on",
+    )
+    sizes: dict[str, BadgeSize] = Field(
+        default_factory=dict,
+        description="node id -> the widest badge any step shows under it (app/badges.py "
+        "widest_badges): the layout reserves this room, the page fits the view to it",
     )
 
 

@@ -12,9 +12,10 @@ from app.badges import (
     badge_track,
     badges_at,
     data_text,
+    widest_badges,
 )
 from app.lessons import get_lesson
-from app.schemas import TensorData
+from app.schemas import BadgeSize, TensorData
 from app.tracing import trace_code
 from tests.conftest import tensor_named
 
@@ -29,7 +30,8 @@ def test_w_shows_both_contributions_meeting_and_its_grad(shared) -> None:
     w = tensor_named(shared, "w").id
     last = len(shared.backward[0].steps) - 1
     text = badges_at(track, "backward", 0, last)[w]
-    assert text == "= [1.]\n∂ [3.] + [2.] = [5.] → .grad [5.]"  # its value over its gradient
+    # its value over its gradient, the gradient broken before its sum and its .grad
+    assert text == "= [1.]\n∂ [3.] + [2.]\n= [5.]\n→ .grad [5.]"
     assert badge_lines(text) == ["= [1.]", "∂ [3.] + [2.]", "= [5.]", "→ .grad [5.]"]
 
 
@@ -109,3 +111,25 @@ def test_more_gradients_than_shown_are_counted() -> None:
     text = badges_at(track, "backward", 0, last)[x]
     assert text.count(" + ") == BADGE_PARTS - 1 and f"… {6 - (BADGE_PARTS - 1)} more" in text
     assert text.endswith("→ .grad [15., 15.]")  # 0 + 1 + ... + 5, as torch sums it
+
+
+def test_the_track_carries_each_node_widest_badge_for_the_page(shared) -> None:
+    track = badge_track(shared)
+    w = tensor_named(shared, "w").id
+    # "∂ [3.] + [2.]" is its widest line; its value over its three gradient lines: four lines
+    assert track.sizes[w] == BadgeSize(chars=13, lines=4)
+    assert {node: (s.chars, s.lines) for node, s in track.sizes.items()} == widest_badges(track)
+    for node, size in track.sizes.items():  # no step shows a badge wider or taller than this
+        for step in range(len(shared.backward[0].steps)):
+            lines = badge_lines(badges_at(track, "backward", 0, step).get(node, ""))
+            assert len(lines) <= size.lines and max(map(len, lines)) <= size.chars
+
+
+def test_every_text_arrives_on_the_lines_it_is_drawn_on() -> None:
+    """The page splits a badge at its newlines alone: the server has broken every long line."""
+    graph = trace_code(used_n_times(6))
+    track = badge_track(graph)
+    texts = [text for step in track.forward for text in step.values()]
+    texts += [text for steps in track.backward for step in steps for text in step.values()]
+    assert any(text.count("\n") >= 2 for text in texts)  # a sum of parts, then its .grad
+    assert all(badge_lines(text) == text.split("\n") for text in texts)

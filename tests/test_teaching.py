@@ -206,7 +206,7 @@ def test_exports_at_a_step_carry_the_page_badges(pages, server, step) -> None:
     lines = sorted(line for text in shown.values() for line in badge_lines(text))
     assert svg_badges(exported.content) == lines
     if step == "backward:0:3":  # step 4 of 5: both contributions met at w, under its value
-        assert "= [1.]\n∂ [3.] + [2.] = [5.] → .grad [5.]" in shown.values()
+        assert "= [1.]\n∂ [3.] + [2.]\n= [5.]\n→ .grad [5.]" in shown.values()
 
 
 def test_html_export_shows_the_same_badges(pages, server, tmp_path) -> None:

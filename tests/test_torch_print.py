@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,3 +58,40 @@ def test_integer_tensors_print_without_a_point() -> None:
 def test_a_limit_writes_the_first_values_in_the_mode_of_all(values: list[float], limit) -> None:
     assert torch_value_texts(values, limit=limit) == torch_value_texts(values)[:limit]
     assert torch_value_texts(values, False, limit) == torch_value_texts(values, False)[:limit]
+
+
+BROWSER_CASES = [
+    [138.83378601074219],
+    [5.0],
+    [3.0, 2.0, 5.0],
+    [-0.25, 0.125, 3.0],
+    [0.00001234, 1.0],
+    [1e9, 2.0],
+    [1234.5, 0.5],
+    [0.0],
+    [1.03125],  # exactly halfway between two 4-decimal texts: torch rounds to even
+    [0.15625, 2.0],
+    [10312.5, 1.0],  # halfway in scientific notation
+    [-2.65625, 0.5],
+]
+
+
+def test_the_browser_prints_numbers_as_the_server_does() -> None:
+    """static/js/format.js (the numbers the browser formats itself: its tables, chart axes)
+    writes every value as app/torch_print.py and torch do."""
+    if shutil.which("node") is None:
+        pytest.skip("needs node, which is not installed here")
+    module = Path(__file__).resolve().parent.parent / "static" / "js" / "format.js"
+    script = (
+        f"import {{ formatValues }} from {json.dumps(module.as_uri())};\n"
+        f"const cases = {json.dumps(BROWSER_CASES)};\n"
+        "console.log(JSON.stringify(cases.map((values) => formatValues(values))));\n"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    browser = json.loads(done.stdout)
+    for values, texts in zip(BROWSER_CASES, browser, strict=True):
+        t = torch.tensor(values, dtype=torch.float32)
+        assert texts == torch_value_texts(t.tolist()) == torch_items(t), values

@@ -30,6 +30,8 @@ from app.schemas import (
     OpNode,
     TensorData,
     TensorNode,
+    op_look,
+    tensor_look,
 )
 from app.tensor_summary import SummaryBatch, dtype_name
 
@@ -215,6 +217,7 @@ class GraphBuilder:
             value=self.summary(t),
             grad=None,
             expression=expression,
+            look=tensor_look(t.is_leaf, t.requires_grad, isinstance(t, nn.Parameter)),
         )
         self.add_node(node)
         self._tensor_of_key[key] = node_id
@@ -253,6 +256,7 @@ class GraphBuilder:
             constants=[],
             next=[],
             failed=False,
+            look=op_look(fn_name),
         )
         self.add_node(node)
         self._op_of_fn[id(fn)] = node_id

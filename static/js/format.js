@@ -17,9 +17,31 @@ function special(n) {
   return null;
 }
 
-// Python's "{:.4e}": two-digit exponent with a sign (1.2340e-05).
+// Whether an exact decimal expansion ("1.03125000…") lies halfway between the two texts that
+// keep `digits` digits after its point, with an even digit last: JS rounds such a tie away from
+// zero, Python's format (and so torch) to the even digit (1.03125 prints 1.0312).
+function tieToEven(exact, digits) {
+  const point = exact.indexOf(".");
+  return /^50*$/.test(exact.slice(point + 1 + digits)) && Number(exact[point + digits]) % 2 === 0;
+}
+
+// Python's "{:.4f}". Digits past 100 never decide a tie here: a double of at least 1e-4 (fixed
+// notation's smallest) has fewer after its point.
+function fixed(n) {
+  const exact = Math.abs(n).toFixed(100);
+  if (!tieToEven(exact, PRECISION)) return n.toFixed(PRECISION);
+  return `${n < 0 ? "-" : ""}${exact.slice(0, exact.indexOf(".") + 1 + PRECISION)}`;
+}
+
+// Python's "{:.4e}": two-digit exponent with a sign (1.2340e-05). A double near a tie but not on
+// it differs from it long before its 100th significant digit.
 function scientific(n) {
-  const [mantissa, exponent] = n.toExponential(PRECISION).split("e");
+  const [exact, exactExponent] = Math.abs(n).toExponential(100).split("e");
+  let [mantissa, exponent] = n.toExponential(PRECISION).split("e");
+  if (tieToEven(exact, PRECISION)) {
+    mantissa = `${n < 0 ? "-" : ""}${exact.slice(0, 2 + PRECISION)}`;
+    exponent = exactExponent;
+  }
   const e = Number(exponent);
   return `${mantissa}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
 }
@@ -41,7 +63,7 @@ export function formatValues(values, floating = true) {
   const sci = nonzero.length > 0 && (high / low > 1000 || high > 1e8 || (!whole && low < 1e-4));
   const one = (n) => {
     if (sci) return scientific(n);
-    return whole ? `${n.toFixed(0)}.` : n.toFixed(PRECISION);
+    return whole ? `${n.toFixed(0)}.` : fixed(n);
   };
   return numbers.map((n) => special(n) ?? one(n));
 }

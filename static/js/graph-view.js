@@ -2,13 +2,6 @@
 import { clear, el, svg } from "./dom.js";
 import { formatData, shapeText } from "./format.js";
 
-export function tensorKind(node) {
-  if (node.kind !== "tensor") return node.grad_fn === "AccumulateGrad" ? "acc" : "op";
-  if (!node.is_leaf) return "tensor";
-  if (!node.requires_grad) return "const";
-  return node.is_parameter ? "param" : "leaf";
-}
-
 const BADGE_FONT = 14; // px, monospace: about 0.6 em per character
 export const SMALLEST_FONT = 14; // px at scale 1: subtitles, badges and frame labels
 
@@ -32,16 +25,6 @@ const BADGE_LINE = 18;
 const GROUP_KINDS = new Set(["module", "line", "fold"]); // boxes that open with a click
 const FAILED_MARK = "✗ backward()"; // beside the tensor a failed backward pass started from
 const BADGE_GAP = 16; // from the box's bottom to the first badge line's baseline
-const MAX_BADGE_LINE = 26; // characters; longer badges break before " = " and " → "
-
-// A badge's lines: short ones stay whole, long ones break before their sum and their .grad
-// (a value over its gradient, or an error message, arrives already on lines).
-export function badgeLines(text) {
-  return text
-    .split("\n")
-    .flatMap((line) => (line.length <= MAX_BADGE_LINE ? [line] : line.split(/ (?=[=→] )/)));
-}
-
 // Which lines of a badge are the gradient (drawn in the gradient colour): from the first "∂" on.
 function gradientFrom(lines) {
   const first = lines.findIndex((line) => line.startsWith("∂"));
@@ -258,7 +241,7 @@ export class GraphView {
 
   drawNode(box) {
     const node = this.byId.get(box.id);
-    const kind = node ? tensorKind(node) : box.kind;
+    const kind = node ? node.look : box.kind; // the server says how a graph node looks
     const attrs = {
       class: `node kind-${kind}`,
       "data-testid": "node",
@@ -378,7 +361,7 @@ export class GraphView {
       group.classList.toggle("has-grad", text.includes("∂"));
       if (badge.dataset.text !== text) {
         badge.dataset.text = text;
-        const lines = text ? badgeLines(text) : [];
+        const lines = text ? text.split("\n") : []; // the server breaks badges into lines
         const gradient = gradientFrom(lines);
         badge.replaceChildren(
           ...lines.map((line, i) =>
@@ -438,43 +421,21 @@ export class GraphView {
     this.root.dataset.scale = k.toFixed(3);
   }
 
-  // Boxes, cluster frames and the widest badge any step puts under each box: a value over its
-  // gradient, so their lines add up (as app/badges.py widest_badges reserves them).
+  // Boxes, cluster frames and the widest badge any step puts under each box, as the server
+  // measured it (app/badges.py widest_badges: a value over its gradient, their lines added up).
   contentBounds(graph, layout) {
-    const measure = (target, texts) => {
-      for (const [id, text] of Object.entries(texts)) {
-        const lines = badgeLines(text);
-        const width = Math.max(...lines.map((l) => l.length)) * BADGE_FONT * 0.62;
-        const old = target.get(id);
-        target.set(id, {
-          width: Math.max(width, old?.width ?? 0),
-          lines: Math.max(lines.length, old?.lines ?? 0),
-        });
-      }
-    };
-    const values = new Map();
-    const gradients = new Map();
-    (graph.badges?.forward ?? []).forEach((texts) => measure(values, texts));
-    for (const steps of graph.badges?.backward ?? [])
-      steps.forEach((texts) => measure(gradients, texts));
-    const widest = new Map(values);
-    for (const [id, gradient] of gradients) {
-      const value = values.get(id) ?? { width: 0, lines: 0 };
-      widest.set(id, {
-        width: Math.max(value.width, gradient.width),
-        lines: value.lines + gradient.lines,
-      });
-    }
+    const sizes = graph.badges?.sizes ?? {};
     const y0 = 0;
     let x0 = 0,
       x1 = layout.width,
       y1 = layout.height;
     for (const box of layout.nodes) {
-      const badge = widest.get(box.id);
+      const badge = sizes[box.id];
       if (!badge) continue;
       const cx = box.x + box.width / 2;
-      x0 = Math.min(x0, cx - badge.width / 2);
-      x1 = Math.max(x1, cx + badge.width / 2);
+      const width = badge.chars * BADGE_FONT * 0.62;
+      x0 = Math.min(x0, cx - width / 2);
+      x1 = Math.max(x1, cx + width / 2);
       y1 = Math.max(y1, box.y + box.height + BADGE_GAP + (badge.lines - 1) * BADGE_LINE + 6);
     }
     if (graph.error?.pass_index !== null && graph.error?.pass_index !== undefined) {
