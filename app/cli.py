@@ -225,7 +225,7 @@ def _seconds(text: str) -> float:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the Graph (the v1 contract)."""
-    from app.schemas import graph_json_schema
+    from app.contract_schema import graph_json_schema
 
     print(json.dumps(graph_json_schema(), indent=2))
     return EXIT_OK

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from app.loss_rules import LOSS_RULES
+from app.rule_terms import elementwise, grouped, rule_terms
 from app.rule_text import rule_message
 from app.schemas import RuleTerm
 from app.step_view import Operand, StepView, bracketed_shape, browser_number, literal, reduce_to
@@ -16,55 +18,9 @@ Rule = Callable[[StepView], tuple[str, list[RuleTerm]]]
 Local = Callable[[torch.Tensor], torch.Tensor]
 
 
-def broadcast_shape(a: list[int], b: list[int]) -> list[int]:
-    """The shape two shapes broadcast to (torch's rule), without asking torch."""
-    if a == b:
-        return list(a)
-    rank = max(len(a), len(b))
-    a, b = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
-    return [x if y == 1 else y for x, y in zip(a, b, strict=True)]
-
-
 def _t(name: str) -> str:
     """name transposed: Wᵀ for W, W for Wᵀ."""
     return name[:-1] if name.endswith("ᵀ") else f"{name}ᵀ"
-
-
-_GROUPING = frozenset(" +-·/")  # characters that make a name an expression to bracket
-
-
-def _group(text: str) -> str:
-    return text if _GROUPING.isdisjoint(text) else f"({text})"
-
-
-def elementwise(
-    view: StepView,
-    slot: int,
-    local: str,
-    local_value: torch.Tensor | float | None,
-    local_shape: list[int] | None = None,
-) -> RuleTerm:
-    """grad_in = grad_out · local, summed over the dimensions broadcasting added."""
-    g = view.grad
-    shape = view.input_shape(slot)
-    if isinstance(local_value, torch.Tensor):
-        local_shape = list(local_value.shape) if local_shape is None else local_shape
-    out_shape = broadcast_shape(g.shape or [], local_shape or [])
-    reduced = shape is not None and out_shape != list(shape)
-    value = None
-    if g.value is not None and local_value is not None and shape is not None:
-        value = reduce_to(g.value * local_value, list(shape))
-    if isinstance(local_value, torch.Tensor) or local_value is None:
-        factor: str | Operand = Operand(local, local_value, local_shape)
-    else:
-        factor = browser_number(local_value)
-    product = f"{g.name} · {_group(local)}"
-    parts: list = [g, " · ", factor]
-    message = None
-    if reduced:
-        product, parts = f"sum({product})", ["sum(", *parts, ")"]
-        message = rule_message("broadcast", x=view.slot_name(slot) or f"input{slot}")
-    return view.term(slot, local, product, parts, value, message)
 
 
 def _unary(function: str, key: str | None, local: str, derivative: Local | None) -> Rule:
@@ -83,10 +39,6 @@ def _unary(function: str, key: str | None, local: str, derivative: Local | None)
     return rule
 
 
-def _terms(view: StepView, *terms: tuple[int, Callable[[], RuleTerm]]) -> list[RuleTerm]:
-    return [make() for slot, make in terms if view.wants(slot)]
-
-
 def _add(sign: float, swapped: bool = False) -> Rule:
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         alpha = view.number("alpha", 1)
@@ -102,7 +54,7 @@ def _add(sign: float, swapped: bool = False) -> Rule:
         else:
             expression = f"{view.output} = {a} {op} {scaled(b)}"
             first, second = 1.0, sign * alpha
-        return expression, _terms(
+        return expression, rule_terms(
             view,
             (0, lambda: elementwise(view, 0, browser_number(first), float(first))),
             (1, lambda: elementwise(view, 1, browser_number(second), float(second))),
@@ -116,7 +68,7 @@ def _rsub_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     x = view.slot_name(0) or "x"
     c = browser_number(literal(view.op.constants[0]) or 0) if view.op.constants else "c"
     scaled = x if alpha == 1 else f"{browser_number(alpha)}·{x}"
-    return f"{view.output} = {c} - {scaled}", _terms(
+    return f"{view.output} = {c} - {scaled}", rule_terms(
         view, (0, lambda: elementwise(view, 0, browser_number(-alpha), float(-alpha)))
     )
 
@@ -133,7 +85,7 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
 
 def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
     a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
-    return f"{view.output} = {a.name} * {b.name}", _terms(
+    return f"{view.output} = {a.name} * {b.name}", rule_terms(
         view,
         (0, lambda: elementwise(view, 0, b.name, b.value, b.shape)),
         (1, lambda: elementwise(view, 1, a.name, a.value, a.shape)),
@@ -144,10 +96,10 @@ def _div(view: StepView) -> tuple[str, list[RuleTerm]]:
     a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
     inverse = 1 / b.value if b.value is not None else None
     minus = -a.value / b.value**2 if a.value is not None and b.value is not None else None
-    return f"{view.output} = {a.name} / {b.name}", _terms(
+    return f"{view.output} = {a.name} / {b.name}", rule_terms(
         view,
-        (0, lambda: elementwise(view, 0, f"1/{_group(b.name)}", inverse, b.shape)),
-        (1, lambda: elementwise(view, 1, f"-{a.name}/{_group(b.name)}^2", minus, None)),
+        (0, lambda: elementwise(view, 0, f"1/{grouped(b.name)}", inverse, b.shape)),
+        (1, lambda: elementwise(view, 1, f"-{a.name}/{grouped(b.name)}^2", minus, None)),
     )
 
 
@@ -157,11 +109,11 @@ def _pow_scalar(view: StepView) -> tuple[str, list[RuleTerm]]:
     if not isinstance(n, (int, float)):
         return f"{view.output} = {x.name} ** n", []
     value = n * x.value ** (n - 1) if x.value is not None else None
-    power = {0: "", 1: f"·{_group(x.name)}"}.get(
-        n - 1, f"·{_group(x.name)}^{browser_number(n - 1)}"
+    power = {0: "", 1: f"·{grouped(x.name)}"}.get(
+        n - 1, f"·{grouped(x.name)}^{browser_number(n - 1)}"
     )
     local = f"{browser_number(n)}{power}"
-    return f"{view.output} = {x.name} ** {browser_number(n)}", _terms(
+    return f"{view.output} = {x.name} ** {browser_number(n)}", rule_terms(
         view, (0, lambda: elementwise(view, 0, local, value, x.shape))
     )
 
@@ -174,8 +126,8 @@ def _pow_tensor(view: StepView) -> tuple[str, list[RuleTerm]]:
         da = b.value * a.value ** (b.value - 1)
     if a.value is not None and y.value is not None:
         db = y.value * torch.log(a.value)
-    an, bn = _group(a.name), _group(b.name)
-    return f"{view.output} = {a.name} ** {b.name}", _terms(
+    an, bn = grouped(a.name), grouped(b.name)
+    return f"{view.output} = {a.name} ** {b.name}", rule_terms(
         view,
         (0, lambda: elementwise(view, 0, f"{bn}·{an}^({bn} - 1)", da, a.shape)),
         (1, lambda: elementwise(view, 1, f"{an}^{bn}·log({an})", db, y.shape)),
@@ -188,8 +140,8 @@ def _pow_base(view: StepView) -> tuple[str, list[RuleTerm]]:
     x = view.slot_name(0) or "x"
     value = y.value * math.log(c) if y.value is not None and isinstance(c, (int, float)) else None
     cn = browser_number(c) if isinstance(c, (int, float)) else "c"
-    return f"{view.output} = {cn} ** {x}", _terms(
-        view, (0, lambda: elementwise(view, 0, f"{cn}^{_group(x)}·log({cn})", value, y.shape))
+    return f"{view.output} = {cn} ** {x}", rule_terms(
+        view, (0, lambda: elementwise(view, 0, f"{cn}^{grouped(x)}·log({cn})", value, y.shape))
     )
 
 
@@ -221,7 +173,7 @@ def _sum(with_dim: bool) -> Rule:
         dims = _dims(view, len(sizes)) if with_dim else None
         where = f", dim={dims[0] if len(dims) == 1 else tuple(dims)}" if dims else ""
         g = view.grad
-        return f"{view.output} = sum({x}{where})", _terms(
+        return f"{view.output} = sum({x}{where})", rule_terms(
             view,
             (
                 0,
@@ -248,7 +200,7 @@ def _mean(with_dim: bool) -> Rule:
         g = view.grad
         full = _expanded(view, sizes, dims)
         value = full / n if full is not None and n else None
-        return f"{view.output} = mean({x}{where})", _terms(
+        return f"{view.output} = mean({x}{where})", rule_terms(
             view,
             (
                 0,
@@ -266,7 +218,7 @@ def _mm(view: StepView) -> tuple[str, list[RuleTerm]]:
     g = view.grad
     ga = g.value @ b.value.T if g.value is not None and b.value is not None else None
     gb = a.value.T @ g.value if g.value is not None and a.value is not None else None
-    return f"{view.output} = {a.name} @ {b.name}", _terms(
+    return f"{view.output} = {a.name} @ {b.name}", rule_terms(
         view,
         (0, lambda: view.term(0, _t(b.name), f"{g.name} · {_t(b.name)}", [g, " · ", b, "ᵀ"], ga)),
         (1, lambda: view.term(1, _t(a.name), f"{_t(a.name)} · {g.name}", [a, "ᵀ · ", g], gb)),
@@ -286,7 +238,7 @@ def _addmm(view: StepView) -> tuple[str, list[RuleTerm]]:
     summed = shape is not None and g.shape is not None and list(shape) != list(g.shape)
     bias_product = f"sum({g.name})" if summed else g.name
     m1t, m2t = _t(m1.name), _t(m2.name)
-    return f"{view.output} = {bias} + {m1.name} @ {m2.name}", _terms(
+    return f"{view.output} = {bias} + {m1.name} @ {m2.name}", rule_terms(
         view,
         (0, lambda: view.term(0, "1", bias_product, ["sum(", g, ")"] if summed else [g], gbias)),
         (1, lambda: view.term(1, m2t, f"{g.name} · {m2t}", [g, " · ", m2, "ᵀ"], g1)),
@@ -299,7 +251,7 @@ def _mv(view: StepView) -> tuple[str, list[RuleTerm]]:
     g = view.grad
     ga = torch.outer(g.value, v.value) if g.value is not None and v.value is not None else None
     gv = a.value.T @ g.value if g.value is not None and a.value is not None else None
-    return f"{view.output} = {a.name} @ {v.name}", _terms(
+    return f"{view.output} = {a.name} @ {v.name}", rule_terms(
         view,
         (0, lambda: view.term(0, v.name, f"{g.name} ⊗ {v.name}", [g, " ⊗ ", v], ga)),
         (1, lambda: view.term(1, _t(a.name), f"{_t(a.name)} · {g.name}", [a, "ᵀ · ", g], gv)),
@@ -308,7 +260,7 @@ def _mv(view: StepView) -> tuple[str, list[RuleTerm]]:
 
 def _dot(view: StepView) -> tuple[str, list[RuleTerm]]:
     a, b = view.operand("self", 0), view.operand("tensor", 1)
-    return f"{view.output} = dot({a.name}, {b.name})", _terms(
+    return f"{view.output} = dot({a.name}, {b.name})", rule_terms(
         view,
         (0, lambda: elementwise(view, 0, b.name, b.value, b.shape)),
         (1, lambda: elementwise(view, 1, a.name, a.value, a.shape)),
@@ -343,7 +295,7 @@ def _shape_op(
         if words is not None:
             dim, index = (str(view.number(k, "")) for k in ("dim", "index"))
             message = rule_message(words, x=x, sizes=names["sizes"], dim=dim, index=index)
-        return expression.format(**names), _terms(
+        return expression.format(**names), rule_terms(
             view, (0, lambda: view.term(0, "1", text, [head, g, tail], value, message))
         )
 
@@ -430,93 +382,11 @@ def _softmax(log: bool) -> Rule:
             parts = [y, " ⊙ (", g, " - sum(", g, " ⊙ ", y, f", dim={dim}))"]
             message = rule_message("softmax", y=y.name)
         name = "log_softmax" if log else "softmax"
-        return f"{view.output} = {name}({x}, dim={dim})", _terms(
+        return f"{view.output} = {name}({x}, dim={dim})", rule_terms(
             view, (0, lambda: view.term(0, local, product, parts, value, message))
         )
 
     return rule
-
-
-def _mean_count(view: StepView, shape: list[int] | None) -> int:
-    reduction = view.number("reduction", 1)
-    return math.prod(shape or []) if reduction == 1 else 1
-
-
-def _one_hot_rows(
-    shape: list[int],
-    targets: torch.Tensor,
-    grad: torch.Tensor,
-    reduction: int,
-    total: float,
-    ignore: int,
-) -> torch.Tensor:
-    """-grad / total at each row's target class (none for ignore_index), zeros elsewhere."""
-    value = torch.zeros(shape, dtype=torch.float64)
-    rows = value.reshape(-1, shape[-1]) if len(shape) > 1 else value.reshape(1, -1)
-    targets = targets.reshape(-1).long()
-    per_row = grad.reshape(-1) if reduction == 0 else grad.reshape(1).expand(len(targets))
-    if len(per_row) < len(targets) or len(targets) > len(rows):
-        raise IndexError("a target without its row")
-    kept = (targets != ignore).nonzero().reshape(-1)
-    rows[kept, targets[kept]] = (-per_row[: len(targets)][kept] / total).to(value.dtype)
-    return value
-
-
-def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
-    target_name = view.plain_inputs[0] if view.plain_inputs else "target"  # the drawn class labels
-    x, t, g = view.operand("self", 0), view.operand("target", fallback=target_name), view.grad
-    reduction = view.number("reduction", 1)
-    total = view.number("total_weight", 1.0) if reduction == 1 else 1.0
-    ignore = view.number("ignore_index", -100)
-    value = None
-    weighted = "weight" in view.saved_by_name
-    if g.value is not None and t.value is not None and x.shape is not None and not weighted:
-        value = _one_hot_rows(x.shape, t.value, g.value, reduction, total, ignore)
-    n = browser_number(total)
-    scale = f" / {n}" if n != "1" else ""
-    return f"{view.output} = nll_loss({x.name}, {t.name})", _terms(
-        view,
-        (
-            0,
-            lambda: view.term(
-                0,
-                f"-one_hot({t.name})" + scale.replace(" ", ""),
-                f"-{g.name} · one_hot({t.name}){scale}",
-                ["-", g, " · one_hot(", t, f"){scale}"],
-                value,
-                rule_message("oneHot", target=t.name, n=n),
-            ),
-        ),
-    )
-
-
-def _mse_loss(view: StepView) -> tuple[str, list[RuleTerm]]:
-    x, t = view.operand("self", 0), view.operand("target", 1, "target")
-    n = _mean_count(view, x.shape)
-    local = 2 * (x.value - t.value) / n if x.value is not None and t.value is not None else None
-    text = f"2·({x.name} - {t.name})" + (f"/{n}" if n != 1 else "")
-    negative = f"-2·({x.name} - {t.name})" + (f"/{n}" if n != 1 else "")
-    return f"{view.output} = mse_loss({x.name}, {t.name})", _terms(
-        view,
-        (0, lambda: elementwise(view, 0, text, local, x.shape)),
-        (1, lambda: elementwise(view, 1, negative, -local if local is not None else None, x.shape)),
-    )
-
-
-def _bce(view: StepView) -> tuple[str, list[RuleTerm]]:
-    x, t = view.operand("self", 0), view.operand("target", 1, "target")
-    n = _mean_count(view, x.shape)
-    weight = view.operand("weight") if "weight" in view.saved_by_name else None
-    local = None
-    if x.value is not None and t.value is not None:
-        local = (x.value - t.value) / (x.value * (1 - x.value)) / n
-        if weight is not None:
-            local = local * weight.value if weight.value is not None else None
-    xn, tn = x.name, t.name
-    text = f"({xn} - {tn}) / ({xn}·(1 - {xn}))" + (f"/{n}" if n != 1 else "")
-    return f"{view.output} = binary_cross_entropy({xn}, {tn})", _terms(
-        view, (0, lambda: elementwise(view, 0, text, local, x.shape))
-    )
 
 
 RULES: dict[str, Rule] = {
@@ -602,7 +472,5 @@ RULES: dict[str, Rule] = {
     ),
     "SoftmaxBackward0": _softmax(False),
     "LogSoftmaxBackward0": _softmax(True),
-    "NllLossBackward0": _nll_loss,
-    "MseLossBackward0": _mse_loss,
-    "BinaryCrossEntropyBackward0": _bce,
+    **LOSS_RULES,
 }

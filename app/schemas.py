@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import core_schema
 
 from app.player_step import STEP_SHAPE
 
@@ -16,7 +13,6 @@ NON_FINITE = ("NaN", "Infinity", "-Infinity")  # how non-finite floats travel in
 EXPAND_ALL = "*"  # in a layout's `expanded`: every group
 EXPAND_DEPTH_PREFIX = "depth:"  # 'depth:2': every group two levels deep (LayoutRequest.depth)
 MAX_EXPAND_DEPTH = 64
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 Number = float | int | bool | str  # str carries "NaN" / "Infinity" / "-Infinity"
 NestedValues = Number | list[Any]
@@ -594,18 +590,3 @@ class ErrorResponse(Contract):
     """Body of every 4xx/5xx answer of the API."""
 
     detail: ErrorDetail
-
-
-class ContractJsonSchema(GenerateJsonSchema):
-    """JSON Schema of the contract as sent: any float may also be a non-finite string."""
-
-    def float_schema(self, schema: core_schema.FloatSchema) -> JsonSchemaValue:
-        """A number, or "NaN" / "Infinity" / "-Infinity" (ser_json_inf_nan="strings")."""
-        return {"anyOf": [super().float_schema(schema), {"enum": list(NON_FINITE)}]}
-
-
-@lru_cache
-def graph_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the Graph exactly as the API and the CLI send it."""
-    schema = Graph.model_json_schema(mode="serialization", schema_generator=ContractJsonSchema)
-    return {"$schema": JSON_SCHEMA_DIALECT, **schema}

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from app import __version__, openapi_examples
 from app.client_identity import client_of, current_or_new_session, keep_session
+from app.contract_schema import graph_json_schema
 from app.deck import DECK_FORMATS
 from app.devices import list_devices
 from app.dot_run import INSTALL_HINT, dot_available
@@ -30,7 +31,6 @@ from app.schemas import (
     LayoutRequest,
     RenderRequest,
     TraceRequest,
-    graph_json_schema,
 )
 from app.service import (
     TraceService,

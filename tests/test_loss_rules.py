@@ -1,11 +1,11 @@
-"""Local rules' arithmetic: the same numbers as the step-by-step definitions they replace."""
+"""The loss rules: nll_loss's one-hot gradient as torch gives it."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from app.local_rules import _one_hot_rows
+from app.loss_rules import _one_hot_rows
 
 
 def _one_hot_row_by_row(
