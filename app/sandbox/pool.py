@@ -16,16 +16,15 @@ import logging
 import os
 import queue
 import selectors
-import signal
 import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import TraceFailure, failure, limit_failure
+from app.errors import TraceFailure, failure
 from app.sandbox import jail
+from app.sandbox.job import Job
 from app.sandbox.pool_settings import PoolSettings
 from app.sandbox.wire import (
     MAX_HEADER_BYTES,
@@ -33,7 +32,6 @@ from app.sandbox.wire import (
     bad_answer,
     header_overdue,
     is_complete,
-    read_answer,
     receive,
     send,
 )
@@ -51,19 +49,6 @@ class PoolBusy(Exception):
     """The queue is full; the client should retry after a while."""
 
 
-@dataclass
-class _Job:
-    """A request in flight, as the server sees it."""
-
-    id: int
-    sock: socket.socket
-    future: concurrent.futures.Future[bytes]
-    output: bytearray = field(default_factory=bytearray)
-    read_done: bool = False
-    ended: dict[str, Any] | None = None
-    too_big: bool = False
-
-
 class WorkerParentHandle:
     """The server's handle on the worker parent: submit requests, get Graph JSON bytes back."""
 
@@ -74,14 +59,14 @@ class WorkerParentHandle:
         self.cuda = False
         self.jail_status = jail.JailStatus(False, "not started")
         self._ids = itertools.count(1)
-        self._jobs: dict[int, _Job] = {}
+        self._jobs: dict[int, Job] = {}
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._reader: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
-        self._new_jobs: list[_Job] = []
+        self._new_jobs: list[Job] = []
         self._closing = False
         self.restarts = 0
         self.problem: str | None = None  # why the reader or the worker parent last stopped
@@ -182,7 +167,7 @@ class WorkerParentHandle:
                     raise PoolBusy(f"{len(self._jobs)} traces are running or waiting")
                 if not self.alive or self._control is None:
                     raise PoolBusy("the worker parent is restarting")
-                job = _Job(next(self._ids), ours, future)
+                job = Job(next(self._ids), ours, future)
                 self._jobs[job.id] = job
                 self._new_jobs.append(job)
                 control = self._control
@@ -248,7 +233,7 @@ class WorkerParentHandle:
         return False
 
     def _guarded(
-        self, job: _Job | None, selector: selectors.BaseSelector, handler: Any, *args: Any
+        self, job: Job | None, selector: selectors.BaseSelector, handler: Any, *args: Any
     ) -> None:
         """Run one handler; an exception fails only its job (logged, quoted)."""
         try:
@@ -256,7 +241,7 @@ class WorkerParentHandle:
         except Exception as exc:
             log.error("reading a worker's answer failed: %r", exc)
             if job is not None:
-                self._stop_reading(job, selector)
+                job.stop_reading(selector)
                 self._kill(job.id, ANSWERED)
                 self._finish(job, bad_answer(f"{type(exc).__name__}"))
 
@@ -270,7 +255,7 @@ class WorkerParentHandle:
             except (OSError, ValueError, KeyError) as exc:  # closed meanwhile (shutting down)
                 self._finish(job, failure("Unavailable", repr(exc)))
 
-    def _on_output(self, job: _Job, selector: selectors.BaseSelector) -> None:
+    def _on_output(self, job: Job, selector: selectors.BaseSelector) -> None:
         limit = self.settings.max_response_bytes + MAX_HEADER_BYTES
         try:
             chunk = job.sock.recv(1 << 20)
@@ -288,18 +273,8 @@ class WorkerParentHandle:
                 self._kill(job.id, ANSWERED)
             elif not header_overdue(job.output):
                 return
-        self._stop_reading(job, selector)
+        job.stop_reading(selector)
         self._maybe_finish(job)
-
-    def _stop_reading(self, job: _Job, selector: selectors.BaseSelector) -> None:
-        if job.read_done:
-            return
-        job.read_done = True
-        try:
-            selector.unregister(job.sock)
-        except (KeyError, ValueError, OSError):
-            pass
-        job.sock.close()
 
     def _kill(self, job_id: int, reason: str) -> None:
         if self._control is not None:
@@ -316,63 +291,16 @@ class WorkerParentHandle:
             job.ended = report
             self._maybe_finish(job)
 
-    def _maybe_finish(self, job: _Job) -> None:
+    def _maybe_finish(self, job: Job) -> None:
         # a complete answer needs no word of the child's exit: it is being ended
         if not job.read_done or (job.ended is None and not is_complete(job.output)):
             return
-        self._finish(job, self._result(job))
+        self._finish(job, job.outcome(self.settings))
 
-    def _finish(self, job: _Job, result: bytes | TraceFailure) -> None:
+    def _finish(self, job: Job, result: bytes | TraceFailure) -> None:
         with self._lock:
             self._jobs.pop(job.id, None)
-        try:
-            job.sock.close()
-        except OSError:
-            pass
-        if job.future.done():
-            return
-        if isinstance(result, TraceFailure):
-            if result.detail.type == "InternalError":
-                log.error("a worker failed: %r", result.detail.message)
-            job.future.set_exception(result)
-        else:
-            job.future.set_result(result)
-
-    def _result(self, job: _Job) -> bytes | TraceFailure:
-        """The job's outcome, decided by the server: limits the worker parent saw first, then
-        the child's answer checked against the closed format (app.sandbox.wire)."""
-        settings = self.settings
-        ended = job.ended or {}
-        if job.too_big:
-            return limit_failure(
-                "response_bytes",
-                f"the recorded graph is over the limit of {settings.max_response_bytes} bytes "
-                "(set AE_MAX_RESPONSE_BYTES to change it)",
-            )
-        if ended.get("killed_for") == "wall_time":
-            return limit_failure(
-                "wall_time",
-                f"the program ran longer than {settings.wall_seconds:g} s "
-                "(set AE_WALL_SECONDS to change the limit)",
-            )
-        if is_complete(job.output):
-            return read_answer(job.output)
-        if ended.get("signal") in (signal.SIGXCPU, signal.SIGKILL):  # maybe mid-answer
-            return limit_failure(
-                "cpu_time",
-                f"the program used more than {settings.cpu_seconds} s of CPU time "
-                "(set AE_CPU_SECONDS to change the limit)",
-            )
-        if job.output:
-            return read_answer(job.output)
-        reason = (
-            f"signal {ended.get('signal')!r}"
-            if ended.get("signal")
-            else f"exit status {ended.get('exit')!r}"
-        )
-        return failure(
-            "WorkerCrashed", f"the program ended its worker without an answer ({reason})"
-        )
+        job.settle(result)
 
     def _stopped(self, selector: selectors.BaseSelector, control: socket.socket, why: str) -> None:
         """The worker parent stopped, or its answers are no longer read: fail what is in
@@ -406,12 +334,7 @@ class WorkerParentHandle:
             jobs, self._jobs = self._jobs, {}
             self._new_jobs = []
         for job in jobs.values():
-            try:
-                job.sock.close()
-            except OSError:
-                pass
-            if not job.future.done():
-                job.future.set_exception(failure)
+            job.settle(failure)
 
 
 def _spawn_from_lasting_thread(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
