@@ -37,23 +37,10 @@ from app.layout import layout_graph
 from app.lessons import get_lesson
 from app.recorder import trace_tensors
 from app.tracing import trace_code
+from benchmarks.folding import LSTM_CELL_X50 as LSTM_PROGRAM
 from benchmarks.layout import record
 from benchmarks.models import MODELS, count_nodes, encoder
 from benchmarks.recording_cost import measure as measure_recording_cost
-
-LSTM_PROGRAM = """import torch
-import torch.nn as nn
-
-torch.manual_seed(0)
-cell = nn.LSTMCell(32, 64)
-xs = torch.randn(50, 4, 32)
-h = torch.zeros(4, 64)
-c = torch.zeros(4, 64)
-for t in range(50):
-    h, c = cell(xs[t], (h, c))
-loss = h.pow(2).mean()
-loss.backward()
-"""
 
 # torchviz + dot on the flat graph, as one process: the anchor of a whole command-line render
 TORCHVIZ_SCRIPT = """import subprocess, sys, torch
