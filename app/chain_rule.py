@@ -6,6 +6,7 @@ import re
 import warnings
 
 from app.graph_index import index_of
+from app.graph_notes import add_note
 from app.local_rules import RULES
 from app.records import maker
 from app.rule_text import rule_message
@@ -335,10 +336,7 @@ def attach_rules(graph: Graph) -> Graph:
         for record in graph.backward:
             if len(record.steps) > budget:
                 text = f"Chain rules are shown for the first {MAX_EXPLAINED_STEPS} backward steps."
-                graph.notes.append(text)
-                graph.messages.append(
-                    NoteMessage(key="rulesCapped", params={"n": MAX_EXPLAINED_STEPS}, text=text)
-                )
+                add_note(graph, "rulesCapped", text, n=MAX_EXPLAINED_STEPS)
                 break
             budget -= len(record.steps)
             _explain_pass(index, record)

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.graph_notes import add_note
 from app.json_text import model_json_bytes
-from app.schemas import Graph, NoteMessage, TensorData
+from app.schemas import Graph, TensorData
 
 SHRINK = 0.8  # each further try keeps this share of the nodes the last one kept
 
@@ -84,8 +85,7 @@ def keep_first_nodes(graph: Graph, count: int) -> None:
 def _note(graph: Graph, key: str, text: str, **params: str | int | None) -> None:
     if any(m.key == key for m in graph.messages):
         return  # a graph fitted again keeps its first note
-    graph.notes.append(text)
-    graph.messages.append(NoteMessage(key=key, params=params, text=text))
+    add_note(graph, key, text, **params)
 
 
 def fit_to_bytes(graph: Graph, limit: int) -> bytes | None:

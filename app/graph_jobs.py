@@ -14,10 +14,11 @@ from app.deck import render_deck
 from app.dot_run import INSTALL_HINT, DotFailed, DotLimits, LayoutBusy, dot_available
 from app.errors import BadAnswer, LimitExceeded
 from app.export import BadStep, render
+from app.graph_notes import add_note
 from app.json_text import model_json_bytes
 from app.page_render import RendererUnavailable
 from app.pass_view import layout_pass
-from app.schemas import Graph, NoteMessage
+from app.schemas import Graph
 
 BIG_GRAPH_BYTES = 1 << 20  # graphs above this are parsed and laid out in the helper process
 NODE_SLACK = 64  # nodes a recording may hold past max_nodes (the ghost of a failed call)
@@ -69,19 +70,20 @@ def add_default_layout(graph: Graph, limits: DotLimits) -> bool:
     """Lay out the collapsed view of the first pass into graph.layout (or note why not); False
     when dot was busy."""
     if not dot_available():
-        graph.notes.append(INSTALL_HINT)
-        graph.messages.append(NoteMessage(key="noGraphviz", text=INSTALL_HINT))
+        add_note(graph, "noGraphviz", INSTALL_HINT)
         return True
     try:
         graph.layout = layout_pass(graph, [], 0, limits)
     except (LimitExceeded, DotFailed) as exc:
         message = str(getattr(exc, "message", exc))
-        graph.notes.append(f"No layout: {message}")
-        graph.messages.append(
-            NoteMessage(key="noLayout", params={"message": message}, text=f"No layout: {message}")
-        )
+        add_note(graph, "noLayout", f"No layout: {message}", message=message)
     except LayoutBusy as exc:
-        graph.notes.append(f"No layout yet: {exc}; expand or reload to try again")
+        add_note(
+            graph,
+            "layoutBusy",
+            f"No layout yet: {exc}; expand or reload to try again",
+            message=str(exc),
+        )
         return False
     return True
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from app.deck import DeckOptions, render_deck
 from app.export import picture_state, render
+from app.graph_notes import add_note
 from app.layout import layout_graph
 from app.notebook_cell import cell_height, cell_html
 from app.recorder import trace_tensors
@@ -206,7 +207,7 @@ def explore(
         if not backward or "backward through the graph a second time" not in str(exc):
             raise
         graph = trace_tensors(*tensors, names=names, backward=False)
-        graph.notes.append(FREED_GRAPH_NOTE)
+        add_note(graph, "freedGraph", FREED_GRAPH_NOTE)
     return Exploration(graph)
 
 

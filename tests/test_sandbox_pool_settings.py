@@ -10,11 +10,12 @@ from app.config import Settings
 from app.sandbox.pool_settings import PoolSettings
 
 SANDBOX = Path(__file__).resolve().parent.parent / "app" / "sandbox"
-# below the sandbox: the contract, its errors, and the recorder that a child runs
+# below the sandbox: the contract, its errors and notes, and the recorder that a child runs
 BELOW = (
     "app.sandbox",
     "app.errors",
     "app.schemas",
+    "app.graph_notes",
     "app.records",
     "app.recorder",
     "app.bindings",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.schemas import Graph, NoteMessage
+from app.graph_notes import add_note
+from app.schemas import Graph
 
 
 @dataclass
@@ -16,8 +17,7 @@ class Notes:
 
     def note(self, key: str, text: str, **params: str | int | None) -> None:
         """A note for the reader, in English and as a message key the page translates."""
-        self.graph.notes.append(text)
-        self.graph.messages.append(NoteMessage(key=key, params=params, text=text))
+        add_note(self.graph, key, text, **params)
 
     def note_once(self, key: str, text: str, **params: str | int | None) -> None:
         """A note said once per recording (per key and parameters), however often its cause

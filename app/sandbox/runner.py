@@ -17,6 +17,7 @@ from typing import Any
 
 from app.bindings import BIND_FUNCTION, instrument
 from app.errors import LimitExceeded
+from app.graph_notes import add_note
 from app.recorder import (
     PROGRAM_FILENAME,
     ProgramExit,
@@ -27,7 +28,7 @@ from app.recorder import (
     release_held_graphs,
 )
 from app.sandbox import policy
-from app.schemas import Figure, Graph
+from app.schemas import Figure, Graph, NoteMessage
 
 STDOUT_LIMIT = 64 * 1024
 MAX_FIGURES = 8
@@ -89,22 +90,24 @@ def compile_program(code: str, limits: policy.PolicyLimits | None = None) -> Cod
 class _Courtesy:
     """What a program may call that has no meaning here, turned into notes instead of hangs."""
 
-    def __init__(self, notes: list[str]) -> None:
-        self.notes = notes
+    def __init__(self, messages: list[NoteMessage]) -> None:
+        self.messages = messages
 
-    def note_once(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
+    def note_once(self, key: str, text: str, **params: str | int | None) -> None:
+        if all(said.text != text for said in self.messages):
+            self.messages.append(NoteMessage(key=key, params=params, text=text))
 
     def debugger(self, *args: object, **kwargs: object) -> None:
         self.note_once(
+            "debuggerSkipped",
             "The program asked for the debugger (pdb.set_trace() / breakpoint()); the explorer "
-            "has no console, so it went on. Step through the graph with the player instead."
+            "has no console, so it went on. Step through the graph with the player instead.",
         )
 
     def exit(self, code: object = None) -> None:
+        shown = "" if code is None else repr(code)
         self.note_once(
-            f"The program called exit({'' if code is None else code!r}); it ended there."
+            "programExit", f"The program called exit({shown}); it ended there.", code=shown
         )
         raise ProgramExit()
 
@@ -163,7 +166,13 @@ def _capture_figures(plt: Any, graph: Graph) -> None:
         try:
             figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
         except Exception as exc:  # a broken figure must not lose the recording
-            graph.notes.append(f"Figure {number} could not be drawn: {exc}")
+            add_note(
+                graph,
+                "figureFailed",
+                f"Figure {number} could not be drawn: {exc}",
+                number=number,
+                message=str(exc),
+            )
             continue
         width, height = figure.get_size_inches() * FIGURE_DPI
         graph.figures.append(
@@ -220,13 +229,15 @@ def trace_program(
     except SyntaxError as exc:
         return record_error(exc)
     stdout = BoundedWriter()
-    notes: list[str] = []
-    if magics:
-        notes.append(
-            f"{magics} notebook line(s) starting with % or ! (such as %matplotlib inline) "
-            "were skipped: they are IPython commands, not Python."
-        )
+    notes: list[NoteMessage] = []
     courtesy = _Courtesy(notes)
+    if magics:
+        courtesy.note_once(
+            "magicsSkipped",
+            f"{magics} notebook line(s) starting with % or ! (such as %matplotlib inline) "
+            "were skipped: they are IPython commands, not Python.",
+            n=magics,
+        )
     plt = _pyplot(code)
     namespace: dict[str, Any] = {
         "__name__": "__main__",
@@ -255,6 +266,7 @@ def trace_program(
     namespace.clear()  # the program's variables go first, then the nodes the recording held
     release_held_graphs()
     graph.stdout = stdout.text()
-    graph.notes.extend(notes)
+    for note in notes:
+        add_note(graph, note.key, note.text, **note.params)
     _capture_figures(plt, graph)
     return graph

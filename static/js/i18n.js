@@ -121,7 +121,8 @@ const STRINGS = {
     "note.warning": "{category} (line {line}):",
     "note.warningNoLine": "{category}:",
     "note.noLayout": "No layout: {message}",
-    "note.noGraphviz": "graphviz's 'dot' was not found: install graphviz to see graph layouts.",
+    "note.noGraphviz":
+      "graphviz's 'dot' was not found: install graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz) to see graph layouts",
     "note.failedPass": "Backward pass {n} raised an error, so it was not recorded.",
     "note.passesSummarised":
       "Backward passes {first}–{last} (line {line}) ran without being recorded in full: the chart keeps every one, the graph of the last one is shown, and each leaf shows its final .grad.",
@@ -169,6 +170,15 @@ const STRINGS = {
     "rule.broadcast":
       "Broadcasting repeated {x} to the shape of the result: the gradients of the repeats are added up, back to {x}'s shape.",
     "note.rulesCapped": "Chain rules are shown for the first {n} backward steps.",
+    "note.debuggerSkipped":
+      "The program asked for the debugger (pdb.set_trace() / breakpoint()); the explorer has no console, so it went on. Step through the graph with the player instead.",
+    "note.programExit": "The program called exit({code}); it ended there.",
+    "note.magicsSkipped":
+      "{n} notebook line(s) starting with % or ! (such as %matplotlib inline) were skipped: they are IPython commands, not Python.",
+    "note.figureFailed": "Figure {number} could not be drawn: {message}",
+    "note.layoutBusy": "No layout yet: {message}; expand or reload to try again",
+    "note.freedGraph":
+      "No backward pass recorded: an earlier backward() freed this graph's saved tensors. Call explore(y) before y.backward(), or use y.backward(retain_graph=True).",
   },
   zh: {
     title: "自动求导探索器",
@@ -301,7 +311,8 @@ const STRINGS = {
     "note.warning": "{category}(第 {line} 行):",
     "note.warningNoLine": "{category}:",
     "note.noLayout": "无法布局:{message}",
-    "note.noGraphviz": "没有找到 graphviz 的 dot:请安装 graphviz 以显示计算图布局。",
+    "note.noGraphviz":
+      "没有找到 graphviz 的 dot:请安装 graphviz(Debian/Ubuntu:apt-get install graphviz;macOS:brew install graphviz)以显示计算图布局",
     "note.failedPass": "第 {n} 次反向传播出错,因此没有记录。",
     "note.passesSummarised":
       "第 {first}–{last} 次反向传播(第 {line} 行)没有完整记录:图表保留了每一次,计算图显示最后一次,每个叶子显示它最终的 .grad。",
@@ -341,6 +352,15 @@ const STRINGS = {
     "rule.expand": "expand 只是复制了 {x} 的视图:各个副本的梯度相加,变回形状 {sizes}。",
     "rule.broadcast": "广播把 {x} 重复成结果的形状:各个重复的梯度相加,变回 {x} 的形状。",
     "note.rulesCapped": "只为前 {n} 个反向步骤显示链式法则。",
+    "note.debuggerSkipped":
+      "程序请求了调试器(pdb.set_trace() / breakpoint());探索器没有控制台,所以程序继续运行。请改用播放器逐步查看计算图。",
+    "note.programExit": "程序调用了 exit({code});程序在那里结束。",
+    "note.magicsSkipped":
+      "跳过了 {n} 行以 % 或 ! 开头的笔记本命令(例如 %matplotlib inline):它们是 IPython 命令,不是 Python。",
+    "note.figureFailed": "第 {number} 号图无法绘制:{message}",
+    "note.layoutBusy": "暂时无法布局:{message};展开或重新加载以再试一次",
+    "note.freedGraph":
+      "没有记录反向传播:之前的 backward() 已经释放了这个计算图保存的张量。请在 y.backward() 之前调用 explore(y),或者使用 y.backward(retain_graph=True)。",
   },
 };
 
