@@ -327,6 +327,7 @@ GRAPH: dict[str, Any] = {
     "badges": {
         "forward": [{"t0": "= [2.]", "t1": "= [6.]"}],
         "backward": [[{"t1": "∂ [1.]", "t0": "∂ [3.]"}, {"t0": "∂ [3.] → .grad [3.]"}]],
+        "sizes": {"t0": {"chars": 19, "lines": 2}, "t1": {"chars": 6, "lines": 2}},
     },
     "figures": [],
 }
