@@ -56,6 +56,8 @@ def test_lstm_cell_x50_folds_steps_opens_and_expands_all(page) -> None:
     fold = page.locator(f'[data-testid="node"][data-node-id="{FOLD}"]')
     expect(fold).to_be_visible(timeout=30_000)
     expect(fold).to_contain_text(f"× {LSTM_STEPS}")
+    fill = fold.locator("rect").first.evaluate("(r) => getComputedStyle(r).fill")
+    assert fill not in ("rgb(0, 0, 0)", "none"), fill  # drawn in the module's colours, readable
     # every call of the loop is a step of its own, each lighting up the folded box
     expect(page.get_by_test_id("position")).to_have_text(re.compile(r"of \d+"))
     steps = int(re.search(r"of (\d+)", page.get_by_test_id("position").inner_text())[1])
