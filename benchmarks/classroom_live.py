@@ -26,28 +26,10 @@ import httpx
 
 from app.lessons import get_lesson
 from benchmarks.load import BUSY_LOOP, SMALL_LESSONS, percentile
-from tests.local_services import explorer_processes, nginx_proxy, redis_server
+from tests.local_services import explorer_processes, nginx_proxy, proxy_site, redis_server
 
 REFUSED = {429, 503}
 HOSTILE_AT_ONCE = 8  # requests each hostile client keeps open at once
-SITE = """
-upstream explorer {
-    least_conn;
-{servers}
-}
-server {
-    listen 127.0.0.1:{port};
-    client_max_body_size 256k;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    location / {
-        proxy_pass http://explorer;
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_read_timeout 120s;
-    }
-}
-"""
 
 
 @dataclass
@@ -128,8 +110,8 @@ def deployment(processes: int, shared: bool, workers: int, stack: ExitStack) -> 
     if shared:
         settings["redis_url"] = stack.enter_context(redis_server()).url
     servers = stack.enter_context(explorer_processes(processes, settings))
-    upstreams = "\n".join(f"    server 127.0.0.1:{s.port};" for s in servers)
-    port = stack.enter_context(nginx_proxy(SITE.replace("{servers}", upstreams)))
+    site = proxy_site([s.port for s in servers], balance="least_conn;")
+    port = stack.enter_context(nginx_proxy(site))
     base = f"http://127.0.0.1:{port}"
     for server in servers:  # warm each process's workers
         httpx.post(f"{server.base}/api/v1/trace", json={"code": "import torch\n"}, timeout=120)

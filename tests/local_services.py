@@ -103,6 +103,30 @@ def redis_server() -> Iterator[RedisServer]:
             server.stop()
 
 
+def proxy_site(ports: list[int], balance: str = "", location_extra: str = "") -> str:
+    """An nginx site for nginx_proxy: every port an upstream, the client named in
+    X-Forwarded-For as the servers trust it; balance ('least_conn;') and location_extra
+    are added as given."""
+    upstream = f"    {balance}\n" if balance else ""
+    upstream += "".join(f"    server 127.0.0.1:{port};\n" for port in ports)
+    return (
+        f"upstream explorer {{\n{upstream}}}\n"
+        "server {\n"
+        "    listen 127.0.0.1:{port};\n"
+        "    client_max_body_size 256k;\n"
+        "    client_body_temp_path {temp}/body;\n"
+        "    proxy_temp_path {temp}/proxy;\n"
+        "    location / {\n"
+        "        proxy_pass http://explorer;\n"
+        "        proxy_set_header Host $host;\n"
+        "        proxy_set_header X-Forwarded-For $remote_addr;\n"
+        "        proxy_read_timeout 120s;\n"
+        f"{location_extra}"
+        "    }\n"
+        "}\n"
+    )
+
+
 @contextmanager
 def nginx_proxy(config: str) -> Iterator[int]:
     """nginx run in the foreground with an http{} block (`{port}`, `{temp}` filled in) on a

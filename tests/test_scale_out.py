@@ -25,30 +25,15 @@ from tests.local_services import (
     need_nginx,
     need_redis,
     nginx_proxy,
+    proxy_site,
     redis_server,
 )
 
 PER_MINUTE = 4  # a session's traces a minute, over the whole deployment
-NGINX_SITE = """
-upstream explorer {
-    server 127.0.0.1:{a};
-    server 127.0.0.1:{b};
-}
-server {
-    listen 127.0.0.1:{port};
-    client_max_body_size 256k;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    location / {
-        proxy_pass http://explorer;
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_read_timeout 120s;
-        proxy_connect_timeout 5s;
-        add_header X-Upstream $upstream_addr always;
-    }
-}
-"""
+# which server answered, for the tests that need both to have answered
+NAMES_UPSTREAM = (
+    "        proxy_connect_timeout 5s;\n        add_header X-Upstream $upstream_addr always;\n"
+)
 
 
 @dataclass
@@ -73,8 +58,7 @@ def cluster() -> Iterator[Cluster]:
             "cpu_seconds": 20,
         }
         with explorer_processes(2, settings) as servers:
-            site = NGINX_SITE.replace("{a}", str(servers[0].port))
-            site = site.replace("{b}", str(servers[1].port))
+            site = proxy_site([s.port for s in servers], location_extra=NAMES_UPSTREAM)
             with nginx_proxy(site) as port:
                 yield Cluster(redis, servers, f"http://127.0.0.1:{port}")
 
