@@ -114,6 +114,36 @@ def browser():
 
 
 @pytest.fixture
+def page(browser, server, request) -> Iterator[object]:
+    """A 1500×900 page of the live explorer that fails the test on any script or console error
+    (HTTP statuses the test provokes on purpose go in page.expected_http_errors), and leaves a
+    screenshot behind."""
+    from tests.browser_support import ARTIFACTS
+
+    context = browser.new_context(viewport={"width": 1500, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
+    page.base = server
+    page.expected_http_errors = set()
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()
+    expected = tuple(f"status of {code} " for code in page.expected_http_errors)
+    unexpected = [
+        e
+        for e in errors
+        if not (expected and "Failed to load resource" in e and any(x in e for x in expected))
+    ]
+    assert unexpected == [], unexpected
+
+
+@pytest.fixture
 def fake_dot(tmp_path, monkeypatch):
     """Put a shell script named dot first on PATH; returns a function that writes its body."""
 

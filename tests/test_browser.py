@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, CHROMIUM, editor_code, type_code, wait_until_changed
+from tests.browser_support import CHROMIUM, editor_code, type_code, wait_until_changed
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-@pytest.fixture
-def page(browser, server, request) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-    )
-    page.base = server
-    page.expected_http_errors = set()  # statuses a test provokes on purpose
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-    context.close()
-    expected = tuple(f"status of {code} " for code in page.expected_http_errors)
-    unexpected = [
-        e
-        for e in errors
-        if not (expected and "Failed to load resource" in e and any(x in e for x in expected))
-    ]
-    assert unexpected == [], unexpected
 
 
 def open_example(page, example: str) -> None:

@@ -6,12 +6,8 @@ import re
 
 import pytest
 
-from tests import test_browser as shared
 from tests.browser_support import editor_code, retype, type_at_end, type_code, wait_until_changed
 from tests.test_browser import after_new_graph, node, open_example, playwright_api
-
-# the page fixture of tests/test_browser.py (server and browser come from conftest.py)
-page = shared.page
 
 pytestmark = pytest.mark.browser
 expect = playwright_api.expect

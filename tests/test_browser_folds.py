@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from app.tracing import trace_code
-from tests.browser_support import ARTIFACTS, CHROMIUM
+from tests.browser_support import CHROMIUM
 from tests.test_repeat_fold import LSTM_LINE, LSTM_PROGRAM, LSTM_STEPS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -19,24 +18,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 FOLD = f"group:fold:line:{LSTM_LINE}"
-
-
-@pytest.fixture
-def page(browser, server, request) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-    )
-    page.base = server
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-    context.close()
-    assert errors == [], errors
 
 
 def boxes(page, kind: str):
