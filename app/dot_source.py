@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from app.dot_run import DotLimits
 from app.layout_boxes import DPI, BadgeRoom, LayoutBox, clip_label, group_title
-from app.layout_groups import ViewUnits, detached_pairs, fold_iterations
+from app.layout_groups import ViewUnits, detached_edges, fold_iterations
 from app.layout_view import visible_boxes
 from app.repeat_fold import NO_FOLDS, Folds
 from app.schemas import Graph, OpNode
@@ -93,9 +93,7 @@ def to_dot(
         if frame_of.get(a) != frame_of.get(b):
             lines.append(f"  {{rank=same; {name[b]}; {name[a]}}}")
     seen: set[tuple[str, str]] = set()
-    detached = detached_pairs(
-        units, {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
-    )
+    detached = detached_edges(graph, units)
     for edge in sorted(graph.edges, key=lambda e: (rank[e.source], rank[e.target])):
         source, target = units.unit_of[edge.source], units.unit_of[edge.target]
         if source == target or (source, target) in seen:

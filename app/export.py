@@ -14,11 +14,13 @@ from app.dot_run import INSTALL_HINT, DotLimits, LayoutUnavailable, dot_availabl
 from app.dot_source import DotStyle, to_dot
 from app.graph_index import index_of
 from app.layout_boxes import clip_label, text_width
+from app.layout_groups import detached_edges
 from app.page_render import rasterize, rsvg_available
 from app.pass_view import layout_pass, pass_of_step, pass_subgraph, splits_by_pass
 from app.player_step import BadStep, PlayerStep  # noqa: F401  (BadStep re-exported)
 from app.resources import static_dir, templates_dir
 from app.schemas import Caption, Graph, OpNode, TensorNode
+from app.side_edges import add_side_edges
 from app.step_caption import step_caption
 
 Format = Literal["svg", "png", "dot", "html"]
@@ -228,6 +230,27 @@ def styled_dot(
     frame: Frame | None = None,
 ) -> str:
     """Graphviz source of the graph at a step, drawn like the explorer, with a legend."""
+    return styled_view(graph, expanded, step, theme, lang, limits, frame).source
+
+
+@dataclass(frozen=True)
+class StyledView:
+    """The graphviz source of a view and the edges drawn beside its boxes, by dot name."""
+
+    source: str
+    side_edges: list[tuple[str, str]]
+
+
+def styled_view(
+    graph: Graph,
+    expanded: list[str],
+    step: str | None,
+    theme: str,
+    lang: str,
+    limits: DotLimits | None = None,
+    frame: Frame | None = None,
+) -> StyledView:
+    """styled_dot's source, and the edges dot is not given that the SVG draws beside the boxes."""
     colours = THEMES.get(theme, THEMES["light"])
     frame = frame or Frame()
     view = picture_state(graph, step, lang)
@@ -314,8 +337,13 @@ def styled_dot(
         f'fontcolor="{colours["module"][1]}"; fontsize={DETAIL_PT};',
     )
     shown = pass_subgraph(graph, pass_of_step(step, graph))
-    source, _, _ = to_dot(shown, set(expanded), style, limits)
-    return source
+    source, boxes, units = to_dot(shown, set(expanded), style, limits)
+    side = [
+        (boxes[a].dot_name, boxes[b].dot_name)
+        for a, b in sorted(detached_edges(shown, units))
+        if a in boxes and b in boxes
+    ]
+    return StyledView(source, side)
 
 
 _OP_BOX = re.compile(
@@ -372,10 +400,12 @@ def graph_svg(
     limits: DotLimits | None = None,
     frame: Frame | None = None,
 ) -> bytes:
-    """SVG of the graph at a step, its ops drawn as pills."""
-    source = styled_dot(graph, expanded, step, theme, lang, limits, frame)
-    svg = run_dot(source, "svg", limits).decode("utf-8", "replace")
-    return pill_ops(svg).encode("utf-8")
+    """SVG of the graph at a step, its ops drawn as pills, a loop's shared weights' edges into
+    later iterations drawn beside the boxes as on the page."""
+    view = styled_view(graph, expanded, step, theme, lang, limits, frame)
+    svg = run_dot(view.source, "svg", limits).decode("utf-8", "replace")
+    colour = THEMES.get(theme, THEMES["light"])["edge"]
+    return pill_ops(add_side_edges(svg, view.side_edges, colour)).encode("utf-8")
 
 
 def render_graphviz(

@@ -11,10 +11,11 @@ from app.dot_run import DotLimits, run_dot
 from app.dot_source import cluster_path, to_dot
 from app.errors import LimitExceeded
 from app.layout_boxes import BadgeRoom, LayoutBox, clip_label, group_title
-from app.layout_groups import ViewUnits, collapsible_groups, detached_pairs
+from app.layout_groups import ViewUnits, collapsible_groups, detached_edges
 from app.layout_view import FOLDED_NOTES
 from app.repeat_fold import Folds
 from app.schemas import Graph, Layout, LayoutCluster, LayoutEdge, LayoutNode, NoteMessage
+from app.side_edges import Box, side_curve
 
 _POINT_XY = re.compile(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
 
@@ -177,9 +178,6 @@ def _folds_closed(units: ViewUnits) -> set[str] | None:
     return {p for p in units.expanded if not any(g in folds.members for g in folds.lineage(p))}
 
 
-SIDE_BULGE = 28.0  # px an edge drawn beside the boxes bulges out to their right
-
-
 def _fold_frame_title(graph: Graph, path: str, folds: Folds) -> str | None:
     """The frame text of a fold ('layers × 48') or a loop's iteration ('line 9#2')."""
     if path in folds.members or path in folds.fold_of:
@@ -197,25 +195,17 @@ def _side_edges(
     """The edges dot was not given (detached_pairs): from the side of the source box toward
     the target, bulging out past both boxes, into the target box's same side."""
     placed = {node.id: node for node in nodes}
-    pairs = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
-    pairs = {(a, b) for a, b in pairs if a != b and a in placed and b in placed}
+    pairs = {(a, b) for a, b in detached_edges(graph, units) if a in placed and b in placed}
     side: list[LayoutEdge] = []
-    for source, target in sorted(detached_pairs(units, pairs)):
+    for source, target in sorted(pairs):
         a, b = placed[source], placed[target]
-        sy, ty = a.y + a.height / 2, b.y + b.height / 2
-        if a.x + a.width / 2 < b.x + b.width / 2:  # a source on the left runs down the left
-            sx, tx = a.x, b.x
-            bend = max(0.0, min(sx, tx) - SIDE_BULGE)
-        else:
-            sx, tx = a.x + a.width, b.x + b.width
-            bend = max(sx, tx) + SIDE_BULGE
+        curve = side_curve(Box(a.x, a.y, a.width, a.height), Box(b.x, b.y, b.width, b.height))
         side.append(
             LayoutEdge(
                 id=f"le{first + len(side)}",
                 source=source,
                 target=target,
-                path=f"M{sx:.1f},{sy:.1f} C{bend:.1f},{sy:.1f} {bend:.1f},{ty:.1f} "
-                f"{tx:.1f},{ty:.1f}",
+                path=curve.path,
                 members=sorted(set(member_edges.get((source, target), []))),
             )
         )

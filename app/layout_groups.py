@@ -114,6 +114,12 @@ def visible_edges(graph: Graph, units: ViewUnits) -> int:
     return len(pairs - detached_pairs(units, pairs))
 
 
+def detached_edges(graph: Graph, units: ViewUnits) -> set[tuple[str, str]]:
+    """The box pairs of the graph's edges that dot is not given (see detached_pairs)."""
+    pairs = {(units.unit_of[e.source], units.unit_of[e.target]) for e in graph.edges}
+    return detached_pairs(units, {(a, b) for a, b in pairs if a != b})
+
+
 def detached_pairs(units: ViewUnits, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Box pairs that dot is not given: into the second or a later iteration of an open fold
     from outside its iterations (a loop's shared weight into every step).
