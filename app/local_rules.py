@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from app.loss_rules import LOSS_RULES
-from app.rule_terms import elementwise, grouped, rule_terms
+from app.rule_terms import elementwise, float_elementwise, grouped, rule_terms
 from app.rule_text import rule_message
 from app.schemas import RuleTerm
 from app.step_view import Operand, StepView, bracketed_shape, browser_number, literal, reduce_to
@@ -83,7 +83,44 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
     return operand
 
 
+def _float_operand(view: StepView, key: str, slot: int) -> Operand | None:
+    """_scalar_operand with a plain float for a value that is one recorded number (no tensor
+    is made for it); None where the saved tensor holds other values."""
+    operand = view.float_operand(key, slot)
+    if operand is None or operand.value is not None:
+        return operand
+    number = view.number(key, None)
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        return Operand(browser_number(number), float(number), [])  # type: ignore[arg-type]
+    return operand
+
+
+def _float_mul(view: StepView) -> tuple[str, list[RuleTerm]] | None:
+    """_mul where every number it writes is one recorded number: computed with floats, no
+    tensors made; None where that does not hold."""
+    a = _float_operand(view, "self", 0)
+    b = _float_operand(view, "other", 1) if a is not None else None
+    if a is None or b is None:
+        return None
+    terms = []
+    for slot, local in ((0, b), (1, a)):
+        if view.wants(slot):
+            if local.value is None:
+                return None
+            term = float_elementwise(view, slot, local.name, local.value, local.shape)  # type: ignore[arg-type]
+            if term is None:
+                return None
+            terms.append(term)
+    return f"{view.output} = {a.name} * {b.name}", terms
+
+
 def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
+    if view.grad_float is not None:  # one number times one number: no tensors needed
+        given = list(view.plain_inputs)
+        made = _float_mul(view)
+        if made is not None:
+            return made
+        view.plain_inputs = given  # the names _float_mul took are taken again below
     a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
     return f"{view.output} = {a.name} * {b.name}", rule_terms(
         view,
