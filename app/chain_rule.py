@@ -66,6 +66,8 @@ class _RuleNames:
         self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
+        self._names: dict[str, str] = {}  # rule_name by label
+        self._op_keys: dict[str, tuple[object, ...] | None] = {}
         self.values = ValueCache()
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
         self.rules_made: dict[
@@ -82,30 +84,83 @@ class _RuleNames:
     def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
         """(output name, tensor node per input slot, name per input slot) of op, read once."""
         known = self._slots.get(op.id)
-        if known is None:
-            tensors = [self.slot_tensor(op, k) for k in range(len(op.next))]
-            labels = [
-                rule_name(self.nodes[tensor].label)
-                if tensor is not None
-                else self._made_label(producer)
-                for producer, tensor in zip(op.next, tensors, strict=True)
-            ]
-            known = (self.output_name(op), tensors, labels)
-            self._slots[op.id] = known
+        if known is not None:
+            return known
+        nodes, between, names = self.nodes, self.between, self._names
+        tensors: list[str | None] = []
+        labels: list[str | None] = []
+        for producer in op.next:  # slot_tensor and slot_label of each slot, inlined
+            tensor = None
+            if producer is not None:
+                source = nodes.get(producer)
+                if isinstance(source, OpNode) and source.variable is not None:
+                    tensor = source.variable
+                else:
+                    tensor = between.get((producer, op.id))
+            tensors.append(tensor)
+            if tensor is None:
+                labels.append(self._made_label(producer))
+            else:
+                label = nodes[tensor].label
+                name = names.get(label)
+                if name is None:
+                    name = names[label] = rule_name(label)
+                labels.append(name)
+        known = (self.output_name(op), tensors, labels)
+        self._slots[op.id] = known
         return known
+
+    def name_of(self, label: str) -> str:
+        """rule_name(label), made once per label."""
+        name = self._names.get(label)
+        if name is None:
+            name = self._names[label] = rule_name(label)
+        return name
+
+    def op_key(
+        self,
+        op: OpNode,
+        output: str,
+        slot_tensors: list[str | None],
+        slot_labels: list[str | None],
+    ) -> tuple[object, ...] | None:
+        """What a rule reads of op itself, for _rule_key; None when a saved tensor of op is
+        recorded with values. Made once per op."""
+        if op.id in self._op_keys:
+            return self._op_keys[op.id]
+        saved: list[tuple[object, ...]] = []
+        key: tuple[object, ...] | None = None
+        for item in op.saved:
+            label, data = linked_data(item, self.nodes)  # what StepView.saved_data gives
+            if data is not None and data.values is not None:
+                break
+            saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))
+        else:
+            key = (
+                op.grad_fn,
+                op.op,
+                output,
+                tuple(slot_tensors),
+                tuple(slot_labels),  # None exactly where op.next is: which slots get a gradient
+                tuple(op.constants),
+                tuple(self.plain_inputs.get(op.id, ())),
+                tuple(saved),
+            )
+        self._op_keys[op.id] = key
+        return key
 
     def output_name(self, op: OpNode) -> str:
         """Name of what op computed: its output tensor's label, or, when that tensor is not
         drawn, a name made from its input ('wᵀ') or the label of the op's own box."""
         if op.variable is not None:
-            return rule_name(self.nodes[op.variable].label)
+            return self.name_of(self.nodes[op.variable].label)
         for tensor in self.outputs.get(op.id, []):
             node = self.nodes[tensor]
             if isinstance(node, TensorNode) and not node.is_leaf:
-                return rule_name(node.label)
+                return self.name_of(node.label)
         if op.grad_fn == "TBackward0" and op.next and op.next[0] is not None:
             return f"{self.slot_label(op, 0)}ᵀ"
-        return rule_name(op.label)
+        return self.name_of(op.label)
 
     def slot_tensor(self, op: OpNode, slot: int) -> str | None:
         """The tensor node that carried input slot of op, when one was recorded."""
@@ -121,7 +176,7 @@ class _RuleNames:
         """The name of input slot: its tensor's label, else one made from its producer."""
         tensor = self.slot_tensor(op, slot)
         if tensor is not None:
-            return rule_name(self.nodes[tensor].label)
+            return self.name_of(self.nodes[tensor].label)
         return self._made_label(op.next[slot] if slot < len(op.next) else None)
 
     def _made_label(self, producer: str | None) -> str | None:
@@ -137,7 +192,7 @@ class _RuleNames:
             if node.grad_fn == "TBackward0" and node.next and node.next[0] is not None:
                 label = f"{self.slot_label(node, 0)}ᵀ"
             else:
-                label = rule_name(node.label)
+                label = self.name_of(node.label)
         self._made[producer] = label
         return label
 
@@ -219,27 +274,14 @@ def _rule_key(
     """Everything a rule reads of a step (through StepView) when none of its tensors is small
     enough to be recorded with values, so that no rule computes with numbers: steps with the
     same key get the same rule, made once. None when a value is recorded."""
-    grads_in, grads_out = _shapes(step.grad_inputs), _shapes(step.grad_outputs)
-    if grads_in is None or grads_out is None:
+    grads_in = _shapes(step.grad_inputs)
+    if grads_in is None:
         return None
-    saved: list[tuple[object, ...]] = []
-    for item in op.saved:
-        label, data = linked_data(item, index.nodes)  # what StepView.saved_data gives
-        if data is not None and data.values is not None:
-            return None
-        saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))
-    return (
-        op.grad_fn,
-        op.op,
-        output,
-        tuple(slot_tensors),
-        tuple(slot_labels),  # None exactly where op.next is: which slots get a gradient
-        tuple(op.constants),
-        tuple(index.plain_inputs.get(op.id, ())),
-        grads_in,
-        grads_out,
-        tuple(saved),
-    )
+    grads_out = _shapes(step.grad_outputs)
+    if grads_out is None:
+        return None
+    op_key = index.op_key(op, output, slot_tensors, slot_labels)
+    return None if op_key is None else (op_key, grads_in, grads_out)
 
 
 def explain_step(
