@@ -30,7 +30,6 @@ from app.step_view import (
     StepView,
     ValueCache,
     bracketed_shape,
-    linked_data,
 )
 
 # records made by the thousand: every field by keyword, nothing checked
@@ -68,6 +67,7 @@ class _RuleNames:
         self._made: dict[str, str | None] = {}
         self._names: dict[str, str] = {}  # rule_name by label
         self._op_keys: dict[str, tuple[object, ...] | None] = {}
+        self.unknown: dict[str, NoteMessage] = {}  # the note of each grad_fn without a rule
         self.values = ValueCache()
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
         self.rules_made: dict[
@@ -99,7 +99,8 @@ class _RuleNames:
                     tensor = between.get((producer, op.id))
             tensors.append(tensor)
             if tensor is None:
-                labels.append(self._made_label(producer))
+                made = self._made.get(producer) if producer is not None else None
+                labels.append(made if made is not None else self._made_label(producer))
             else:
                 label = nodes[tensor].label
                 name = names.get(label)
@@ -128,13 +129,21 @@ class _RuleNames:
         recorded with values. Made once per op."""
         if op.id in self._op_keys:
             return self._op_keys[op.id]
+        nodes = self.nodes
         saved: list[tuple[object, ...]] = []
         key: tuple[object, ...] | None = None
         for item in op.saved:
-            label, data = linked_data(item, self.nodes)  # what StepView.saved_data gives
-            if data is not None and data.values is not None:
+            node = nodes.get(item.tensor) if item.tensor is not None else None
+            if isinstance(node, TensorNode):  # linked_data, as StepView.saved_data reads it
+                label, data = node.label, node.value
+            else:
+                label, data = None, item.value
+            if data is None:
+                saved.append((item.name, label, None, item.repr))
+            elif data.values is not None:
                 break
-            saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))
+            else:
+                saved.append((item.name, label, tuple(data.shape), item.repr))
         else:
             key = (
                 op.grad_fn,
@@ -256,10 +265,10 @@ def _shapes(items: list[TensorData | None]) -> tuple[tuple[int, ...] | None, ...
     for data in items:
         if data is None:
             shapes.append(None)
-        elif data.values is not None:
-            return None
-        else:
+        elif data.values is None:
             shapes.append(tuple(data.shape))
+        else:
+            return None
     return tuple(shapes)
 
 
@@ -302,6 +311,22 @@ def explain_step(
             note=None,
             message=None,
         )
+    rule = RULES.get(grad_fn)
+    if rule is None:  # nothing of the step is read: one note per grad_fn
+        unknown = index.unknown.get(grad_fn)
+        if unknown is None:
+            unknown = index.unknown[grad_fn] = rule_message("unknown", fn=grad_fn)
+        return new_step_rule(
+            known=False,
+            grad_fn=grad_fn,
+            output=output,
+            expression=None,
+            terms=[],
+            meet=None,
+            accumulate=None,
+            note=unknown.text,
+            message=unknown,
+        )
     key = _rule_key(index, op, step, output, slot_tensors, slot_labels)
     known_rule = index.rules_made.get(key) if key is not None else None
     if known_rule is not None:
@@ -317,29 +342,27 @@ def explain_step(
             note=message.text if message else None,
             message=message,
         )
-    rule = RULES.get(grad_fn)
     message: NoteMessage | None = None
-    expression, terms = None, []
-    if rule is not None:
-        view = StepView(
-            op=op,
-            step=step,
-            nodes=index.nodes,
-            slot_tensors=slot_tensors,
-            slot_labels=slot_labels,
-            output=output,
-            plain_inputs=list(index.plain_inputs.get(op.id, [])),
-            saved_by_name=index.saved(op),
-            values=index.values,
-        )
-        try:
-            expression, terms = rule(view)
-        except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
-            message = rule_message("notApplied", fn=grad_fn)
-        expression = _without_restatement(expression, output)
-    else:
-        message = rule_message("unknown", fn=grad_fn)
-    known = rule is not None and message is None
+    view = StepView(
+        op=op,
+        step=step,
+        nodes=index.nodes,
+        slot_tensors=slot_tensors,
+        slot_labels=slot_labels,
+        output=output,
+        plain_inputs=list(index.plain_inputs.get(op.id, [])),
+        saved_by_name=index.saved(op),
+        values=index.values,
+    )
+    expression: str | None
+    terms: list[RuleTerm]
+    try:
+        expression, terms = rule(view)
+    except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
+        expression, terms = None, []
+        message = rule_message("notApplied", fn=grad_fn)
+    expression = _without_restatement(expression, output)
+    known = message is None
     if key is not None:
         index.rules_made[key] = (known, expression, terms, message)
     return new_step_rule(
@@ -388,21 +411,28 @@ def attach_rules(graph: Graph) -> Graph:
 def _explain_pass(index: _RuleNames, record: BackwardPass) -> None:
     """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
     sent: dict[str, list[tuple[str, TensorData]]] = {}  # (sending op, gradient) per receiver
+    nodes = index.nodes
     for step in record.steps:
-        op = index.nodes.get(step.node)
+        node = step.node
+        op = nodes.get(node)
         if not isinstance(op, OpNode):
             continue
         rule = explain_step(index, op, step, record)
-        parts = sent.get(step.node, [])
-        total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
-        if len(parts) >= 2 and total is not None:  # every field of rule is already set
-            rule.__dict__["meet"] = _meet(
-                index.values,
-                [new_gradient_part(source=source, value=value) for source, value in parts],
-                total,
-            )
+        parts = sent.get(node)
+        if parts is not None and len(parts) >= 2 and len(step.grad_outputs) == 1:
+            total = step.grad_outputs[0]
+            if total is not None:  # every field of rule is already set
+                rule.__dict__["meet"] = _meet(
+                    index.values,
+                    [new_gradient_part(source=source, value=value) for source, value in parts],
+                    total,
+                )
         step.__dict__["rule"] = rule  # built with rule=None: the field counts as set
-        for slot, producer in enumerate(op.next):
-            grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
+        grads = step.grad_inputs
+        for producer, grad in zip(op.next, grads, strict=False):  # past grads: nothing sent
             if producer is not None and grad is not None:
-                sent.setdefault(producer, []).append((step.node, grad))
+                receiving = sent.get(producer)
+                if receiving is None:
+                    sent[producer] = [(node, grad)]
+                else:
+                    receiving.append((node, grad))

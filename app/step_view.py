@@ -291,18 +291,16 @@ class StepView:
 
     def __post_init__(self) -> None:
         self._literals: dict[str, Any] = {}
-        self.grad_data = self.step.grad_outputs[0] if self.step.grad_outputs else None
+        g = self.step.grad_outputs[0] if self.step.grad_outputs else None
+        self.grad_data = g
+        self.grad_float = one_float(g)  # the arriving gradient when it is one plain number
 
     @functools.cached_property
     def grad(self) -> Operand:
-        """The gradient that arrived at the op's output, as an operand."""
+        """The gradient that arrived at the op's output, as an operand (its tensor made on
+        first use: a rule computed with floats needs none)."""
         g = self.grad_data
         return Operand(f"grad_{self.output}", self.values.tensor(g), g.shape if g else None)
-
-    @functools.cached_property
-    def grad_float(self) -> float | None:
-        """The arriving gradient as a plain float when it is one recorded number."""
-        return one_float(self.grad_data)
 
     # ----- reading -----------------------------------------------------------------
 
