@@ -105,9 +105,12 @@ def _float_mul(view: StepView) -> tuple[str, list[RuleTerm]] | None:
     terms = []
     for slot, local in ((0, b), (1, a)):
         if view.wants(slot):
-            if local.value is None:
-                return None
-            term = float_elementwise(view, slot, local.name, local.value, local.shape)  # type: ignore[arg-type]
+            value: float | None = local.value  # type: ignore[assignment]  # a float here
+            term = (
+                float_elementwise(view, slot, local.name, value, local.shape)
+                if value is not None
+                else None
+            )
             if term is None:
                 return None
             terms.append(term)
