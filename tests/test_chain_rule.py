@@ -460,6 +460,10 @@ _ONE_NUMBER_PROGRAMS = {
     "c = torch.tensor([2.0], requires_grad=True)\n(a * c).sum().backward()\n",
     "non_finite": "import torch\na = torch.tensor(float('inf'), requires_grad=True)\n"
     "b = torch.tensor(0.0, requires_grad=True)\n(a * b - b * 2).backward()\n",
+    "unary": "import torch\nx = torch.tensor(0.3, requires_grad=True)\n"
+    "v = torch.tensor([-0.7], requires_grad=True)\n"
+    "y = torch.tanh(x) * torch.sigmoid(x) + torch.exp(x) * torch.relu(v) + torch.relu(x)\n"
+    "(y.sum() + torch.sigmoid(v).sum() + torch.tanh(v * 3.0).sum()).backward()\n",
     # the product is NaN; the gradient of b is made to disagree with the rule below
     "disagrees": "import torch\na = torch.tensor(float('inf'), requires_grad=True)\n"
     "b = torch.tensor(5.0, requires_grad=True)\nc = a * b\n(c * 0.0).backward()\n",
