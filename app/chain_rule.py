@@ -48,6 +48,10 @@ def rule_name(label: str) -> str:
     return label if _PLAIN_NAME.fullmatch(label) else f"({label})"
 
 
+# (output name, tensor node per input slot, name per input slot, op's part of the rule key)
+_OpFacts = tuple[str, list[str | None], list[str | None], tuple[object, ...] | None]
+
+
 class _RuleNames:
     """The names a graph's rules read: each op's slots, saved tensors and plain inputs."""
 
@@ -62,11 +66,10 @@ class _RuleNames:
                 node = self.nodes[tensor]
                 if isinstance(node, TensorNode) and not node.requires_grad:
                     self.plain_inputs.setdefault(op, []).append(rule_name(node.label))
-        self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
+        self._facts: dict[str, _OpFacts] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
         self._names: dict[str, str] = {}  # rule_name by label
-        self._op_keys: dict[str, tuple[object, ...] | None] = {}
         self.unknown: dict[str, NoteMessage] = {}  # the note of each grad_fn without a rule
         self.values = ValueCache()
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
@@ -83,55 +86,47 @@ class _RuleNames:
 
     def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
         """(output name, tensor node per input slot, name per input slot) of op, read once."""
-        known = self._slots.get(op.id)
+        output, tensors, labels, _ = self.facts(op)
+        return output, tensors, labels
+
+    def facts(self, op: OpNode) -> _OpFacts:
+        """slots() of op and the part of its rule key read off op itself, read once, in one
+        go: every step of a recording reads them."""
+        known = self._facts.get(op.id)
         if known is not None:
             return known
-        nodes, between, names = self.nodes, self.between, self._names
+        nodes, between, names, made_names = self.nodes, self.between, self._names, self._made
+        op_id = op.id
         tensors: list[str | None] = []
         labels: list[str | None] = []
         for producer in op.next:  # slot_tensor and slot_label of each slot, inlined
-            tensor = None
-            if producer is not None:
-                source = nodes.get(producer)
-                if isinstance(source, OpNode) and source.variable is not None:
-                    tensor = source.variable
-                else:
-                    tensor = between.get((producer, op.id))
+            if producer is None:
+                tensors.append(None)
+                labels.append(None)
+                continue
+            source = nodes.get(producer)
+            if isinstance(source, OpNode) and source.variable is not None:
+                tensor: str | None = source.variable
+            else:
+                tensor = between.get((producer, op_id))
             tensors.append(tensor)
             if tensor is None:
-                made = self._made.get(producer) if producer is not None else None
+                made = made_names.get(producer)
                 labels.append(made if made is not None else self._made_label(producer))
             else:
                 label = nodes[tensor].label
                 name = names.get(label)
-                if name is None:
-                    name = names[label] = rule_name(label)
-                labels.append(name)
-        known = (self.output_name(op), tensors, labels)
-        self._slots[op.id] = known
+                labels.append(name if name is not None else self.name_of(label))
+        output = self.output_name(op)
+        known = (output, tensors, labels, self._op_key(op, output, tensors, labels))
+        self._facts[op_id] = known
         return known
 
-    def name_of(self, label: str) -> str:
-        """rule_name(label), made once per label."""
-        name = self._names.get(label)
-        if name is None:
-            name = self._names[label] = rule_name(label)
-        return name
-
-    def op_key(
-        self,
-        op: OpNode,
-        output: str,
-        slot_tensors: list[str | None],
-        slot_labels: list[str | None],
+    def _op_key(
+        self, op: OpNode, output: str, tensors: list[str | None], labels: list[str | None]
     ) -> tuple[object, ...] | None:
-        """What a rule reads of op itself, for _rule_key; None when a saved tensor of op is
-        recorded with values. Made once per op."""
-        if op.id in self._op_keys:
-            return self._op_keys[op.id]
         nodes = self.nodes
         saved: list[tuple[object, ...]] = []
-        key: tuple[object, ...] | None = None
         for item in op.saved:
             node = nodes.get(item.tensor) if item.tensor is not None else None
             if isinstance(node, TensorNode):  # linked_data, as StepView.saved_data reads it
@@ -140,23 +135,27 @@ class _RuleNames:
                 label, data = None, item.value
             if data is None:
                 saved.append((item.name, label, None, item.repr))
-            elif data.values is not None:
-                break
-            else:
+            elif data.values is None:
                 saved.append((item.name, label, tuple(data.shape), item.repr))
-        else:
-            key = (
-                op.grad_fn,
-                op.op,
-                output,
-                tuple(slot_tensors),
-                tuple(slot_labels),  # None exactly where op.next is: which slots get a gradient
-                tuple(op.constants),
-                tuple(self.plain_inputs.get(op.id, ())),
-                tuple(saved),
-            )
-        self._op_keys[op.id] = key
-        return key
+            else:
+                return None
+        return (
+            op.grad_fn,
+            op.op,
+            output,
+            tuple(tensors),
+            tuple(labels),  # None exactly where op.next is: which slots get a gradient
+            tuple(op.constants),
+            tuple(self.plain_inputs.get(op.id, ())),
+            tuple(saved),
+        )
+
+    def name_of(self, label: str) -> str:
+        """rule_name(label), made once per label."""
+        name = self._names.get(label)
+        if name is None:
+            name = self._names[label] = rule_name(label)
+        return name
 
     def output_name(self, op: OpNode) -> str:
         """Name of what op computed: its output tensor's label, or, when that tensor is not
@@ -282,14 +281,15 @@ def _rule_key(
 ) -> tuple[object, ...] | None:
     """Everything a rule reads of a step (through StepView) when none of its tensors is small
     enough to be recorded with values, so that no rule computes with numbers: steps with the
-    same key get the same rule, made once. None when a value is recorded."""
+    same key get the same rule, made once. None when a value is recorded. (output and the
+    slots are those index.slots(op) gives: the op's part of the key holds them.)"""
     grads_in = _shapes(step.grad_inputs)
     if grads_in is None:
         return None
     grads_out = _shapes(step.grad_outputs)
     if grads_out is None:
         return None
-    op_key = index.op_key(op, output, slot_tensors, slot_labels)
+    op_key = index.facts(op)[3]
     return None if op_key is None else (op_key, grads_in, grads_out)
 
 
@@ -298,7 +298,7 @@ def explain_step(
 ) -> StepRule:
     """The rule of one step: a known formula with terms, an accumulation, or a note."""
     grad_fn = op.grad_fn or op.op
-    output, slot_tensors, slot_labels = index.slots(op)
+    output, slot_tensors, slot_labels, _ = index.facts(op)
     if grad_fn == ACCUMULATE_GRAD:
         return new_step_rule(
             known=True,
