@@ -30,7 +30,6 @@ from app.step_view import (
     StepView,
     ValueCache,
     bracketed_shape,
-    linked_data,
 )
 
 # records made by the thousand: every field by keyword, nothing checked
@@ -49,6 +48,10 @@ def rule_name(label: str) -> str:
     return label if _PLAIN_NAME.fullmatch(label) else f"({label})"
 
 
+# (output name, tensor node per input slot, name per input slot, op's part of the rule key)
+_OpFacts = tuple[str, list[str | None], list[str | None], tuple[object, ...] | None]
+
+
 class _RuleNames:
     """The names a graph's rules read: each op's slots, saved tensors and plain inputs."""
 
@@ -63,9 +66,11 @@ class _RuleNames:
                 node = self.nodes[tensor]
                 if isinstance(node, TensorNode) and not node.requires_grad:
                     self.plain_inputs.setdefault(op, []).append(rule_name(node.label))
-        self._slots: dict[str, tuple[str, list[str | None], list[str | None]]] = {}
+        self._facts: dict[str, _OpFacts] = {}
         self._saved: dict[str, dict[str, SavedTensor]] = {}
         self._made: dict[str, str | None] = {}
+        self._names: dict[str, str] = {}  # rule_name by label
+        self.unknown: dict[str, NoteMessage] = {}  # the note of each grad_fn without a rule
         self.values = ValueCache()
         # (known, expression, terms, note) of the rules made, by what they read (see _rule_key)
         self.rules_made: dict[
@@ -81,31 +86,89 @@ class _RuleNames:
 
     def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
         """(output name, tensor node per input slot, name per input slot) of op, read once."""
-        known = self._slots.get(op.id)
-        if known is None:
-            tensors = [self.slot_tensor(op, k) for k in range(len(op.next))]
-            labels = [
-                rule_name(self.nodes[tensor].label)
-                if tensor is not None
-                else self._made_label(producer)
-                for producer, tensor in zip(op.next, tensors, strict=True)
-            ]
-            known = (self.output_name(op), tensors, labels)
-            self._slots[op.id] = known
+        output, tensors, labels, _ = self.facts(op)
+        return output, tensors, labels
+
+    def facts(self, op: OpNode) -> _OpFacts:
+        """slots() of op and the part of its rule key read off op itself, read once, in one
+        go: every step of a recording reads them."""
+        known = self._facts.get(op.id)
+        if known is not None:
+            return known
+        nodes, between, names, made_names = self.nodes, self.between, self._names, self._made
+        op_id = op.id
+        tensors: list[str | None] = []
+        labels: list[str | None] = []
+        for producer in op.next:  # slot_tensor and slot_label of each slot, inlined
+            if producer is None:
+                tensors.append(None)
+                labels.append(None)
+                continue
+            source = nodes.get(producer)
+            if isinstance(source, OpNode) and source.variable is not None:
+                tensor: str | None = source.variable
+            else:
+                tensor = between.get((producer, op_id))
+            tensors.append(tensor)
+            if tensor is None:
+                made = made_names.get(producer)
+                labels.append(made if made is not None else self._made_label(producer))
+            else:
+                label = nodes[tensor].label
+                name = names.get(label)
+                labels.append(name if name is not None else self.name_of(label))
+        output = self.output_name(op)
+        known = (output, tensors, labels, self._op_key(op, output, tensors, labels))
+        self._facts[op_id] = known
         return known
+
+    def _op_key(
+        self, op: OpNode, output: str, tensors: list[str | None], labels: list[str | None]
+    ) -> tuple[object, ...] | None:
+        nodes = self.nodes
+        saved: list[tuple[object, ...]] = []
+        for item in op.saved:
+            node = nodes.get(item.tensor) if item.tensor is not None else None
+            if isinstance(node, TensorNode):  # linked_data, as StepView.saved_data reads it
+                label, data = node.label, node.value
+            else:
+                label, data = None, item.value
+            if data is None:
+                saved.append((item.name, label, None, item.repr))
+            elif data.values is None:
+                saved.append((item.name, label, tuple(data.shape), item.repr))
+            else:
+                return None
+        return (
+            op.grad_fn,
+            op.op,
+            output,
+            tuple(tensors),
+            tuple(labels),  # None exactly where op.next is: which slots get a gradient
+            tuple(op.constants),
+            tuple(self.plain_inputs.get(op.id, ())),
+            tuple(saved),
+        )
+
+    def name_of(self, label: str) -> str:
+        """rule_name(label), made once per label."""
+        name = self._names.get(label)
+        if name is None:
+            name = self._names[label] = rule_name(label)
+        return name
 
     def output_name(self, op: OpNode) -> str:
         """Name of what op computed: its output tensor's label, or, when that tensor is not
         drawn, a name made from its input ('wᵀ') or the label of the op's own box."""
         if op.variable is not None:
-            return rule_name(self.nodes[op.variable].label)
+            return self.name_of(self.nodes[op.variable].label)
         for tensor in self.outputs.get(op.id, []):
             node = self.nodes[tensor]
             if isinstance(node, TensorNode) and not node.is_leaf:
-                return rule_name(node.label)
+                return self.name_of(node.label)
         if op.grad_fn == "TBackward0" and op.next and op.next[0] is not None:
             return f"{self.slot_label(op, 0)}ᵀ"
-        return rule_name(op.label)
+        return self.name_of(op.label)
 
     def slot_tensor(self, op: OpNode, slot: int) -> str | None:
         """The tensor node that carried input slot of op, when one was recorded."""
@@ -121,7 +184,7 @@ class _RuleNames:
         """The name of input slot: its tensor's label, else one made from its producer."""
         tensor = self.slot_tensor(op, slot)
         if tensor is not None:
-            return rule_name(self.nodes[tensor].label)
+            return self.name_of(self.nodes[tensor].label)
         return self._made_label(op.next[slot] if slot < len(op.next) else None)
 
     def _made_label(self, producer: str | None) -> str | None:
@@ -137,7 +200,7 @@ class _RuleNames:
             if node.grad_fn == "TBackward0" and node.next and node.next[0] is not None:
                 label = f"{self.slot_label(node, 0)}ᵀ"
             else:
-                label = rule_name(node.label)
+                label = self.name_of(node.label)
         self._made[producer] = label
         return label
 
@@ -201,10 +264,10 @@ def _shapes(items: list[TensorData | None]) -> tuple[tuple[int, ...] | None, ...
     for data in items:
         if data is None:
             shapes.append(None)
-        elif data.values is not None:
-            return None
-        else:
+        elif data.values is None:
             shapes.append(tuple(data.shape))
+        else:
+            return None
     return tuple(shapes)
 
 
@@ -218,28 +281,16 @@ def _rule_key(
 ) -> tuple[object, ...] | None:
     """Everything a rule reads of a step (through StepView) when none of its tensors is small
     enough to be recorded with values, so that no rule computes with numbers: steps with the
-    same key get the same rule, made once. None when a value is recorded."""
-    grads_in, grads_out = _shapes(step.grad_inputs), _shapes(step.grad_outputs)
-    if grads_in is None or grads_out is None:
+    same key get the same rule, made once. None when a value is recorded. (output and the
+    slots are those index.slots(op) gives: the op's part of the key holds them.)"""
+    grads_in = _shapes(step.grad_inputs)
+    if grads_in is None:
         return None
-    saved: list[tuple[object, ...]] = []
-    for item in op.saved:
-        label, data = linked_data(item, index.nodes)  # what StepView.saved_data gives
-        if data is not None and data.values is not None:
-            return None
-        saved.append((item.name, label, tuple(data.shape) if data else None, item.repr))
-    return (
-        op.grad_fn,
-        op.op,
-        output,
-        tuple(slot_tensors),
-        tuple(slot_labels),  # None exactly where op.next is: which slots get a gradient
-        tuple(op.constants),
-        tuple(index.plain_inputs.get(op.id, ())),
-        grads_in,
-        grads_out,
-        tuple(saved),
-    )
+    grads_out = _shapes(step.grad_outputs)
+    if grads_out is None:
+        return None
+    op_key = index.facts(op)[3]
+    return None if op_key is None else (op_key, grads_in, grads_out)
 
 
 def explain_step(
@@ -247,7 +298,7 @@ def explain_step(
 ) -> StepRule:
     """The rule of one step: a known formula with terms, an accumulation, or a note."""
     grad_fn = op.grad_fn or op.op
-    output, slot_tensors, slot_labels = index.slots(op)
+    output, slot_tensors, slot_labels, _ = index.facts(op)
     if grad_fn == ACCUMULATE_GRAD:
         return new_step_rule(
             known=True,
@@ -259,6 +310,22 @@ def explain_step(
             accumulate=_accumulation(index.values, op, step, record, output),
             note=None,
             message=None,
+        )
+    rule = RULES.get(grad_fn)
+    if rule is None:  # nothing of the step is read: one note per grad_fn
+        unknown = index.unknown.get(grad_fn)
+        if unknown is None:
+            unknown = index.unknown[grad_fn] = rule_message("unknown", fn=grad_fn)
+        return new_step_rule(
+            known=False,
+            grad_fn=grad_fn,
+            output=output,
+            expression=None,
+            terms=[],
+            meet=None,
+            accumulate=None,
+            note=unknown.text,
+            message=unknown,
         )
     key = _rule_key(index, op, step, output, slot_tensors, slot_labels)
     known_rule = index.rules_made.get(key) if key is not None else None
@@ -275,29 +342,27 @@ def explain_step(
             note=message.text if message else None,
             message=message,
         )
-    rule = RULES.get(grad_fn)
     message: NoteMessage | None = None
-    expression, terms = None, []
-    if rule is not None:
-        view = StepView(
-            op=op,
-            step=step,
-            nodes=index.nodes,
-            slot_tensors=slot_tensors,
-            slot_labels=slot_labels,
-            output=output,
-            plain_inputs=list(index.plain_inputs.get(op.id, [])),
-            saved_by_name=index.saved(op),
-            values=index.values,
-        )
-        try:
-            expression, terms = rule(view)
-        except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
-            message = rule_message("notApplied", fn=grad_fn)
-        expression = _without_restatement(expression, output)
-    else:
-        message = rule_message("unknown", fn=grad_fn)
-    known = rule is not None and message is None
+    view = StepView(
+        op=op,
+        step=step,
+        nodes=index.nodes,
+        slot_tensors=slot_tensors,
+        slot_labels=slot_labels,
+        output=output,
+        plain_inputs=list(index.plain_inputs.get(op.id, [])),
+        saved_by_name=index.saved(op),
+        values=index.values,
+    )
+    expression: str | None
+    terms: list[RuleTerm]
+    try:
+        expression, terms = rule(view)
+    except (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError):
+        expression, terms = None, []
+        message = rule_message("notApplied", fn=grad_fn)
+    expression = _without_restatement(expression, output)
+    known = message is None
     if key is not None:
         index.rules_made[key] = (known, expression, terms, message)
     return new_step_rule(
@@ -346,21 +411,28 @@ def attach_rules(graph: Graph) -> Graph:
 def _explain_pass(index: _RuleNames, record: BackwardPass) -> None:
     """Rules of one pass, in the engine's order, collecting what each step sent to its inputs."""
     sent: dict[str, list[tuple[str, TensorData]]] = {}  # (sending op, gradient) per receiver
+    nodes = index.nodes
     for step in record.steps:
-        op = index.nodes.get(step.node)
+        node = step.node
+        op = nodes.get(node)
         if not isinstance(op, OpNode):
             continue
         rule = explain_step(index, op, step, record)
-        parts = sent.get(step.node, [])
-        total = step.grad_outputs[0] if len(step.grad_outputs) == 1 else None
-        if len(parts) >= 2 and total is not None:  # every field of rule is already set
-            rule.__dict__["meet"] = _meet(
-                index.values,
-                [new_gradient_part(source=source, value=value) for source, value in parts],
-                total,
-            )
+        parts = sent.get(node)
+        if parts is not None and len(parts) >= 2 and len(step.grad_outputs) == 1:
+            total = step.grad_outputs[0]
+            if total is not None:  # every field of rule is already set
+                rule.__dict__["meet"] = _meet(
+                    index.values,
+                    [new_gradient_part(source=source, value=value) for source, value in parts],
+                    total,
+                )
         step.__dict__["rule"] = rule  # built with rule=None: the field counts as set
-        for slot, producer in enumerate(op.next):
-            grad = step.grad_inputs[slot] if slot < len(step.grad_inputs) else None
+        grads = step.grad_inputs
+        for producer, grad in zip(op.next, grads, strict=False):  # past grads: nothing sent
             if producer is not None and grad is not None:
-                sent.setdefault(producer, []).append((step.node, grad))
+                receiving = sent.get(producer)
+                if receiving is None:
+                    sent[producer] = [(node, grad)]
+                else:
+                    receiving.append((node, grad))

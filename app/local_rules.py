@@ -9,10 +9,18 @@ from collections.abc import Callable
 import torch
 
 from app.loss_rules import LOSS_RULES
-from app.rule_terms import elementwise, grouped, rule_terms
+from app.rule_terms import elementwise, float_elementwise, grouped, rule_terms
 from app.rule_text import rule_message
 from app.schemas import RuleTerm
-from app.step_view import Operand, StepView, bracketed_shape, browser_number, literal, reduce_to
+from app.step_view import (
+    Operand,
+    StepView,
+    bracketed_shape,
+    browser_number,
+    literal,
+    one_float,
+    reduce_to,
+)
 
 Rule = Callable[[StepView], tuple[str, list[RuleTerm]]]
 Local = Callable[[torch.Tensor], torch.Tensor]
@@ -23,9 +31,22 @@ def _t(name: str) -> str:
     return name[:-1] if name.endswith("ᵀ") else f"{name}ᵀ"
 
 
-def _unary(function: str, key: str | None, local: str, derivative: Local | None) -> Rule:
+def _unary(
+    function: str,
+    key: str | None,
+    local: str,
+    derivative: Local | None,
+    on_float: Callable[[float], float] | None = None,
+) -> Rule:
+    """A rule of y = function(x); on_float is derivative on one number, with torch's float64
+    operations in torch's order (what it cannot compute exactly so is left to the tensors)."""
+
     def rule(view: StepView) -> tuple[str, list[RuleTerm]]:
         x, y = view.slot_name(0) or "x", view.output
+        if on_float is not None and key and view.grad_float is not None and view.wants(0):
+            term = _float_unary(view, key, local.format(x=x, y=y), on_float)
+            if term is not None:
+                return f"{y} = {function}({x})", [term]
         saved = view.operand(key) if key else None
         if derivative is None:
             value: torch.Tensor | float | None = -1.0
@@ -37,6 +58,18 @@ def _unary(function: str, key: str | None, local: str, derivative: Local | None)
         return expression, terms if view.wants(0) else []
 
     return rule
+
+
+def _float_unary(
+    view: StepView, key: str, local: str, on_float: Callable[[float], float]
+) -> RuleTerm | None:
+    """The term of a unary rule whose saved tensor is one recorded number, computed with
+    floats; None where it is not, or where the term is not one number."""
+    data = view.saved_data(key)[1]
+    number = one_float(data)
+    if data is None or number is None:
+        return None
+    return float_elementwise(view, 0, local, on_float(number), data.shape)
 
 
 def _add(sign: float, swapped: bool = False) -> Rule:
@@ -83,7 +116,47 @@ def _scalar_operand(view: StepView, key: str, slot: int) -> Operand:
     return operand
 
 
+def _float_operand(view: StepView, key: str, slot: int) -> Operand | None:
+    """_scalar_operand with a plain float for a value that is one recorded number (no tensor
+    is made for it); None where the saved tensor holds other values."""
+    operand = view.float_operand(key, slot)
+    if operand is None or operand.value is not None:
+        return operand
+    number = view.number(key, None)
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        return Operand(browser_number(number), float(number), [])  # type: ignore[arg-type]
+    return operand
+
+
+def _float_mul(view: StepView) -> tuple[str, list[RuleTerm]] | None:
+    """_mul where every number it writes is one recorded number: computed with floats, no
+    tensors made; None where that does not hold."""
+    a = _float_operand(view, "self", 0)
+    b = _float_operand(view, "other", 1) if a is not None else None
+    if a is None or b is None:
+        return None
+    terms = []
+    for slot, local in ((0, b), (1, a)):
+        if view.wants(slot):
+            value: float | None = local.value  # type: ignore[assignment]  # a float here
+            term = (
+                float_elementwise(view, slot, local.name, value, local.shape)
+                if value is not None
+                else None
+            )
+            if term is None:
+                return None
+            terms.append(term)
+    return f"{view.output} = {a.name} * {b.name}", terms
+
+
 def _mul(view: StepView) -> tuple[str, list[RuleTerm]]:
+    if view.grad_float is not None:  # one number times one number: no tensors needed
+        given = list(view.plain_inputs)
+        made = _float_mul(view)
+        if made is not None:
+            return made
+        view.plain_inputs = given  # the names _float_mul took are taken again below
     a, b = _scalar_operand(view, "self", 0), _scalar_operand(view, "other", 1)
     return f"{view.output} = {a.name} * {b.name}", rule_terms(
         view,
@@ -391,14 +464,19 @@ def _softmax(log: bool) -> Rule:
 
 RULES: dict[str, Rule] = {
     "NegBackward0": _unary("-", None, "-1", None),
-    "ExpBackward0": _unary("exp", "result", "exp({x})", lambda y: y),
+    "ExpBackward0": _unary("exp", "result", "exp({x})", lambda y: y, lambda y: y),
     "LogBackward0": _unary("log", "self", "1/{x}", lambda x: 1 / x),
     "SqrtBackward0": _unary("sqrt", "result", "1/(2·sqrt({x}))", lambda y: 1 / (2 * y)),
     "SinBackward0": _unary("sin", "self", "cos({x})", torch.cos),
     "CosBackward0": _unary("cos", "self", "-sin({x})", lambda x: -torch.sin(x)),
-    "TanhBackward0": _unary("tanh", "result", "1 - {y}^2", lambda y: 1 - y**2),
-    "SigmoidBackward0": _unary("sigmoid", "result", "{y}·(1 - {y})", lambda y: y * (1 - y)),
-    "ReluBackward0": _unary("relu", "result", "[{y} > 0]", lambda y: (y > 0).double()),
+    # torch squares with one multiplication, as y * y does
+    "TanhBackward0": _unary("tanh", "result", "1 - {y}^2", lambda y: 1 - y**2, lambda y: 1 - y * y),
+    "SigmoidBackward0": _unary(
+        "sigmoid", "result", "{y}·(1 - {y})", lambda y: y * (1 - y), lambda y: y * (1 - y)
+    ),
+    "ReluBackward0": _unary(
+        "relu", "result", "[{y} > 0]", lambda y: (y > 0).double(), lambda y: float(y > 0)
+    ),
     "AbsBackward0": _unary("abs", "self", "sign({x})", torch.sign),
     "AddBackward0": _add(1.0),
     "AddBackward1": _add(1.0),

@@ -13,8 +13,10 @@ from app.step_view import Operand, StepView, browser_number, reduce_to
 
 def broadcast_shape(a: list[int], b: list[int]) -> list[int]:
     """The shape two shapes broadcast to (torch's rule), without asking torch."""
-    if a == b:
+    if a == b or not b:  # a zero-dimensional tensor broadcasts to any shape
         return list(a)
+    if not a:
+        return list(b)
     rank = max(len(a), len(b))
     a, b = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
     return [x if y == 1 else y for x, y in zip(a, b, strict=True)]
@@ -35,7 +37,12 @@ def elementwise(
     local_value: torch.Tensor | float | None,
     local_shape: list[int] | None = None,
 ) -> RuleTerm:
-    """grad_in = grad_out · local, summed over the dimensions broadcasting added."""
+    """grad_in = grad_out · local, summed over the dimensions broadcasting added. A float
+    local_value is a number of local_shape ([] when None)."""
+    if type(local_value) is float:
+        term = float_elementwise(view, slot, local, local_value, local_shape)
+        if term is not None:
+            return term
     g = view.grad
     shape = view.input_shape(slot)
     if isinstance(local_value, torch.Tensor):
@@ -56,6 +63,24 @@ def elementwise(
         product, parts = f"sum({product})", ["sum(", *parts, ")"]
         message = rule_message("broadcast", x=view.slot_name(slot) or f"input{slot}")
     return view.term(slot, local, product, parts, value, message)
+
+
+def float_elementwise(
+    view: StepView, slot: int, local: str, local_value: float, local_shape: list[int] | None
+) -> RuleTerm | None:
+    """elementwise() where the gradient, the local value and the result are one number each
+    and broadcasting sums nothing: the same term, computed with floats (float64, as torch
+    computes it) instead of tensors; None where that does not hold."""
+    g = view.grad_float
+    shape = view.input_shape(slot)
+    grad_shape = view.grad_data.shape if view.grad_data is not None else []
+    if g is None or shape is None:
+        return None
+    if broadcast_shape(grad_shape, local_shape or []) != list(shape):
+        return None
+    numbers = f"{browser_number(g)} · {browser_number(local_value)}"
+    product = f"grad_{view.output} · {grouped(local)}"
+    return view.float_term(slot, local, product, numbers, g * local_value)
 
 
 def rule_terms(view: StepView, *terms: tuple[int, Callable[[], RuleTerm]]) -> list[RuleTerm]:

@@ -170,6 +170,19 @@ def _close(a: float | int | bool, b: float) -> bool:
     return math.isfinite(error) and error <= _ATOL + abs(_RTOL * b)
 
 
+def one_float(data: TensorData | None) -> float | None:
+    """The value of a one-element floating-point TensorData recorded as a plain float, as
+    to_tensor reads it; None for anything else (no values, more elements, other numbers)."""
+    if data is None or not data.dtype.startswith(_FLOATING):
+        return None
+    values = data.values
+    for _ in data.shape:  # [[v]] for shape [1, 1]
+        if type(values) is not list or len(values) != 1:
+            return None
+        values = values[0]
+    return values if type(values) is float else None
+
+
 def _few_floats(data: TensorData | None) -> list[float] | None:
     """The values of a floating-point TensorData as a flat list of floats, as to_tensor reads
     them; None where they are not simply nested numbers of its shape (to_tensor decides)."""
@@ -280,7 +293,14 @@ class StepView:
         self._literals: dict[str, Any] = {}
         g = self.step.grad_outputs[0] if self.step.grad_outputs else None
         self.grad_data = g
-        self.grad = Operand(f"grad_{self.output}", self.values.tensor(g), g.shape if g else None)
+        self.grad_float = one_float(g)  # the arriving gradient when it is one plain number
+
+    @functools.cached_property
+    def grad(self) -> Operand:
+        """The gradient that arrived at the op's output, as an operand (its tensor made on
+        first use: a rule computed with floats needs none)."""
+        g = self.grad_data
+        return Operand(f"grad_{self.output}", self.values.tensor(g), g.shape if g else None)
 
     # ----- reading -----------------------------------------------------------------
 
@@ -324,6 +344,26 @@ class StepView:
         if name is None and slot is not None:
             name = self.constant_name(slot, fallback)
         return Operand(name or fallback, value, data.shape if data else None)
+
+    def float_operand(self, key: str, slot: int) -> Operand | None:
+        """operand(key, slot) with a plain float for its value where the saved tensor is one
+        recorded number (no tensor is made); None where it holds other values."""
+        label, data = self.saved_data(key)
+        value = None
+        if data is not None and data.values is not None:
+            value = one_float(data)
+            if value is None:
+                return None
+        name = self.slot_name(slot)
+        if name is None:
+            name = label
+        if name is None and self.plain_inputs:
+            name = self.plain_inputs.pop(0)  # as operand() takes it
+        if name is None and value is not None:
+            name = browser_number(value)
+        if name is None:
+            name = self.constant_name(slot, "c")
+        return Operand(name or "c", value, data.shape if data else None)  # type: ignore[arg-type]
 
     def constant_name(self, slot: int, fallback: str = "c") -> str:
         """Name of an input that needs no grad: a plain tensor's label or the number given."""
@@ -387,6 +427,31 @@ class StepView:
             value=_summary(value) if value is not None and not agrees else None,
             agrees=agrees,
             message=message,
+        )
+
+    def float_term(
+        self, slot: int, local: str, product: str, numbers: str, value: float
+    ) -> RuleTerm | None:
+        """term() for a gradient that is one number, computed in Python as float64 as torch
+        computes it: numbers ends in its value; None where the recorded gradient is not one
+        plain float (term() then decides)."""
+        recorded = self.step.grad_inputs[slot]
+        expected = one_float(recorded)
+        if expected is None:
+            return None
+        agrees = _close(value, expected)
+        return new_rule_term(
+            slot=slot,
+            input=self.slot_tensors[slot] if slot < len(self.slot_tensors) else None,
+            name=self.slot_name(slot) or f"input{slot}",
+            local=local,
+            product=product,
+            numbers=f"{numbers} = {browser_number(value)}",
+            value=None
+            if agrees
+            else _summary(torch.tensor(value, dtype=torch.float64).reshape(recorded.shape)),
+            agrees=agrees,
+            message=None,
         )
 
 

@@ -446,3 +446,76 @@ def test_layers_of_one_shape_share_their_shape_rules_but_not_small_values() -> N
     assert small  # the loss's scalar steps carry values: they are never shared
     for step in small:
         assert keys[record.steps.index(step)] is None
+
+
+_ONE_NUMBER_PROGRAMS = {
+    "chain": "import torch\nx = torch.tensor([2.0], requires_grad=True)\ny = x\n"
+    "for _ in range(6):\n    y = y * 1.5\ny.sum().backward()\n",
+    "neuron": "import torch\nx1 = torch.tensor(2.0)\nw1 = torch.tensor(-3.0, requires_grad=True)\n"
+    "x2 = torch.tensor(0.0)\nw2 = torch.tensor(1.0, requires_grad=True)\n"
+    "b = torch.tensor(6.8813735870195432, requires_grad=True)\n"
+    "n = x1 * w1 + x2 * w2 + b\no = torch.tanh(n)\no.backward()\n",
+    # a 0-dimensional gradient times a [1] operand: broadcasting sums, the tensors decide
+    "broadcast": "import torch\na = torch.tensor(3.0, requires_grad=True)\n"
+    "c = torch.tensor([2.0], requires_grad=True)\n(a * c).sum().backward()\n",
+    "non_finite": "import torch\na = torch.tensor(float('inf'), requires_grad=True)\n"
+    "b = torch.tensor(0.0, requires_grad=True)\n(a * b - b * 2).backward()\n",
+    "unary": "import torch\nx = torch.tensor(0.3, requires_grad=True)\n"
+    "v = torch.tensor([-0.7], requires_grad=True)\n"
+    "y = torch.tanh(x) * torch.sigmoid(x) + torch.exp(x) * torch.relu(v) + torch.relu(x)\n"
+    "(y.sum() + torch.sigmoid(v).sum() + torch.tanh(v * 3.0).sum()).backward()\n",
+    # the product is NaN; the gradient of b is made to disagree with the rule below
+    "disagrees": "import torch\na = torch.tensor(float('inf'), requires_grad=True)\n"
+    "b = torch.tensor(5.0, requires_grad=True)\nc = a * b\n(c * 0.0).backward()\n",
+}
+
+
+def _rules_made_again(graph: Graph) -> list[str]:
+    graph = graph.model_copy(deep=True)
+    for record in graph.backward:
+        for step in record.steps:
+            step.__dict__["rule"] = None
+    return _rules_json(chain_rule.attach_rules(graph))
+
+
+@pytest.mark.parametrize("program", sorted(_ONE_NUMBER_PROGRAMS))
+def test_rules_of_one_number_computed_with_floats_equal_those_computed_with_tensors(
+    program, monkeypatch
+) -> None:
+    from app import step_view
+
+    graph = trace_code(_ONE_NUMBER_PROGRAMS[program])
+    if program == "disagrees":
+        first_mul = steps_of(graph, "MulBackward0")[-1]
+        first_mul.grad_inputs[1].values = 12.5  # not what the rule computes
+    with_floats = _rules_made_again(graph)
+    monkeypatch.setattr(step_view, "one_float", lambda data: None)  # every value a tensor
+    with_tensors = _rules_made_again(graph)
+    assert with_floats == with_tensors
+    if program == "disagrees":
+        assert '"agrees":false' in "".join(with_floats)
+    assert with_floats
+
+
+def test_a_step_of_one_number_times_another_makes_no_tensor(monkeypatch) -> None:
+    from app import step_view
+
+    made: list[object] = []
+    real = step_view.ValueCache.tensor
+
+    def tensor(self, data):  # noqa: ANN001, ANN202
+        made.append(data)
+        return real(self, data)
+
+    monkeypatch.setattr(step_view.ValueCache, "tensor", tensor)
+    graph = trace_code(_ONE_NUMBER_PROGRAMS["chain"])
+    muls = steps_of(graph, "MulBackward0")
+    assert len(muls) == 6
+    assert all(t.agrees for s in muls for t in s.rule.terms)
+    assert [t.numbers for t in muls[0].rule.terms] == ["1 · 1.5 = 1.5"]
+    # the gradients the sum sent and the leaf received are made tensors by those steps' rules
+    others = [s for s in graph.backward[0].steps if s not in muls]
+    other_data = {id(d) for s in others for d in s.grad_inputs + s.grad_outputs if d is not None}
+    mul_data = {id(d) for s in muls for d in s.grad_inputs + s.grad_outputs if d is not None}
+    assert len(mul_data - other_data) == 5
+    assert not (mul_data - other_data) & {id(d) for d in made}
