@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -115,18 +115,44 @@ def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
     return groups
 
 
-def _batches(tensors: Sequence[torch.Tensor]) -> Iterator[tuple[list[int], bool]]:
-    """Indexes of tensors of one device and shape that fit one block together, each with
-    whether they do; a tensor bigger than a block comes alone, marked False."""
-    for (device, _), members in _by_layout(tensors).items():
-        numel = tensors[members[0]].numel()
-        if device.type == "cpu" and numel > BLOCK_ELEMENTS:
+Batch = Literal["alone", "packed", "joined"]
+
+# small tensors of shapes met fewer times than this are summarised together, concatenated into
+# one vector: a handful of calls for all of them, where stacking costs a dozen calls per shape
+CONCAT_UP_TO = 1024
+STACKED_FROM = 32
+
+
+def _batches(
+    tensors: Sequence[torch.Tensor], join_small: bool = False
+) -> Iterator[tuple[list[int], Batch]]:
+    """Indexes of tensors summarised together, and how: "packed" (one device and shape, they
+    fit one block stacked), "alone" (a tensor bigger than a block) or, where join_small,
+    "joined" (small CPU tensors of shapes met a few times, of one dtype and all scalars or
+    none, at most a block of them one after another)."""
+    joined: dict[tuple[torch.dtype, bool], tuple[list[int], int]] = {}
+    for (device, shape), members in _by_layout(tensors).items():
+        numel = shape.numel()
+        is_cpu = device.type == "cpu"
+        if join_small and is_cpu and numel <= CONCAT_UP_TO and len(members) < STACKED_FROM:
             for i in members:
-                yield [i], False
+                key = (tensors[i].dtype, not shape)  # torch.cat joins one dtype fastest
+                chunk, elements = joined.get(key) or ([], 0)
+                if elements + numel > BLOCK_ELEMENTS:
+                    yield chunk, "joined"
+                    chunk, elements = [], 0
+                chunk.append(i)
+                joined[key] = (chunk, elements + numel)
             continue
-        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if device.type == "cpu" else len(members)
+        if is_cpu and numel > BLOCK_ELEMENTS:
+            for i in members:
+                yield [i], "alone"
+            continue
+        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
         for start in range(0, len(members), per):
-            yield members[start : start + per], True
+            yield members[start : start + per], "packed"
+    for chunk, _ in joined.values():
+        yield chunk, "joined"
 
 
 def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -169,37 +195,85 @@ def _block_stats(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def _stats_by_blocks(x: torch.Tensor) -> list[float]:
-    """[min, max, mean, std] of a tensor bigger than a block, one block at a time in double
-    precision: each block's mean and centred sum of squares, pooled (Chan, Golub and LeVeque)."""
+    """[min, max, mean, std] of a tensor bigger than a block: min and max over the tensor as it
+    lies, mean and centred sum of squares one block at a time in double precision, pooled
+    (Chan, Golub and LeVeque)."""
     flat = _flat_values(x)
     scratch = _scratch_block(torch.float64, BLOCK_ELEMENTS)
     parts = flat.split(BLOCK_ELEMENTS)
-    sums = torch.empty(len(parts), 4, dtype=torch.float64)  # low, high, mean, centred squares
-    for row, part in zip(sums, parts, strict=True):
+    means = torch.empty(len(parts), dtype=torch.float64)
+    squares = torch.empty(len(parts), dtype=torch.float64)
+    for index, part in enumerate(parts):
         block = scratch[: part.numel()].copy_(part)
-        mean = block.mean()
-        torch.stack([block.amin(), block.amax(), mean, block.sub_(mean).square_().sum()], out=row)
+        torch.mean(block, dim=0, out=means[index])
+        # a dot product sums the squares without writing them back
+        torch.dot(block.sub_(means[index]), block, out=squares[index])
     counts = torch.tensor([part.numel() for part in parts], dtype=torch.float64)
-    means = sums[:, 2]
     mean = (counts * means).sum() / flat.numel()
-    squares = sums[:, 3].sum() + (counts * (means - mean).square()).sum()
-    low, high = sums[:, 0].amin(), sums[:, 1].amax()
+    total = squares.sum() + (counts * (means - mean).square()).sum()
+    # min and max need no double precision: read once, vectorised, without a copy
+    low, high = flat.amin(), flat.amax()
     if low == 0 or high == 0:  # the sign of a zero bound as torch.aminmax gives it
         low, high = torch.aminmax(flat)
-    return [float(low), float(high), float(mean), math.sqrt(float(squares) / flat.numel())]
+    return [float(low), float(high), float(mean), math.sqrt(float(total) / flat.numel())]
 
 
 def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape."""
+    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape,
+    small ones of rare shapes together in one vector."""
     rows: list[list[float]] = [[]] * len(xs)
-    for members, packed in _batches(xs):
-        if not packed:
+    for members, batch in _batches(xs, join_small=True):
+        if batch == "alone":
             rows[members[0]] = _stats_by_blocks(xs[members[0]])
             continue
-        matrix = _stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
-        for i, row in zip(members, _block_stats(matrix).tolist(), strict=True):
+        if batch == "joined":
+            found = _concatenated_stats([xs[i] for i in members])
+        else:
+            matrix = _stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
+            found = _block_stats(matrix).tolist()
+        for i, row in zip(members, found, strict=True):
             rows[i] = row
     return rows
+
+
+def _segments(xs: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The values of tensors of one dtype, all scalars or none, one after another as a numpy
+    vector of dtype (a fresh copy), and the number of values of each."""
+    if xs[0].dim() == 0:
+        joined = torch.stack(list(xs))
+    else:
+        joined = torch.cat([x if x.dim() == 1 else x.reshape(-1) for x in xs])
+    values = joined.to(dtype, copy=True).numpy()
+    return values, np.fromiter((x.numel() for x in xs), dtype=np.int64, count=len(xs))
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    starts = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """[min, max, mean, std] of small tensors, each a segment of one vector in double precision
+    reduced by numpy's reduceat: the arithmetic of the stacked path (mean, then the mean of
+    the squared deviations), a few calls for any number of tensors."""
+    values, counts = _segments(xs, torch.float64)
+    starts = _starts(counts)
+    with np.errstate(all="ignore"):  # NaN and infinities give NaN as torch's reductions do
+        low = np.minimum.reduceat(values, starts)
+        high = np.maximum.reduceat(values, starts)
+        mean = np.add.reduceat(values, starts) / counts
+        values -= np.repeat(mean, counts)
+        std = np.sqrt(np.add.reduceat(np.square(values, out=values), starts) / counts)
+    # numpy and torch may disagree on the sign of a zero: bounds as row_bounds gives them,
+    # from aminmax along the row of a double matrix, and the mean of negative zeros (all
+    # tensors with a zero mean but no zero bound have a positive one)
+    for i in np.flatnonzero((low == 0) | (high == 0)).tolist():
+        row = xs[i].reshape(1, -1).to(torch.float64)
+        low[i], high[i] = (float(v) for v in torch.aminmax(row, dim=1))
+        if mean[i] == 0:
+            mean[i] = float(row.mean(dim=1))
+    return np.stack([low, high, mean, std], axis=1).tolist()
 
 
 def _formatted_all(values: Sequence[float], digits: int) -> list[float]:
@@ -269,7 +343,8 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
     (its first dimension down, the rest flattened across)."""
     maps: list[list[list[float]]] = [[]] * len(tensors)
-    for members, packed in _batches(tensors):
+    for members, batch in _batches(tensors):
+        packed = batch == "packed"
         first = tensors[members[0]]
         if len(members) == 1 and _splits_evenly(first):
             cells = _heatmap_by_view(first)[None]
@@ -359,18 +434,27 @@ def batch_histograms(
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
     counts_of: list[list[int]] = [[]] * len(tensors)
-    for members, packed in _batches(tensors):
+    for members, batch in _batches(tensors):
+        packed = batch == "packed"
         device = tensors[members[0]].device
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
         low, high = bounds[:, :1], bounds[:, 1:]
         flat_range = low == high  # torch.histc widens an empty range by one on each side
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
+        width = high - low
+        if all(_step_is_exact(*ranges[i]) for i in members):
+            # (x - low) * 16 / width == (x - low) / (width / 16) in float32 where neither the
+            # product nor the quotient width / 16 leaves the normal range: one pass fewer
+            width /= HISTOGRAM_BINS
+            prescale = False
+        else:
+            prescale = True
         if packed:
             matrix = _stacked([tensors[i] for i in members], torch.float32)
-            counts = _bin_counts(matrix.view(len(members), -1), low, high - low, owned=True)
+            counts = _bin_counts(matrix.view(len(members), -1), low, width, prescale, owned=True)
         else:
             counts = sum(
-                _bin_counts(part[None], low, high - low, owned=False)
+                _bin_counts(part[None], low, width, prescale, owned=False)
                 for part in _flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
@@ -381,15 +465,21 @@ def batch_histograms(
     ]
 
 
+def _step_is_exact(low: float, high: float) -> bool:
+    """Whether the float32 width of this range divided by the number of bins is exact and no
+    scaled value can overflow (the range's float32 width is within a rounding of high - low)."""
+    return 2.0**-118 <= high - low <= 2.0**120
+
+
 def _bin_counts(
-    matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor, owned: bool
+    matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor, prescale: bool, owned: bool
 ) -> torch.Tensor:
-    """Counts of each row's values in 16 bins from low to low + width (one per row), the first
-    row's 16 first; the values are scaled as torch.histc scales them, in float32, in place
-    where the matrix is owned (a float32 copy), else in a scratch block."""
+    """Counts of each row's values in 16 bins from low (one per row), the first row's 16 first;
+    the values are scaled as torch.histc scales them, (x - low) * 16 / width in float32 (width
+    already divided by 16 unless prescale), in place where the matrix is owned (a float32
+    copy), else in a scratch block."""
     rows, numel = matrix.shape
     scratch = matrix.device.type == "cpu" and rows * numel >= SCRATCH_FROM
-    # (x - low) * bins / (high - low) in float32, as torch.histc computes it
     if owned:
         scaled = matrix.sub_(low)
     elif not scratch:
@@ -400,7 +490,9 @@ def _bin_counts(
             scaled = torch.sub(matrix, low, out=out)
         else:
             scaled = out.copy_(matrix).sub_(low)
-    scaled.mul_(HISTOGRAM_BINS).div_(width)
+    if prescale:
+        scaled.mul_(HISTOGRAM_BINS)
+    scaled.div_(width)
     # bin numbers fit in 32 bits, which bincount counts several times faster than 64
     if scratch:
         bins = _scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)

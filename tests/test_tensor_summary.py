@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from app.schemas import TensorData
 from app.tensor_summary import (
     BLOCK_ELEMENTS,
+    STACKED_FROM,
     SummaryBatch,
     batch_heatmaps,
     batch_histograms,
@@ -328,3 +329,41 @@ def test_summaries_in_threads_at_once_equal_summaries_alone() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: summarize_all(), range(4)))
     assert all(result == alone for result in results)
+
+
+def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> None:
+    torch.manual_seed(8)
+    small = [
+        torch.tensor([0.0, -0.0, 1.5]),  # zero bounds, their sign as aminmax along a row gives it
+        torch.tensor([-0.0, -3.0]),
+        torch.tensor([[0.0], [-0.0]]),
+        torch.tensor(-0.0),
+        torch.tensor(2.5, dtype=torch.float64),
+        torch.randn(5, 7) * 1e-8,
+        torch.randn(300).double() + 1e6,
+        torch.tensor([1.0, float("nan"), -1.0]),
+        torch.tensor([float("inf"), 1.0]),
+        torch.tensor([float("-inf"), float("inf")]),
+        torch.randint(-3, 3, (9,)),
+        torch.randn(1000),
+    ]
+    together = batch_stats(small)  # shapes met once each: one vector per dtype
+    for t, stats in zip(small, together, strict=True):
+        # the same tensor met STACKED_FROM times is stacked by shape and reduced along rows
+        (stacked, *_) = batch_stats([t] * STACKED_FROM)
+        assert repr(stats) == repr(stacked), t
+
+
+def test_histograms_of_extreme_ranges_equal_histc() -> None:
+    torch.manual_seed(9)
+    tensors = [
+        torch.randn(500) * 1e37,  # (x - low) * 16 would overflow float32
+        torch.randn(500) * 1e-37,  # the width / 16 would be subnormal
+        torch.randn(70_000) * 1e-3 + 5,  # a histogram counted in scratch blocks
+    ]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for t, (low, high), histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        expected = torch.histc(t, bins=16, min=low, max=high)
+        assert histogram.counts == [int(c) for c in expected.tolist()]
