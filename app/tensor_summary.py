@@ -581,10 +581,11 @@ def _values_key(x: torch.Tensor) -> tuple[Any, ...]:
     backward steps pass on) hold the same values in another order, so they share statistics.
     """
     try:
-        dense = _is_dense(x)
+        if x.is_contiguous() or _is_dense(x):
+            return (x.data_ptr(), x.numel(), x.dtype, x.device)
     except RuntimeError:  # no strides (sparse): never shared
-        dense = False
-    return (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
+        pass
+    return (id(x),)
 
 
 def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -642,12 +643,12 @@ class SummaryBatch:
 
     def add(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         """TensorData of t; its stats and previews are filled by the next flush."""
-        if t.requires_grad:
-            t = t.detach()
+        # kept as given, not detached (a new tensor per record): the flush reads it without
+        # recording gradients
         numel = t.numel()
         values = None
         if numel <= self.inline_limit:
-            values = t.abs().tolist() if t.is_complex() else t.tolist()
+            values = t.detach().abs().tolist() if t.is_complex() else t.tolist()
         data = new_tensor_data(
             shape=list(t.shape),
             dtype=_DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype),
@@ -671,7 +672,8 @@ class SummaryBatch:
         """Fill the stats and previews of every pending TensorData."""
         if self._pending:
             pending, self._pending, self._keys, self._elements = self._pending, [], set(), 0
-            _complete(pending)
+            with torch.no_grad():
+                _complete(pending)
 
 
 def scalar_of(t: torch.Tensor) -> float | None:

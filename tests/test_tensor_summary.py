@@ -367,3 +367,12 @@ def test_histograms_of_extreme_ranges_equal_histc() -> None:
     ):
         expected = torch.histc(t, bins=16, min=low, max=high)
         assert histogram.counts == [int(c) for c in expected.tolist()]
+
+
+def test_tensors_that_require_grad_are_summarised_as_their_values() -> None:
+    torch.manual_seed(10)
+    leaf = torch.randn(100, 40, requires_grad=True)
+    tensors = [leaf, leaf * 2, torch.randn(3, dtype=torch.complex64, requires_grad=True)]
+    for t in tensors:
+        assert summarize(t, 64).model_dump_json() == summarize(t.detach(), 64).model_dump_json()
+    assert leaf.grad is None and leaf.grad_fn is None
