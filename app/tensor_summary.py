@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +12,16 @@ import torch.nn.functional as F
 
 from app.records import maker
 from app.schemas import Histogram, Stats, TensorData
+from app.tensor_summary_blocks import (
+    BLOCK_ELEMENTS,
+    SCRATCH_FROM,
+    batches,
+    flat_values,
+    is_dense,
+    raw_stats,
+    scratch_block,
+    stacked,
+)
 
 # records made by the thousand: every field by keyword, nothing checked
 new_stats = maker(Stats)
@@ -23,10 +32,6 @@ HEATMAP_SIDE = 16
 HISTOGRAM_BINS = 16
 PREVIEW_DIGITS = 4
 STATS_DIGITS = 7
-# the unit of work on the CPU: 1 MiB of doubles, small enough to stay in the cache, reused
-BLOCK_ELEMENTS = 1 << 17
-# batches of work from this many elements go through the scratch blocks
-SCRATCH_FROM = 1 << 12
 # planes from this size whose sides split evenly into the heatmap's cells are averaged by one
 # sum over a view, without a copy (adaptive pooling walks every window element by element)
 HEATMAP_VIEW_FROM = 1 << 16
@@ -67,213 +72,6 @@ def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     if t.dtype in (torch.float32, torch.float64):
         return t
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
-
-
-def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.aminmax(matrix, dim=1), computed by amin and amax where that gives the same.
-
-    On the CPU amin and amax are many times faster than aminmax; they find the same values but
-    may disagree on the sign of a zero, so rows with a zero bound are taken from aminmax.
-    """
-    if matrix.device.type != "cpu":
-        return torch.aminmax(matrix, dim=1)
-    low, high = matrix.amin(dim=1), matrix.amax(dim=1)
-    zero = ((low == 0) | (high == 0)).nonzero().squeeze(1)
-    if len(zero):
-        low[zero], high[zero] = torch.aminmax(matrix[zero], dim=1)
-    return low, high
-
-
-Layout = tuple[torch.device, torch.Size]
-
-_scratch = threading.local()
-
-
-def _scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
-    """The first `elements` (at most BLOCK_ELEMENTS) of this thread's reusable CPU buffer of
-    dtype, which grows by powers of two up to a block.
-
-    A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
-    done in it; one buffer reused for every block stays mapped and in the cache, and a thread
-    that only ever summarises small tensors keeps a small one.
-    """
-    buffers: dict[torch.dtype, torch.Tensor] | None = getattr(_scratch, "buffers", None)
-    if buffers is None:
-        buffers = _scratch.buffers = {}
-    block = buffers.get(dtype)
-    if block is None or len(block) < elements:
-        size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
-        block = buffers[dtype] = torch.empty(size, dtype=dtype)
-    return block[:elements]
-
-
-def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
-    """Indexes of the tensors, grouped by device and shape: each group stacks into one."""
-    groups: dict[Layout, list[int]] = {}
-    for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.shape), []).append(index)
-    return groups
-
-
-Batch = Literal["alone", "packed", "joined"]
-
-# small tensors of shapes met fewer times than this are summarised together, concatenated into
-# one vector: a handful of calls for all of them, where stacking costs a dozen calls per shape
-CONCAT_UP_TO = 1024
-STACKED_FROM = 32
-
-
-def _batches(
-    tensors: Sequence[torch.Tensor], join_small: bool = False
-) -> Iterator[tuple[list[int], Batch]]:
-    """Indexes of tensors summarised together, and how: "packed" (one device and shape, they
-    fit one block stacked), "alone" (a tensor bigger than a block) or, where join_small,
-    "joined" (small CPU tensors of shapes met a few times, of one dtype and all scalars or
-    none, at most a block of them one after another)."""
-    joined: dict[tuple[torch.dtype, bool], tuple[list[int], int]] = {}
-    for (device, shape), members in _by_layout(tensors).items():
-        numel = shape.numel()
-        is_cpu = device.type == "cpu"
-        if join_small and is_cpu and numel <= CONCAT_UP_TO and len(members) < STACKED_FROM:
-            for i in members:
-                key = (tensors[i].dtype, not shape)  # torch.cat joins one dtype fastest
-                chunk, elements = joined.get(key) or ([], 0)
-                if elements + numel > BLOCK_ELEMENTS:
-                    yield chunk, "joined"
-                    chunk, elements = [], 0
-                chunk.append(i)
-                joined[key] = (chunk, elements + numel)
-            continue
-        if is_cpu and numel > BLOCK_ELEMENTS:
-            for i in members:
-                yield [i], "alone"
-            continue
-        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
-        for start in range(0, len(members), per):
-            yield members[start : start + per], "packed"
-    for chunk, _ in joined.values():
-        yield chunk, "joined"
-
-
-def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensors (one device and shape) stacked and converted to dtype, a copy the caller may
-    change: a big one on the CPU goes into this thread's scratch block, so it lasts until the
-    block is used again (small temporaries cost less than the calls that would reuse one)."""
-    first = tensors[0]
-    elements = len(tensors) * first.numel()
-    if first.device.type != "cpu" or elements < SCRATCH_FROM:
-        return torch.stack(list(tensors)).to(dtype)
-    out = _scratch_block(dtype, elements).view(len(tensors), *first.shape)
-    if all(t.dtype == dtype for t in tensors):
-        return torch.stack(list(tensors), out=out)
-    if all(t.dtype == first.dtype for t in tensors):
-        # stack converts element by element: stacked as they are, then converted at once
-        staged = _scratch_block(first.dtype, elements).view(len(tensors), *first.shape)
-        return out.copy_(torch.stack(list(tensors), out=staged))
-    for row, t in zip(out.unbind(), tensors, strict=True):
-        row.copy_(t)
-    return out
-
-
-def _flat_values(x: torch.Tensor) -> torch.Tensor:
-    """x's elements in one dimension, in some order (statistics and histograms do not depend
-    on it), without a copy where they fill one block of memory."""
-    if x.is_contiguous():
-        return x.view(-1)
-    if _is_dense(x):
-        return x.as_strided((x.numel(),), (1,))
-    return x.reshape(-1)
-
-
-def _block_stats(matrix: torch.Tensor) -> torch.Tensor:
-    """[min, max, mean, std] of each row of a double matrix, which is centred in place."""
-    low, high = row_bounds(matrix)
-    # two passes in double precision, centred in place
-    mean = matrix.mean(dim=1)
-    std = matrix.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
-    return torch.stack([low, high, mean, std], dim=1)
-
-
-def _stats_by_blocks(x: torch.Tensor) -> list[float]:
-    """[min, max, mean, std] of a tensor bigger than a block: min and max over the tensor as it
-    lies, mean and centred sum of squares one block at a time in double precision, pooled
-    (Chan, Golub and LeVeque)."""
-    flat = _flat_values(x)
-    scratch = _scratch_block(torch.float64, BLOCK_ELEMENTS)
-    parts = flat.split(BLOCK_ELEMENTS)
-    means = torch.empty(len(parts), dtype=torch.float64)
-    squares = torch.empty(len(parts), dtype=torch.float64)
-    for index, part in enumerate(parts):
-        block = scratch[: part.numel()].copy_(part)
-        torch.mean(block, dim=0, out=means[index])
-        # a dot product sums the squares without writing them back
-        torch.dot(block.sub_(means[index]), block, out=squares[index])
-    counts = torch.tensor([part.numel() for part in parts], dtype=torch.float64)
-    mean = (counts * means).sum() / flat.numel()
-    total = squares.sum() + (counts * (means - mean).square()).sum()
-    # min and max need no double precision: read once, vectorised, without a copy
-    low, high = flat.amin(), flat.amax()
-    if low == 0 or high == 0:  # the sign of a zero bound as torch.aminmax gives it
-        low, high = torch.aminmax(flat)
-    return [float(low), float(high), float(mean), math.sqrt(float(total) / flat.numel())]
-
-
-def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape,
-    small ones of rare shapes together in one vector."""
-    rows: list[list[float]] = [[]] * len(xs)
-    for members, batch in _batches(xs, join_small=True):
-        if batch == "alone":
-            rows[members[0]] = _stats_by_blocks(xs[members[0]])
-            continue
-        if batch == "joined":
-            found = _concatenated_stats([xs[i] for i in members])
-        else:
-            matrix = _stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
-            found = _block_stats(matrix).tolist()
-        for i, row in zip(members, found, strict=True):
-            rows[i] = row
-    return rows
-
-
-def _segments(xs: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The values of tensors of one dtype, all scalars or none, one after another as a numpy
-    vector of dtype (a fresh copy), and the number of values of each."""
-    if xs[0].dim() == 0:
-        joined = torch.stack(list(xs))
-    else:
-        joined = torch.cat([x if x.dim() == 1 else x.reshape(-1) for x in xs])
-    values = joined.to(dtype, copy=True).numpy()
-    return values, np.fromiter((x.numel() for x in xs), dtype=np.int64, count=len(xs))
-
-
-def _starts(counts: np.ndarray) -> np.ndarray:
-    starts = np.zeros_like(counts)
-    np.cumsum(counts[:-1], out=starts[1:])
-    return starts
-
-
-def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of small tensors, each a segment of one vector in double precision
-    reduced by numpy's reduceat: the arithmetic of the stacked path (mean, then the mean of
-    the squared deviations), a few calls for any number of tensors."""
-    values, counts = _segments(xs, torch.float64)
-    starts = _starts(counts)
-    with np.errstate(all="ignore"):  # NaN and infinities give NaN as torch's reductions do
-        low = np.minimum.reduceat(values, starts)
-        high = np.maximum.reduceat(values, starts)
-        mean = np.add.reduceat(values, starts) / counts
-        values -= np.repeat(mean, counts)
-        std = np.sqrt(np.add.reduceat(np.square(values, out=values), starts) / counts)
-    # numpy and torch may disagree on the sign of a zero: bounds as row_bounds gives them,
-    # from aminmax along the row of a double matrix, and the mean of negative zeros (all
-    # tensors with a zero mean but no zero bound have a positive one)
-    for i in np.flatnonzero((low == 0) | (high == 0)).tolist():
-        row = xs[i].reshape(1, -1).to(torch.float64)
-        low[i], high[i] = (float(v) for v in torch.aminmax(row, dim=1))
-        if mean[i] == 0:
-            mean[i] = float(row.mean(dim=1))
-    return np.stack([low, high, mean, std], axis=1).tolist()
 
 
 def _formatted_all(values: Sequence[float], digits: int) -> list[float]:
@@ -336,14 +134,14 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     Tensors of one device, precision and size are stacked into one matrix and reduced along its
     rows, so the number of kernel launches grows with the number of distinct sizes, not tensors.
     """
-    return _all_rounded_stats(_raw_stats([_as_real_float(t.detach()) for t in tensors]))
+    return _all_rounded_stats(raw_stats([_as_real_float(t.detach()) for t in tensors]))
 
 
 def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
     (its first dimension down, the rest flattened across)."""
     maps: list[list[list[float]]] = [[]] * len(tensors)
-    for members, batch in _batches(tensors):
+    for members, batch in batches(tensors):
         packed = batch == "packed"
         first = tensors[members[0]]
         if len(members) == 1 and _splits_evenly(first):
@@ -351,7 +149,7 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
         else:
             rows = first.shape[0]
             if packed:
-                stack = _stacked([tensors[i] for i in members], torch.float32)
+                stack = stacked([tensors[i] for i in members], torch.float32)
             else:  # bigger than a block: pooled where it lies
                 stack = first.to(torch.float32)[None]
             stack = stack.reshape(len(members), rows, -1)
@@ -400,7 +198,7 @@ def _run_sums(flat: torch.Tensor, run: int) -> torch.Tensor:
     block at a time."""
     runs = flat.numel() // run
     sums = torch.empty(runs, dtype=torch.float64)
-    scratch = _scratch_block(torch.float64, min(flat.numel(), BLOCK_ELEMENTS))
+    scratch = scratch_block(torch.float64, min(flat.numel(), BLOCK_ELEMENTS))
     if run > BLOCK_ELEMENTS:
         for index in range(runs):
             parts = flat[index * run : (index + 1) * run].split(BLOCK_ELEMENTS)
@@ -434,7 +232,7 @@ def batch_histograms(
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
     counts_of: list[list[int]] = [[]] * len(tensors)
-    for members, batch in _batches(tensors):
+    for members, batch in batches(tensors):
         packed = batch == "packed"
         device = tensors[members[0]].device
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
@@ -450,12 +248,12 @@ def batch_histograms(
         else:
             prescale = True
         if packed:
-            matrix = _stacked([tensors[i] for i in members], torch.float32)
+            matrix = stacked([tensors[i] for i in members], torch.float32)
             counts = _bin_counts(matrix.view(len(members), -1), low, width, prescale, owned=True)
         else:
             counts = sum(
                 _bin_counts(part[None], low, width, prescale, owned=False)
-                for part in _flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
+                for part in flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
             counts_of[i] = row
@@ -485,7 +283,7 @@ def _bin_counts(
     elif not scratch:
         scaled = matrix.to(torch.float32, copy=True).sub_(low)
     else:
-        out = _scratch_block(torch.float32, rows * numel).view(rows, numel)
+        out = scratch_block(torch.float32, rows * numel).view(rows, numel)
         if matrix.dtype == torch.float32:
             scaled = torch.sub(matrix, low, out=out)
         else:
@@ -495,7 +293,7 @@ def _bin_counts(
     scaled.div_(width)
     # bin numbers fit in 32 bits, which bincount counts several times faster than 64
     if scratch:
-        bins = _scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
+        bins = scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
     else:
         bins = scaled.int()
     bins.clamp_(0, HISTOGRAM_BINS - 1)
@@ -541,7 +339,7 @@ def _complete(pending: Sequence[Pending]) -> None:
             j = first[key] = len(distinct)
             distinct.append(_real(t))
         which.append(j)
-    distinct_rows = _raw_stats(distinct)
+    distinct_rows = raw_stats(distinct)
     distinct_stats = _all_rounded_stats(distinct_rows)
     shown: list[int] = []
     for index, ((_, data, preview, _), j) in enumerate(zip(pending, which, strict=True)):
@@ -581,7 +379,7 @@ def _values_key(x: torch.Tensor) -> tuple[Any, ...]:
     backward steps pass on) hold the same values in another order, so they share statistics.
     """
     try:
-        if x.is_contiguous() or _is_dense(x):
+        if x.is_contiguous() or is_dense(x):
             return (x.data_ptr(), x.numel(), x.dtype, x.device)
     except RuntimeError:  # no strides (sparse): never shared
         pass
@@ -591,21 +389,6 @@ def _values_key(x: torch.Tensor) -> tuple[Any, ...]:
 def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]:
     """Equal for two tensors with the same values key that also hold them in the same order."""
     return (*values_key, x.shape, x.stride()) if len(values_key) > 1 else values_key
-
-
-def _is_dense(x: torch.Tensor) -> bool:
-    """Whether x's elements fill a block of memory of x.numel() elements, each once."""
-    if x.is_contiguous():
-        return True
-    if x.dim() == 2:  # the common case, a transposed matrix, without sorting
-        rows, cols = x.shape
-        return rows > 1 and cols > 1 and x.stride() == (1, rows)
-    expected = 1
-    for stride, size in sorted((st, n) for st, n in zip(x.stride(), x.shape, strict=True) if n > 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _float32_range(row: list[float]) -> tuple[float, float]:

@@ -13,14 +13,12 @@ import torch.nn.functional as F
 from app.schemas import TensorData
 from app.tensor_summary import (
     BLOCK_ELEMENTS,
-    STACKED_FROM,
     SummaryBatch,
     batch_heatmaps,
     batch_histograms,
     batch_stats,
     round_significant,
     rounded_all,
-    row_bounds,
     summarize,
 )
 
@@ -99,19 +97,6 @@ def test_rounding_all_at_once_equals_formatting_on_many_values() -> None:
     for digits in (4, 7):
         expected = [repr(float(format(v, f".{digits}g"))) for v in values]
         assert [repr(v) for v in rounded_all(values, digits)] == expected
-
-
-def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
-    torch.manual_seed(3)
-    choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
-    for columns in (1, 7, 64, 1000):
-        picks = torch.randint(0, 5, (40, columns))
-        picks[::7, 0] = 5  # a few rows with a NaN
-        matrix = choices[picks]
-        low, high = row_bounds(matrix)
-        want_low, want_high = torch.aminmax(matrix, dim=1)
-        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
-        assert repr(high.tolist()) == repr(want_high.tolist())
 
 
 def _mixed_tensors() -> list[torch.Tensor]:
@@ -329,29 +314,6 @@ def test_summaries_in_threads_at_once_equal_summaries_alone() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: summarize_all(), range(4)))
     assert all(result == alone for result in results)
-
-
-def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> None:
-    torch.manual_seed(8)
-    small = [
-        torch.tensor([0.0, -0.0, 1.5]),  # zero bounds, their sign as aminmax along a row gives it
-        torch.tensor([-0.0, -3.0]),
-        torch.tensor([[0.0], [-0.0]]),
-        torch.tensor(-0.0),
-        torch.tensor(2.5, dtype=torch.float64),
-        torch.randn(5, 7) * 1e-8,
-        torch.randn(300).double() + 1e6,
-        torch.tensor([1.0, float("nan"), -1.0]),
-        torch.tensor([float("inf"), 1.0]),
-        torch.tensor([float("-inf"), float("inf")]),
-        torch.randint(-3, 3, (9,)),
-        torch.randn(1000),
-    ]
-    together = batch_stats(small)  # shapes met once each: one vector per dtype
-    for t, stats in zip(small, together, strict=True):
-        # the same tensor met STACKED_FROM times is stacked by shape and reduced along rows
-        (stacked, *_) = batch_stats([t] * STACKED_FROM)
-        assert repr(stats) == repr(stacked), t
 
 
 def test_histograms_of_extreme_ranges_equal_histc() -> None:
