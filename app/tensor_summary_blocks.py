@@ -76,31 +76,45 @@ def batches(
 ) -> Iterator[tuple[list[int], Batch]]:
     """Indexes of tensors summarised together, and how: "packed" (one device and shape, they
     fit one block stacked), "alone" (a tensor bigger than a block) or, where join_small,
-    "joined" (small CPU tensors of shapes met a few times, of one dtype and all scalars or
-    none, at most a block of them one after another)."""
-    joined: dict[tuple[torch.dtype, bool], tuple[list[int], int]] = {}
+    "joined" (small CPU tensors of two or more shapes each met a few times, of one dtype, at
+    most a block of them one after another)."""
+    rare: dict[torch.dtype, list[list[int]]] = {}
     for (device, shape), members in _by_layout(tensors).items():
         numel = shape.numel()
         is_cpu = device.type == "cpu"
         if join_small and is_cpu and numel <= CONCAT_UP_TO and len(members) < STACKED_FROM:
+            dtypes: dict[torch.dtype, list[int]] = {}
             for i in members:
-                key = (tensors[i].dtype, not shape)  # torch.cat joins one dtype fastest
-                chunk, elements = joined.get(key) or ([], 0)
-                if elements + numel > BLOCK_ELEMENTS:
-                    yield chunk, "joined"
-                    chunk, elements = [], 0
-                chunk.append(i)
-                joined[key] = (chunk, elements + numel)
+                dtypes.setdefault(tensors[i].dtype, []).append(i)
+            for dtype, same in dtypes.items():  # torch.cat joins one dtype fastest
+                rare.setdefault(dtype, []).append(same)
             continue
-        if is_cpu and numel > BLOCK_ELEMENTS:
-            for i in members:
-                yield [i], "alone"
+        yield from _packed(members, numel, is_cpu)
+    for groups in rare.values():
+        if len(groups) == 1:  # one shape: stacked costs no more calls than joined
+            yield from _packed(groups[0], tensors[groups[0][0]].numel(), True)
             continue
-        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
-        for start in range(0, len(members), per):
-            yield members[start : start + per], "packed"
-    for chunk, _ in joined.values():
+        chunk: list[int] = []
+        elements = 0
+        for i in (i for group in groups for i in group):
+            numel = tensors[i].numel()
+            if elements + numel > BLOCK_ELEMENTS:
+                yield chunk, "joined"
+                chunk, elements = [], 0
+            chunk.append(i)
+            elements += numel
         yield chunk, "joined"
+
+
+def _packed(members: list[int], numel: int, is_cpu: bool) -> Iterator[tuple[list[int], Batch]]:
+    """Tensors of one device and shape: alone where bigger than a block, else in blocks."""
+    if is_cpu and numel > BLOCK_ELEMENTS:
+        for i in members:
+            yield [i], "alone"
+        return
+    per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
+    for start in range(0, len(members), per):
+        yield members[start : start + per], "packed"
 
 
 def stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -188,12 +202,9 @@ def raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
 
 
 def _segments(xs: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The values of tensors of one dtype, all scalars or none, one after another as a numpy
-    vector of dtype (a fresh copy), and the number of values of each."""
-    if xs[0].dim() == 0:
-        joined = torch.stack(list(xs))
-    else:
-        joined = torch.cat([x if x.dim() == 1 else x.reshape(-1) for x in xs])
+    """The values of tensors of one dtype one after another, as a numpy vector of dtype (a
+    fresh copy), and the number of values of each."""
+    joined = torch.cat([x if x.dim() == 1 else x.reshape(-1) for x in xs])
     values = joined.to(dtype, copy=True).numpy()
     return values, np.fromiter((x.numel() for x in xs), dtype=np.int64, count=len(xs))
 

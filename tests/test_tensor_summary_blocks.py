@@ -27,7 +27,9 @@ def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> Non
         torch.tensor([0.0, -0.0, 1.5]),  # zero bounds, their sign as aminmax along a row gives it
         torch.tensor([-0.0, -3.0]),
         torch.tensor([[0.0], [-0.0]]),
-        torch.tensor(-0.0),
+        torch.tensor(-0.0),  # a scalar among other shapes of its dtype: joined with them
+        torch.tensor([-0.0]),
+        torch.tensor([[0.0]]),
         torch.tensor(2.5, dtype=torch.float64),
         torch.randn(5, 7) * 1e-8,
         torch.randn(300).double() + 1e6,
