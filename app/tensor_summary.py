@@ -364,7 +364,9 @@ def _complete(pending: Sequence[Pending]) -> None:
     # all values are finite exactly when min and max are: those share one batched histogram
     finite = [j for j in histogram_of if all(map(math.isfinite, distinct_rows[j][:2]))]
     ranges = [_float32_range(distinct_rows[j]) for j in finite]
-    histograms = batch_histograms([distinct[j] for j in finite], ranges)
+    # counts do not depend on the order of the values: read in memory order, a transposed
+    # gradient is copied straight through
+    histograms = batch_histograms([flat_values(distinct[j]) for j in finite], ranges)
     by_values = dict(zip(finite, histograms, strict=True))
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])

@@ -117,6 +117,11 @@ def _packed(members: list[int], numel: int, is_cpu: bool) -> Iterator[tuple[list
         yield members[start : start + per], "packed"
 
 
+# up to this many tensors are converted into a block one copy each (a read and a write, where
+# stacking then converting is two); more of them, the calls cost more than the second pass
+COPIED_UP_TO = 8
+
+
 def stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     """The tensors (one device and shape) stacked and converted to dtype, a copy the caller may
     change: a big one on the CPU goes into this thread's scratch block, so it lasts until the
@@ -128,7 +133,7 @@ def stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor
     out = scratch_block(dtype, elements).view(len(tensors), *first.shape)
     if all(t.dtype == dtype for t in tensors):
         return torch.stack(list(tensors), out=out)
-    if all(t.dtype == first.dtype for t in tensors):
+    if all(t.dtype == first.dtype for t in tensors) and len(tensors) > COPIED_UP_TO:
         # stack converts element by element: stacked as they are, then converted at once
         staged = scratch_block(first.dtype, elements).view(len(tensors), *first.shape)
         return out.copy_(torch.stack(list(tensors), out=staged))
