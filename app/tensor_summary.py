@@ -132,7 +132,8 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     """Population min, max, mean and std of each non-empty tensor, a few kernels per group.
 
     Tensors of one device, precision and size are stacked into one matrix and reduced along its
-    rows, so the number of kernel launches grows with the number of distinct sizes, not tensors.
+    rows, and small ones of rare shapes are joined into one vector, so the number of kernel
+    launches grows with the number of common sizes, not tensors.
     """
     return _all_rounded_stats(raw_stats([_as_real_float(t.detach()) for t in tensors]))
 
