@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,16 @@ import torch.nn.functional as F
 
 from app.records import maker
 from app.schemas import Histogram, Stats, TensorData
+from app.tensor_summary_blocks import (
+    BLOCK_ELEMENTS,
+    SCRATCH_FROM,
+    batches,
+    flat_values,
+    is_dense,
+    raw_stats,
+    scratch_block,
+    stacked,
+)
 
 # records made by the thousand: every field by keyword, nothing checked
 new_stats = maker(Stats)
@@ -23,10 +32,6 @@ HEATMAP_SIDE = 16
 HISTOGRAM_BINS = 16
 PREVIEW_DIGITS = 4
 STATS_DIGITS = 7
-# the unit of work on the CPU: 1 MiB of doubles, small enough to stay in the cache, reused
-BLOCK_ELEMENTS = 1 << 17
-# batches of work from this many elements go through the scratch blocks
-SCRATCH_FROM = 1 << 12
 # planes from this size whose sides split evenly into the heatmap's cells are averaged by one
 # sum over a view, without a copy (adaptive pooling walks every window element by element)
 HEATMAP_VIEW_FROM = 1 << 16
@@ -67,139 +72,6 @@ def _as_real_float(t: torch.Tensor) -> torch.Tensor:
     if t.dtype in (torch.float32, torch.float64):
         return t
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
-
-
-def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.aminmax(matrix, dim=1), computed by amin and amax where that gives the same.
-
-    On the CPU amin and amax are many times faster than aminmax; they find the same values but
-    may disagree on the sign of a zero, so rows with a zero bound are taken from aminmax.
-    """
-    if matrix.device.type != "cpu":
-        return torch.aminmax(matrix, dim=1)
-    low, high = matrix.amin(dim=1), matrix.amax(dim=1)
-    zero = ((low == 0) | (high == 0)).nonzero().squeeze(1)
-    if len(zero):
-        low[zero], high[zero] = torch.aminmax(matrix[zero], dim=1)
-    return low, high
-
-
-Layout = tuple[torch.device, torch.Size]
-
-_scratch = threading.local()
-
-
-def _scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
-    """The first `elements` (at most BLOCK_ELEMENTS) of this thread's reusable CPU buffer of
-    dtype, which grows by powers of two up to a block.
-
-    A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
-    done in it; one buffer reused for every block stays mapped and in the cache, and a thread
-    that only ever summarises small tensors keeps a small one.
-    """
-    buffers: dict[torch.dtype, torch.Tensor] | None = getattr(_scratch, "buffers", None)
-    if buffers is None:
-        buffers = _scratch.buffers = {}
-    block = buffers.get(dtype)
-    if block is None or len(block) < elements:
-        size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
-        block = buffers[dtype] = torch.empty(size, dtype=dtype)
-    return block[:elements]
-
-
-def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
-    """Indexes of the tensors, grouped by device and shape: each group stacks into one."""
-    groups: dict[Layout, list[int]] = {}
-    for index, x in enumerate(tensors):
-        groups.setdefault((x.device, x.shape), []).append(index)
-    return groups
-
-
-def _batches(tensors: Sequence[torch.Tensor]) -> Iterator[tuple[list[int], bool]]:
-    """Indexes of tensors of one device and shape that fit one block together, each with
-    whether they do; a tensor bigger than a block comes alone, marked False."""
-    for (device, _), members in _by_layout(tensors).items():
-        numel = tensors[members[0]].numel()
-        if device.type == "cpu" and numel > BLOCK_ELEMENTS:
-            for i in members:
-                yield [i], False
-            continue
-        per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if device.type == "cpu" else len(members)
-        for start in range(0, len(members), per):
-            yield members[start : start + per], True
-
-
-def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensors (one device and shape) stacked and converted to dtype, a copy the caller may
-    change: a big one on the CPU goes into this thread's scratch block, so it lasts until the
-    block is used again (small temporaries cost less than the calls that would reuse one)."""
-    first = tensors[0]
-    elements = len(tensors) * first.numel()
-    if first.device.type != "cpu" or elements < SCRATCH_FROM:
-        return torch.stack(list(tensors)).to(dtype)
-    out = _scratch_block(dtype, elements).view(len(tensors), *first.shape)
-    if all(t.dtype == dtype for t in tensors):
-        return torch.stack(list(tensors), out=out)
-    if all(t.dtype == first.dtype for t in tensors):
-        # stack converts element by element: stacked as they are, then converted at once
-        staged = _scratch_block(first.dtype, elements).view(len(tensors), *first.shape)
-        return out.copy_(torch.stack(list(tensors), out=staged))
-    for row, t in zip(out.unbind(), tensors, strict=True):
-        row.copy_(t)
-    return out
-
-
-def _flat_values(x: torch.Tensor) -> torch.Tensor:
-    """x's elements in one dimension, in some order (statistics and histograms do not depend
-    on it), without a copy where they fill one block of memory."""
-    if x.is_contiguous():
-        return x.view(-1)
-    if _is_dense(x):
-        return x.as_strided((x.numel(),), (1,))
-    return x.reshape(-1)
-
-
-def _block_stats(matrix: torch.Tensor) -> torch.Tensor:
-    """[min, max, mean, std] of each row of a double matrix, which is centred in place."""
-    low, high = row_bounds(matrix)
-    # two passes in double precision, centred in place
-    mean = matrix.mean(dim=1)
-    std = matrix.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
-    return torch.stack([low, high, mean, std], dim=1)
-
-
-def _stats_by_blocks(x: torch.Tensor) -> list[float]:
-    """[min, max, mean, std] of a tensor bigger than a block, one block at a time in double
-    precision: each block's mean and centred sum of squares, pooled (Chan, Golub and LeVeque)."""
-    flat = _flat_values(x)
-    scratch = _scratch_block(torch.float64, BLOCK_ELEMENTS)
-    parts = flat.split(BLOCK_ELEMENTS)
-    sums = torch.empty(len(parts), 4, dtype=torch.float64)  # low, high, mean, centred squares
-    for row, part in zip(sums, parts, strict=True):
-        block = scratch[: part.numel()].copy_(part)
-        mean = block.mean()
-        torch.stack([block.amin(), block.amax(), mean, block.sub_(mean).square_().sum()], out=row)
-    counts = torch.tensor([part.numel() for part in parts], dtype=torch.float64)
-    means = sums[:, 2]
-    mean = (counts * means).sum() / flat.numel()
-    squares = sums[:, 3].sum() + (counts * (means - mean).square()).sum()
-    low, high = sums[:, 0].amin(), sums[:, 1].amax()
-    if low == 0 or high == 0:  # the sign of a zero bound as torch.aminmax gives it
-        low, high = torch.aminmax(flat)
-    return [float(low), float(high), float(mean), math.sqrt(float(squares) / flat.numel())]
-
-
-def _raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape."""
-    rows: list[list[float]] = [[]] * len(xs)
-    for members, packed in _batches(xs):
-        if not packed:
-            rows[members[0]] = _stats_by_blocks(xs[members[0]])
-            continue
-        matrix = _stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
-        for i, row in zip(members, _block_stats(matrix).tolist(), strict=True):
-            rows[i] = row
-    return rows
 
 
 def _formatted_all(values: Sequence[float], digits: int) -> list[float]:
@@ -260,23 +132,25 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     """Population min, max, mean and std of each non-empty tensor, a few kernels per group.
 
     Tensors of one device, precision and size are stacked into one matrix and reduced along its
-    rows, so the number of kernel launches grows with the number of distinct sizes, not tensors.
+    rows, and small ones of rare shapes are joined into one vector, so the number of kernel
+    launches grows with the number of common sizes, not tensors.
     """
-    return _all_rounded_stats(_raw_stats([_as_real_float(t.detach()) for t in tensors]))
+    return _all_rounded_stats(raw_stats([_as_real_float(t.detach()) for t in tensors]))
 
 
 def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
     """Each real tensor of two or more dimensions as a plane of at most 16×16 averaged cells
     (its first dimension down, the rest flattened across)."""
     maps: list[list[list[float]]] = [[]] * len(tensors)
-    for members, packed in _batches(tensors):
+    for members, batch in batches(tensors):
+        packed = batch == "packed"
         first = tensors[members[0]]
         if len(members) == 1 and _splits_evenly(first):
             cells = _heatmap_by_view(first)[None]
         else:
             rows = first.shape[0]
             if packed:
-                stack = _stacked([tensors[i] for i in members], torch.float32)
+                stack = stacked([tensors[i] for i in members], torch.float32)
             else:  # bigger than a block: pooled where it lies
                 stack = first.to(torch.float32)[None]
             stack = stack.reshape(len(members), rows, -1)
@@ -325,7 +199,7 @@ def _run_sums(flat: torch.Tensor, run: int) -> torch.Tensor:
     block at a time."""
     runs = flat.numel() // run
     sums = torch.empty(runs, dtype=torch.float64)
-    scratch = _scratch_block(torch.float64, min(flat.numel(), BLOCK_ELEMENTS))
+    scratch = scratch_block(torch.float64, min(flat.numel(), BLOCK_ELEMENTS))
     if run > BLOCK_ELEMENTS:
         for index in range(runs):
             parts = flat[index * run : (index + 1) * run].split(BLOCK_ELEMENTS)
@@ -359,19 +233,28 @@ def batch_histograms(
 ) -> list[Histogram]:
     """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
     counts_of: list[list[int]] = [[]] * len(tensors)
-    for members, packed in _batches(tensors):
+    for members, batch in batches(tensors):
+        packed = batch == "packed"
         device = tensors[members[0]].device
         bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
         low, high = bounds[:, :1], bounds[:, 1:]
         flat_range = low == high  # torch.histc widens an empty range by one on each side
         low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
+        width = high - low
+        if all(_step_is_exact(*ranges[i]) for i in members):
+            # (x - low) * 16 / width == (x - low) / (width / 16) in float32 where neither the
+            # product nor the quotient width / 16 leaves the normal range: one pass fewer
+            width /= HISTOGRAM_BINS
+            prescale = False
+        else:
+            prescale = True
         if packed:
-            matrix = _stacked([tensors[i] for i in members], torch.float32)
-            counts = _bin_counts(matrix.view(len(members), -1), low, high - low, owned=True)
+            matrix = stacked([tensors[i] for i in members], torch.float32)
+            counts = _bin_counts(matrix.view(len(members), -1), low, width, prescale, owned=True)
         else:
             counts = sum(
-                _bin_counts(part[None], low, high - low, owned=False)
-                for part in _flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
+                _bin_counts(part[None], low, width, prescale, owned=False)
+                for part in flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
             counts_of[i] = row
@@ -381,29 +264,37 @@ def batch_histograms(
     ]
 
 
+def _step_is_exact(low: float, high: float) -> bool:
+    """Whether the float32 width of this range divided by the number of bins is exact and no
+    scaled value can overflow (the range's float32 width is within a rounding of high - low)."""
+    return 2.0**-118 <= high - low <= 2.0**120
+
+
 def _bin_counts(
-    matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor, owned: bool
+    matrix: torch.Tensor, low: torch.Tensor, width: torch.Tensor, prescale: bool, owned: bool
 ) -> torch.Tensor:
-    """Counts of each row's values in 16 bins from low to low + width (one per row), the first
-    row's 16 first; the values are scaled as torch.histc scales them, in float32, in place
-    where the matrix is owned (a float32 copy), else in a scratch block."""
+    """Counts of each row's values in 16 bins from low (one per row), the first row's 16 first;
+    the values are scaled as torch.histc scales them, (x - low) * 16 / width in float32 (width
+    already divided by 16 unless prescale), in place where the matrix is owned (a float32
+    copy), else in a scratch block."""
     rows, numel = matrix.shape
     scratch = matrix.device.type == "cpu" and rows * numel >= SCRATCH_FROM
-    # (x - low) * bins / (high - low) in float32, as torch.histc computes it
     if owned:
         scaled = matrix.sub_(low)
     elif not scratch:
         scaled = matrix.to(torch.float32, copy=True).sub_(low)
     else:
-        out = _scratch_block(torch.float32, rows * numel).view(rows, numel)
+        out = scratch_block(torch.float32, rows * numel).view(rows, numel)
         if matrix.dtype == torch.float32:
             scaled = torch.sub(matrix, low, out=out)
         else:
             scaled = out.copy_(matrix).sub_(low)
-    scaled.mul_(HISTOGRAM_BINS).div_(width)
+    if prescale:
+        scaled.mul_(HISTOGRAM_BINS)
+    scaled.div_(width)
     # bin numbers fit in 32 bits, which bincount counts several times faster than 64
     if scratch:
-        bins = _scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
+        bins = scratch_block(torch.int32, rows * numel).view(rows, numel).copy_(scaled)
     else:
         bins = scaled.int()
     bins.clamp_(0, HISTOGRAM_BINS - 1)
@@ -449,7 +340,7 @@ def _complete(pending: Sequence[Pending]) -> None:
             j = first[key] = len(distinct)
             distinct.append(_real(t))
         which.append(j)
-    distinct_rows = _raw_stats(distinct)
+    distinct_rows = raw_stats(distinct)
     distinct_stats = _all_rounded_stats(distinct_rows)
     shown: list[int] = []
     for index, ((_, data, preview, _), j) in enumerate(zip(pending, which, strict=True)):
@@ -474,7 +365,9 @@ def _complete(pending: Sequence[Pending]) -> None:
     # all values are finite exactly when min and max are: those share one batched histogram
     finite = [j for j in histogram_of if all(map(math.isfinite, distinct_rows[j][:2]))]
     ranges = [_float32_range(distinct_rows[j]) for j in finite]
-    histograms = batch_histograms([distinct[j] for j in finite], ranges)
+    # counts do not depend on the order of the values: read in memory order, a transposed
+    # gradient is copied straight through
+    histograms = batch_histograms([flat_values(distinct[j]) for j in finite], ranges)
     by_values = dict(zip(finite, histograms, strict=True))
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])
@@ -489,30 +382,16 @@ def _values_key(x: torch.Tensor) -> tuple[Any, ...]:
     backward steps pass on) hold the same values in another order, so they share statistics.
     """
     try:
-        dense = _is_dense(x)
+        if x.is_contiguous() or is_dense(x):
+            return (x.data_ptr(), x.numel(), x.dtype, x.device)
     except RuntimeError:  # no strides (sparse): never shared
-        dense = False
-    return (x.data_ptr(), x.numel(), x.dtype, x.device) if dense else (id(x),)
+        pass
+    return (id(x),)
 
 
 def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]:
     """Equal for two tensors with the same values key that also hold them in the same order."""
     return (*values_key, x.shape, x.stride()) if len(values_key) > 1 else values_key
-
-
-def _is_dense(x: torch.Tensor) -> bool:
-    """Whether x's elements fill a block of memory of x.numel() elements, each once."""
-    if x.is_contiguous():
-        return True
-    if x.dim() == 2:  # the common case, a transposed matrix, without sorting
-        rows, cols = x.shape
-        return rows > 1 and cols > 1 and x.stride() == (1, rows)
-    expected = 1
-    for stride, size in sorted((st, n) for st, n in zip(x.stride(), x.shape, strict=True) if n > 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _float32_range(row: list[float]) -> tuple[float, float]:
@@ -550,12 +429,12 @@ class SummaryBatch:
 
     def add(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         """TensorData of t; its stats and previews are filled by the next flush."""
-        if t.requires_grad:
-            t = t.detach()
+        # kept as given, not detached (a new tensor per record): the flush reads it without
+        # recording gradients
         numel = t.numel()
         values = None
         if numel <= self.inline_limit:
-            values = t.abs().tolist() if t.is_complex() else t.tolist()
+            values = t.detach().abs().tolist() if t.is_complex() else t.tolist()
         data = new_tensor_data(
             shape=list(t.shape),
             dtype=_DTYPE_NAMES.get(t.dtype) or dtype_name(t.dtype),
@@ -579,7 +458,8 @@ class SummaryBatch:
         """Fill the stats and previews of every pending TensorData."""
         if self._pending:
             pending, self._pending, self._keys, self._elements = self._pending, [], set(), 0
-            _complete(pending)
+            with torch.no_grad():
+                _complete(pending)
 
 
 def scalar_of(t: torch.Tensor) -> float | None:

@@ -19,7 +19,6 @@ from app.tensor_summary import (
     batch_stats,
     round_significant,
     rounded_all,
-    row_bounds,
     summarize,
 )
 
@@ -98,19 +97,6 @@ def test_rounding_all_at_once_equals_formatting_on_many_values() -> None:
     for digits in (4, 7):
         expected = [repr(float(format(v, f".{digits}g"))) for v in values]
         assert [repr(v) for v in rounded_all(values, digits)] == expected
-
-
-def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
-    torch.manual_seed(3)
-    choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
-    for columns in (1, 7, 64, 1000):
-        picks = torch.randint(0, 5, (40, columns))
-        picks[::7, 0] = 5  # a few rows with a NaN
-        matrix = choices[picks]
-        low, high = row_bounds(matrix)
-        want_low, want_high = torch.aminmax(matrix, dim=1)
-        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
-        assert repr(high.tolist()) == repr(want_high.tolist())
 
 
 def _mixed_tensors() -> list[torch.Tensor]:
@@ -328,3 +314,27 @@ def test_summaries_in_threads_at_once_equal_summaries_alone() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: summarize_all(), range(4)))
     assert all(result == alone for result in results)
+
+
+def test_histograms_of_extreme_ranges_equal_histc() -> None:
+    torch.manual_seed(9)
+    tensors = [
+        torch.randn(500) * 1e37,  # (x - low) * 16 would overflow float32
+        torch.randn(500) * 1e-37,  # the width / 16 would be subnormal
+        torch.randn(70_000) * 1e-3 + 5,  # a histogram counted in scratch blocks
+    ]
+    ranges = [(float(t.min()), float(t.max())) for t in tensors]
+    for t, (low, high), histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        expected = torch.histc(t, bins=16, min=low, max=high)
+        assert histogram.counts == [int(c) for c in expected.tolist()]
+
+
+def test_tensors_that_require_grad_are_summarised_as_their_values() -> None:
+    torch.manual_seed(10)
+    leaf = torch.randn(100, 40, requires_grad=True)
+    tensors = [leaf, leaf * 2, torch.randn(3, dtype=torch.complex64, requires_grad=True)]
+    for t in tensors:
+        assert summarize(t, 64).model_dump_json() == summarize(t.detach(), 64).model_dump_json()
+    assert leaf.grad is None and leaf.grad_fn is None

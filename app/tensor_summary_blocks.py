@@ -1,0 +1,258 @@
+"""Statistics of many tensors at once, read in blocks: reused scratch buffers, batches of
+tensors of one size, and the exact [min, max, mean, std] of each."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+# the unit of work on the CPU: 1 MiB of doubles, small enough to stay in the cache, reused
+BLOCK_ELEMENTS = 1 << 17
+# batches of work from this many elements go through the scratch blocks
+SCRATCH_FROM = 1 << 12
+
+
+def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.aminmax(matrix, dim=1), computed by amin and amax where that gives the same.
+
+    On the CPU amin and amax are many times faster than aminmax; they find the same values but
+    may disagree on the sign of a zero, so rows with a zero bound are taken from aminmax.
+    """
+    if matrix.device.type != "cpu":
+        return torch.aminmax(matrix, dim=1)
+    low, high = matrix.amin(dim=1), matrix.amax(dim=1)
+    zero = ((low == 0) | (high == 0)).nonzero().squeeze(1)
+    if len(zero):
+        low[zero], high[zero] = torch.aminmax(matrix[zero], dim=1)
+    return low, high
+
+
+Layout = tuple[torch.device, torch.Size]
+
+_scratch = threading.local()
+
+
+def scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
+    """The first `elements` (at most BLOCK_ELEMENTS) of this thread's reusable CPU buffer of
+    dtype, which grows by powers of two up to a block.
+
+    A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
+    done in it; one buffer reused for every block stays mapped and in the cache, and a thread
+    that only ever summarises small tensors keeps a small one.
+    """
+    buffers: dict[torch.dtype, torch.Tensor] | None = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    block = buffers.get(dtype)
+    if block is None or len(block) < elements:
+        size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
+        block = buffers[dtype] = torch.empty(size, dtype=dtype)
+    return block[:elements]
+
+
+def _by_layout(tensors: Sequence[torch.Tensor]) -> dict[Layout, list[int]]:
+    """Indexes of the tensors, grouped by device and shape: each group stacks into one."""
+    groups: dict[Layout, list[int]] = {}
+    for index, x in enumerate(tensors):
+        groups.setdefault((x.device, x.shape), []).append(index)
+    return groups
+
+
+Batch = Literal["alone", "packed", "joined"]
+
+# small tensors of shapes met fewer times than this are summarised together, concatenated into
+# one vector: a handful of calls for all of them, where stacking costs a dozen calls per shape
+CONCAT_UP_TO = 1024
+STACKED_FROM = 32
+
+
+def batches(
+    tensors: Sequence[torch.Tensor], join_small: bool = False
+) -> Iterator[tuple[list[int], Batch]]:
+    """Indexes of tensors summarised together, and how: "packed" (one device and shape, they
+    fit one block stacked), "alone" (a tensor bigger than a block) or, where join_small,
+    "joined" (small CPU tensors of two or more shapes each met a few times, of one dtype, at
+    most a block of them one after another)."""
+    rare: dict[torch.dtype, list[list[int]]] = {}
+    for (device, shape), members in _by_layout(tensors).items():
+        numel = shape.numel()
+        is_cpu = device.type == "cpu"
+        if join_small and is_cpu and numel <= CONCAT_UP_TO and len(members) < STACKED_FROM:
+            dtypes: dict[torch.dtype, list[int]] = {}
+            for i in members:
+                dtypes.setdefault(tensors[i].dtype, []).append(i)
+            for dtype, same in dtypes.items():  # torch.cat joins one dtype fastest
+                rare.setdefault(dtype, []).append(same)
+            continue
+        yield from _packed(members, numel, is_cpu)
+    for groups in rare.values():
+        if len(groups) == 1:  # one shape: stacked costs no more calls than joined
+            yield from _packed(groups[0], tensors[groups[0][0]].numel(), True)
+            continue
+        chunk: list[int] = []
+        elements = 0
+        for i in (i for group in groups for i in group):
+            numel = tensors[i].numel()
+            if elements + numel > BLOCK_ELEMENTS:
+                yield chunk, "joined"
+                chunk, elements = [], 0
+            chunk.append(i)
+            elements += numel
+        yield chunk, "joined"
+
+
+def _packed(members: list[int], numel: int, is_cpu: bool) -> Iterator[tuple[list[int], Batch]]:
+    """Tensors of one device and shape: alone where bigger than a block, else in blocks."""
+    if is_cpu and numel > BLOCK_ELEMENTS:
+        for i in members:
+            yield [i], "alone"
+        return
+    per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
+    for start in range(0, len(members), per):
+        yield members[start : start + per], "packed"
+
+
+# up to this many tensors are converted into a block one copy each (a read and a write, where
+# stacking then converting is two); more of them, the calls cost more than the second pass
+COPIED_UP_TO = 8
+
+
+def stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The tensors (one device and shape) stacked and converted to dtype, a copy the caller may
+    change: a big one on the CPU goes into this thread's scratch block, so it lasts until the
+    block is used again (small temporaries cost less than the calls that would reuse one)."""
+    first = tensors[0]
+    elements = len(tensors) * first.numel()
+    if first.device.type != "cpu" or elements < SCRATCH_FROM:
+        return torch.stack(list(tensors)).to(dtype)
+    out = scratch_block(dtype, elements).view(len(tensors), *first.shape)
+    if all(t.dtype == dtype for t in tensors):
+        return torch.stack(list(tensors), out=out)
+    if all(t.dtype == first.dtype for t in tensors) and len(tensors) > COPIED_UP_TO:
+        # stack converts element by element: stacked as they are, then converted at once
+        staged = scratch_block(first.dtype, elements).view(len(tensors), *first.shape)
+        return out.copy_(torch.stack(list(tensors), out=staged))
+    for row, t in zip(out.unbind(), tensors, strict=True):
+        row.copy_(t)
+    return out
+
+
+def flat_values(x: torch.Tensor) -> torch.Tensor:
+    """x's elements in one dimension, in some order (statistics and histograms do not depend
+    on it), without a copy where they fill one block of memory."""
+    if x.is_contiguous():
+        return x.view(-1)
+    if is_dense(x):
+        return x.as_strided((x.numel(),), (1,))
+    return x.reshape(-1)
+
+
+def _block_stats(matrix: torch.Tensor) -> torch.Tensor:
+    """[min, max, mean, std] of each row of a double matrix, which is centred in place."""
+    low, high = row_bounds(matrix)
+    # two passes in double precision, centred in place
+    mean = matrix.mean(dim=1)
+    std = matrix.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
+    return torch.stack([low, high, mean, std], dim=1)
+
+
+def _stats_by_blocks(x: torch.Tensor) -> list[float]:
+    """[min, max, mean, std] of a tensor bigger than a block, read once, a block at a time:
+    each block's bounds as it lies, then its mean and centred sum of squares in double
+    precision in the scratch block, pooled (Chan, Golub and LeVeque)."""
+    flat = flat_values(x)
+    scratch = scratch_block(torch.float64, BLOCK_ELEMENTS)
+    parts = flat.split(BLOCK_ELEMENTS)
+    lows, highs = torch.empty(2, len(parts), dtype=flat.dtype).unbind()
+    means, squares = torch.empty(2, len(parts), dtype=torch.float64).unbind()
+    for index, part in enumerate(parts):
+        # bounds need no double precision: taken from the block as it lies (it then stays in
+        # the cache for the copy), a tensor of tens of megabytes is read from memory once
+        torch.amin(part, dim=0, out=lows[index])
+        torch.amax(part, dim=0, out=highs[index])
+        block = scratch[: part.numel()].copy_(part)
+        torch.mean(block, dim=0, out=means[index])
+        # a dot product sums the squares without writing them back
+        torch.dot(block.sub_(means[index]), block, out=squares[index])
+    counts = torch.tensor([part.numel() for part in parts], dtype=torch.float64)
+    mean = (counts * means).sum() / flat.numel()
+    total = squares.sum() + (counts * (means - mean).square()).sum()
+    low, high = lows.amin(), highs.amax()
+    if low == 0 or high == 0:  # the sign of a zero bound as torch.aminmax gives it
+        low, high = torch.aminmax(flat)
+    return [float(low), float(high), float(mean), math.sqrt(float(total) / flat.numel())]
+
+
+def raw_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """[min, max, mean, std] of each real tensor, reduced in blocks of tensors of equal shape,
+    small ones of rare shapes together in one vector."""
+    rows: list[list[float]] = [[]] * len(xs)
+    for members, batch in batches(xs, join_small=True):
+        if batch == "alone":
+            rows[members[0]] = _stats_by_blocks(xs[members[0]])
+            continue
+        if batch == "joined":
+            found = _concatenated_stats([xs[i] for i in members])
+        else:
+            matrix = stacked([xs[i] for i in members], torch.float64).view(len(members), -1)
+            found = _block_stats(matrix).tolist()
+        for i, row in zip(members, found, strict=True):
+            rows[i] = row
+    return rows
+
+
+def _segments(xs: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The values of tensors of one dtype one after another, as a numpy vector of dtype (a
+    fresh copy), and the number of values of each."""
+    joined = torch.cat([x if x.dim() == 1 else x.reshape(-1) for x in xs])
+    values = joined.to(dtype, copy=True).numpy()
+    return values, np.fromiter((x.numel() for x in xs), dtype=np.int64, count=len(xs))
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    starts = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """[min, max, mean, std] of small tensors, each a segment of one vector in double precision
+    reduced by numpy's reduceat: the arithmetic of the stacked path (mean, then the mean of
+    the squared deviations), a few calls for any number of tensors."""
+    values, counts = _segments(xs, torch.float64)
+    starts = _starts(counts)
+    with np.errstate(all="ignore"):  # NaN and infinities give NaN as torch's reductions do
+        low = np.minimum.reduceat(values, starts)
+        high = np.maximum.reduceat(values, starts)
+        mean = np.add.reduceat(values, starts) / counts
+        values -= np.repeat(mean, counts)
+        std = np.sqrt(np.add.reduceat(np.square(values, out=values), starts) / counts)
+    # numpy and torch may disagree on the sign of a zero: bounds as row_bounds gives them,
+    # from aminmax along the row of a double matrix, and the mean of negative zeros (all
+    # tensors with a zero mean but no zero bound have a positive one)
+    for i in np.flatnonzero((low == 0) | (high == 0)).tolist():
+        row = xs[i].reshape(1, -1).to(torch.float64)
+        low[i], high[i] = (float(v) for v in torch.aminmax(row, dim=1))
+        if mean[i] == 0:
+            mean[i] = float(row.mean(dim=1))
+    return np.stack([low, high, mean, std], axis=1).tolist()
+
+
+def is_dense(x: torch.Tensor) -> bool:
+    """Whether x's elements fill a block of memory of x.numel() elements, each once."""
+    if x.is_contiguous():
+        return True
+    if x.dim() == 2:  # the common case, a transposed matrix, without sorting
+        rows, cols = x.shape
+        return rows > 1 and cols > 1 and x.stride() == (1, rows)
+    expected = 1
+    for stride, size in sorted((st, n) for st, n in zip(x.stride(), x.shape, strict=True) if n > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True

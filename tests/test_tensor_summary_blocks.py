@@ -1,0 +1,49 @@
+"""Statistics read in blocks: bounds, tensors stacked by shape and small ones joined."""
+
+from __future__ import annotations
+
+import torch
+
+from app.tensor_summary import STATS_DIGITS, round_significant
+from app.tensor_summary_blocks import STACKED_FROM, raw_stats, row_bounds
+
+
+def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
+    torch.manual_seed(3)
+    choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
+    for columns in (1, 7, 64, 1000):
+        picks = torch.randint(0, 5, (40, columns))
+        picks[::7, 0] = 5  # a few rows with a NaN
+        matrix = choices[picks]
+        low, high = row_bounds(matrix)
+        want_low, want_high = torch.aminmax(matrix, dim=1)
+        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
+        assert repr(high.tolist()) == repr(want_high.tolist())
+
+
+def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> None:
+    torch.manual_seed(8)
+    small = [
+        torch.tensor([0.0, -0.0, 1.5]),  # zero bounds, their sign as aminmax along a row gives it
+        torch.tensor([-0.0, -3.0]),
+        torch.tensor([[0.0], [-0.0]]),
+        torch.tensor(-0.0),  # a scalar among other shapes of its dtype: joined with them
+        torch.tensor([-0.0]),
+        torch.tensor([[0.0]]),
+        torch.tensor(2.5, dtype=torch.float64),
+        torch.randn(5, 7) * 1e-8,
+        torch.randn(300).double() + 1e6,
+        torch.tensor([1.0, float("nan"), -1.0]),
+        torch.tensor([float("inf"), 1.0]),
+        torch.tensor([float("-inf"), float("inf")]),
+        torch.randint(-3, 3, (9,)),
+        torch.randn(1000),
+    ]
+    together = raw_stats(small)  # shapes met once each: one vector per dtype
+    for t, row in zip(small, together, strict=True):
+        # the same tensor met STACKED_FROM times is stacked by shape and reduced along rows
+        (stacked, *_) = raw_stats([t] * STACKED_FROM)
+        assert repr(row[:2]) == repr(stacked[:2]), t  # bounds exactly, signed zeros included
+        # mean and std summed in another order: equal once rounded as the explorer shows them
+        shown = [round_significant(v, STATS_DIGITS) for v in row[2:]]
+        assert repr(shown) == repr([round_significant(v, STATS_DIGITS) for v in stacked[2:]]), t
