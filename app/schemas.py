@@ -38,6 +38,12 @@ class Histogram(Contract):
 
     edges: list[float]
     counts: list[int]
+    sample: int | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="present when the counts are of this many values spread evenly over a "
+        "bigger tensor (edges still from its min and max); absent when every value is counted",
+    )
 
 
 class TensorData(Contract):

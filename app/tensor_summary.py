@@ -16,12 +16,13 @@ from app.tensor_summary_blocks import (
     BLOCK_ELEMENTS,
     SCRATCH_FROM,
     batches,
-    flat_values,
+    flat_elements,
     is_dense,
     raw_stats,
     scratch_block,
     stacked,
 )
+from app.value_sample import HISTOGRAM_SAMPLE, histogram_values
 
 # records made by the thousand: every field by keyword, nothing checked
 new_stats = maker(Stats)
@@ -254,12 +255,12 @@ def batch_histograms(
         else:
             counts = sum(
                 _bin_counts(part[None], low, width, prescale, owned=False)
-                for part in flat_values(tensors[members[0]]).split(BLOCK_ELEMENTS)
+                for part in flat_elements(tensors[members[0]]).split(BLOCK_ELEMENTS)
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
             counts_of[i] = row
     return [
-        new_histogram(edges=edges, counts=counts)
+        new_histogram(edges=edges, counts=counts, sample=None)
         for edges, counts in zip(_all_edges(ranges), counts_of, strict=True)
     ]
 
@@ -311,9 +312,12 @@ def _histogram(x: torch.Tensor) -> Histogram | None:
         return None
     finite = finite.to(torch.float32)
     low, high = (float(v) for v in torch.aminmax(finite))
-    counts = torch.histc(finite, bins=HISTOGRAM_BINS, min=low, max=high)
+    counted, sampled = histogram_values(finite.reshape(-1))
+    counts = torch.histc(counted, bins=HISTOGRAM_BINS, min=low, max=high)
     return new_histogram(
-        edges=_all_edges([(low, high)])[0], counts=[int(c) for c in counts.tolist()]
+        edges=_all_edges([(low, high)])[0],
+        counts=[int(c) for c in counts.tolist()],
+        sample=HISTOGRAM_SAMPLE if sampled else None,
     )
 
 
@@ -367,7 +371,11 @@ def _complete(pending: Sequence[Pending]) -> None:
     ranges = [_float32_range(distinct_rows[j]) for j in finite]
     # counts do not depend on the order of the values: read in memory order, a transposed
     # gradient is copied straight through
-    histograms = batch_histograms([flat_values(distinct[j]) for j in finite], ranges)
+    counted = [histogram_values(flat_elements(distinct[j])) for j in finite]
+    histograms = batch_histograms([values for values, _ in counted], ranges)
+    for histogram, (_, sampled) in zip(histograms, counted, strict=True):
+        if sampled:
+            histogram.__dict__["sample"] = HISTOGRAM_SAMPLE
     by_values = dict(zip(finite, histograms, strict=True))
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])

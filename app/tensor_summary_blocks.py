@@ -142,7 +142,7 @@ def stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor
     return out
 
 
-def flat_values(x: torch.Tensor) -> torch.Tensor:
+def flat_elements(x: torch.Tensor) -> torch.Tensor:
     """x's elements in one dimension, in some order (statistics and histograms do not depend
     on it), without a copy where they fill one block of memory."""
     if x.is_contiguous():
@@ -165,7 +165,7 @@ def _stats_by_blocks(x: torch.Tensor) -> list[float]:
     """[min, max, mean, std] of a tensor bigger than a block, read once, a block at a time:
     each block's bounds as it lies, then its mean and centred sum of squares in double
     precision in the scratch block, pooled (Chan, Golub and LeVeque)."""
-    flat = flat_values(x)
+    flat = flat_elements(x)
     scratch = scratch_block(torch.float64, BLOCK_ELEMENTS)
     parts = flat.split(BLOCK_ELEMENTS)
     lows, highs = torch.empty(2, len(parts), dtype=flat.dtype).unbind()

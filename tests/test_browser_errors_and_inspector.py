@@ -377,3 +377,26 @@ def test_axe_finds_no_serious_violation_with_an_error_shown(open_page, theme) ->
         page.get_by_test_id("theme").click()
     expect(page.get_by_test_id("error")).to_be_visible()
     assert run_axe(page) == []
+
+
+WEIGHT_300X300 = (
+    "import torch\n"
+    "w = torch.randn(300, 300, requires_grad=True)\n"
+    "loss = (w * 2).sum()\n"
+    "loss.backward()\n"
+)
+
+
+def test_a_big_weights_histogram_says_it_counts_a_sample(open_page) -> None:
+    page = open_page({"width": 1366, "height": 768})
+    open_example(page, "linear_expression")
+    type_program(page, WEIGHT_300X300)
+    wait_done(page)
+    page.locator('[data-testid="node"][data-name="w"]').click()
+    inspector = page.get_by_test_id("inspector")
+    expect(inspector.locator("svg.histogram").first).to_be_visible()
+    note = inspector.get_by_test_id("histogram-sample").first
+    expect(note).to_have_text("histogram of 65,536 values spread evenly over all 90,000")
+    bars = inspector.locator("svg.histogram").first.locator("rect title")
+    counted = sum(int(bars.nth(i).text_content().rsplit(": ", 1)[1]) for i in range(bars.count()))
+    assert counted == 65_536

@@ -21,6 +21,7 @@ from app.tensor_summary import (
     rounded_all,
     summarize,
 )
+from app.value_sample import HISTOGRAM_SAMPLE
 
 
 def test_small_tensor_inline_with_exact_stats() -> None:
@@ -338,3 +339,31 @@ def test_tensors_that_require_grad_are_summarised_as_their_values() -> None:
     for t in tensors:
         assert summarize(t, 64).model_dump_json() == summarize(t.detach(), 64).model_dump_json()
     assert leaf.grad is None and leaf.grad_fn is None
+
+
+def test_a_big_tensors_histogram_counts_a_sample_and_says_so() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(512, 512, 3, 3)
+    data = summarize(weight, 64)
+    assert data.histogram.sample == HISTOGRAM_SAMPLE
+    assert sum(data.histogram.counts) == HISTOGRAM_SAMPLE
+    assert '"sample":65536' in data.histogram.model_dump_json()
+    # the statistics and the edges still come from every value
+    assert data.stats.min == pytest.approx(float(weight.min()), rel=1e-6)
+    assert data.histogram.edges[0] == pytest.approx(float(weight.min()), rel=1e-3)
+    full = torch.histc(weight, 16, float(weight.min()), float(weight.max()))
+    shares = torch.tensor(data.histogram.counts, dtype=torch.float64) / HISTOGRAM_SAMPLE
+    assert torch.all((shares - full.double() / weight.numel()).abs() < 0.005)
+
+
+def test_a_histogram_of_every_value_has_no_sample_field() -> None:
+    data = summarize(torch.randn(256, 256), 64)
+    assert data.histogram.sample is None and sum(data.histogram.counts) == 256 * 256
+    assert "sample" not in data.histogram.model_dump_json()
+
+
+def test_a_big_tensor_with_infinities_counts_a_sample_of_its_finite_values() -> None:
+    values = torch.randn(4 * HISTOGRAM_SAMPLE)
+    values[::7] = float("inf")
+    histogram = summarize(values, 64).histogram
+    assert histogram.sample == HISTOGRAM_SAMPLE and sum(histogram.counts) == HISTOGRAM_SAMPLE

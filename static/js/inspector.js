@@ -96,7 +96,23 @@ function valueBlock(data, t) {
     );
   }
   if (data.heatmap) parts.push(heatmap(data.heatmap, { cell: 12, title: t("heatmap") }));
-  if (data.histogram) parts.push(histogram(data.histogram, { title: t("histogram") }));
+  if (data.histogram) {
+    parts.push(histogram(data.histogram, { title: t("histogram") }));
+    if (data.histogram.sample) {
+      const total = data.shape.reduce((a, b) => a * b, 1);
+      const words = {
+        n: data.histogram.sample.toLocaleString("en"),
+        total: total.toLocaleString("en"),
+      };
+      parts.push(
+        el(
+          "div",
+          { class: "muted", "data-testid": "histogram-sample" },
+          t("histogramSample", words),
+        ),
+      );
+    }
+  }
   return el("div", { class: "value-block" }, ...parts);
 }
 
