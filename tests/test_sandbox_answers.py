@@ -139,9 +139,12 @@ def test_a_worker_is_free_once_its_answer_is_whole(client: TestClient) -> None:
     status, body = trace(client, SLEEP_INSTEAD_OF_EXIT.replace("os.", "import os, time\nos.", 1))
     assert status == 200 and body["error"] is None
     wait_for(lambda: len(parent_children(parent)) == SPARE_CHILDREN)
+    # a forged whole answer, then a program that never ends: the answer alone frees the worker
+    # (had the program ended, the runner's own answer could follow the forged one on a slow
+    # machine, before the server read the first, and make it a BadAnswer)
     status, _ = trace(
         client,
-        lie(answer({"type": "Graph", "bytes": 17}, b'{"device": "cpu"}'), SLEEP_INSTEAD_OF_EXIT),
+        lie(answer({"type": "Graph", "bytes": 17}, b'{"device": "cpu"}'), "time.sleep(3600)"),
     )
     assert status == 200
     wait_for(lambda: len(parent_children(parent)) == SPARE_CHILDREN)
