@@ -299,6 +299,11 @@ class Recorder:
         self.source.forget_constants()
         self.series.forget_sources()
         hold_nodes(self.builder.release())
+        # what points back at the recorder: once dropped, reference counting frees the
+        # recording as soon as its caller lets go, not a later collection that walks it all
+        self.mode = None
+        self.when_stopped.clear()
+        self.when_resumed.clear()
 
 
 def distinct_labels(graph: Graph) -> None:

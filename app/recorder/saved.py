@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from app.recorder.autograd_facts import saved_attribute_names
+from app.recorder.autograd_facts import node_kind
 from app.records import maker
 from app.schemas import SavedTensor, TensorData
 
@@ -27,16 +27,22 @@ class SavedValues:
         fn: Any,
         match: Callable[[torch.Tensor], str | None],
         summary: Callable[..., TensorData],
+        attributes: tuple[tuple[str, str], ...] | None = None,
     ) -> list[SavedTensor]:
-        """The saved tensors and values of autograd node fn: a tensor linked to the tensor node
-        match finds, or summarised without a preview."""
+        """The saved tensors and values of autograd node fn (its NodeKind's attributes, when
+        given): a tensor linked to the tensor node match finds, or summarised without a
+        preview."""
         saved: list[SavedTensor] = []
-        for attr in saved_attribute_names(fn):
+        records = self._records
+        if attributes is None:
+            attributes = node_kind(fn).saved
+        for attr, name in attributes:
             try:
                 value = getattr(fn, attr)
             except RuntimeError:  # already freed by an earlier backward
                 continue
-            name = attr.removeprefix("_saved_")
+            if value is None:
+                continue
             if isinstance(value, torch.Tensor):
                 linked = match(value)
                 saved.append(
@@ -47,16 +53,16 @@ class SavedValues:
                         repr=None,
                     )
                 )
-            elif value is not None:
-                text = repr(value)
-                record = self._records.get((name, text))
-                if record is None:
-                    limit = self.max_repr
-                    record = self._records[name, text] = new_saved_tensor(
-                        name=name,
-                        tensor=None,
-                        value=None,
-                        repr=text[:limit] + ("…" if len(text) > limit else ""),
-                    )
-                saved.append(record)
+                continue
+            text = repr(value)
+            record = records.get((name, text))
+            if record is None:
+                limit = self.max_repr
+                record = records[name, text] = new_saved_tensor(
+                    name=name,
+                    tensor=None,
+                    value=None,
+                    repr=text[:limit] + ("…" if len(text) > limit else ""),
+                )
+            saved.append(record)
         return saved
