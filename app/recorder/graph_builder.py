@@ -20,11 +20,11 @@ from app.recorder.autograd_facts import (
 )
 from app.recorder.naming import Names
 from app.recorder.options import TraceOptions
+from app.recorder.records import edge_record, op_record
 from app.recorder.saved import SavedValues
 from app.recorder.source import ProgramSource, shorten
 from app.records import maker
 from app.schemas import (
-    Edge,
     Graph,
     OpNode,
     SavedTensor,
@@ -35,9 +35,7 @@ from app.schemas import (
 from app.tensor_summary import SummaryBatch, dtype_name
 
 # records made by the thousand: every field by keyword, nothing checked
-new_edge = maker(Edge)
 new_tensor_node = maker(TensorNode)
-new_op_node = maker(OpNode)
 new_tensor_data = maker(TensorData)
 
 
@@ -72,23 +70,23 @@ def _op_record(
     saved: list[SavedTensor],
 ) -> OpNode:
     """The op node of an autograd node of that kind and sequence number."""
-    return new_op_node(
-        id=node_id,
-        kind="op",
-        label=kind.op,
-        op=kind.op,
-        grad_fn=kind.name,
-        line=line,
-        module=module,
-        call=call,
-        sequence_nr=seq if seq < SEQUENCE_NR_MAX else None,
-        variable=None,
-        created_by_pass=created_by_pass,
-        saved=saved,  # every field, in order: build's quickest way
-        constants=[],
-        next=[],
-        failed=False,
-        look="acc" if kind.accumulates else "op",
+    return op_record(
+        node_id,
+        "op",
+        kind.op,  # label
+        kind.op,
+        kind.name,  # grad_fn
+        line,
+        module,
+        call,
+        seq if seq < SEQUENCE_NR_MAX else None,  # sequence_nr
+        None,  # variable
+        created_by_pass,
+        saved,
+        [],  # constants
+        [],  # next
+        False,  # failed
+        "acc" if kind.accumulates else "op",  # look
     )
 
 
@@ -234,9 +232,7 @@ class GraphBuilder:
             return
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
-        self.graph.edges.append(
-            new_edge(id=f"e{len(self.graph.edges)}", source=source, target=target)
-        )
+        self.graph.edges.append(edge_record(f"e{len(self.graph.edges)}", source, target))
 
     def summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
         """The statistics (and preview) of t, filled in at the next flush; its shape alone in a
@@ -332,11 +328,12 @@ class GraphBuilder:
         return node_id
 
     def _match_tensor(self, t: torch.Tensor) -> str | None:
-        node_id = self.holds(t)
-        if node_id is not None:
+        node_id = self._latest_node_of_obj.get(id(t))
+        if node_id is not None and self._tensor_refs.get(node_id) is t:  # holds(t), inlined
             return node_id
-        if t.grad_fn is not None:
-            return self._tensor_of_key.get(_tensor_key(t))
+        fn = t.grad_fn
+        if fn is not None:
+            return self._tensor_of_key.get(("out", id(fn), t.output_nr))
         storage = storage_key(t) if t.numel() else None
         return None if storage is None else self._node_of_storage.get(storage)
 
@@ -388,7 +385,7 @@ class GraphBuilder:
                 if key not in edge_keys and source != target:  # add_edge, inlined
                     edge_keys.add(key)
                     sources.append(source)
-                    edges.append(new_edge(id=f"e{len(edges)}", source=source, target=target))
+                    edges.append(edge_record(f"e{len(edges)}", source, target))
         return created
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:

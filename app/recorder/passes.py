@@ -20,14 +20,12 @@ from app.recorder.autograd_facts import (
 from app.recorder.engine_order import engine_order
 from app.recorder.failures import FailedPass
 from app.recorder.process import PausedCollections
+from app.recorder.records import backward_step_record
 from app.recorder.source import user_line
-from app.records import maker
-from app.schemas import BackwardPass, BackwardStep, OpNode, TensorData
+from app.schemas import BackwardPass, OpNode, TensorData
 
 if TYPE_CHECKING:
     from app.recorder.recorder import Recorder
-
-new_backward_step = maker(BackwardStep)
 
 
 def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -184,12 +182,7 @@ class PassRecorder:
         }
         order = engine_order(root_fns, fns, set(accumulators))
         record = BackwardPass(root=root_ids, steps=[], kind="grad", inputs=wrt_ids)
-        record.steps = [
-            new_backward_step(
-                node=builder.op_of(fn), grad_inputs=[], grad_outputs=[], grad_before=None, rule=None
-            )
-            for fn in order
-        ]
+        record.steps = [backward_step_record(builder.op_of(fn), [], [], None, None) for fn in order]
         reached = {builder.node(op_id).variable for op_id in accumulators.values()}
         for tid in wrt_ids:
             if tid in reached:
@@ -292,12 +285,12 @@ class PassRecorder:
                 if id(g) not in summary_of:
                     summary_of[id(g)] = add(g, False)
             steps.append(
-                new_backward_step(
-                    node=op_id,
-                    grad_inputs=[summary_of[id(g)] for g in grad_inputs],
-                    grad_outputs=[summary_of[id(g)] for g in grad_outputs],
-                    grad_before=grad_before,
-                    rule=None,
+                backward_step_record(
+                    op_id,
+                    [summary_of[id(g)] for g in grad_inputs],
+                    [summary_of[id(g)] for g in grad_outputs],
+                    grad_before,
+                    None,  # rule
                 )
             )
         for fn in fns:

@@ -29,12 +29,10 @@ from app.recorder.options import TraceOptions
 from app.recorder.passes import PassRecorder
 from app.recorder.pausing import LoopPauses
 from app.recorder.process import hold_nodes
+from app.recorder.records import forward_step_record
 from app.recorder.series import TrainingSeries
 from app.recorder.source import ProgramSource, call_site
-from app.records import maker
-from app.schemas import ForwardStep, Graph, OpNode, TensorNode, Truncation
-
-new_forward_step = maker(ForwardStep)
+from app.schemas import Graph, OpNode, TensorNode, Truncation
 
 
 class Recorder:
@@ -127,16 +125,7 @@ class Recorder:
     ) -> None:
         """Append the forward step of one call, after the passes that ran so far."""
         self.graph.forward.append(
-            new_forward_step(
-                node=head,
-                nodes=nodes,
-                call=call,
-                inputs=inputs,
-                outputs=outputs,
-                line=line,
-                module=module,
-                after_pass=self.passes_total,
-            )
+            forward_step_record(head, nodes, call, inputs, outputs, line, module, self.passes_total)
         )
 
     def remember_failure(
