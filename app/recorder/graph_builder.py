@@ -145,6 +145,7 @@ class GraphBuilder:
         self._tensor_refs: dict[str, torch.Tensor] = {}
         self._latest_node_of_obj: dict[int, str] = {}
         self._node_of_storage: dict[tuple[Any, ...], str] = {}
+        self._storage_pointers: set[int] = set()  # of _node_of_storage's keys: a quick no
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
         self._incoming: dict[str, list[str]] = {}
@@ -281,6 +282,7 @@ class GraphBuilder:
             storage = storage_key(t) if t.numel() else None
             if storage is not None:
                 self._node_of_storage[storage] = node_id
+                self._storage_pointers.add(storage[0])
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
@@ -334,7 +336,15 @@ class GraphBuilder:
         fn = t.grad_fn
         if fn is not None:
             return self._tensor_of_key.get(("out", id(fn), t.output_nr))
-        storage = storage_key(t) if t.numel() else None
+        if t.layout is not torch.strided or t.is_nested or not t.numel():
+            return None  # storage_key(t) is None, or no key of an empty tensor is kept
+        try:
+            pointer = t.data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return None  # no storage of its own (storage_key(t) is None)
+        if pointer not in self._storage_pointers:
+            return None  # most saved tensors: not the memory of any tensor node
+        storage = storage_key(t)
         return None if storage is None else self._node_of_storage.get(storage)
 
     def discover(
