@@ -16,12 +16,11 @@ from app.recorder.autograd_facts import (
     dense_for_summary,
     node_kind,
     shape_of,
-    storage_key,
 )
 from app.recorder.naming import Names
 from app.recorder.options import TraceOptions
 from app.recorder.records import edge_record, op_record
-from app.recorder.saved import SavedValues
+from app.recorder.saved import SavedValues, TensorMemory
 from app.recorder.source import ProgramSource, shorten
 from app.records import maker
 from app.schemas import (
@@ -144,8 +143,7 @@ class GraphBuilder:
         self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
         self._tensor_refs: dict[str, torch.Tensor] = {}
         self._latest_node_of_obj: dict[int, str] = {}
-        self._node_of_storage: dict[tuple[Any, ...], str] = {}
-        self._storage_pointers: set[int] = set()  # of _node_of_storage's keys: a quick no
+        self._memory = TensorMemory()
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
         self._incoming: dict[str, list[str]] = {}
@@ -279,20 +277,10 @@ class GraphBuilder:
         self._tensor_refs[node_id] = t
         self._latest_node_of_obj[id(t)] = node_id
         if self.options.values:  # only saved tensors, recorded with values, are matched by it
-            storage = storage_key(t) if t.numel() else None
-            if storage is not None:
-                self._node_of_storage[storage] = node_id
-                self._storage_pointers.add(storage[0])
+            self._memory.remember(t, node_id)
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
-
-    def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
-        """Id of the op node for autograd node fn, created with its saved tensors when new."""
-        node_id = self._op_of_fn.get(id(fn))
-        if node_id is not None:
-            return node_id
-        return self._new_op_node(fn, line, module, call, None)
 
     def _new_op_node(
         self,
@@ -336,16 +324,7 @@ class GraphBuilder:
         fn = t.grad_fn
         if fn is not None:
             return self._tensor_of_key.get(("out", id(fn), t.output_nr))
-        if t.layout is not torch.strided or t.is_nested or not t.numel():
-            return None  # storage_key(t) is None, or no key of an empty tensor is kept
-        try:
-            pointer = t.data_ptr()
-        except (RuntimeError, NotImplementedError):
-            return None  # no storage of its own (storage_key(t) is None)
-        if pointer not in self._storage_pointers:
-            return None  # most saved tensors: not the memory of any tensor node
-        storage = storage_key(t)
-        return None if storage is None else self._node_of_storage.get(storage)
+        return self._memory.node_of(t)
 
     def discover(
         self,
@@ -359,8 +338,30 @@ class GraphBuilder:
         op_of_fn, new_op = self._op_of_fn, self._new_op_node
         stack = [fn for fn in fns if fn is not None and id(fn) not in op_of_fn]
         created = [op_of_fn.get(id(fn)) or new_op(fn, line, module, call, None) for fn in stack]
-        if not stack:
-            return created
+        if stack:
+            self._walk(stack, created, line, module, call, created_by_pass)
+        return created
+
+    def discover_node(self, fn: Any, call: int) -> str | None:
+        """The op node of a not-yet-seen autograd node, found as discover([fn], None, None,
+        call) finds it (with the rest of what that finds); None when fn is known."""
+        if id(fn) in self._op_of_fn:
+            return None
+        head = self._new_op_node(fn, None, None, call, None)
+        self._walk([fn], [head], None, None, call, None)
+        return head
+
+    def _walk(
+        self,
+        stack: list[Any],
+        created: list[str],
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None,
+    ) -> None:
+        """Link each node of stack to its producers, making (and walking on from) the new ones."""
+        op_of_fn, new_op = self._op_of_fn, self._new_op_node
         leaf_of_op, tensor_of_key = self._leaf_of_op, self._tensor_of_key
         nodes, edge_keys, incoming = self._nodes_by_id, self._edge_keys, self._incoming
         edges = self.graph.edges
@@ -396,7 +397,6 @@ class GraphBuilder:
                     edge_keys.add(key)
                     sources.append(source)
                     edges.append(edge_record(f"e{len(edges)}", source, target))
-        return created
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
         """Tensor nodes with an edge into op_id."""

@@ -70,12 +70,12 @@ def trace_tensors(
                 made_by.setdefault(id(t.grad_fn), []).append(t)
         ops = [f for f in fns if not node_kind(f).accumulates]
         ops.sort(key=_sequence_nr)
-        knows, discover, inputs_of = builder.knows, builder.discover, builder.tensor_inputs_of
+        discover, inputs_of = builder.discover_node, builder.tensor_inputs_of
         forward, add_step = recorder.graph.forward, recorder.add_step
         for fn in ops:
-            if knows(fn):
+            head = discover(fn, len(forward))
+            if head is None:
                 continue  # found by an earlier walk (made out of sequence order)
-            head = discover([fn], None, None, len(forward))[0]
             made = made_by.get(id(fn))
             outputs = [builder.tensor_node(t) for t in made] if made else []
             if outputs:

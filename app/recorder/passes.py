@@ -294,6 +294,8 @@ class PassRecorder:
                 )
             )
         for fn in fns:
+            if not node_kind(fn).accumulates:
+                continue
             op_id = builder.op_of(fn)
             variable = builder.leaf_of_op(op_id)
             if variable is not None and op_id in outputs_of:

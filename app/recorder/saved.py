@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from app.recorder.autograd_facts import node_kind
+from app.recorder.autograd_facts import node_kind, storage_key
 from app.records import maker
 from app.schemas import SavedTensor, TensorData
 
@@ -66,3 +66,32 @@ class SavedValues:
                 )
             saved.append(record)
         return saved
+
+
+class TensorMemory:
+    """The tensor node whose memory a tensor views: the same storage key, the same values
+    (while both are alive), for a saved tensor that is another object than its node's."""
+
+    def __init__(self) -> None:
+        self._node_of_storage: dict[tuple[Any, ...], str] = {}
+        self._pointers: set[int] = set()  # of the keys: a quick no for most saved tensors
+
+    def remember(self, t: torch.Tensor, node_id: str) -> None:
+        """t's memory is that of node node_id (the latest node to view it)."""
+        storage = storage_key(t) if t.numel() else None
+        if storage is not None:
+            self._node_of_storage[storage] = node_id
+            self._pointers.add(storage[0])
+
+    def node_of(self, t: torch.Tensor) -> str | None:
+        """The node remembered for t's memory, if any."""
+        if t.layout is not torch.strided or t.is_nested or not t.numel():
+            return None  # storage_key(t) is None, or no key of an empty tensor is kept
+        try:
+            pointer = t.data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return None  # no storage of its own (storage_key(t) is None)
+        if pointer not in self._pointers:
+            return None  # not the memory of any tensor node
+        storage = storage_key(t)
+        return None if storage is None else self._node_of_storage.get(storage)
