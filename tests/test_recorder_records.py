@@ -8,8 +8,9 @@ from app.recorder.records import (
     edge_record,
     forward_step_record,
     op_record,
+    saved_tensor_record,
 )
-from app.schemas import BackwardStep, Edge, ForwardStep, OpNode, TensorData
+from app.schemas import BackwardStep, Edge, ForwardStep, OpNode, SavedTensor, TensorData
 
 
 def _same(made: object, checked: object) -> None:
@@ -108,3 +109,11 @@ def test_a_field_set_later_stays_in_the_record() -> None:
     node.label = "x + y"
     assert node.model_dump()["label"] == "x + y"
     assert OpNode.model_validate_json(node.model_dump_json()) == node
+
+
+def test_a_saved_tensor_by_position() -> None:
+    value = TensorData(shape=[], dtype="float32", values=1.5)
+    _same(
+        saved_tensor_record("other", None, value, None),
+        SavedTensor(name="other", tensor=None, value=value, repr=None),
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.records import maker
-from app.schemas import BackwardStep, Edge, ForwardStep, OpNode
+from app.schemas import BackwardStep, Edge, ForwardStep, OpNode, SavedTensor
 
 _set = object.__setattr__
 _new = object.__new__
@@ -56,3 +56,5 @@ op_record = positional_maker(OpNode)
 forward_step_record = positional_maker(ForwardStep)
 # (node, grad_inputs, grad_outputs, grad_before, rule)
 backward_step_record = positional_maker(BackwardStep)
+# (name, tensor, value, repr)
+saved_tensor_record = positional_maker(SavedTensor)

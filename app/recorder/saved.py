@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from app.recorder.autograd_facts import node_kind, storage_key
+from app.recorder.records import saved_tensor_record
 from app.records import maker
 from app.schemas import SavedTensor, TensorData
 
@@ -45,14 +46,8 @@ class SavedValues:
                 continue
             if isinstance(value, torch.Tensor):
                 linked = match(value)
-                saved.append(
-                    new_saved_tensor(
-                        name=name,
-                        tensor=linked,
-                        value=None if linked else summary(value, preview=False),
-                        repr=None,
-                    )
-                )
+                value = None if linked else summary(value, preview=False)
+                saved.append(saved_tensor_record(name, linked, value, None))
                 continue
             text = repr(value)
             record = records.get((name, text))
