@@ -316,4 +316,6 @@ def distinct_labels(graph: Graph) -> None:
             labels[node.id] = node.label
     for node in graph.nodes:
         if isinstance(node, OpNode) and node.variable is not None:
-            node.label = f"AccumulateGrad({labels[node.variable]})"
+            label = f"AccumulateGrad({labels[node.variable]})"
+            if node.label != label:  # mostly the label it was made with: no model __setattr__
+                node.label = label
