@@ -25,6 +25,7 @@ def _with_values(options: TraceOptions | None, values: bool) -> TraceOptions:
 
 
 def _sequence_nr(fn: Any) -> int:
+    """Where torch made an autograd node in its thread's order (the key the ops are sorted by)."""
     return fn._sequence_nr()
 
 
