@@ -174,3 +174,20 @@ def test_complex_sparse_and_nested_tensors_are_recorded() -> None:
     assert _leaf_grad(graph, "w") == [[1.0, 1.0]] * 3
     (s,) = [n for n in graph.nodes if isinstance(n, TensorNode) and n.name == "s"]
     assert s.shape == [3, 3] and s.value.values == torch.eye(3).tolist()
+
+
+def test_a_saved_tensor_is_linked_by_the_memory_it_views() -> None:
+    from app.recorder.options import TraceOptions
+    from app.recorder.recorder import Recorder
+
+    builder = Recorder("cpu", TraceOptions()).builder
+    t = torch.arange(4.0)
+    node_id = builder.tensor_node(t)
+    builder.summaries.flush()
+    assert builder._match_tensor(t) == node_id
+    assert builder._match_tensor(t.detach()) == node_id  # another tensor, the same memory
+    assert builder._match_tensor(t.clone()) is None
+    assert builder._match_tensor(t[1:].detach()) is None  # memory of the node, another view
+    assert builder._match_tensor(t.view(2, 2).detach()) is None
+    assert builder._match_tensor(torch.empty(0)) is None
+    assert builder._match_tensor(t.to_sparse()) is None

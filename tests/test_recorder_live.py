@@ -104,3 +104,35 @@ def test_a_50000_op_chain_is_recorded_and_freed_without_a_crash() -> None:
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # -11 was SIGSEGV
     assert proc.stdout.strip() == "done"
+
+
+@pytest.mark.parametrize("values", [True, False])
+def test_a_recording_holds_no_reference_cycle(values: bool) -> None:
+    """Reference counting frees what a recording made once its caller lets go: no later
+    garbage collection has to find it (a recording with values keeps its graph in the
+    index of the chain rules, but not the recorder that made it)."""
+    import gc
+    import weakref
+
+    from app.recorder import trace_callable
+    from app.recorder.recorder import Recorder
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    x = torch.randn(2, 3)
+    loss = model(x).pow(2).mean()
+    gc.collect()
+    gc.disable()
+    try:
+        graph = trace_tensors(loss, names={"model": model}, values=values)
+        called, _ = trace_callable(lambda: model(x).sum(), values=values)
+        passes = (len(graph.backward), len(called.backward))
+        alive = [weakref.ref(graph), weakref.ref(called)]
+        del graph, called
+        recorders = sum(type(o) is Recorder for o in gc.get_objects())
+        freed = [ref() is None for ref in alive]
+    finally:
+        gc.enable()
+    assert passes == (1, 1)  # the recordings are whole
+    assert recorders == 0
+    if not values:
+        assert freed == [True, True]

@@ -6,6 +6,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,10 +17,48 @@ SEQUENCE_NR_MAX = 2**63
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 
 
-def grad_fn_name(fn: Any) -> str:
-    """The class name of an autograd node ('MulBackward0', 'AccumulateGrad')."""
+def _name_of(fn: Any) -> str:
     name = fn.name()
     return ACCUMULATE_GRAD if name.endswith("AccumulateGrad") else name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKind:
+    """What every autograd node of one class shares: its names, how it is drawn, and the
+    attributes it saved for backward ((attribute, name) pairs: '_saved_self', 'self')."""
+
+    name: str
+    op: str
+    accumulates: bool
+    saved: tuple[tuple[str, str], ...]
+
+
+# per node class: its NodeKind, or None for a class whose nodes name themselves (a class
+# torch shares among node kinds it has no class of their own for)
+_KINDS: dict[type, NodeKind | None] = {}
+
+
+def node_kind(fn: Any) -> NodeKind:
+    """The NodeKind of an autograd node, found once per class where the class name says it."""
+    kind = _KINDS.get(type(fn))
+    if kind is not None:
+        return kind
+    name = _name_of(fn)
+    kind = NodeKind(
+        name=name,
+        op=op_name_of(name),
+        accumulates=name == ACCUMULATE_GRAD,
+        saved=tuple((a, a.removeprefix("_saved_")) for a in saved_attribute_names(fn)),
+    )
+    cls = type(fn)
+    if cls not in _KINDS:
+        _KINDS[cls] = kind if cls.__name__ == name else None
+    return kind
+
+
+def grad_fn_name(fn: Any) -> str:
+    """The class name of an autograd node ('MulBackward0', 'AccumulateGrad')."""
+    return node_kind(fn).name
 
 
 @functools.cache

@@ -16,13 +16,19 @@ def engine_order(roots: list[Any], reachable: Iterable[Any], inputs: set[int]) -
     a graph on the CPU: only nodes with a path to an input run; the inputs' own
     AccumulateGrad nodes (ids in inputs) take their gradient without running."""
     nodes = list(reachable)
-    producers = {id(fn): [p for p, _ in fn.next_functions if p is not None] for fn in nodes}
+    producers: dict[int, list[Any]] = {}
     waiting: dict[int, int] = {}  # edges into each node not yet run
     consumers: dict[int, list[Any]] = {}
     for fn in nodes:
-        for producer in producers[id(fn)]:
-            waiting[id(producer)] = waiting.get(id(producer), 0) + 1
-            consumers.setdefault(id(producer), []).append(fn)
+        found = producers[id(fn)] = [p for p, _ in fn.next_functions if p is not None]
+        for producer in found:
+            key = id(producer)
+            waiting[key] = waiting.get(key, 0) + 1
+            users = consumers.get(key)
+            if users is None:
+                consumers[key] = [fn]
+            else:
+                users.append(fn)
     needed: set[int] = set()
     stack = [fn for fn in nodes if id(fn) in inputs]
     while stack:  # every node on a path to an input runs

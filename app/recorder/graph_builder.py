@@ -11,34 +11,30 @@ from torch import nn
 
 from app.errors import LimitExceeded
 from app.recorder.autograd_facts import (
-    ACCUMULATE_GRAD,
     SEQUENCE_NR_MAX,
+    NodeKind,
     dense_for_summary,
-    grad_fn_name,
-    op_name_of,
+    node_kind,
     shape_of,
-    storage_key,
 )
 from app.recorder.naming import Names
 from app.recorder.options import TraceOptions
-from app.recorder.saved import SavedValues
+from app.recorder.records import edge_record, op_record
+from app.recorder.saved import SavedValues, TensorMemory
 from app.recorder.source import ProgramSource, shorten
 from app.records import maker
 from app.schemas import (
-    Edge,
     Graph,
     OpNode,
+    SavedTensor,
     TensorData,
     TensorNode,
-    op_look,
     tensor_look,
 )
 from app.tensor_summary import SummaryBatch, dtype_name
 
 # records made by the thousand: every field by keyword, nothing checked
-new_edge = maker(Edge)
 new_tensor_node = maker(TensorNode)
-new_op_node = maker(OpNode)
 new_tensor_data = maker(TensorData)
 
 
@@ -62,6 +58,71 @@ def _shape_only(t: torch.Tensor, preview: bool = True) -> TensorData:
     )
 
 
+def _op_record(
+    node_id: str,
+    kind: NodeKind,
+    seq: int,
+    line: int | None,
+    module: str | None,
+    call: int | None,
+    created_by_pass: int | None,
+    saved: list[SavedTensor],
+) -> OpNode:
+    """The op node of an autograd node of that kind and sequence number."""
+    return op_record(
+        node_id,
+        "op",
+        kind.op,  # label
+        kind.op,
+        kind.name,  # grad_fn
+        line,
+        module,
+        call,
+        seq if seq < SEQUENCE_NR_MAX else None,  # sequence_nr
+        None,  # variable
+        created_by_pass,
+        saved,
+        [],  # constants
+        [],  # next
+        False,  # failed
+        "acc" if kind.accumulates else "op",  # look
+    )
+
+
+def _tensor_record(
+    node_id: str,
+    t: torch.Tensor,
+    label: str,
+    name: str | None,
+    line: int | None,
+    fn_name: str | None,
+    expression: str | None,
+    value: TensorData,
+) -> TensorNode:
+    """The tensor node of t."""
+    is_parameter = isinstance(t, nn.Parameter)
+    return new_tensor_node(
+        id=node_id,
+        kind="tensor",
+        label=label,
+        name=name,
+        line=line,
+        shape=shape_of(t),
+        dtype=dtype_name(t.dtype),
+        device=str(t.device),
+        requires_grad=t.requires_grad,
+        is_leaf=t.is_leaf,
+        retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
+        is_parameter=is_parameter,
+        grad_fn=fn_name,
+        version=t._version,
+        value=value,
+        grad=None,
+        expression=expression,
+        look=tensor_look(t.is_leaf, t.requires_grad, is_parameter),
+    )
+
+
 class GraphBuilder:
     """Adds nodes and edges to a Graph, each once, and keeps the tensors and autograd nodes
     they stand for alive (and their ids stable) while recording."""
@@ -74,7 +135,6 @@ class GraphBuilder:
         self.names = names
         self.source = source
         self.summaries = SummaryBatch(options.inline_limit)
-        self.summary = self._summary if options.values else _shape_only
         self.leaves_with_accumulators: list[torch.Tensor] = []  # in the order their nodes came
         self._fn_refs: list[Any] = []  # keeps node ids stable while recording
         self._op_of_fn: dict[int, str] = {}
@@ -83,7 +143,7 @@ class GraphBuilder:
         self._key_of_tensor: dict[str, tuple[Any, ...]] = {}
         self._tensor_refs: dict[str, torch.Tensor] = {}
         self._latest_node_of_obj: dict[int, str] = {}
-        self._node_of_storage: dict[tuple[Any, ...], str] = {}
+        self._memory = TensorMemory()
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
         self._incoming: dict[str, list[str]] = {}
@@ -98,6 +158,10 @@ class GraphBuilder:
     def op_of(self, fn: Any) -> str:
         """The op node of a known autograd node."""
         return self._op_of_fn[id(fn)]
+
+    def leaf_of_op(self, op_id: str) -> str | None:
+        """The leaf's tensor node of an AccumulateGrad op node; None for any other node."""
+        return self._leaf_of_op.get(op_id)
 
     def node(self, node_id: str) -> TensorNode | OpNode:
         """The node with that id."""
@@ -146,14 +210,18 @@ class GraphBuilder:
 
     # ----- nodes and edges -------------------------------------------------------------
 
-    def add_node(self, node: TensorNode | OpNode) -> None:
-        """Add a node; LimitExceeded once the graph holds max_nodes."""
+    def _check_room(self) -> None:
+        """LimitExceeded once the graph holds max_nodes."""
         if len(self._nodes_by_id) >= self.options.max_nodes:
             raise LimitExceeded(
                 "nodes",
                 f"the graph has more than {self.options.max_nodes} nodes; "
                 "record a smaller model or fewer iterations",
             )
+
+    def add_node(self, node: TensorNode | OpNode) -> None:
+        """Add a node; LimitExceeded once the graph holds max_nodes."""
+        self._check_room()
         self.graph.nodes.append(node)
         self._nodes_by_id[node.id] = node
 
@@ -163,12 +231,14 @@ class GraphBuilder:
             return
         self._edge_keys.add((source, target))
         self._incoming.setdefault(target, []).append(source)
-        self.graph.edges.append(
-            new_edge(id=f"e{len(self.graph.edges)}", source=source, target=target)
-        )
+        self.graph.edges.append(edge_record(f"e{len(self.graph.edges)}", source, target))
 
-    def _summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
-        """The statistics (and preview) of t, filled in at the next flush."""
+    def summary(self, t: torch.Tensor, preview: bool = True) -> TensorData:
+        """The statistics (and preview) of t, filled in at the next flush; its shape alone in a
+        recording of the structure alone. (A method, not a bound method kept on the builder,
+        which would hold it in a reference cycle.)"""
+        if not self.options.values:
+            return _shape_only(t)
         if t.layout is not torch.strided or t.is_nested:
             t = dense_for_summary(t)
         return self.summaries.add(t, preview)
@@ -185,7 +255,8 @@ class GraphBuilder:
         node_id = f"t{len(self._tensor_of_key)}"
         name, line = self.names.name_for(t)
         fn = t.grad_fn
-        fn_name = grad_fn_name(fn) if fn is not None else None
+        kind = node_kind(fn) if fn is not None else None
+        fn_name = kind.name if kind is not None else None
         if fn is None:
             made = self.source.constant_expression(t)
             if made is not None:  # an unnamed constant: its source text
@@ -195,73 +266,48 @@ class GraphBuilder:
             label = name
         elif expression is not None:
             label = shorten(expression)
-        elif fn is not None:
-            label = f"{op_label or op_name_of(fn_name or '')}_out"
+        elif kind is not None:
+            label = f"{op_label or kind.op}_out"
         else:
             label = "param" if isinstance(t, nn.Parameter) else "leaf"
-        node = new_tensor_node(
-            id=node_id,
-            kind="tensor",
-            label=label,
-            name=name,
-            line=line,
-            shape=shape_of(t),
-            dtype=dtype_name(t.dtype),
-            device=str(t.device),
-            requires_grad=t.requires_grad,
-            is_leaf=t.is_leaf,
-            retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
-            is_parameter=isinstance(t, nn.Parameter),
-            grad_fn=fn_name,
-            version=t._version,
-            value=self.summary(t),
-            grad=None,
-            expression=expression,
-            look=tensor_look(t.is_leaf, t.requires_grad, isinstance(t, nn.Parameter)),
-        )
+        node = _tensor_record(node_id, t, label, name, line, fn_name, expression, self.summary(t))
         self.add_node(node)
         self._tensor_of_key[key] = node_id
         self._key_of_tensor[node_id] = key
         self._tensor_refs[node_id] = t
         self._latest_node_of_obj[id(t)] = node_id
         if self.options.values:  # only saved tensors, recorded with values, are matched by it
-            storage = storage_key(t) if t.numel() else None
-            if storage is not None:
-                self._node_of_storage[storage] = node_id
+            self._memory.remember(t, node_id)
         if fn is not None:
             self._fn_refs.append(fn)
         return node_id
 
-    def op_node(self, fn: Any, line: int | None, module: str | None, call: int | None) -> str:
-        """Id of the op node for autograd node fn, created with its saved tensors when new."""
-        node_id = self._op_of_fn.get(id(fn))
-        if node_id is not None:
-            return node_id
+    def _new_op_node(
+        self,
+        fn: Any,
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None,
+    ) -> str:
+        """The op node of an autograd node not seen before, with its saved tensors."""
+        kind = node_kind(fn)
+        if len(self._nodes_by_id) >= self.options.max_nodes:
+            self._check_room()
         node_id = f"op{len(self._op_of_fn)}"
-        fn_name = grad_fn_name(fn)
         seq = fn._sequence_nr()
-        node = new_op_node(
-            id=node_id,
-            kind="op",
-            label=op_name_of(fn_name),
-            op=op_name_of(fn_name),
-            grad_fn=fn_name,
-            line=line,
-            module=module,
-            call=call,
-            sequence_nr=seq if seq < SEQUENCE_NR_MAX else None,
-            variable=None,
-            created_by_pass=None,
-            saved=[],  # every field, in order: build's quickest way
-            constants=[],
-            next=[],
-            failed=False,
-            look=op_look(fn_name),
+        accumulates = kind.accumulates
+        saved = (  # saved values are values: a structure-only graph has none
+            self._saved.of(fn, self._match_tensor, self.summary, kind.saved)
+            if self.options.values and not accumulates
+            else []
         )
-        self.add_node(node)
+        node = _op_record(node_id, kind, seq, line, module, call, created_by_pass, saved)
+        self.graph.nodes.append(node)
+        self._nodes_by_id[node_id] = node
         self._op_of_fn[id(fn)] = node_id
         self._fn_refs.append(fn)
-        if fn_name == ACCUMULATE_GRAD:
+        if accumulates:
             leaf = fn.variable
             self.leaves_with_accumulators.append(leaf)
             leaf_id = self.tensor_node(leaf)
@@ -269,18 +315,16 @@ class GraphBuilder:
             self._leaf_of_op[node_id] = leaf_id
             node.__dict__["label"] = f"AccumulateGrad({self._nodes_by_id[leaf_id].label})"
             self.add_edge(node_id, leaf_id)
-        elif self.options.values:  # saved values are values: a structure-only graph has none
-            node.__dict__["saved"] = self._saved.of(fn, self._match_tensor, self.summary)
         return node_id
 
     def _match_tensor(self, t: torch.Tensor) -> str | None:
-        node_id = self.holds(t)
-        if node_id is not None:
+        node_id = self._latest_node_of_obj.get(id(t))
+        if node_id is not None and self._tensor_refs.get(node_id) is t:  # holds(t), inlined
             return node_id
-        if t.grad_fn is not None:
-            return self._tensor_of_key.get(_tensor_key(t))
-        storage = storage_key(t) if t.numel() else None
-        return None if storage is None else self._node_of_storage.get(storage)
+        fn = t.grad_fn
+        if fn is not None:
+            return self._tensor_of_key.get(("out", id(fn), t.output_nr))
+        return self._memory.node_of(t)
 
     def discover(
         self,
@@ -291,41 +335,68 @@ class GraphBuilder:
         created_by_pass: int | None = None,
     ) -> list[str]:
         """Op nodes for every not-yet-seen autograd node reachable from fns, with their edges."""
-        created: list[str] = []
-        op_of_fn, leaf_of_op, tensor_of_key = self._op_of_fn, self._leaf_of_op, self._tensor_of_key
-        nodes, add_edge = self._nodes_by_id, self.add_edge
+        op_of_fn, new_op = self._op_of_fn, self._new_op_node
         stack = [fn for fn in fns if fn is not None and id(fn) not in op_of_fn]
-        for fn in stack:
-            created.append(self.op_node(fn, line, module, call))
+        created = [op_of_fn.get(id(fn)) or new_op(fn, line, module, call, None) for fn in stack]
+        if stack:
+            self._walk(stack, created, line, module, call, created_by_pass)
+        return created
+
+    def discover_node(self, fn: Any, call: int) -> str | None:
+        """The op node of a not-yet-seen autograd node, found as discover([fn], None, None,
+        call) finds it (with the rest of what that finds); None when fn is known."""
+        if id(fn) in self._op_of_fn:
+            return None
+        head = self._new_op_node(fn, None, None, call, None)
+        self._walk([fn], [head], None, None, call, None)
+        return head
+
+    def _walk(
+        self,
+        stack: list[Any],
+        created: list[str],
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None,
+    ) -> None:
+        """Link each node of stack to its producers, making (and walking on from) the new ones."""
+        op_of_fn, new_op = self._op_of_fn, self._new_op_node
+        leaf_of_op, tensor_of_key = self._leaf_of_op, self._tensor_of_key
+        nodes, edge_keys, incoming = self._nodes_by_id, self._edge_keys, self._incoming
+        edges = self.graph.edges
         while stack:
             fn = stack.pop()
             target = op_of_fn[id(fn)]
             next_ops: list[str | None] = []
             nodes[target].__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
+            sources = incoming.get(target)
+            if sources is None:
+                sources = incoming[target] = []
             for producer, output_nr in fn.next_functions:
                 if producer is None:
                     next_ops.append(None)
                     continue
                 source = op_of_fn.get(id(producer))
                 if source is None:  # new: its node, and a walk on from it
-                    source = self.op_node(producer, line, module, call)
-                    if created_by_pass is not None:
-                        nodes[source].__dict__["created_by_pass"] = created_by_pass
+                    source = new_op(producer, line, module, call, created_by_pass)
                     if source not in leaf_of_op:
                         created.append(source)
                         stack.append(producer)
                 next_ops.append(source)
                 leaf = leaf_of_op.get(source)
                 if leaf is not None:  # a leaf's gradient: the edge runs from the leaf itself
-                    add_edge(leaf, target)
-                    continue
-                tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
-                if tensor_id is not None:
-                    add_edge(source, tensor_id)
-                    add_edge(tensor_id, target)
+                    source = leaf
                 else:
-                    add_edge(source, target)
-        return created
+                    tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
+                    if tensor_id is not None:
+                        self.add_edge(source, tensor_id)
+                        source = tensor_id
+                key = (source, target)
+                if key not in edge_keys and source != target:  # add_edge, inlined
+                    edge_keys.add(key)
+                    sources.append(source)
+                    edges.append(edge_record(f"e{len(edges)}", source, target))
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
         """Tensor nodes with an edge into op_id."""

@@ -9,19 +9,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.recorder.autograd_facts import ACCUMULATE_GRAD, grad_fn_name, iter_tensors, op_name_of
+from app.recorder.autograd_facts import iter_tensors, node_kind
 from app.recorder.mode import RecordingMode
 from app.recorder.modules import ModuleHooks
 from app.recorder.options import TraceOptions
 from app.recorder.process import TRACE_LOCK, FewerCollections, PausedCollections
 from app.recorder.recorder import Recorder
-from app.schemas import Graph, OpNode
+from app.schemas import Graph
 
 
 def _with_values(options: TraceOptions | None, values: bool) -> TraceOptions:
     """The options of a recording, without values when values is False."""
     options = options or TraceOptions()
     return options if values else replace(options, values=False)
+
+
+def _sequence_nr(fn: Any) -> int:
+    """Where torch made an autograd node in its thread's order (the key the ops are sorted by)."""
+    return fn._sequence_nr()
 
 
 def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> None:
@@ -60,20 +65,23 @@ def trace_tensors(
     builder = recorder.builder
     with TRACE_LOCK, PausedCollections():
         fns = recorder.passes.reachable([t.grad_fn for t in tensors])
-        for fn in sorted(
-            (f for f in fns if grad_fn_name(f) != ACCUMULATE_GRAD), key=lambda f: f._sequence_nr()
-        ):
-            step_index = len(recorder.graph.forward)
-            created = builder.discover([fn], None, None, step_index)
-            if not created:
-                continue
-            head = builder.op_of(fn)
-            outputs = [builder.tensor_node(t) for t in tensors if t.grad_fn is fn]
-            builder.reconnect_outputs(outputs)
-            inputs = builder.tensor_inputs_of(head)
-            op = builder.node(head)
-            name = op.op if isinstance(op, OpNode) else op_name_of(grad_fn_name(fn))
-            recorder.add_step(head, [head], name, inputs, outputs, None, None)
+        made_by: dict[int, list[torch.Tensor]] = {}  # the tensors each autograd node output
+        for t in tensors:
+            if t.grad_fn is not None:
+                made_by.setdefault(id(t.grad_fn), []).append(t)
+        ops = [f for f in fns if not node_kind(f).accumulates]
+        ops.sort(key=_sequence_nr)
+        discover, inputs_of = builder.discover_node, builder.tensor_inputs_of
+        forward, add_step = recorder.graph.forward, recorder.add_step
+        for fn in ops:
+            head = discover(fn, len(forward))
+            if head is None:
+                continue  # found by an earlier walk (made out of sequence order)
+            made = made_by.get(id(fn))
+            outputs = [builder.tensor_node(t) for t in made] if made else []
+            if outputs:
+                builder.reconnect_outputs(outputs)
+            add_step(head, [head], node_kind(fn).op, inputs_of(head), outputs, None, None)
         for t in tensors:
             builder.tensor_node(t)
         if backward:

@@ -4,6 +4,7 @@ engine ran the nodes in with the gradients each one saw."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -12,22 +13,19 @@ import torch
 
 from app.errors import LimitExceeded
 from app.recorder.autograd_facts import (
-    ACCUMULATE_GRAD,
-    grad_fn_name,
     iter_tensors,
+    node_kind,
     signature_of,
 )
 from app.recorder.engine_order import engine_order
 from app.recorder.failures import FailedPass
 from app.recorder.process import PausedCollections
+from app.recorder.records import backward_step_record
 from app.recorder.source import user_line
-from app.records import maker
-from app.schemas import BackwardPass, BackwardStep, OpNode, TensorData
+from app.schemas import BackwardPass, OpNode, TensorData
 
 if TYPE_CHECKING:
     from app.recorder.recorder import Recorder
-
-new_backward_step = maker(BackwardStep)
 
 
 def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -37,27 +35,24 @@ def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(g.detach() if g is not None else None for g in grads)
 
 
-def _as_given(grads: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The gradients a hook saw, kept as they are (a pass that builds no graph)."""
-    return grads
-
-
 @dataclass
 class PassRun:
-    """Raw gradients seen by node hooks during one pass, summarized afterwards."""
+    """Raw gradients seen by node hooks during one pass, summarized afterwards: per node run,
+    in the order the engine ran them, (op node, gradients in, gradients out, its leaf's .grad
+    before the pass added to it)."""
 
-    order: list[str] = field(default_factory=list)
-    grad_outputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    grad_inputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    ran: list[tuple[str, tuple[Any, ...], tuple[Any, ...], TensorData | None]] = field(
+        default_factory=list
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
-    grad_before: dict[str, TensorData | None] = field(default_factory=dict)
 
 
 class PassRecorder:
     """Records each backward pass of a recording (or counts it, while the recording pauses)."""
 
     def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
+        # a proxy: a part that owned its recorder would hold it in a reference cycle
+        self.recorder: Recorder = weakref.proxy(recorder)
         self._last_reachable: tuple[tuple[int, ...], list[Any]] | None = None
 
     def run(
@@ -154,9 +149,9 @@ class PassRecorder:
                     self._record_gradient_graph([g for g in grads if g is not None], index, line)
             elif create_graph:
                 leaves = [
-                    builder.tensor(builder.node(builder.op_of(f)).variable or "")  # type: ignore[union-attr]
+                    builder.tensor(builder.leaf_of_op(builder.op_of(f)) or "")
                     for f in fns
-                    if grad_fn_name(f) == ACCUMULATE_GRAD
+                    if node_kind(f).accumulates
                 ]
                 self._record_gradient_graph(
                     [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
@@ -183,16 +178,11 @@ class PassRecorder:
         accumulators = {
             id(fn): builder.op_of(fn)
             for fn in fns
-            if grad_fn_name(fn) == ACCUMULATE_GRAD and id(fn.variable) in wanted
+            if node_kind(fn).accumulates and id(fn.variable) in wanted
         }
         order = engine_order(root_fns, fns, set(accumulators))
         record = BackwardPass(root=root_ids, steps=[], kind="grad", inputs=wrt_ids)
-        record.steps = [
-            new_backward_step(
-                node=builder.op_of(fn), grad_inputs=[], grad_outputs=[], grad_before=None, rule=None
-            )
-            for fn in order
-        ]
+        record.steps = [backward_step_record(builder.op_of(fn), [], [], None, None) for fn in order]
         reached = {builder.node(op_id).variable for op_id in accumulators.values()}
         for tid in wrt_ids:
             if tid in reached:
@@ -219,7 +209,9 @@ class PassRecorder:
                 continue
             seen.add(id(fn))
             order.append(fn)
-            stack.extend(p for p, _ in fn.next_functions if p is not None and id(p) not in seen)
+            for producer, _ in fn.next_functions:
+                if producer is not None and id(producer) not in seen:
+                    stack.append(producer)
         self.recorder.builder.keep(roots)  # keeps the ids of the key from being reused
         self._last_reachable = (key, order)
         return order
@@ -234,37 +226,44 @@ class PassRecorder:
         which sees what came in and what went out. The engine runs one node at a time from
         pre-hook to post-hook, so either kind gives the order the nodes ran in. Only a
         create_graph pass makes gradients that are part of a graph, to be cut from it."""
-        keep = _detached if create_graph else _as_given
         builder = self.recorder.builder
         summary = builder.summary
         values = self.recorder.options.values
         copy = (lambda t: t.detach().clone()) if values else (lambda t: t)
+        ran, lock = run.ran, run.lock
+        record = ran.append  # one append per node run: atomic, so no lock is needed
         handles = []
         for fn in fns:
             op_id = builder.op_of(fn)
-            variable = getattr(builder.node(op_id), "variable", None)
+            variable = builder.leaf_of_op(op_id)
             if variable is not None:
                 leaf = builder.tensor(variable)
 
                 def pre(
                     grad_outputs: tuple[Any, ...], op_id: str = op_id, leaf: Any = leaf
                 ) -> None:
-                    with run.lock:
-                        run.order.append(op_id)
+                    with lock:
                         before = leaf.grad  # a copy: .grad grows in place, its statistics wait
-                        run.grad_before[op_id] = None if before is None else summary(copy(before))
-                        run.grad_outputs[op_id] = keep(grad_outputs)
+                        grad_before = None if before is None else summary(copy(before))
+                        if create_graph:
+                            grad_outputs = _detached(grad_outputs)
+                        record((op_id, (), grad_outputs, grad_before))
 
                 handles.append(fn.register_prehook(pre))
+            elif create_graph:
+
+                def post_detached(
+                    grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
+                ) -> None:
+                    record((op_id, _detached(grad_inputs), _detached(grad_outputs), None))
+
+                handles.append(fn.register_hook(post_detached))
             else:
 
                 def post(
                     grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...], op_id: str = op_id
                 ) -> None:
-                    with run.lock:
-                        run.order.append(op_id)
-                        run.grad_outputs[op_id] = keep(grad_outputs)
-                        run.grad_inputs[op_id] = keep(grad_inputs)
+                    record((op_id, grad_inputs, grad_outputs, None))
 
                 handles.append(fn.register_hook(post))
         return handles
@@ -275,32 +274,36 @@ class PassRecorder:
         builder = self.recorder.builder
         summary_of: dict[int, TensorData | None] = {id(None): None}
         add = builder.summary
-        for op_id in run.order:
-            grad_inputs = run.grad_inputs.get(op_id, ())
-            grad_outputs = run.grad_outputs.get(op_id, ())
-            for grads in (grad_inputs, grad_outputs):
-                for g in grads:
-                    if id(g) not in summary_of:
-                        summary_of[id(g)] = add(g, False)
-            record.steps.append(
-                new_backward_step(
-                    node=op_id,
-                    grad_inputs=[summary_of[id(g)] for g in grad_inputs],
-                    grad_outputs=[summary_of[id(g)] for g in grad_outputs],
-                    grad_before=run.grad_before.get(op_id),
-                    rule=None,
+        steps = record.steps
+        outputs_of: dict[str, tuple[Any, ...]] = {}
+        for op_id, grad_inputs, grad_outputs, grad_before in run.ran:
+            outputs_of[op_id] = grad_outputs
+            for g in grad_inputs:
+                if id(g) not in summary_of:
+                    summary_of[id(g)] = add(g, False)
+            for g in grad_outputs:
+                if id(g) not in summary_of:
+                    summary_of[id(g)] = add(g, False)
+            steps.append(
+                backward_step_record(
+                    op_id,
+                    [summary_of[id(g)] for g in grad_inputs],
+                    [summary_of[id(g)] for g in grad_outputs],
+                    grad_before,
+                    None,  # rule
                 )
             )
-        ran = set(run.order)
         for fn in fns:
+            if not node_kind(fn).accumulates:
+                continue
             op_id = builder.op_of(fn)
-            node = builder.node(op_id)
-            if isinstance(node, OpNode) and node.variable is not None and op_id in ran:
-                leaf = builder.tensor(node.variable)
+            variable = builder.leaf_of_op(op_id)
+            if variable is not None and op_id in outputs_of:
+                leaf = builder.tensor(variable)
                 if leaf.grad is not None:
-                    record.grads[node.variable] = add(leaf.grad)
+                    record.grads[variable] = add(leaf.grad)
         for tensor_id, fn_id, output_nr in builder.output_tensors():
-            grads = run.grad_outputs.get(builder.op_of_id(fn_id) or "")
+            grads = outputs_of.get(builder.op_of_id(fn_id) or "")
             if grads is not None and output_nr < len(grads):
                 data = summary_of[id(grads[output_nr])]  # every step's gradients have one
                 if data is not None:

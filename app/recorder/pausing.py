@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ class LoopPauses:
     """When a recording pauses in a loop, and what it records when it resumes."""
 
     def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
+        # a proxy: a part that owned its recorder would hold it in a reference cycle
+        self.recorder: Recorder = weakref.proxy(recorder)
         self.paused: PausedLoop | None = None  # the loop whose later passes run unrecorded
         self.pass_budget = recorder.options.max_passes  # passes in full before the next pause
 

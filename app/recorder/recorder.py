@@ -29,12 +29,10 @@ from app.recorder.options import TraceOptions
 from app.recorder.passes import PassRecorder
 from app.recorder.pausing import LoopPauses
 from app.recorder.process import hold_nodes
+from app.recorder.records import forward_step_record
 from app.recorder.series import TrainingSeries
 from app.recorder.source import ProgramSource, call_site
-from app.records import maker
-from app.schemas import ForwardStep, Graph, OpNode, TensorNode, Truncation
-
-new_forward_step = maker(ForwardStep)
+from app.schemas import Graph, OpNode, TensorNode, Truncation
 
 
 class Recorder:
@@ -127,16 +125,7 @@ class Recorder:
     ) -> None:
         """Append the forward step of one call, after the passes that ran so far."""
         self.graph.forward.append(
-            new_forward_step(
-                node=head,
-                nodes=nodes,
-                call=call,
-                inputs=inputs,
-                outputs=outputs,
-                line=line,
-                module=module,
-                after_pass=self.passes_total,
-            )
+            forward_step_record(head, nodes, call, inputs, outputs, line, module, self.passes_total)
         )
 
     def remember_failure(
@@ -299,6 +288,11 @@ class Recorder:
         self.source.forget_constants()
         self.series.forget_sources()
         hold_nodes(self.builder.release())
+        # what points back at the recorder: once dropped, reference counting frees the
+        # recording as soon as its caller lets go, not a later collection that walks it all
+        self.mode = None
+        self.when_stopped.clear()
+        self.when_resumed.clear()
 
 
 def distinct_labels(graph: Graph) -> None:
@@ -322,4 +316,6 @@ def distinct_labels(graph: Graph) -> None:
             labels[node.id] = node.label
     for node in graph.nodes:
         if isinstance(node, OpNode) and node.variable is not None:
-            node.label = f"AccumulateGrad({labels[node.variable]})"
+            label = f"AccumulateGrad({labels[node.variable]})"
+            if node.label != label:  # mostly the label it was made with: no model __setattr__
+                node.label = label

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from app.recorder.autograd_facts import saved_attribute_names
+from app.recorder.autograd_facts import node_kind, storage_key
+from app.recorder.records import saved_tensor_record
 from app.records import maker
 from app.schemas import SavedTensor, TensorData
 
@@ -27,36 +28,65 @@ class SavedValues:
         fn: Any,
         match: Callable[[torch.Tensor], str | None],
         summary: Callable[..., TensorData],
+        attributes: tuple[tuple[str, str], ...] | None = None,
     ) -> list[SavedTensor]:
-        """The saved tensors and values of autograd node fn: a tensor linked to the tensor node
-        match finds, or summarised without a preview."""
+        """The saved tensors and values of autograd node fn (its NodeKind's attributes, when
+        given): a tensor linked to the tensor node match finds, or summarised without a
+        preview."""
         saved: list[SavedTensor] = []
-        for attr in saved_attribute_names(fn):
+        records = self._records
+        if attributes is None:
+            attributes = node_kind(fn).saved
+        for attr, name in attributes:
             try:
                 value = getattr(fn, attr)
             except RuntimeError:  # already freed by an earlier backward
                 continue
-            name = attr.removeprefix("_saved_")
+            if value is None:
+                continue
             if isinstance(value, torch.Tensor):
                 linked = match(value)
-                saved.append(
-                    new_saved_tensor(
-                        name=name,
-                        tensor=linked,
-                        value=None if linked else summary(value, preview=False),
-                        repr=None,
-                    )
+                value = None if linked else summary(value, preview=False)
+                saved.append(saved_tensor_record(name, linked, value, None))
+                continue
+            text = repr(value)
+            record = records.get((name, text))
+            if record is None:
+                limit = self.max_repr
+                record = records[name, text] = new_saved_tensor(
+                    name=name,
+                    tensor=None,
+                    value=None,
+                    repr=text[:limit] + ("…" if len(text) > limit else ""),
                 )
-            elif value is not None:
-                text = repr(value)
-                record = self._records.get((name, text))
-                if record is None:
-                    limit = self.max_repr
-                    record = self._records[name, text] = new_saved_tensor(
-                        name=name,
-                        tensor=None,
-                        value=None,
-                        repr=text[:limit] + ("…" if len(text) > limit else ""),
-                    )
-                saved.append(record)
+            saved.append(record)
         return saved
+
+
+class TensorMemory:
+    """The tensor node whose memory a tensor views: the same storage key, the same values
+    (while both are alive), for a saved tensor that is another object than its node's."""
+
+    def __init__(self) -> None:
+        self._node_of_storage: dict[tuple[Any, ...], str] = {}
+        self._pointers: set[int] = set()  # of the keys: a quick no for most saved tensors
+
+    def remember(self, t: torch.Tensor, node_id: str) -> None:
+        """t's memory is that of node node_id (the latest node to view it)."""
+        storage = storage_key(t) if t.numel() else None
+        if storage is not None:
+            self._node_of_storage[storage] = node_id
+            self._pointers.add(storage[0])
+
+    def node_of(self, t: torch.Tensor) -> str | None:
+        """The node remembered for t's memory, if any."""
+        if t.layout is not torch.strided or t.is_nested or not t.numel():
+            return None  # storage_key(t) is None, or no key of an empty tensor is kept
+        try:
+            pointer = t.data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return None  # no storage of its own (storage_key(t) is None)
+        if pointer not in self._pointers:
+            return None  # not the memory of any tensor node
+        storage = storage_key(t)
+        return None if storage is None else self._node_of_storage.get(storage)
