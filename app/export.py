@@ -220,19 +220,6 @@ def _legend(colours: dict[str, Any], lang: str) -> str:
     return "".join(rows)
 
 
-def styled_dot(
-    graph: Graph,
-    expanded: list[str],
-    step: str | None,
-    theme: str,
-    lang: str,
-    limits: DotLimits | None = None,
-    frame: Frame | None = None,
-) -> str:
-    """Graphviz source of the graph at a step, drawn like the explorer, with a legend."""
-    return styled_view(graph, expanded, step, theme, lang, limits, frame).source
-
-
 @dataclass(frozen=True)
 class StyledView:
     """The graphviz source of a view and the edges drawn beside its boxes, by dot name."""
@@ -250,7 +237,8 @@ def styled_view(
     limits: DotLimits | None = None,
     frame: Frame | None = None,
 ) -> StyledView:
-    """styled_dot's source, and the edges dot is not given that the SVG draws beside the boxes."""
+    """Graphviz source of the graph at a step, drawn like the explorer, with a legend; and the
+    edges dot is not given, which the SVG draws beside the boxes."""
     colours = THEMES.get(theme, THEMES["light"])
     frame = frame or Frame()
     view = picture_state(graph, step, lang)
@@ -421,11 +409,11 @@ def render_graphviz(
     """SVG, PNG or DOT bytes of the graph at a step, with the step's caption and the legend."""
     frame = still_frame(graph, step, lang, narration)
     if fmt == "dot":
-        return styled_dot(graph, expanded, step, theme, lang, limits, frame).encode(
+        return styled_view(graph, expanded, step, theme, lang, limits, frame).source.encode(
             "utf-8", "replace"
         )
     if fmt == "png" and not rsvg_available():  # graphviz's own PNG: ops drawn as boxes
-        source = styled_dot(graph, expanded, step, theme, lang, limits, frame)
+        source = styled_view(graph, expanded, step, theme, lang, limits, frame).source
         return run_dot(
             source.replace("digraph G {", "digraph G {\n  graph [dpi=144];", 1), "png", limits
         )

@@ -68,16 +68,18 @@ def build(cls: type[M], **values: Any) -> M:
     return obj
 
 
-def maker(cls: type[M]) -> Callable[..., M]:
-    """A constructor of cls that takes every field by keyword (none may be left out) and checks
+def maker(cls: type[M], positional: bool = False) -> Callable[..., M]:
+    """A constructor of cls that takes every field by keyword, or by position in declaration
+    order (cheaper still, for records made once per autograd node), none left out, and checks
     nothing: what build gives, with less work per record, for records made by the thousand."""
     names = tuple(cls.model_fields)
     if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
         raise ValueError(f"{cls.__name__} has a field name that is no parameter name")
     every_field = (_PLANS.get(cls) or _plan(cls))[3]  # shared, as in build's quickest path
     fields = ", ".join(f"{n!r}: {n}" for n in names)
+    parameters = f"{', '.join(names)}, /" if positional else f"*, {', '.join(names)}"
     source = (
-        f"def make_{cls.__name__}(*, {', '.join(names)}):\n"
+        f"def make_{cls.__name__}({parameters}):\n"
         "    obj = _new(cls)\n"
         f"    _set(obj, '__dict__', {{{fields}}})\n"
         "    _set_fields_set(obj, every_field)\n"

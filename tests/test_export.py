@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cli import main
-from app.export import BadStep, picture_state, render, script_json, styled_dot
+from app.export import BadStep, picture_state, render, script_json, styled_view
 from app.layout import layout_graph
 from app.lessons import get_lesson
 from app.schemas import TensorNode
@@ -107,7 +107,7 @@ def test_bad_steps_are_refused(shared) -> None:
 def test_labels_are_escaped(shared) -> None:
     graph = shared.model_copy(deep=True)  # the module's graph stays as recorded
     graph.nodes[0].label = "<b>&evil"
-    source = styled_dot(graph, [], None, "light", "en")
+    source = styled_view(graph, [], None, "light", "en").source
     assert "&lt;b&gt;&amp;evil" in source
 
 
