@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,6 +72,7 @@ def test_any_code_string(api_client: TestClient, code: str, seed: int, device: s
 )
 @example(name="a\\b", fmt="svg", step=None, theme="light", expanded=["blocks"])
 @example(name="<!-- \ud800 </script>", fmt="html", step=None, theme="dark", expanded=["blocks"])
+@example(name="0", fmt="\ud800", step=None, theme="light", expanded=[])
 def test_any_module_name_and_render_parameters(
     api_client: TestClient, name: str, fmt: str, step: str | None, theme: str, expanded: list[str]
 ) -> None:
@@ -83,5 +85,11 @@ def test_any_module_name_and_render_parameters(
     send(api_client, "POST", "/api/v1/layout", body={"code": code, "expanded": expanded})
     encoded = base64.urlsafe_b64encode(code.encode("utf-8", "replace")).decode()
     params = {"code": encoded, "format": fmt, "step": step or "", "theme": theme, "lang": "x"}
-    send(api_client, "GET", "/api/v1/render", params=params)
+    # percent-encoded by hand: a lone surrogate travels as the bytes a careless client would
+    # send (not UTF-8), which the HTTP client itself refuses to encode
+    query = "&".join(
+        f"{key}={quote(value.encode('utf-8', 'surrogatepass'), safe='')}"
+        for key, value in params.items()
+    )
+    send(api_client, "GET", f"/api/v1/render?{query}")
     still_serving(api_client)
