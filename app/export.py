@@ -96,6 +96,13 @@ LEGEND = {
         ("grad", "∂ 梯度"),
     ],
 }
+# Past this many edges drawn beside the boxes (a loop's shared weights into each later
+# iteration), drawing the PNG takes seconds per thousand and the file grows by megabytes.
+MAX_SIDE_EDGES = 2_000
+SIDE_EDGES_LEFT_OUT = {
+    "en": "{n} edges of shared weights into the loop's later iterations are not drawn",
+    "zh": "共享权重进入循环后续迭代的 {n} 条边未画出",
+}
 TITLES = {
     "en": ("forward step {i}/{n}", "backward pass {p} · step {i}/{n}"),
     "zh": ("前向 第 {i}/{n} 步", "第 {p} 次反向 · 第 {i}/{n} 步"),
@@ -331,6 +338,16 @@ def styled_view(
         for a, b in sorted(detached_edges(shown, units))
         if a in boxes and b in boxes
     ]
+    if len(side) > MAX_SIDE_EDGES:  # said under the drawing instead (a later label wins)
+        note = SIDE_EDGES_LEFT_OUT.get(lang, SIDE_EDGES_LEFT_OUT["en"]).format(n=f"{len(side):,}")
+        label_rows += (
+            f'<tr><td colspan="2" align="left"><font point-size="{DETAIL_PT}">'
+            f"{html.escape(note)}</font></td></tr>"
+        )
+        table = f'<table border="0" cellspacing="4">{label_rows}</table>'
+        relabel = f"  graph [labelloc=b, labeljust=l, label=<{table}>];\n"
+        source = source[: source.rindex("}")] + relabel + "}"
+        side = []
     return StyledView(source, side)
 
 

@@ -63,3 +63,14 @@ def test_the_svg_export_draws_every_edge_the_page_draws() -> None:
         tip_x, tip_y = (float(v) for v in arrow.get("points").split()[0].split(","))
         assert min(abs(tip_x - target.x), abs(tip_x - target.x - target.width)) < 0.11
         assert target.y <= tip_y <= target.y + target.height
+
+
+@needs_dot
+def test_past_the_cap_the_svg_says_how_many_edges_it_left_out(monkeypatch) -> None:
+    import app.export as export
+
+    monkeypatch.setattr(export, "MAX_SIDE_EDGES", 4 * (LSTM_STEPS - 1) - 1)
+    graph = trace_code(LSTM_PROGRAM)
+    svg = graph_svg(graph, [FOLD], None, "light", "zh").decode()
+    assert 'class="edge side"' not in svg
+    assert f"共享权重进入循环后续迭代的 {4 * (LSTM_STEPS - 1)} 条边未画出" in svg
