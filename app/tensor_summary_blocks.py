@@ -225,22 +225,50 @@ def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     reduced by numpy's reduceat: the arithmetic of the stacked path (mean, then the mean of
     the squared deviations), a few calls for any number of tensors."""
     values, counts = _segments(xs, torch.float64)
+    return _segment_stats(values, counts)
+
+
+def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
+    """[min, max, mean, std] of each list of values (those of a small tensor, already read
+    into Python), the same numbers as raw_stats gives for the tensors, without a torch call."""
+    flat = [v for values in lists for v in values]
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    return _segment_stats(np.array(flat, dtype=np.float64), counts)
+
+
+def _segment_stats(values: np.ndarray, counts: np.ndarray) -> list[list[float]]:
+    """[min, max, mean, std] of each segment of a double vector, `counts` values long, with
+    the signs of zero that the stacked path gives."""
     starts = _starts(counts)
     with np.errstate(all="ignore"):  # NaN and infinities give NaN as torch's reductions do
         low = np.minimum.reduceat(values, starts)
         high = np.maximum.reduceat(values, starts)
         mean = np.add.reduceat(values, starts) / counts
-        values -= np.repeat(mean, counts)
-        std = np.sqrt(np.add.reduceat(np.square(values, out=values), starts) / counts)
-    # numpy and torch may disagree on the sign of a zero: bounds as row_bounds gives them,
-    # from aminmax along the row of a double matrix, and the mean of negative zeros (all
-    # tensors with a zero mean but no zero bound have a positive one)
-    for i in np.flatnonzero((low == 0) | (high == 0)).tolist():
-        row = xs[i].reshape(1, -1).to(torch.float64)
-        low[i], high[i] = (float(v) for v in torch.aminmax(row, dim=1))
-        if mean[i] == 0:
-            mean[i] = float(row.mean(dim=1))
+        centred = values - np.repeat(mean, counts)
+        std = np.sqrt(np.add.reduceat(np.square(centred, out=centred), starts) / counts)
+    for i in np.flatnonzero((low == 0) | (high == 0) | (mean == 0)).tolist():
+        _match_zero_signs(values[starts[i] : starts[i] + counts[i]], i, low, high, mean)
     return np.stack([low, high, mean, std], axis=1).tolist()
+
+
+def _match_zero_signs(
+    row: np.ndarray, i: int, low: np.ndarray, high: np.ndarray, mean: np.ndarray
+) -> None:
+    """Row i's zero bounds and zero mean with the signs the stacked path gives.
+
+    torch.aminmax along a double row may return either zero where the row holds both, so such
+    bounds are taken from it; a row whose zeros are all of one sign has that zero as its bound
+    either way. Torch's sums start from +0, so a mean of zeros alone is +0; any other zero
+    mean (an underflow) is taken from torch.
+    """
+    zeros = np.signbit(row[row == 0])
+    if (low[i] == 0 or high[i] == 0) and 0 < int(zeros.sum()) < len(zeros):
+        low[i], high[i] = (float(v) for v in torch.aminmax(torch.from_numpy(row)[None], dim=1))
+    if mean[i] == 0:
+        if len(zeros) == len(row):
+            mean[i] = 0.0
+        else:
+            mean[i] = float(torch.from_numpy(row)[None].mean(dim=1))
 
 
 def is_dense(x: torch.Tensor) -> bool:
