@@ -231,9 +231,26 @@ def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
 def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
     """[min, max, mean, std] of each list of values (those of a small tensor, already read
     into Python), the same numbers as raw_stats gives for the tensors, without a torch call."""
-    flat = [v for values in lists for v in values]
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    return _segment_stats(np.array(flat, dtype=np.float64), counts)
+    rows: list[list[float]] = [[]] * len(lists)
+    longer = []
+    for i, values in enumerate(lists):
+        if len(values) == 1:
+            rows[i] = _one_value_stats(float(values[0]))
+        else:
+            longer.append(i)
+    if longer:
+        flat = [v for i in longer for v in lists[i]]
+        counts = np.fromiter((len(lists[i]) for i in longer), dtype=np.int64, count=len(longer))
+        found = _segment_stats(np.array(flat, dtype=np.float64), counts)
+        for i, row in zip(longer, found, strict=True):
+            rows[i] = row
+    return rows
+
+
+def _one_value_stats(v: float) -> list[float]:
+    """[min, max, mean, std] of a single value: itself thrice (a zero mean +0, as torch's sums
+    start from +0) and v - v squared, NaN where v is not finite."""
+    return [v, v, v if v != 0 else 0.0, 0.0 if math.isfinite(v) else math.nan]
 
 
 def _segment_stats(values: np.ndarray, counts: np.ndarray) -> list[list[float]]:

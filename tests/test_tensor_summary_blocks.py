@@ -58,6 +58,7 @@ def test_stats_of_values_read_into_python_equal_those_reduced_by_torch() -> None
         torch.tensor([-0.0, -0.0]),  # a mean of negative zeros alone is +0, as torch sums it
         torch.tensor([0.0, -0.0]),
         torch.tensor([-0.0]),
+        *(torch.tensor(v) for v in (0.0, 2.5, float("nan"), float("inf"), -1e-40)),  # one value
         torch.zeros(3, 4),
         torch.tensor([1e-45, -1e-45]),  # subnormal values whose sum is zero
         torch.tensor([1.0, float("nan"), -1.0]),
