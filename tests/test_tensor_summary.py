@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,7 @@ from app.tensor_summary import (
     batch_stats,
     listed_counts,
     round_significant,
+    round_tensor,
     rounded_all,
     summarize,
 )
@@ -408,3 +410,16 @@ def test_small_tensors_summarised_from_their_values_equal_those_summarised_by_to
     for t, mine, shown, theirs in zip(tensors, read, inline, by_torch, strict=True):
         assert json.dumps(mine.model_dump()) == json.dumps(theirs.model_dump()), t
         assert repr(shown.stats) == repr(theirs.stats), t
+
+
+def test_rounding_a_tensor_leaves_zeros_and_non_finite_values_as_they_are() -> None:
+    torch.manual_seed(6)
+    special = [0.0, -0.0, float("inf"), float("-inf"), 5e-324, -1.7e308, 999.95, 0.00099995]
+    x = torch.cat([torch.tensor(special, dtype=torch.float64), torch.randn(500).double() * 1e5])
+    rounded = round_tensor(torch.cat([x, torch.tensor([float("nan")], dtype=torch.float64)]), 4)
+    assert rounded[-1].isnan()
+    for value, got in zip(x.tolist(), rounded[:-1].tolist(), strict=True):
+        if value == 0 or not math.isfinite(value):
+            assert repr(got) == repr(value)  # -0.0 stays -0.0
+        else:  # the nearest 4-digit decimal, within a rounding of the arithmetic
+            assert got == pytest.approx(round_significant(value, 4), rel=1e-15)
