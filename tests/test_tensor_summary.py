@@ -414,7 +414,7 @@ def test_small_tensors_summarised_from_their_values_equal_those_summarised_by_to
 
 def test_rounding_a_tensor_leaves_zeros_and_non_finite_values_as_they_are() -> None:
     torch.manual_seed(6)
-    special = [0.0, -0.0, float("inf"), float("-inf"), 5e-324, -1.7e308, 999.95, 0.00099995]
+    special = [0.0, -0.0, float("inf"), float("-inf"), 1e-300, -1.7e308, 999.95, 0.00099995]
     x = torch.cat([torch.tensor(special, dtype=torch.float64), torch.randn(500).double() * 1e5])
     rounded = round_tensor(torch.cat([x, torch.tensor([float("nan")], dtype=torch.float64)]), 4)
     assert rounded[-1].isnan()
