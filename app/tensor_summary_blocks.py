@@ -233,11 +233,16 @@ def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
     into Python), the same numbers as raw_stats gives for the tensors, without a torch call."""
     rows: list[list[float]] = [[]] * len(lists)
     longer = []
+    few = sum(map(len, lists)) <= PYTHON_STATS_UP_TO
     for i, values in enumerate(lists):
         if len(values) == 1:
             rows[i] = _one_value_stats(float(values[0]))
-        else:
+            continue
+        row = _python_stats(values) if few else None
+        if row is None:
             longer.append(i)
+        else:
+            rows[i] = row
     if longer:
         flat = [v for i in longer for v in lists[i]]
         counts = np.fromiter((len(lists[i]) for i in longer), dtype=np.int64, count=len(longer))
@@ -245,6 +250,30 @@ def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
         for i, row in zip(longer, found, strict=True):
             rows[i] = row
     return rows
+
+
+# up to this many values in all, statistics are taken in Python: fewer calls than numpy's
+PYTHON_STATS_UP_TO = 256
+
+
+def _python_stats(values: list[float]) -> list[float] | None:
+    """[min, max, mean, std] of finite values, none of them a zero bound and with a non-zero
+    sum, by Python's arithmetic; None for the others, whose signs of zero and non-finite
+    results numpy's path settles. The sums are math.fsum's, exact before their one rounding:
+    the same as any order's where that order's sum is exact (as the double sum of a few
+    float32 values is), and within a rounding of it elsewhere."""
+    try:
+        total = math.fsum(values)
+    except (ValueError, OverflowError):  # infinities of both signs, or an overflow
+        return None
+    if total == 0 or not math.isfinite(total):
+        return None
+    low, high = min(values), max(values)
+    if low == 0 or high == 0:
+        return None
+    mean = total / len(values)
+    squares = math.fsum([(v - mean) * (v - mean) for v in values])
+    return [float(low), float(high), mean, math.sqrt(squares / len(values))]
 
 
 def _one_value_stats(v: float) -> list[float]:

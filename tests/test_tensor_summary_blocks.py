@@ -67,10 +67,24 @@ def test_stats_of_values_read_into_python_equal_those_reduced_by_torch() -> None
         torch.randn(64).double() * 1e6,
         *(choices[torch.randint(0, 4, (n,))] for n in (1, 2, 5, 17, 40)),
     ]
-    listed = listed_stats([t.reshape(-1).tolist() for t in tensors])
-    for t, row in zip(tensors, listed, strict=True):
+    together = listed_stats([t.reshape(-1).tolist() for t in tensors])  # by numpy
+    alone = [listed_stats([t.reshape(-1).tolist()])[0] for t in tensors]  # few: by Python
+    for t, row in [*zip(tensors, together, strict=True), *zip(tensors, alone, strict=True)]:
         (stacked, *_) = raw_stats([t.double()] * STACKED_FROM)
         assert repr(row[:2]) == repr(stacked[:2]), t  # bounds exactly, signed zeros included
         assert repr(row[2]) == repr(stacked[2]) or t.dtype == torch.float64, t
         shown = [round_significant(v, STATS_DIGITS) for v in row[2:]]
         assert repr(shown) == repr([round_significant(v, STATS_DIGITS) for v in stacked[2:]]), t
+
+
+def test_few_values_summarised_in_python_show_the_stats_torch_gives() -> None:
+    generator = torch.Generator().manual_seed(12)
+    for trial in range(300):
+        size = int(torch.randint(2, 200, (1,), generator=generator))
+        scale = 10.0 ** float(torch.randint(-20, 20, (1,), generator=generator))
+        t = torch.randn(size, generator=generator) * scale + (trial % 3) * scale
+        (row,) = listed_stats([t.tolist()])
+        (stacked, *_) = raw_stats([t.double()] * STACKED_FROM)
+        assert row[:3] == stacked[:3], t  # bounds, and the mean of an exact double sum
+        shown = round_significant(row[3], STATS_DIGITS)
+        assert shown == round_significant(stacked[3], STATS_DIGITS), t
