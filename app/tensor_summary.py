@@ -283,7 +283,9 @@ def listed_counts(values: list[float], low: float, high: float) -> list[int]:
         scaled = (x - bottom) / (width / np.float32(HISTOGRAM_BINS))
     else:
         scaled = (x - bottom) * np.float32(HISTOGRAM_BINS) / width
-    bins = np.clip(scaled.astype(np.int32), 0, HISTOGRAM_BINS - 1)
+    bins = scaled.astype(np.int32)
+    # clamped as torch clamps them (np.clip costs more calls than the two ufuncs)
+    np.minimum(np.maximum(bins, 0, out=bins), HISTOGRAM_BINS - 1, out=bins)
     return np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
 
 
