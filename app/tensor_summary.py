@@ -366,15 +366,24 @@ def _complete(pending: Sequence[Pending]) -> None:
     """
     first: dict[tuple[Any, ...], int] = {}
     distinct: list[torch.Tensor] = []
-    read: list[list[float] | None] = []  # the values already read into Python, flat
+    values_of: list[Any] = []  # the values of each distinct tensor shown inline, else None
     which: list[int] = []
+    elements = 0
     for t, data, _, key in pending:
         j = first.get(key)
         if j is None:
             j = first[key] = len(distinct)
             distinct.append(_real(t))
-            read.append(_read(t, data.values))
+            values_of.append(data.values)
+            elements += t.numel()
         which.append(j)
+    # a few values are summarised in Python and numpy; many, by torch in batches of one shape
+    # (the values read one tensor at a time would cost more than the calls saved)
+    read: list[list[float] | None] = (
+        [_read(t, values) for t, values in zip(distinct, values_of, strict=True)]
+        if elements <= LISTED_UP_TO
+        else [None] * len(distinct)
+    )
     distinct_rows = _distinct_stats(distinct, read)
     distinct_stats = _all_rounded_stats(distinct_rows)
     shown: list[int] = []
@@ -445,17 +454,20 @@ def _distinct_stats(
     return rows
 
 
-# CPU tensors up to this size not shown inline are read into Python for their statistics too:
-# a list this long costs less than the torch calls that would reduce it
+# a flush of up to this many values (of distinct tensors) reads them into Python, where a few
+# calls of numpy (or none) replace dozens of torch's: a tiny graph's whole recording
+LISTED_UP_TO = 2048
+# in such a flush, CPU tensors up to this size not shown inline are read too
 READ_UP_TO = 256
 
 
 def _read(t: torch.Tensor, values: Any) -> list[float] | None:
-    """t's values in one flat list, where they were read or are few, else None."""
+    """The values of real tensor t (values: those shown inline, or None) in one flat list,
+    where they were read or are few, else None."""
     if values is not None:
         return _flat(values, t.dim())
     if t.numel() <= READ_UP_TO and t.device.type == "cpu":
-        return flat_elements(_real(t)).tolist()
+        return flat_elements(t).tolist()
     return None
 
 
