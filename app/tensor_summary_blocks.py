@@ -3,6 +3,7 @@ tensors of one size, and the exact [min, max, mean, std] of each."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -244,9 +245,10 @@ def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
         else:
             rows[i] = row
     if longer:
-        flat = [v for i in longer for v in lists[i]]
         counts = np.fromiter((len(lists[i]) for i in longer), dtype=np.int64, count=len(longer))
-        found = _segment_stats(np.array(flat, dtype=np.float64), counts)
+        joined = itertools.chain.from_iterable(lists[i] for i in longer)
+        flat = np.fromiter(joined, dtype=np.float64, count=int(counts.sum()))
+        found = _segment_stats(flat, counts)
         for i, row in zip(longer, found, strict=True):
             rows[i] = row
     return rows
