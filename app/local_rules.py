@@ -305,9 +305,10 @@ def _addmm(view: StepView) -> tuple[str, list[RuleTerm]]:
     g = view.grad
     gv = g.value
     shape = view.input_shape(0)
-    gbias = reduce_to(beta * gv, shape) if gv is not None and shape is not None else None
-    g1 = alpha * gv @ m2.value.T if gv is not None and m2.value is not None else None
-    g2 = alpha * m1.value.T @ gv if gv is not None and m1.value is not None else None
+    # a factor of 1 (the default) changes no number: not multiplied, two copies fewer
+    gbias = reduce_to(_times(beta, gv), shape) if gv is not None and shape is not None else None
+    g1 = _times(alpha, gv) @ m2.value.T if gv is not None and m2.value is not None else None
+    g2 = _times(alpha, m1.value.T) @ gv if gv is not None and m1.value is not None else None
     summed = shape is not None and g.shape is not None and list(shape) != list(g.shape)
     bias_product = f"sum({g.name})" if summed else g.name
     m1t, m2t = _t(m1.name), _t(m2.name)
@@ -317,6 +318,11 @@ def _addmm(view: StepView) -> tuple[str, list[RuleTerm]]:
         (1, lambda: view.term(1, m2t, f"{g.name} · {m2t}", [g, " · ", m2, "ᵀ"], g1)),
         (2, lambda: view.term(2, m1t, f"{m1t} · {g.name}", [m1, "ᵀ · ", g], g2)),
     )
+
+
+def _times(factor: float, t: torch.Tensor) -> torch.Tensor:
+    """factor * t, which is t itself where factor is 1 and t a floating tensor."""
+    return t if factor == 1 and t.is_floating_point() else factor * t
 
 
 def _mv(view: StepView) -> tuple[str, list[RuleTerm]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from app.rule_terms import elementwise, rule_terms
@@ -26,16 +27,22 @@ def _one_hot_rows(
     total: float,
     ignore: int,
 ) -> torch.Tensor:
-    """-grad / total at each row's target class (none for ignore_index), zeros elsewhere."""
-    value = torch.zeros(shape, dtype=torch.float64)
+    """-grad / total at each row's target class (none for ignore_index), zeros elsewhere.
+
+    Written row by row into a numpy array: a batch's few rows cost less so than the dozen torch
+    calls that scatter them."""
+    value = np.zeros(shape, dtype=np.float64)
     rows = value.reshape(-1, shape[-1]) if len(shape) > 1 else value.reshape(1, -1)
-    targets = targets.reshape(-1).long()
-    per_row = grad.reshape(-1) if reduction == 0 else grad.reshape(1).expand(len(targets))
-    if len(per_row) < len(targets) or len(targets) > len(rows):
+    classes = targets.reshape(-1).long().tolist()
+    # the arithmetic in grad's own precision, as torch does it
+    scaled = (-grad.reshape(-1 if reduction == 0 else 1) / total).to(torch.float64).tolist()
+    per_row = scaled if reduction == 0 else scaled * len(classes)
+    if len(per_row) < len(classes) or len(classes) > len(rows):
         raise IndexError("a target without its row")
-    kept = (targets != ignore).nonzero().reshape(-1)
-    rows[kept, targets[kept]] = (-per_row[: len(targets)][kept] / total).to(value.dtype)
-    return value
+    for row, (target, number) in enumerate(zip(classes, per_row, strict=False)):
+        if target != ignore:
+            rows[row, target] = number
+    return torch.from_numpy(value)
 
 
 def _nll_loss(view: StepView) -> tuple[str, list[RuleTerm]]:

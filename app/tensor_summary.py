@@ -18,6 +18,7 @@ from app.tensor_summary_blocks import (
     batches,
     flat_elements,
     is_dense,
+    listed_stats,
     raw_stats,
     scratch_block,
     stacked,
@@ -57,11 +58,14 @@ def round_significant(value: float, digits: int) -> float:
 
 
 def round_tensor(x: torch.Tensor, digits: int) -> torch.Tensor:
-    """Every finite element rounded to a number of significant digits."""
-    magnitude = torch.floor(torch.log10(x.abs()))
-    magnitude = torch.where(torch.isfinite(magnitude), magnitude, torch.zeros_like(magnitude))
-    factor = torch.pow(10.0, digits - 1 - magnitude)
-    return torch.where(torch.isfinite(x), torch.round(x * factor) / factor, x)
+    """Every finite element rounded to a number of significant digits.
+
+    A zero or non-finite element has magnitude 0, and so is scaled by 10**(digits - 1) and
+    back, which leaves it as it was (infinities, NaN and the sign of a zero included): no
+    masks needed, and every step but the first works in place."""
+    magnitude = x.abs().log10_().floor_().nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    factor = torch.pow(10.0, magnitude.neg_().add_(digits - 1))
+    return (x * factor).round_().div_(factor)
 
 
 _REAL = (torch.float32, torch.float64)
@@ -218,13 +222,13 @@ def _all_edges(ranges: Sequence[tuple[float, float]]) -> list[list[float]]:
     """The 17 bin edges from low to high of each range, all rounded by one formatting call."""
     if not ranges:
         return []
-    bounds = torch.tensor(ranges, dtype=torch.float64)
-    low, high = bounds[:, :1], bounds[:, 1:]
-    step = (high - low) / HISTOGRAM_BINS
-    # low + i * step in double precision, the same arithmetic as with Python floats
-    raw = low + torch.arange(HISTOGRAM_BINS + 1, dtype=torch.float64) * step
+    # low + i * step in double precision, as each bin's edge is defined
+    raw = []
+    for low, high in ranges:
+        step = (high - low) / HISTOGRAM_BINS
+        raw.extend([low + i * step for i in range(HISTOGRAM_BINS + 1)])
     # format() rounds as round_significant does, non-finite values included
-    flat = rounded_all(raw.reshape(-1).tolist(), PREVIEW_DIGITS)
+    flat = rounded_all(raw, PREVIEW_DIGITS)
     width = HISTOGRAM_BINS + 1
     return [flat[i : i + width] for i in range(0, len(flat), width)]
 
@@ -263,6 +267,31 @@ def batch_histograms(
         new_histogram(edges=edges, counts=counts, sample=None)
         for edges, counts in zip(_all_edges(ranges), counts_of, strict=True)
     ]
+
+
+def listed_counts(values: list[float], low: float, high: float) -> list[int]:
+    """The 16 bin counts that batch_histograms gives for a real tensor of these values (all
+    finite, from low to high, each bound a float32, a range that _listable accepts), by numpy's
+    float32 arithmetic, which is IEEE's as torch's is: worth it for a few values, where each
+    torch call costs more than the counting."""
+    x = np.array(values, dtype=np.float32)
+    bottom, top = np.float32(low), np.float32(high)
+    if bottom == top:  # torch.histc widens an empty range by one on each side
+        bottom, top = bottom - np.float32(1), top + np.float32(1)
+    width = top - bottom
+    if _step_is_exact(low, high):
+        scaled = (x - bottom) / (width / np.float32(HISTOGRAM_BINS))
+    else:
+        scaled = (x - bottom) * np.float32(HISTOGRAM_BINS) / width
+    bins = scaled.astype(np.int32)
+    # clamped as torch clamps them (np.clip costs more calls than the two ufuncs)
+    np.minimum(np.maximum(bins, 0, out=bins), HISTOGRAM_BINS - 1, out=bins)
+    return np.bincount(bins, minlength=HISTOGRAM_BINS).tolist()
+
+
+def _listable(bounds: tuple[float, float]) -> bool:
+    """Whether listed_counts scales values of this range without leaving float32's range."""
+    return bounds[0] == bounds[1] or _step_is_exact(*bounds)
 
 
 def _step_is_exact(low: float, high: float) -> bool:
@@ -337,14 +366,25 @@ def _complete(pending: Sequence[Pending]) -> None:
     """
     first: dict[tuple[Any, ...], int] = {}
     distinct: list[torch.Tensor] = []
+    values_of: list[Any] = []  # the values of each distinct tensor shown inline, else None
     which: list[int] = []
-    for t, _, _, key in pending:
+    elements = 0
+    for t, data, _, key in pending:
         j = first.get(key)
         if j is None:
             j = first[key] = len(distinct)
             distinct.append(_real(t))
+            values_of.append(data.values)
+            elements += t.numel()
         which.append(j)
-    distinct_rows = raw_stats(distinct)
+    # a few values are summarised in Python and numpy; many, by torch in batches of one shape
+    # (the values read one tensor at a time would cost more than the calls saved)
+    read: list[list[float] | None] = (
+        [_read(t, values) for t, values in zip(distinct, values_of, strict=True)]
+        if elements <= LISTED_UP_TO
+        else [None] * len(distinct)
+    )
+    distinct_rows = _distinct_stats(distinct, read)
     distinct_stats = _all_rounded_stats(distinct_rows)
     shown: list[int] = []
     for index, ((_, data, preview, _), j) in enumerate(zip(pending, which, strict=True)):
@@ -368,19 +408,78 @@ def _complete(pending: Sequence[Pending]) -> None:
         histogram_of.setdefault(which[i], []).append(i)
     # all values are finite exactly when min and max are: those share one batched histogram
     finite = [j for j in histogram_of if all(map(math.isfinite, distinct_rows[j][:2]))]
-    ranges = [_float32_range(distinct_rows[j]) for j in finite]
+    # the values of a few elements, already read into Python, are counted without torch
+    # (ranges too wide or narrow for float32 steps go to torch: values past float32's range
+    # become integers as the platform converts them)
+    listed: dict[int, tuple[list[float], tuple[float, float]]] = {}
+    for j in finite:
+        values, bounds = read[j], _float32_range(distinct_rows[j])
+        if values is not None and distinct[j].dtype in _REAL and _listable(bounds):
+            listed[j] = values, bounds
+    edges_of = _all_edges([bounds for _, bounds in listed.values()])
+    by_values = {
+        j: new_histogram(edges=edges, counts=listed_counts(values, *bounds), sample=None)
+        for (j, (values, bounds)), edges in zip(listed.items(), edges_of, strict=True)
+    }
+    rest = [j for j in finite if j not in listed]
+    ranges = [_float32_range(distinct_rows[j]) for j in rest]
     # counts do not depend on the order of the values: read in memory order, a transposed
     # gradient is copied straight through
-    counted = [histogram_values(flat_elements(distinct[j])) for j in finite]
+    counted = [histogram_values(flat_elements(distinct[j])) for j in rest]
     histograms = batch_histograms([values for values, _ in counted], ranges)
     for histogram, (_, sampled) in zip(histograms, counted, strict=True):
         if sampled:
             histogram.__dict__["sample"] = HISTOGRAM_SAMPLE
-    by_values = dict(zip(finite, histograms, strict=True))
+    by_values.update(zip(rest, histograms, strict=True))
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])
         for i in same:
             pending[i][1].__dict__["histogram"] = histogram
+
+
+def _distinct_stats(
+    distinct: Sequence[torch.Tensor], read: Sequence[list[float] | None]
+) -> list[list[float]]:
+    """[min, max, mean, std] of each tensor: from its values where they were read into Python
+    (a small tensor, where a torch call costs more than the arithmetic), else by torch."""
+    listed = {j: values for j, values in enumerate(read) if values is not None}
+    if not listed:
+        return raw_stats(distinct)
+    rows: list[list[float]] = [[]] * len(distinct)
+    for j, row in zip(listed, listed_stats(list(listed.values())), strict=True):
+        rows[j] = row
+    rest = [j for j, values in enumerate(read) if values is None]
+    for j, row in zip(rest, raw_stats([distinct[j] for j in rest]), strict=True):
+        rows[j] = row
+    return rows
+
+
+# a flush of up to this many values (of distinct tensors) reads them into Python, where a few
+# calls of numpy (or none) replace dozens of torch's: a tiny graph's whole recording
+LISTED_UP_TO = 2048
+# in such a flush, CPU tensors up to this size not shown inline are read too
+READ_UP_TO = 256
+
+
+def _read(t: torch.Tensor, values: Any) -> list[float] | None:
+    """The values of real tensor t (values: those shown inline, or None) in one flat list,
+    where they were read or are few, else None."""
+    if values is not None:
+        return _flat(values, t.dim())
+    if t.numel() <= READ_UP_TO and t.device.type == "cpu":
+        return flat_elements(t).tolist()
+    return None
+
+
+def _flat(values: Any, dim: int) -> list[float]:
+    """The elements of a tensor's nested list of values, in order, in one list."""
+    if dim == 0:
+        return [values]
+    if dim == 1:
+        return values
+    if dim == 2:
+        return [v for row in values for v in row]
+    return [v for part in values for v in _flat(part, dim - 1)]
 
 
 def _values_key(x: torch.Tensor) -> tuple[Any, ...]:

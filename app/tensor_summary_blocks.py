@@ -3,6 +3,7 @@ tensors of one size, and the exact [min, max, mean, std] of each."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -225,22 +226,97 @@ def _concatenated_stats(xs: Sequence[torch.Tensor]) -> list[list[float]]:
     reduced by numpy's reduceat: the arithmetic of the stacked path (mean, then the mean of
     the squared deviations), a few calls for any number of tensors."""
     values, counts = _segments(xs, torch.float64)
+    return _segment_stats(values, counts)
+
+
+def listed_stats(lists: Sequence[list[float]]) -> list[list[float]]:
+    """[min, max, mean, std] of each list of values (those of a small tensor, already read
+    into Python), the same numbers as raw_stats gives for the tensors, without a torch call."""
+    rows: list[list[float]] = [[]] * len(lists)
+    longer = []
+    few = sum(map(len, lists)) <= PYTHON_STATS_UP_TO
+    for i, values in enumerate(lists):
+        if len(values) == 1:
+            rows[i] = _one_value_stats(float(values[0]))
+            continue
+        row = _python_stats(values) if few else None
+        if row is None:
+            longer.append(i)
+        else:
+            rows[i] = row
+    if longer:
+        counts = np.fromiter((len(lists[i]) for i in longer), dtype=np.int64, count=len(longer))
+        joined = itertools.chain.from_iterable(lists[i] for i in longer)
+        flat = np.fromiter(joined, dtype=np.float64, count=int(counts.sum()))
+        found = _segment_stats(flat, counts)
+        for i, row in zip(longer, found, strict=True):
+            rows[i] = row
+    return rows
+
+
+# up to this many values in all, statistics are taken in Python: fewer calls than numpy's
+PYTHON_STATS_UP_TO = 256
+
+
+def _python_stats(values: list[float]) -> list[float] | None:
+    """[min, max, mean, std] of finite values, none of them a zero bound and with a non-zero
+    sum, by Python's arithmetic; None for the others, whose signs of zero and non-finite
+    results numpy's path settles. The sums are math.fsum's, exact before their one rounding:
+    the same as any order's where that order's sum is exact (as the double sum of a few
+    float32 values is), and within a rounding of it elsewhere."""
+    try:
+        total = math.fsum(values)
+    except (ValueError, OverflowError):  # infinities of both signs, or an overflow
+        return None
+    if total == 0 or not math.isfinite(total):
+        return None
+    low, high = min(values), max(values)
+    if low == 0 or high == 0:
+        return None
+    mean = total / len(values)
+    squares = math.fsum([(v - mean) * (v - mean) for v in values])
+    return [float(low), float(high), mean, math.sqrt(squares / len(values))]
+
+
+def _one_value_stats(v: float) -> list[float]:
+    """[min, max, mean, std] of a single value: itself thrice (a zero mean +0, as torch's sums
+    start from +0) and v - v squared, NaN where v is not finite."""
+    return [v, v, v if v != 0 else 0.0, 0.0 if math.isfinite(v) else math.nan]
+
+
+def _segment_stats(values: np.ndarray, counts: np.ndarray) -> list[list[float]]:
+    """[min, max, mean, std] of each segment of a double vector, `counts` values long, with
+    the signs of zero that the stacked path gives."""
     starts = _starts(counts)
     with np.errstate(all="ignore"):  # NaN and infinities give NaN as torch's reductions do
         low = np.minimum.reduceat(values, starts)
         high = np.maximum.reduceat(values, starts)
         mean = np.add.reduceat(values, starts) / counts
-        values -= np.repeat(mean, counts)
-        std = np.sqrt(np.add.reduceat(np.square(values, out=values), starts) / counts)
-    # numpy and torch may disagree on the sign of a zero: bounds as row_bounds gives them,
-    # from aminmax along the row of a double matrix, and the mean of negative zeros (all
-    # tensors with a zero mean but no zero bound have a positive one)
-    for i in np.flatnonzero((low == 0) | (high == 0)).tolist():
-        row = xs[i].reshape(1, -1).to(torch.float64)
-        low[i], high[i] = (float(v) for v in torch.aminmax(row, dim=1))
-        if mean[i] == 0:
-            mean[i] = float(row.mean(dim=1))
+        centred = values - np.repeat(mean, counts)
+        std = np.sqrt(np.add.reduceat(np.square(centred, out=centred), starts) / counts)
+    for i in np.flatnonzero((low == 0) | (high == 0) | (mean == 0)).tolist():
+        _match_zero_signs(values[starts[i] : starts[i] + counts[i]], i, low, high, mean)
     return np.stack([low, high, mean, std], axis=1).tolist()
+
+
+def _match_zero_signs(
+    row: np.ndarray, i: int, low: np.ndarray, high: np.ndarray, mean: np.ndarray
+) -> None:
+    """Row i's zero bounds and zero mean with the signs the stacked path gives.
+
+    torch.aminmax along a double row may return either zero where the row holds both, so such
+    bounds are taken from it; a row whose zeros are all of one sign has that zero as its bound
+    either way. Torch's sums start from +0, so a mean of zeros alone is +0; any other zero
+    mean (an underflow) is taken from torch.
+    """
+    zeros = np.signbit(row[row == 0])
+    if (low[i] == 0 or high[i] == 0) and 0 < int(zeros.sum()) < len(zeros):
+        low[i], high[i] = (float(v) for v in torch.aminmax(torch.from_numpy(row)[None], dim=1))
+    if mean[i] == 0:
+        if len(zeros) == len(row):
+            mean[i] = 0.0
+        else:
+            mean[i] = float(torch.from_numpy(row)[None].mean(dim=1))
 
 
 def is_dense(x: torch.Tensor) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from app import tensor_summary
 from app.schemas import TensorData
 from app.tensor_summary import (
     BLOCK_ELEMENTS,
@@ -17,7 +19,9 @@ from app.tensor_summary import (
     batch_heatmaps,
     batch_histograms,
     batch_stats,
+    listed_counts,
     round_significant,
+    round_tensor,
     rounded_all,
     summarize,
 )
@@ -367,3 +371,55 @@ def test_a_big_tensor_with_infinities_counts_a_sample_of_its_finite_values() -> 
     values[::7] = float("inf")
     histogram = summarize(values, 64).histogram
     assert histogram.sample == HISTOGRAM_SAMPLE and sum(histogram.counts) == HISTOGRAM_SAMPLE
+
+
+def test_counts_of_values_read_into_python_equal_batched_histograms() -> None:
+    torch.manual_seed(4)
+    tensors = [
+        torch.randn(64),
+        torch.randn(8, 16) * 7,
+        torch.full((5,), 2.0),  # an empty range, widened by one on each side
+        torch.randn(40).double() * 1e-3 + 5,  # doubles counted as float32
+        torch.arange(17.0),  # values on the bin edges
+    ]
+    ranges = [(float(t.float().min()), float(t.float().max())) for t in tensors]
+    for t, bounds, histogram in zip(
+        tensors, ranges, batch_histograms(tensors, ranges), strict=True
+    ):
+        assert listed_counts(t.reshape(-1).tolist(), *bounds) == histogram.counts, t
+
+
+def test_small_tensors_summarised_from_their_values_equal_those_summarised_by_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.manual_seed(5)
+    tensors = [
+        torch.randn(8, 16),
+        torch.randn(16, 8).double().t(),
+        torch.randn(3) * 1e30,
+        torch.randn(30) * 1e37,  # (x - low) * 16 would overflow float32: counted by torch
+        torch.randn(30) * 1e-37,  # the width / 16 would be subnormal
+        torch.tensor([[0.0, -0.0], [-0.0, -0.0]]),
+        torch.tensor(-0.0),
+        torch.randint(-5, 5, (4, 4)),
+    ]
+    read = [summarize(t, inline_limit=-1) for t in tensors]  # small: read into Python
+    inline = [summarize(t, inline_limit=t.numel()) for t in tensors]
+    monkeypatch.setattr(tensor_summary, "READ_UP_TO", 0)
+    by_torch = [summarize(t, inline_limit=-1) for t in tensors]
+    for t, mine, shown, theirs in zip(tensors, read, inline, by_torch, strict=True):
+        assert json.dumps(mine.model_dump()) == json.dumps(theirs.model_dump()), t
+        assert repr(shown.stats) == repr(theirs.stats), t
+
+
+def test_rounding_a_tensor_leaves_zeros_and_non_finite_values_as_they_are() -> None:
+    torch.manual_seed(6)
+    special = [0.0, -0.0, float("inf"), float("-inf"), 1e-300, -1.7e308, 999.95, 0.00099995]
+    x = torch.cat([torch.tensor(special, dtype=torch.float64), torch.randn(500).double() * 1e5])
+    rounded = round_tensor(torch.cat([x, torch.tensor([float("nan")], dtype=torch.float64)]), 4)
+    assert rounded[-1].isnan()
+    for value, got in zip(x.tolist(), rounded[:-1].tolist(), strict=True):
+        if value == 0 or not math.isfinite(value):
+            assert repr(got) == repr(value)  # -0.0 stays -0.0
+        else:  # the nearest 4-digit decimal, within a rounding of the arithmetic
+            assert got == pytest.approx(round_significant(value, 4), rel=1e-15)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from app.tensor_summary import STATS_DIGITS, round_significant
-from app.tensor_summary_blocks import STACKED_FROM, raw_stats, row_bounds
+from app.tensor_summary_blocks import STACKED_FROM, listed_stats, raw_stats, row_bounds
 
 
 def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
@@ -47,3 +47,44 @@ def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> Non
         # mean and std summed in another order: equal once rounded as the explorer shows them
         shown = [round_significant(v, STATS_DIGITS) for v in row[2:]]
         assert repr(shown) == repr([round_significant(v, STATS_DIGITS) for v in stacked[2:]]), t
+
+
+def test_stats_of_values_read_into_python_equal_those_reduced_by_torch() -> None:
+    torch.manual_seed(21)
+    choices = torch.tensor([0.0, -0.0, 1.0, -2.0])
+    tensors = [
+        torch.tensor([0.0, -0.0, 1.5]),  # both zeros: the bound's sign as aminmax gives it
+        torch.tensor([-0.0, 0.0, -1.5]),
+        torch.tensor([-0.0, -0.0]),  # a mean of negative zeros alone is +0, as torch sums it
+        torch.tensor([0.0, -0.0]),
+        torch.tensor([-0.0]),
+        *(torch.tensor(v) for v in (0.0, 2.5, float("nan"), float("inf"), -1e-40)),  # one value
+        torch.zeros(3, 4),
+        torch.tensor([1e-45, -1e-45]),  # subnormal values whose sum is zero
+        torch.tensor([1.0, float("nan"), -1.0]),
+        torch.tensor([float("-inf"), float("inf")]),
+        torch.randn(8, 16),
+        torch.randn(64).double() * 1e6,
+        *(choices[torch.randint(0, 4, (n,))] for n in (1, 2, 5, 17, 40)),
+    ]
+    together = listed_stats([t.reshape(-1).tolist() for t in tensors])  # by numpy
+    alone = [listed_stats([t.reshape(-1).tolist()])[0] for t in tensors]  # few: by Python
+    for t, row in [*zip(tensors, together, strict=True), *zip(tensors, alone, strict=True)]:
+        (stacked, *_) = raw_stats([t.double()] * STACKED_FROM)
+        assert repr(row[:2]) == repr(stacked[:2]), t  # bounds exactly, signed zeros included
+        assert repr(row[2]) == repr(stacked[2]) or t.dtype == torch.float64, t
+        shown = [round_significant(v, STATS_DIGITS) for v in row[2:]]
+        assert repr(shown) == repr([round_significant(v, STATS_DIGITS) for v in stacked[2:]]), t
+
+
+def test_few_values_summarised_in_python_show_the_stats_torch_gives() -> None:
+    generator = torch.Generator().manual_seed(12)
+    for trial in range(300):
+        size = int(torch.randint(2, 200, (1,), generator=generator))
+        scale = 10.0 ** float(torch.randint(-20, 20, (1,), generator=generator))
+        t = torch.randn(size, generator=generator) * scale + (trial % 3) * scale
+        (row,) = listed_stats([t.tolist()])
+        (stacked, *_) = raw_stats([t.double()] * STACKED_FROM)
+        assert row[:3] == stacked[:3], t  # bounds, and the mean of an exact double sum
+        shown = round_significant(row[3], STATS_DIGITS)
+        assert shown == round_significant(stacked[3], STATS_DIGITS), t

@@ -41,10 +41,13 @@ def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> 
     if leaves and not recorder.options.values and on_cpu:  # the CPU engine's order is known
         recorder.passes.record_unrun(scalar_roots, leaves)  # no gradient needs computing
     elif leaves:
+        # nothing runs between the pass and finish(): one flush there summarises both, and the
+        # leaves' .grad read by each only once
         recorder.run_pass(
             torch.autograd.grad,
             (scalar_roots,),
             {"inputs": leaves, "retain_graph": True, "allow_unused": True},
+            flush=False,
         )
 
 

@@ -61,8 +61,10 @@ class PassRecorder:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         added: bool = False,
+        flush: bool = True,
     ) -> Any:
-        """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
+        """Run a backward()/autograd.grad() call under node hooks and record it as a pass;
+        flush=False leaves its statistics to a later flush (no program code runs before it)."""
         rec = self.recorder
         if not rec.recording:
             rec.pauses.resume_where_due()  # a last iteration that bound no variable first
@@ -156,7 +158,8 @@ class PassRecorder:
                 self._record_gradient_graph(
                     [leaf.grad for leaf in leaves if leaf.grad is not None], index, line
                 )
-            rec.summaries.flush()  # .grad grows in place, and the program may change the rest
+            if flush:  # .grad grows in place, and the program may change the rest
+                rec.summaries.flush()
             self._record_series(roots)
         return result
 

@@ -153,9 +153,11 @@ class Recorder:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         added: bool = False,
+        flush: bool = True,
     ) -> Any:
-        """Run a backward()/autograd.grad() call under node hooks and record it as a pass."""
-        return self.passes.run(func, args, kwargs, added)
+        """Run a backward()/autograd.grad() call under node hooks and record it as a pass
+        (see PassRecorder.run)."""
+        return self.passes.run(func, args, kwargs, added, flush)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from app.recorder.autograd_facts import plottable
+from app.records import maker
 from app.schemas import Series, TensorNode
 from app.tensor_summary import scalar_of
+
+new_series = maker(Series)  # a record per series of a recording: nothing to check
 
 
 @dataclass
@@ -59,10 +62,10 @@ class TrainingSeries:
     def _append(self, name: str, kind: str, value: float | None, passes: int) -> None:
         series = self._series.get(name)
         if series is None:
-            series = self._series[name] = Series(name=name, kind=kind, values=[])
+            series = self._series[name] = new_series(name=name, kind=kind, values=[])
             series.values.extend([None] * (passes - 1))
         if len(series.values) < self.max_points:
-            series.values.append(value if value is None or np.isfinite(value) else str(value))
+            series.values.append(value if value is None or math.isfinite(value) else str(value))
 
     def drawn(self) -> list[Series]:
         """Every series with at least one point."""
