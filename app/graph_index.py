@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import weakref
 from functools import cached_property
 
 from app.schemas import Graph, OpNode, TensorNode
-
-KEPT_INDEXES = 4  # the graphs of the requests running now; each kept index holds its graph
 
 
 class GraphIndex:
@@ -52,24 +50,35 @@ class GraphIndex:
         return found
 
 
-_kept: OrderedDict[int, tuple[Graph, int, int, GraphIndex]] = OrderedDict()
+_kept: dict[int, tuple[weakref.ref[Graph], int, int, GraphIndex]] = {}
 _lock = threading.Lock()
 
 
 def index_of(graph: Graph) -> GraphIndex:
-    """The graph's index, built on first use and kept while the graph keeps its nodes and edges."""
+    """The graph's index, built on first use and kept while the graph lives and keeps its nodes
+    and edges. The index holds no reference to its graph, so a graph is freed when its owner
+    drops it (and its index with it), not later during another recording's work."""
+    key = id(graph)
     with _lock:
-        kept = _kept.get(id(graph))
+        kept = _kept.get(key)
         if (
             kept is not None
-            and kept[0] is graph
-            and kept[1:3] == (len(graph.nodes), len(graph.edges))
+            and kept[0]() is graph
+            and kept[1:3]
+            == (
+                len(graph.nodes),
+                len(graph.edges),
+            )
         ):
-            _kept.move_to_end(id(graph))
             return kept[3]
     index = GraphIndex(graph)
+
+    def forget(dead: weakref.ref[Graph]) -> None:
+        # no lock: the collector may run this in a thread that holds it; dict calls are atomic
+        entry = _kept.get(key)
+        if entry is not None and entry[0] is dead:
+            _kept.pop(key, None)
+
     with _lock:
-        _kept[id(graph)] = (graph, len(graph.nodes), len(graph.edges), index)
-        while len(_kept) > KEPT_INDEXES:
-            _kept.popitem(last=False)
+        _kept[key] = (weakref.ref(graph, forget), len(graph.nodes), len(graph.edges), index)
     return index

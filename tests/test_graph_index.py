@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from app.graph_index import GraphIndex, index_of
 from app.lessons import get_lesson
 from app.schemas import OpNode, TensorNode
@@ -44,3 +47,21 @@ def test_one_index_per_graph_until_its_edges_change() -> None:
     assert index_of(graph.model_copy(deep=True)) is not first  # another graph, its own index
     graph.edges = graph.edges[:-1]
     assert index_of(graph) is not first and isinstance(index_of(graph), GraphIndex)
+
+
+def _indexed_and_dropped() -> tuple[weakref.ref, int, bool]:
+    """A recorded graph indexed, then dropped by its only owner (this frame)."""
+    from app import graph_index
+
+    graph = trace_code(SAFE_PROGRAM)
+    index_of(graph)
+    return weakref.ref(graph), id(graph), id(graph) in graph_index._kept
+
+
+def test_an_index_never_keeps_its_graph_alive() -> None:
+    from app import graph_index
+
+    alive, key, was_kept = _indexed_and_dropped()
+    gc.collect()
+    # freed when its owner dropped it, and its index with it
+    assert was_kept and alive() is None and key not in graph_index._kept
