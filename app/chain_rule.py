@@ -30,6 +30,7 @@ from app.step_view import (
     StepView,
     ValueCache,
     bracketed_shape,
+    linked_data,
 )
 
 # records made by the thousand: every field by keyword, nothing checked
@@ -84,55 +85,29 @@ class _RuleNames:
             known = self._saved[op.id] = {s.name: s for s in op.saved}
         return known
 
-    def slots(self, op: OpNode) -> tuple[str, list[str | None], list[str | None]]:
-        """(output name, tensor node per input slot, name per input slot) of op, read once."""
-        output, tensors, labels, _ = self.facts(op)
-        return output, tensors, labels
-
     def facts(self, op: OpNode) -> _OpFacts:
-        """slots() of op and the part of its rule key read off op itself, read once, in one
-        go: every step of a recording reads them."""
+        """(output name, tensor node per input slot, name per input slot) of op and the part
+        of its rule key read off op itself, read once: every step of a recording reads them."""
         known = self._facts.get(op.id)
         if known is not None:
             return known
-        nodes, between, names, made_names = self.nodes, self.between, self._names, self._made
-        op_id = op.id
         tensors: list[str | None] = []
         labels: list[str | None] = []
-        for producer in op.next:  # slot_tensor and slot_label of each slot, inlined
-            if producer is None:
-                tensors.append(None)
-                labels.append(None)
-                continue
-            source = nodes.get(producer)
-            if isinstance(source, OpNode) and source.variable is not None:
-                tensor: str | None = source.variable
-            else:
-                tensor = between.get((producer, op_id))
+        for producer in op.next:
+            tensor = None if producer is None else self._carried(producer, op.id)
             tensors.append(tensor)
-            if tensor is None:
-                made = made_names.get(producer)
-                labels.append(made if made is not None else self._made_label(producer))
-            else:
-                label = nodes[tensor].label
-                name = names.get(label)
-                labels.append(name if name is not None else self.name_of(label))
+            labels.append(self._named(tensor, producer))
         output = self.output_name(op)
         known = (output, tensors, labels, self._op_key(op, output, tensors, labels))
-        self._facts[op_id] = known
+        self._facts[op.id] = known
         return known
 
     def _op_key(
         self, op: OpNode, output: str, tensors: list[str | None], labels: list[str | None]
     ) -> tuple[object, ...] | None:
-        nodes = self.nodes
         saved: list[tuple[object, ...]] = []
         for item in op.saved:
-            node = nodes.get(item.tensor) if item.tensor is not None else None
-            if isinstance(node, TensorNode):  # linked_data, as StepView.saved_data reads it
-                label, data = node.label, node.value
-            else:
-                label, data = None, item.value
+            label, data = linked_data(item, self.nodes)  # what StepView.saved_data gives
             if data is None:
                 saved.append((item.name, label, None, item.repr))
             elif data.values is None:
@@ -170,22 +145,24 @@ class _RuleNames:
             return f"{self.slot_label(op, 0)}ᵀ"
         return self.name_of(op.label)
 
-    def slot_tensor(self, op: OpNode, slot: int) -> str | None:
-        """The tensor node that carried input slot of op, when one was recorded."""
+    def slot_label(self, op: OpNode, slot: int) -> str | None:
+        """The name of input slot: its tensor's label, else one made from its producer."""
         producer = op.next[slot] if slot < len(op.next) else None
-        if producer is None:
-            return None
+        tensor = None if producer is None else self._carried(producer, op.id)
+        return self._named(tensor, producer)
+
+    def _carried(self, producer: str, op_id: str) -> str | None:
+        """The tensor node that carried producer's output into op, when one was recorded."""
         source = self.nodes.get(producer)
         if isinstance(source, OpNode) and source.variable is not None:
             return source.variable
-        return self.between.get((producer, op.id))
+        return self.between.get((producer, op_id))
 
-    def slot_label(self, op: OpNode, slot: int) -> str | None:
-        """The name of input slot: its tensor's label, else one made from its producer."""
-        tensor = self.slot_tensor(op, slot)
+    def _named(self, tensor: str | None, producer: str | None) -> str | None:
+        """The name of a slot: its tensor's label, else one made from its producer."""
         if tensor is not None:
             return self.name_of(self.nodes[tensor].label)
-        return self._made_label(op.next[slot] if slot < len(op.next) else None)
+        return self._made_label(producer)
 
     def _made_label(self, producer: str | None) -> str | None:
         """A name for the output of producer that the graph does not draw, made once: its
@@ -271,18 +248,11 @@ def _shapes(items: list[TensorData | None]) -> tuple[tuple[int, ...] | None, ...
     return tuple(shapes)
 
 
-def _rule_key(
-    index: _RuleNames,
-    op: OpNode,
-    step: BackwardStep,
-    output: str,
-    slot_tensors: list[str | None],
-    slot_labels: list[str | None],
-) -> tuple[object, ...] | None:
+def _rule_key(index: _RuleNames, op: OpNode, step: BackwardStep) -> tuple[object, ...] | None:
     """Everything a rule reads of a step (through StepView) when none of its tensors is small
     enough to be recorded with values, so that no rule computes with numbers: steps with the
-    same key get the same rule, made once. None when a value is recorded. (output and the
-    slots are those index.slots(op) gives: the op's part of the key holds them.)"""
+    same key get the same rule, made once. None when a value is recorded. (The op's part of
+    the key, from index.facts, holds its output's and its slots' names.)"""
     grads_in = _shapes(step.grad_inputs)
     if grads_in is None:
         return None
@@ -327,7 +297,7 @@ def explain_step(
             note=unknown.text,
             message=unknown,
         )
-    key = _rule_key(index, op, step, output, slot_tensors, slot_labels)
+    key = _rule_key(index, op, step)
     known_rule = index.rules_made.get(key) if key is not None else None
     if known_rule is not None:
         known, expression, terms, message = known_rule

@@ -6,6 +6,7 @@ import ast
 import copy
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -338,15 +339,10 @@ class StepView:
         """A saved tensor as an operand, named after its input slot, its node or its value."""
         label, data = self.saved_data(key)
         value = self.values.tensor(data)
-        name = self.slot_name(slot) if slot is not None else None
-        if name is None:
-            name = label
-        if name is None and slot is not None and self.plain_inputs:
-            name = self.plain_inputs.pop(0)  # a tensor that needs no grad, drawn as an input
-        if name is None and value is not None and value.numel() == 1:
-            name = format_tensor(value)
-        if name is None and slot is not None:
-            name = self.constant_name(slot, fallback)
+        one = value is not None and value.numel() == 1
+        name = self._operand_name(
+            slot, label, lambda: format_tensor(value) if one else None, fallback
+        )
         return Operand(name or fallback, value, data.shape if data else None)
 
     def float_operand(self, key: str, slot: int) -> Operand | None:
@@ -358,16 +354,30 @@ class StepView:
             value = one_float(data)
             if value is None:
                 return None
-        name = self.slot_name(slot)
+        name = self._operand_name(
+            slot, label, lambda: browser_number(value) if value is not None else None
+        )
+        return Operand(name or "c", value, data.shape if data else None)  # type: ignore[arg-type]
+
+    def _operand_name(
+        self,
+        slot: int | None,
+        label: str | None,
+        number: Callable[[], str | None],
+        fallback: str = "c",
+    ) -> str | None:
+        """An operand's name: its input slot's, its node's, the next plain input's (a tensor
+        that needs no grad, drawn as an input), its one number as written, or a constant's."""
+        name = self.slot_name(slot) if slot is not None else None
         if name is None:
             name = label
-        if name is None and self.plain_inputs:
-            name = self.plain_inputs.pop(0)  # as operand() takes it
-        if name is None and value is not None:
-            name = browser_number(value)
+        if name is None and slot is not None and self.plain_inputs:
+            name = self.plain_inputs.pop(0)
         if name is None:
-            name = self.constant_name(slot, "c")
-        return Operand(name or "c", value, data.shape if data else None)  # type: ignore[arg-type]
+            name = number()
+        if name is None and slot is not None:
+            name = self.constant_name(slot, fallback)
+        return name
 
     def constant_name(self, slot: int, fallback: str = "c") -> str:
         """Name of an input that needs no grad: a plain tensor's label or the number given."""
