@@ -292,8 +292,7 @@ class GraphBuilder:
     ) -> str:
         """The op node of an autograd node not seen before, with its saved tensors."""
         kind = node_kind(fn)
-        if len(self._nodes_by_id) >= self.options.max_nodes:
-            self._check_room()
+        self._check_room()
         node_id = f"op{len(self._op_of_fn)}"
         seq = fn._sequence_nr()
         accumulates = kind.accumulates
@@ -363,16 +362,12 @@ class GraphBuilder:
         """Link each node of stack to its producers, making (and walking on from) the new ones."""
         op_of_fn, new_op = self._op_of_fn, self._new_op_node
         leaf_of_op, tensor_of_key = self._leaf_of_op, self._tensor_of_key
-        nodes, edge_keys, incoming = self._nodes_by_id, self._edge_keys, self._incoming
-        edges = self.graph.edges
+        nodes, add_edge = self._nodes_by_id, self.add_edge
         while stack:
             fn = stack.pop()
             target = op_of_fn[id(fn)]
             next_ops: list[str | None] = []
             nodes[target].__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
-            sources = incoming.get(target)
-            if sources is None:
-                sources = incoming[target] = []
             for producer, output_nr in fn.next_functions:
                 if producer is None:
                     next_ops.append(None)
@@ -390,13 +385,9 @@ class GraphBuilder:
                 else:
                     tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
                     if tensor_id is not None:
-                        self.add_edge(source, tensor_id)
+                        add_edge(source, tensor_id)
                         source = tensor_id
-                key = (source, target)
-                if key not in edge_keys and source != target:  # add_edge, inlined
-                    edge_keys.add(key)
-                    sources.append(source)
-                    edges.append(edge_record(f"e{len(edges)}", source, target))
+                add_edge(source, target)
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
         """Tensor nodes with an edge into op_id."""
