@@ -234,9 +234,13 @@ def _all_edges(ranges: Sequence[tuple[float, float]]) -> list[list[float]]:
 
 
 def batch_histograms(
-    tensors: Sequence[torch.Tensor], ranges: Sequence[tuple[float, float]]
+    tensors: Sequence[torch.Tensor],
+    ranges: Sequence[tuple[float, float]],
+    sampled: Sequence[bool] = (),
 ) -> list[Histogram]:
-    """Histograms (16 bins from min to max) of real tensors whose values are all finite."""
+    """Histograms (16 bins from min to max) of real tensors whose values are all finite;
+    sampled says which tensors are the HISTOGRAM_SAMPLE values of a bigger one (none when
+    left out)."""
     counts_of: list[list[int]] = [[]] * len(tensors)
     for members, batch in batches(tensors):
         packed = batch == "packed"
@@ -263,9 +267,10 @@ def batch_histograms(
             )
         for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
             counts_of[i] = row
+    samples = [HISTOGRAM_SAMPLE if s else None for s in sampled] or [None] * len(tensors)
     return [
-        new_histogram(edges=edges, counts=counts, sample=None)
-        for edges, counts in zip(_all_edges(ranges), counts_of, strict=True)
+        new_histogram(edges=edges, counts=counts, sample=sample)
+        for edges, counts, sample in zip(_all_edges(ranges), counts_of, samples, strict=True)
     ]
 
 
@@ -426,10 +431,9 @@ def _complete(pending: Sequence[Pending]) -> None:
     # counts do not depend on the order of the values: read in memory order, a transposed
     # gradient is copied straight through
     counted = [histogram_values(flat_elements(distinct[j])) for j in rest]
-    histograms = batch_histograms([values for values, _ in counted], ranges)
-    for histogram, (_, sampled) in zip(histograms, counted, strict=True):
-        if sampled:
-            histogram.__dict__["sample"] = HISTOGRAM_SAMPLE
+    histograms = batch_histograms(
+        [values for values, _ in counted], ranges, [sampled for _, sampled in counted]
+    )
     by_values.update(zip(rest, histograms, strict=True))
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])

@@ -281,12 +281,10 @@ class PassRecorder:
         outputs_of: dict[str, tuple[Any, ...]] = {}
         for op_id, grad_inputs, grad_outputs, grad_before in run.ran:
             outputs_of[op_id] = grad_outputs
-            for g in grad_inputs:
-                if id(g) not in summary_of:
-                    summary_of[id(g)] = add(g, False)
-            for g in grad_outputs:
-                if id(g) not in summary_of:
-                    summary_of[id(g)] = add(g, False)
+            for grads in (grad_inputs, grad_outputs):
+                for g in grads:
+                    if id(g) not in summary_of:
+                        summary_of[id(g)] = add(g, False)
             steps.append(
                 backward_step_record(
                     op_id,

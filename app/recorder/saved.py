@@ -9,10 +9,7 @@ import torch
 
 from app.recorder.autograd_facts import node_kind, storage_key
 from app.recorder.records import saved_tensor_record
-from app.records import maker
 from app.schemas import SavedTensor, TensorData
-
-new_saved_tensor = maker(SavedTensor)
 
 
 class SavedValues:
@@ -53,12 +50,8 @@ class SavedValues:
             record = records.get((name, text))
             if record is None:
                 limit = self.max_repr
-                record = records[name, text] = new_saved_tensor(
-                    name=name,
-                    tensor=None,
-                    value=None,
-                    repr=text[:limit] + ("…" if len(text) > limit else ""),
-                )
+                shown = text[:limit] + ("…" if len(text) > limit else "")
+                record = records[name, text] = saved_tensor_record(name, None, None, shown)
             saved.append(record)
         return saved
 
