@@ -50,7 +50,8 @@ class GraphIndex:
         return found
 
 
-_kept: dict[int, tuple[weakref.ref[Graph], int, int, GraphIndex]] = {}
+# by id: (the graph, its node and edge counts when indexed, its index)
+_kept: dict[int, tuple[weakref.ref[Graph], tuple[int, int], GraphIndex]] = {}
 _lock = threading.Lock()
 
 
@@ -58,19 +59,11 @@ def index_of(graph: Graph) -> GraphIndex:
     """The graph's index, built on first use and kept while the graph lives and keeps its nodes
     and edges. The index holds no reference to its graph, so a graph is freed when its owner
     drops it (and its index with it), not later during another recording's work."""
-    key = id(graph)
+    key, size = id(graph), (len(graph.nodes), len(graph.edges))
     with _lock:
         kept = _kept.get(key)
-        if (
-            kept is not None
-            and kept[0]() is graph
-            and kept[1:3]
-            == (
-                len(graph.nodes),
-                len(graph.edges),
-            )
-        ):
-            return kept[3]
+        if kept is not None and kept[0]() is graph and kept[1] == size:
+            return kept[2]
     index = GraphIndex(graph)
 
     def forget(dead: weakref.ref[Graph]) -> None:
@@ -80,5 +73,5 @@ def index_of(graph: Graph) -> GraphIndex:
             _kept.pop(key, None)
 
     with _lock:
-        _kept[key] = (weakref.ref(graph, forget), len(graph.nodes), len(graph.edges), index)
+        _kept[key] = (weakref.ref(graph, forget), size, index)
     return index
