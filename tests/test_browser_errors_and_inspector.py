@@ -387,8 +387,9 @@ WEIGHT_300X300 = (
 )
 
 
-def test_a_big_weights_histogram_says_it_counts_a_sample(open_page) -> None:
-    page = open_page({"width": 1366, "height": 768})
+@pytest.mark.parametrize("viewport", LAPTOPS, ids=LAPTOP_IDS)
+def test_a_big_weights_histogram_says_it_counts_a_sample(open_page, viewport) -> None:
+    page = open_page(viewport)
     open_example(page, "linear_expression")
     type_program(page, WEIGHT_300X300)
     wait_done(page)
@@ -397,6 +398,10 @@ def test_a_big_weights_histogram_says_it_counts_a_sample(open_page) -> None:
     expect(inspector.locator("svg.histogram").first).to_be_visible()
     note = inspector.get_by_test_id("histogram-sample").first
     expect(note).to_have_text("histogram of 65,536 values spread evenly over all 90,000")
+    note.scroll_into_view_if_needed()
+    inside_viewport(page, note)  # wrapped inside the inspector, not cut off at its side
+    font = float(note.evaluate("(n) => parseFloat(getComputedStyle(n).fontSize)"))
+    assert font >= 12
     bars = inspector.locator("svg.histogram").first.locator("rect title")
     counted = sum(int(bars.nth(i).text_content().rsplit(": ", 1)[1]) for i in range(bars.count()))
     assert counted == 65_536
