@@ -90,6 +90,15 @@ def type_program(page, code: str) -> None:
     wait_until_changed(page, "shown", before, timeout=30_000)
 
 
+def inspect_w(page, program: str):
+    """Type the program key by key over an example, run it, and open w in the inspector."""
+    open_example(page, "linear_expression")
+    type_program(page, program)
+    wait_done(page)
+    page.locator('[data-testid="node"][data-name="w"]').click()
+    return page.get_by_test_id("inspector")
+
+
 def inside_viewport(page, locator) -> None:
     """The element's whole box lies inside the viewport: the reader need not scroll to it."""
     box = locator.bounding_box()
@@ -183,11 +192,7 @@ def test_backward_twice_is_pinned_on_the_graph_at_its_pass(open_page, viewport) 
 @pytest.mark.parametrize("viewport", LAPTOPS, ids=LAPTOP_IDS)
 def test_a_16_by_4_weight_shows_all_four_columns(open_page, viewport) -> None:
     page = open_page(viewport)
-    open_example(page, "linear_expression")
-    type_program(page, WEIGHT_16X4)
-    wait_done(page)
-    page.locator('[data-testid="node"][data-name="w"]').click()
-    table = page.get_by_test_id("inspector").locator("table.values").first
+    table = inspect_w(page, WEIGHT_16X4).locator("table.values").first
     expect(table).to_be_visible()
     assert table.locator("tr").count() == 16
     table.scroll_into_view_if_needed()
@@ -390,11 +395,7 @@ WEIGHT_300X300 = (
 @pytest.mark.parametrize("viewport", LAPTOPS, ids=LAPTOP_IDS)
 def test_a_big_weights_histogram_says_it_counts_a_sample(open_page, viewport) -> None:
     page = open_page(viewport)
-    open_example(page, "linear_expression")
-    type_program(page, WEIGHT_300X300)
-    wait_done(page)
-    page.locator('[data-testid="node"][data-name="w"]').click()
-    inspector = page.get_by_test_id("inspector")
+    inspector = inspect_w(page, WEIGHT_300X300)
     expect(inspector.locator("svg.histogram").first).to_be_visible()
     note = inspector.get_by_test_id("histogram-sample").first
     expect(note).to_have_text("histogram of 65,536 values spread evenly over all 90,000")
