@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
+
 import pytest
 import torch
+from torch import nn
 
+from app.errors import LimitExceeded
 from app.lessons import get_lesson
-from app.recorder import (
-    TraceOptions,
-)
+from app.recorder import Recorder, TraceOptions, trace_tensors
 from app.schemas import Graph, OpNode, TensorNode
 from app.tracing import trace_code
 from tests.conftest import tensor_named
@@ -191,3 +195,112 @@ def test_a_saved_tensor_is_linked_by_the_memory_it_views() -> None:
     assert builder._match_tensor(t.view(2, 2).detach()) is None
     assert builder._match_tensor(torch.empty(0)) is None
     assert builder._match_tensor(t.to_sparse()) is None
+
+
+def _forward_by_node(tensors: list[torch.Tensor], in_sequence: bool, values: bool) -> str:
+    """The nodes, edges and forward steps of live tensors, recorded as trace_tensors does (one
+    loop, record_in_sequence) or node by node through discover_node, tensor_node,
+    reconnect_outputs and tensor_inputs_of (the general path)."""
+    recorder = Recorder("cpu", TraceOptions(values=values, max_nodes=100_000))
+    builder = recorder.builder
+    fns = recorder.passes.reachable([t.grad_fn for t in tensors])
+    made_by: dict[int, list[torch.Tensor]] = {}
+    for t in tensors:
+        if t.grad_fn is not None:
+            made_by.setdefault(id(t.grad_fn), []).append(t)
+    ops = sorted((f for f in fns if f.name() != "torch::autograd::AccumulateGrad"), key=_seq)
+    if in_sequence:
+        builder.record_in_sequence(ops, made_by, 0)
+    else:
+        for fn in ops:
+            head = builder.discover_node(fn, len(recorder.graph.forward))
+            if head is None:
+                continue
+            outputs = [builder.tensor_node(t) for t in made_by.get(id(fn), [])]
+            builder.reconnect_outputs(outputs)
+            op = builder.node(head).op  # type: ignore[union-attr]
+            recorder.add_step(head, [head], op, builder.tensor_inputs_of(head), outputs, None, None)
+    for t in tensors:
+        builder.tensor_node(t)
+    recorder.summaries.flush()
+    graph = recorder.graph
+    text = json.dumps(
+        [[n.model_dump() for n in graph.nodes], graph.edges, graph.forward], default=dict
+    )
+    recorder.release()
+    return text
+
+
+def _seq(fn: object) -> int:
+    return fn._sequence_nr()  # type: ignore[attr-defined]
+
+
+def _in_a_new_thread(make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A tensor made in a fresh thread, whose autograd nodes count their order from zero."""
+    made: list[torch.Tensor] = []
+    worker = threading.Thread(target=lambda: made.append(make()))
+    worker.start()
+    worker.join()
+    return made[0]
+
+
+def _graphs() -> list[list[torch.Tensor]]:
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(4, 2, requires_grad=True)
+    y = x @ w
+    early = (x * 2).sum()
+    late = _in_a_new_thread(lambda: (early * 3 + x.sum()).exp())  # made before its producer
+    parts = torch.randn(6, requires_grad=True).unbind(0)
+    squared = x * x  # one producer on two edges
+    a, b = torch.randn(5, requires_grad=True).split([2, 3])
+    shared = torch.tanh(y)
+    return [
+        [(y.relu() + 1).sum()],
+        [y.sum(), (y * 3).mean()],  # the second root consumes the first's producer
+        [shared.sum(), (shared * shared).sum(), shared],  # a root consumed by another root
+        [late],
+        [(parts[0] * parts[3] - parts[5]).sum()],
+        [squared.sum()],
+        [(a.sum() * b.prod()).sigmoid(), a],
+        [
+            nn.functional.cross_entropy(
+                torch.randn(4, 3, requires_grad=True), torch.tensor([0, 2, 1, 0])
+            )
+        ],
+        [nn.LSTMCell(3, 5)(torch.randn(2, 3))[0].sum()],
+    ]
+
+
+@pytest.mark.parametrize("values", [True, False])
+def test_record_in_sequence_records_what_discovery_node_by_node_records(values: bool) -> None:
+    for tensors in _graphs():
+        fast = _forward_by_node(tensors, in_sequence=True, values=values)
+        general = _forward_by_node(tensors, in_sequence=False, values=values)
+        assert fast == general
+        assert '"forward"' not in fast and len(fast) > 100
+
+
+def test_record_in_sequence_walks_a_producer_made_after_its_consumer() -> None:
+    x = torch.randn(3, requires_grad=True)
+    early = (x * 2).sum()
+    late = _in_a_new_thread(lambda: early * 3)
+    assert late.grad_fn._sequence_nr() < early.grad_fn._sequence_nr()
+    graph = trace_tensors(late, names={"x": x})
+    ops = [n for n in graph.nodes if isinstance(n, OpNode)]
+    assert [n.grad_fn for n in ops] == [
+        "MulBackward0",
+        "SumBackward0",
+        "MulBackward0",
+        "AccumulateGrad",
+    ]
+    assert [s.node for s in graph.forward] == [ops[0].id]  # the rest came with its walk
+    assert graph.backward[0].results[tensor_named(graph, "x").id].values == [6.0, 6.0, 6.0]
+
+
+def test_record_in_sequence_stops_at_the_node_limit() -> None:
+    y = torch.ones(2, requires_grad=True)
+    for _ in range(30):
+        y = y * 2
+    with pytest.raises(LimitExceeded):
+        trace_tensors(y.sum(), options=TraceOptions(max_nodes=20))

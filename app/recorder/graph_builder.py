@@ -3,7 +3,8 @@ one op node per autograd node, found by walking grad_fn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -14,12 +15,13 @@ from app.recorder.autograd_facts import (
     SEQUENCE_NR_MAX,
     NodeKind,
     dense_for_summary,
+    known_kinds,
     node_kind,
     shape_of,
 )
 from app.recorder.naming import Names
 from app.recorder.options import TraceOptions
-from app.recorder.records import edge_record, op_record
+from app.recorder.records import edge_record, forward_step_record, op_record
 from app.recorder.saved import SavedValues, TensorMemory
 from app.recorder.source import ProgramSource, shorten
 from app.records import maker
@@ -67,6 +69,7 @@ def _op_record(
     call: int | None,
     created_by_pass: int | None,
     saved: list[SavedTensor],
+    next_ops: list[str | None] | None = None,
 ) -> OpNode:
     """The op node of an autograd node of that kind and sequence number."""
     return op_record(
@@ -83,7 +86,7 @@ def _op_record(
         created_by_pass,
         saved,
         [],  # constants
-        [],  # next
+        [] if next_ops is None else next_ops,  # next
         False,  # failed
         "acc" if kind.accumulates else "op",  # look
     )
@@ -123,7 +126,7 @@ def _tensor_record(
     )
 
 
-class GraphBuilder:
+class GraphNodes:
     """Adds nodes and edges to a Graph, each once, and keeps the tensors and autograd nodes
     they stand for alive (and their ids stable) while recording."""
 
@@ -146,6 +149,8 @@ class GraphBuilder:
         self._memory = TensorMemory()
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
+        # edges into each node, for tensor_inputs_of (record_in_sequence, which works its
+        # heads' inputs out itself, leaves theirs out)
         self._incoming: dict[str, list[str]] = {}
         self._saved = SavedValues(options.max_saved_repr)
 
@@ -158,6 +163,20 @@ class GraphBuilder:
     def op_of(self, fn: Any) -> str:
         """The op node of a known autograd node."""
         return self._op_of_fn[id(fn)]
+
+    def unknown(self, fns: Iterable[Any]) -> list[Any]:
+        """The autograd nodes of fns that have no op node yet."""
+        op_of_fn = self._op_of_fn
+        return [fn for fn in fns if id(fn) not in op_of_fn]
+
+    def ops_of(self, fns: Iterable[Any]) -> list[str]:
+        """The op nodes of known autograd nodes, in their order."""
+        op_of_fn = self._op_of_fn
+        return [op_of_fn[id(fn)] for fn in fns]
+
+    def leaves_of_ops(self) -> Mapping[str, str]:
+        """AccumulateGrad op node -> its leaf's tensor node, of every one so far (read only)."""
+        return MappingProxyType(self._leaf_of_op)
 
     def leaf_of_op(self, op_id: str) -> str | None:
         """The leaf's tensor node of an AccumulateGrad op node; None for any other node."""
@@ -325,6 +344,10 @@ class GraphBuilder:
             return self._tensor_of_key.get(("out", id(fn), t.output_nr))
         return self._memory.node_of(t)
 
+
+class GraphBuilder(GraphNodes):
+    """GraphNodes that finds op nodes by walking grad_fn from the autograd nodes it is given."""
+
     def discover(
         self,
         fns: Iterable[Any],
@@ -388,6 +411,72 @@ class GraphBuilder:
                         add_edge(source, tensor_id)
                         source = tensor_id
                 add_edge(source, target)
+
+    def record_in_sequence(
+        self, ops: list[Any], made_by: dict[int, list[torch.Tensor]], after_pass: int
+    ) -> None:
+        """For each autograd node of ops (in the order torch made them) not seen yet: its op
+        node and edges, the tensor nodes of the tensors in made_by it output, and its forward
+        step, as discover_node, tensor_node, reconnect_outputs and tensor_inputs_of give them,
+        in one loop. Producers made out of order are walked by _walk."""
+        op_of_fn, leaf_of_op, tensor_of_key = self._op_of_fn, self._leaf_of_op, self._tensor_of_key
+        nodes, nodes_by_id, fn_refs = self.graph.nodes, self._nodes_by_id, self._fn_refs
+        edges, edge_keys, forward = self.graph.edges, self._edge_keys, self.graph.forward
+        kinds, max_nodes = known_kinds(), self.options.max_nodes
+        saved_of = self._saved.of if self.options.values else None
+        match, summary = self._match_tensor, self.summary
+        for fn in ops:
+            key = id(fn)
+            if key in op_of_fn:
+                continue  # found by an earlier walk (made out of sequence order)
+            kind = kinds.get(type(fn)) or node_kind(fn)
+            if len(nodes_by_id) >= max_nodes:
+                self._check_room()
+            head = f"op{len(op_of_fn)}"
+            seq = fn._sequence_nr()
+            call = len(forward)
+            saved = saved_of(fn, match, summary, kind.saved) if saved_of and kind.saved else []
+            next_ops: list[str | None] = []
+            node = _op_record(head, kind, seq, None, None, call, None, saved, next_ops)
+            nodes.append(node)
+            nodes_by_id[head] = node
+            op_of_fn[key] = head
+            fn_refs.append(fn)
+            inputs: list[str] = []  # tensor_inputs_of(head): its tensor sources, in order
+            later: list[Any] = []  # producers new here: walked once head's edges are in
+            for producer, output_nr in fn.next_functions:
+                if producer is None:
+                    next_ops.append(None)
+                    continue
+                source = op_of_fn.get(id(producer))
+                if source is None:
+                    source = self._new_op_node(producer, None, None, call, None)
+                    if source not in leaf_of_op:
+                        later.append(producer)
+                next_ops.append(source)
+                leaf = leaf_of_op.get(source)
+                if leaf is None:
+                    tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
+                    if tensor_id is not None:
+                        self.add_edge(source, tensor_id)
+                        leaf = tensor_id
+                if leaf is not None:
+                    source = leaf
+                pair = (source, head)  # add_edge(source, head), inlined: head is new
+                if pair not in edge_keys:
+                    edge_keys.add(pair)
+                    edges.append(edge_record(f"e{len(edges)}", source, head))
+                    if leaf is not None:
+                        inputs.append(source)
+            if later:
+                self._walk(later, [], None, None, call, None)
+            made = made_by.get(key)
+            outputs = [self.tensor_node(t) for t in made] if made else []
+            if outputs:
+                self.reconnect_outputs(outputs)
+            forward.append(
+                forward_step_record(head, [head], kind.op, inputs, outputs, None, None, after_pass)
+            )
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
         """Tensor nodes with an edge into op_id."""

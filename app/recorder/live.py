@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from operator import methodcaller
 from typing import Any
 
 import torch
 from torch import nn
 
-from app.recorder.autograd_facts import iter_tensors, node_kind
+from app.recorder.autograd_facts import iter_tensors, known_kinds, node_kind
 from app.recorder.mode import RecordingMode
 from app.recorder.modules import ModuleHooks
 from app.recorder.options import TraceOptions
@@ -24,9 +25,8 @@ def _with_values(options: TraceOptions | None, values: bool) -> TraceOptions:
     return options if values else replace(options, values=False)
 
 
-def _sequence_nr(fn: Any) -> int:
-    """Where torch made an autograd node in its thread's order (the key the ops are sorted by)."""
-    return fn._sequence_nr()
+# where torch made an autograd node in its thread's order (the key the ops are sorted by)
+_sequence_nr = methodcaller("_sequence_nr")
 
 
 def _record_gradient_pass(recorder: Recorder, roots: Iterable[torch.Tensor]) -> None:
@@ -72,19 +72,10 @@ def trace_tensors(
         for t in tensors:
             if t.grad_fn is not None:
                 made_by.setdefault(id(t.grad_fn), []).append(t)
-        ops = [f for f in fns if not node_kind(f).accumulates]
+        kinds = known_kinds()
+        ops = [f for f in fns if not (kinds.get(type(f)) or node_kind(f)).accumulates]
         ops.sort(key=_sequence_nr)
-        discover, inputs_of = builder.discover_node, builder.tensor_inputs_of
-        forward, add_step = recorder.graph.forward, recorder.add_step
-        for fn in ops:
-            head = discover(fn, len(forward))
-            if head is None:
-                continue  # found by an earlier walk (made out of sequence order)
-            made = made_by.get(id(fn))
-            outputs = [builder.tensor_node(t) for t in made] if made else []
-            if outputs:
-                builder.reconnect_outputs(outputs)
-            add_step(head, [head], node_kind(fn).op, inputs_of(head), outputs, None, None)
+        builder.record_in_sequence(ops, made_by, recorder.passes_total)
         for t in tensors:
             builder.tensor_node(t)
         if backward:

@@ -14,6 +14,7 @@ import torch
 from app.errors import LimitExceeded
 from app.recorder.autograd_facts import (
     iter_tensors,
+    known_kinds,
     node_kind,
     signature_of,
 )
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from app.recorder.recorder import Recorder
 
 
+_UNSEEN: Any = object()  # no summary yet (None is the summary of a gradient that is None)
+
+
 def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
     """The gradients a hook saw, cut from any graph (create_graph passes build one)."""
     if not any(g is not None and g.requires_grad for g in grads):
@@ -39,11 +43,13 @@ def _detached(grads: tuple[Any, ...]) -> tuple[Any, ...]:
 class PassRun:
     """Raw gradients seen by node hooks during one pass, summarized afterwards: per node run,
     in the order the engine ran them, (op node, gradients in, gradients out, its leaf's .grad
-    before the pass added to it)."""
+    before the pass added to it); and the AccumulateGrad nodes hooked."""
 
     ran: list[tuple[str, tuple[Any, ...], tuple[Any, ...], TensorData | None]] = field(
         default_factory=list
     )
+    # (op node, its leaf's tensor node) of each AccumulateGrad hooked, in the order of the nodes
+    accumulators: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -98,9 +104,8 @@ class PassRecorder:
                 root_ids = [builder.tensor_node(t) for t in roots]
                 wrt_ids = [builder.tensor_node(t) for t in wrt]
                 fns = self.reachable([t.grad_fn for t in roots])
-                for fn in fns:
-                    if not builder.knows(fn):
-                        builder.discover([fn], line, None, None)
+                for fn in builder.unknown(fns):  # discover skips those an earlier one found
+                    builder.discover([fn], line, None, None)
             except LimitExceeded as exc:
                 if exc.limit != "nodes":
                     raise
@@ -141,7 +146,7 @@ class PassRecorder:
         )
         with PausedCollections():  # only the recorder's own code runs from here on
             rec.graph.backward.append(record)
-            self._fill_pass(record, run, fns)
+            self._fill_pass(record, run)
             if kind == "grad":
                 grads = result if isinstance(result, tuple) else (result,)
                 for tid, g in zip(wrt_ids, grads, strict=False):
@@ -174,18 +179,20 @@ class PassRecorder:
         wrt_ids = [builder.tensor_node(t) for t in inputs]
         root_fns = [t.grad_fn for t in roots]
         fns = self.reachable(root_fns)
-        for fn in fns:
-            if not builder.knows(fn):
-                builder.discover([fn], None, None, None)
+        for fn in builder.unknown(fns):  # discover skips those an earlier one found
+            builder.discover([fn], None, None, None)
         wanted = {id(t) for t in inputs}
+        kinds = known_kinds()
         accumulators = {
             id(fn): builder.op_of(fn)
             for fn in fns
-            if node_kind(fn).accumulates and id(fn.variable) in wanted
+            if (kinds.get(type(fn)) or node_kind(fn)).accumulates and id(fn.variable) in wanted
         }
         order = engine_order(root_fns, fns, set(accumulators))
         record = BackwardPass(root=root_ids, steps=[], kind="grad", inputs=wrt_ids)
-        record.steps = [backward_step_record(builder.op_of(fn), [], [], None, None) for fn in order]
+        record.steps = [
+            backward_step_record(op_id, [], [], None, None) for op_id in builder.ops_of(order)
+        ]
         reached = {builder.node(op_id).variable for op_id in accumulators.values()}
         for tid in wrt_ids:
             if tid in reached:
@@ -236,10 +243,12 @@ class PassRecorder:
         ran, lock = run.ran, run.lock
         record = ran.append  # one append per node run: atomic, so no lock is needed
         handles = []
-        for fn in fns:
-            op_id = builder.op_of(fn)
-            variable = builder.leaf_of_op(op_id)
+        add_handle, accumulators = handles.append, run.accumulators
+        leaf_of_op = builder.leaves_of_ops()
+        for fn, op_id in zip(fns, builder.ops_of(fns), strict=True):
+            variable = leaf_of_op.get(op_id)
             if variable is not None:
+                accumulators.append((op_id, variable))
                 leaf = builder.tensor(variable)
 
                 def pre(
@@ -252,7 +261,7 @@ class PassRecorder:
                             grad_outputs = _detached(grad_outputs)
                         record((op_id, (), grad_outputs, grad_before))
 
-                handles.append(fn.register_prehook(pre))
+                add_handle(fn.register_prehook(pre))
             elif create_graph:
 
                 def post_detached(
@@ -260,7 +269,7 @@ class PassRecorder:
                 ) -> None:
                     record((op_id, _detached(grad_inputs), _detached(grad_outputs), None))
 
-                handles.append(fn.register_hook(post_detached))
+                add_handle(fn.register_hook(post_detached))
             else:
 
                 def post(
@@ -268,43 +277,43 @@ class PassRecorder:
                 ) -> None:
                     record((op_id, grad_inputs, grad_outputs, None))
 
-                handles.append(fn.register_hook(post))
+                add_handle(fn.register_hook(post))
         return handles
 
-    def _fill_pass(self, record: BackwardPass, run: PassRun, fns: list[Any]) -> None:
+    def _fill_pass(self, record: BackwardPass, run: PassRun) -> None:
+        """The steps of a pass from what its hooks saw, the .grad its leaves ended with, and
+        the gradient each output tensor took."""
         # the engine hands the same tensor to a node's hook and its producer's: one summary
         # each (run holds every tensor seen, so no id is reused while this runs)
         builder = self.recorder.builder
-        summary_of: dict[int, TensorData | None] = {id(None): None}
         add = builder.summary
-        steps = record.steps
+        summary_of: dict[int, TensorData | None] = {id(None): None}
+        known = summary_of.get
+        steps = record.steps.append
         outputs_of: dict[str, tuple[Any, ...]] = {}
         for op_id, grad_inputs, grad_outputs, grad_before in run.ran:
             outputs_of[op_id] = grad_outputs
-            for grads in (grad_inputs, grad_outputs):
-                for g in grads:
-                    if id(g) not in summary_of:
-                        summary_of[id(g)] = add(g, False)
-            steps.append(
-                backward_step_record(
-                    op_id,
-                    [summary_of[id(g)] for g in grad_inputs],
-                    [summary_of[id(g)] for g in grad_outputs],
-                    grad_before,
-                    None,  # rule
-                )
-            )
-        for fn in fns:
-            if not node_kind(fn).accumulates:
-                continue
-            op_id = builder.op_of(fn)
-            variable = builder.leaf_of_op(op_id)
-            if variable is not None and op_id in outputs_of:
-                leaf = builder.tensor(variable)
-                if leaf.grad is not None:
-                    record.grads[variable] = add(leaf.grad)
+            data_in: list[TensorData | None] = []
+            for g in grad_inputs:
+                data = known(id(g), _UNSEEN)
+                if data is _UNSEEN:
+                    data = summary_of[id(g)] = add(g, False)
+                data_in.append(data)
+            data_out: list[TensorData | None] = []
+            for g in grad_outputs:
+                data = known(id(g), _UNSEEN)
+                if data is _UNSEEN:
+                    data = summary_of[id(g)] = add(g, False)
+                data_out.append(data)
+            steps(backward_step_record(op_id, data_in, data_out, grad_before, None))
+        for op_id, variable in run.accumulators:
+            if op_id in outputs_of:
+                grad = builder.tensor(variable).grad
+                if grad is not None:
+                    record.grads[variable] = add(grad)
+        op_of_id = builder.op_of_id
         for tensor_id, fn_id, output_nr in builder.output_tensors():
-            grads = outputs_of.get(builder.op_of_id(fn_id) or "")
+            grads = outputs_of.get(op_of_id(fn_id) or "")
             if grads is not None and output_nr < len(grads):
                 data = summary_of[id(grads[output_nr])]  # every step's gradients have one
                 if data is not None:

@@ -304,20 +304,28 @@ def distinct_labels(graph: Graph) -> None:
     the count again, so every pass reads (and is laid out) alike."""
     segment_of: dict[str, int] = {}
     for step in graph.forward:
-        for tensor_id in (*step.outputs, *step.inputs):
-            segment_of.setdefault(tensor_id, step.after_pass)
+        after = step.after_pass
+        for tensor_id in step.outputs:
+            if tensor_id not in segment_of:
+                segment_of[tensor_id] = after
+        for tensor_id in step.inputs:
+            if tensor_id not in segment_of:
+                segment_of[tensor_id] = after
     seen: dict[tuple[int, str], int] = {}
     labels: dict[str, str] = {}
+    accumulators: list[OpNode] = []
     for node in graph.nodes:
-        if isinstance(node, TensorNode):
+        if isinstance(node, OpNode):
+            if node.variable is not None:
+                accumulators.append(node)
+        elif isinstance(node, TensorNode):
             if node.name is None:
                 key = (segment_of.get(node.id, -1), node.label)
                 count = seen[key] = seen.get(key, 0) + 1
                 if count > 1:
                     node.label = f"{node.label}{' #' if ' ' in node.label else '#'}{count}"
             labels[node.id] = node.label
-    for node in graph.nodes:
-        if isinstance(node, OpNode) and node.variable is not None:
-            label = f"AccumulateGrad({labels[node.variable]})"
-            if node.label != label:  # mostly the label it was made with: no model __setattr__
-                node.label = label
+    for node in accumulators:
+        label = f"AccumulateGrad({labels[node.variable]})"  # type: ignore[index]
+        if node.label != label:  # mostly the label it was made with: no model __setattr__
+            node.label = label
