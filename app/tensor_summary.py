@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from app.tensor_summary_blocks import (
 from app.value_sample import HISTOGRAM_SAMPLE, histogram_values, sample_positions
 
 # records made by the thousand: every field by keyword, nothing checked
-new_stats = maker(Stats)
+stats_record = maker(Stats, positional=True)  # min, max, mean, std
 new_histogram = maker(Histogram)
 new_tensor_data = maker(TensorData)
 
@@ -126,11 +127,11 @@ def rounded_all(values: Sequence[float], digits: int) -> list[float]:
 
 def _all_rounded_stats(rows: Sequence[list[float]]) -> list[Stats]:
     """Stats of [min, max, mean, std] rows, each rounded to STATS_DIGITS significant digits."""
-    flat = rounded_all([v for row in rows for v in row], STATS_DIGITS)
-    return [
-        new_stats(min=flat[i], max=flat[i + 1], mean=flat[i + 2], std=flat[i + 3])
-        for i in range(0, len(flat), 4)
-    ]
+    rounded = iter(rounded_all([v for row in rows for v in row], STATS_DIGITS))
+    # min, max, mean and std taken four at a time, in the order Stats declares them
+    return list(
+        itertools.starmap(stats_record, zip(rounded, rounded, rounded, rounded, strict=True))
+    )
 
 
 def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
@@ -280,23 +281,26 @@ def row_counts(
     """The 16 bin counts of each row of a matrix over its range (finite float32 bounds of the
     row's values), as torch.histc counts them; the matrix is scaled in place where owned (a
     float32 copy), else read a block at a time."""
-    bounds = torch.tensor(ranges, dtype=torch.float32, device=matrix.device)
-    low, high = bounds[:, :1], bounds[:, 1:]
+    # the few bounds in numpy's float32 arithmetic, which is IEEE's as torch's is
+    low, high = np.array(ranges, dtype=np.float32).T
     flat_range = low == high  # torch.histc widens an empty range by one on each side
-    low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
+    one = np.float32(1)
+    low, high = np.where(flat_range, low - one, low), np.where(flat_range, high + one, high)
     width = high - low
     if all(_step_is_exact(*bounds) for bounds in ranges):
         # (x - low) * 16 / width == (x - low) / (width / 16) in float32 where neither the
         # product nor the quotient width / 16 leaves the normal range: one pass fewer
-        width /= HISTOGRAM_BINS
+        width = width / np.float32(HISTOGRAM_BINS)
         prescale = False
     else:
         prescale = True
+    columns = torch.from_numpy(np.stack([low, width], axis=1)).to(matrix.device)
+    low_column, width_column = columns[:, :1], columns[:, 1:]
     if owned:
-        counts = _bin_counts(matrix, low, width, prescale, owned=True)
+        counts = _bin_counts(matrix, low_column, width_column, prescale, owned=True)
     else:
         counts = sum(
-            _bin_counts(part, low, width, prescale, owned=False)
+            _bin_counts(part, low_column, width_column, prescale, owned=False)
             for part in matrix.split(BLOCK_ELEMENTS, dim=1)
         )
     return counts.reshape(len(ranges), -1).tolist()
@@ -426,12 +430,13 @@ def _complete(pending: Sequence[Pending]) -> None:
     if elements <= LISTED_UP_TO:
         read = [_read(t, values) for t, values in zip(distinct, values_of, strict=True)]
         distinct_rows = _distinct_stats(distinct, read)
-        fused = _Previews(distinct, [], {})
+        fused = _Previews(distinct, [], {}, {})
     else:
         read = [None] * len(distinct)
         # previews of stacked tensors are taken from their stack while it is at hand
         own = _own_layout_planes(pending, planes, which, origin)
-        fused = _Previews(distinct, [which[i] for i in shown], own)
+        others = _other_layout_planes(pending, planes, which, origin, own)
+        fused = _Previews(distinct, [which[i] for i in shown], own, others)
         distinct_rows = raw_stats(distinct, fused if shown else None)
     distinct_stats = _all_rounded_stats(distinct_rows)
     for (_, data, _, _), j in zip(pending, which, strict=True):
@@ -499,16 +504,44 @@ def _own_layout_planes(
     return own
 
 
+def _other_layout_planes(
+    pending: Sequence[Pending],
+    planes: Sequence[list[int]],
+    which: Sequence[int],
+    origin: list[int],
+    own: dict[int, list[int]],
+) -> dict[int, list[tuple[list[int], torch.Tensor]]]:
+    """The planes that lay out the same block of memory as the first tensor of their values
+    but otherwise (a transposed weight), with their tensor, by the index of those values: their
+    heatmaps are taken from the first tensor's stacked values, rearranged."""
+    others: dict[int, list[tuple[list[int], torch.Tensor]]] = {}
+    for same in planes:
+        j = which[same[0]]
+        t, _, _, key = pending[same[0]]
+        first = pending[origin[j]][0]
+        if own.get(j) is same or len(key) == 1 or t.numel() >= HEATMAP_VIEW_FROM:
+            continue  # planes averaged by view depend on their batch: left to batch_heatmaps
+        if t.dtype in _REAL and first.dtype in _REAL and is_dense(t) and is_dense(first):
+            others.setdefault(j, []).append((same, t))
+    return others
+
+
 class _Previews:
     """Heatmaps and histogram counts of stacked tensors, taken from each stack of raw_stats
     while it is at hand: every tensor shown is read once for its statistics and previews."""
 
     def __init__(
-        self, distinct: Sequence[torch.Tensor], shown: Sequence[int], planes: dict[int, list[int]]
+        self,
+        distinct: Sequence[torch.Tensor],
+        shown: Sequence[int],
+        planes: dict[int, list[int]],
+        others: dict[int, list[tuple[list[int], torch.Tensor]]],
     ) -> None:
         self.distinct = distinct
         self.shown = set(shown)
         self.planes = planes
+        self.others = others
+        self.other_maps: dict[int, list[list[float]]] = {}  # by the id of the plane
         self.heatmaps: dict[int, list[list[float]]] = {}
         self.counts: dict[int, list[int]] = {}
         self.run_sums: dict[int, torch.Tensor] = {}  # of big planes averaged by view
@@ -517,7 +550,7 @@ class _Previews:
     def heatmap(self, j: int, plane: list[int]) -> list[list[float]] | None:
         """The heatmap taken of this plane of values j while they were read, if any."""
         if self.planes.get(j) is not plane:
-            return None
+            return self.other_maps.get(id(plane))
         sums = self.run_sums.get(j)
         if sums is not None:
             cells = _cells_of_run_sums(self.distinct[j], sums)
@@ -548,7 +581,7 @@ class _Previews:
             self.samples[index] = values
 
     def block(
-        self, members: list[int], matrix: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+        self, members: list[int], matrix: torch.Tensor, low: list[float], high: list[float]
     ) -> None:
         """Previews of the tensors of one block of raw_stats (one shape, a row each in its
         logical order); the matrix may be changed."""
@@ -563,7 +596,14 @@ class _Previews:
             heat = [r for r in wanted if members[r] in self.planes]
             if heat:
                 self._heatmaps(members, heat, matrix, first.shape[0])
-        self._counts(members, wanted, matrix, low.tolist(), high.tolist())
+            layouts: dict[tuple[Any, ...], list[tuple[int, list[int]]]] = {}
+            for r in wanted:
+                x = self.distinct[members[r]]
+                for plane, t in self.others.get(members[r], ()):
+                    layouts.setdefault((x.stride(), t.shape, t.stride()), []).append((r, plane))
+            for (stride, shape, laid), rows in layouts.items():
+                self._rearranged_heatmaps(matrix, rows, first.shape, stride, shape, laid)
+        self._counts(members, wanted, matrix, low, high)
 
     def _heatmaps(
         self, members: list[int], heat: list[int], matrix: torch.Tensor, rows: int
@@ -573,6 +613,27 @@ class _Previews:
         maps = pooled_heatmaps(planes.to(torch.float32).reshape(len(heat), rows, -1))
         for r, heatmap in zip(heat, maps, strict=True):
             self.heatmaps[members[r]] = heatmap
+
+    def _rearranged_heatmaps(
+        self,
+        matrix: torch.Tensor,
+        rows: list[tuple[int, list[int]]],
+        shape: torch.Size,
+        stride: tuple[int, ...],
+        other_shape: torch.Size,
+        other_stride: tuple[int, ...],
+    ) -> None:
+        """Heatmaps of planes that lay out the memory of these rows' tensors (of this shape and
+        stride, stacked in logical order) with another shape and stride: each row written back
+        in memory order, then read as the plane lays it out."""
+        picked = matrix[[r for r, _ in rows]].to(torch.float32)
+        count, numel = picked.shape
+        memory = torch.empty_like(picked)
+        memory.as_strided((count, *shape), (numel, *stride)).copy_(picked.view(count, *shape))
+        planes = memory.as_strided((count, *other_shape), (numel, *other_stride))
+        maps = pooled_heatmaps(planes.reshape(count, other_shape[0], -1))
+        for (_, plane), heatmap in zip(rows, maps, strict=True):
+            self.other_maps[id(plane)] = heatmap
 
     def _counts(
         self,

@@ -26,28 +26,30 @@ _NEGATIVE_ZERO_BITS = {
 }
 
 
-def row_bounds(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.aminmax(matrix, dim=1), computed by amin and amax where that gives the same.
+def row_bounds(matrix: torch.Tensor) -> tuple[list[float], list[float]]:
+    """torch.aminmax(matrix, dim=1) as lists, computed by amin and amax where that gives the
+    same.
 
     On the CPU amin and amax are many times faster than aminmax; they find the same values but
     may disagree on the sign of a zero where a row holds both zeros, so only rows with a zero
     bound and a negative zero are taken from aminmax (a row whose zeros are all positive has
     +0 as its zero bound either way, and after a ReLU many rows do).
     """
-    if matrix.device.type != "cpu":
-        return torch.aminmax(matrix, dim=1)
-    low, high = matrix.amin(dim=1), matrix.amax(dim=1)
-    zero = ((low == 0) | (high == 0)).nonzero().squeeze(1)
-    if not len(zero):
-        return low, high
     bits = _NEGATIVE_ZERO_BITS.get(matrix.dtype)
-    if bits is not None and matrix.is_contiguous():
-        rows = matrix.index_select(0, zero) if len(zero) < len(low) else matrix
+    if matrix.device.type != "cpu" or bits is None or not matrix.is_contiguous():
+        low_t, high_t = torch.aminmax(matrix, dim=1)
+        return low_t.tolist(), high_t.tolist()
+    low, high = matrix.amin(dim=1).tolist(), matrix.amax(dim=1).tolist()
+    zero = [r for r, (a, b) in enumerate(zip(low, high, strict=True)) if a == 0 or b == 0]
+    if zero:
         # a negative zero's bits are the least integer of their width: one integer minimum
-        signed = rows.view(bits[0]).amin(dim=1) == bits[1]
-        zero = zero[signed]
-    if len(zero):
-        low[zero], high[zero] = torch.aminmax(matrix[zero], dim=1)
+        rows = matrix[zero].view(bits[0])
+        signed = (rows.amin(dim=1) == bits[1]).tolist()
+        mixed = [r for r, negative in zip(zero, signed, strict=True) if negative]
+        if mixed:
+            found_low, found_high = torch.aminmax(matrix[mixed], dim=1)
+            for r, a, b in zip(mixed, found_low.tolist(), found_high.tolist(), strict=True):
+                low[r], high[r] = a, b
     return low, high
 
 
@@ -173,10 +175,10 @@ def flat_elements(x: torch.Tensor) -> torch.Tensor:
 
 # what _block_stats hands its caller's hook: the stacked matrix (a row per tensor, in their
 # logical order) and its row bounds
-OnBlock = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+OnBlock = Callable[[torch.Tensor, list[float], list[float]], None]
 
 
-def _block_stats(matrix: torch.Tensor, on_block: OnBlock | None = None) -> torch.Tensor:
+def _block_stats(matrix: torch.Tensor, on_block: OnBlock | None = None) -> list[list[float]]:
     """[min, max, mean, std] of each row of a float matrix that the caller owns, in double
     precision (a float64 matrix is centred in place); on_block, if any, sees the matrix and
     its bounds once its values are read into double precision."""
@@ -194,14 +196,15 @@ def _block_stats(matrix: torch.Tensor, on_block: OnBlock | None = None) -> torch
     # two passes in double precision, centred in place
     mean = values.mean(dim=1)
     std = values.sub_(mean[:, None]).square_().mean(dim=1).sqrt_()
-    return torch.stack([low, high, mean, std], dim=1)
+    spread = torch.stack([mean, std], dim=1).tolist()
+    return [[a, b, *rest] for a, b, rest in zip(low, high, spread, strict=True)]
 
 
 class BlockReader(Protocol):
     """What raw_stats tells, while values are at hand, to whoever also previews them."""
 
     def block(
-        self, members: list[int], matrix: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+        self, members: list[int], matrix: torch.Tensor, low: list[float], high: list[float]
     ) -> None:
         """A block of stacked tensors (their indexes; a row each in its logical order, native
         precision, the callee's to change when float32; its row bounds)."""
@@ -310,7 +313,7 @@ def raw_stats(xs: Sequence[torch.Tensor], reader: BlockReader | None = None) -> 
             dtype = group[0].dtype if all(x.dtype == group[0].dtype for x in group) else None
             matrix = stacked(group, dtype or torch.float64).view(len(members), -1)
             hook = None if reader is None else functools.partial(reader.block, members)
-            found = _block_stats(matrix, hook).tolist()
+            found = _block_stats(matrix, hook)
         for i, row in zip(members, found, strict=True):
             rows[i] = row
     return rows
