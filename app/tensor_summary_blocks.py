@@ -17,6 +17,9 @@ import torch
 BLOCK_ELEMENTS = 1 << 17
 # batches of work from this many elements go through the scratch blocks
 SCRATCH_FROM = 1 << 12
+# tensors of one shape have their statistics taken up to this many elements at a time: each
+# call then covers more tensors, which counts for more than a block that stays in the cache
+STACKED_ELEMENTS = 1 << 19
 
 
 # the integer of a float's bits that only a negative zero has: the least of its width
@@ -59,8 +62,8 @@ _scratch = threading.local()
 
 
 def scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
-    """The first `elements` (at most BLOCK_ELEMENTS) of this thread's reusable CPU buffer of
-    dtype, which grows by powers of two up to a block.
+    """The first `elements` (at most STACKED_ELEMENTS) of this thread's reusable CPU buffer of
+    dtype, which grows by powers of two up to that.
 
     A fresh temporary as big as a tensor costs a page fault per 4 KiB, more than the arithmetic
     done in it; one buffer reused for every block stays mapped and in the cache, and a thread
@@ -71,7 +74,7 @@ def scratch_block(dtype: torch.dtype, elements: int) -> torch.Tensor:
         buffers = _scratch.buffers = {}
     block = buffers.get(dtype)
     if block is None or len(block) < elements:
-        size = min(BLOCK_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
+        size = min(STACKED_ELEMENTS, 1 << max(elements - 1, 1023).bit_length())
         block = buffers[dtype] = torch.empty(size, dtype=dtype)
     return block[:elements]
 
@@ -93,12 +96,14 @@ STACKED_FROM = 32
 
 
 def batches(
-    tensors: Sequence[torch.Tensor], join_small: bool = False
+    tensors: Sequence[torch.Tensor], join_small: bool = False, per_batch: int = BLOCK_ELEMENTS
 ) -> Iterator[tuple[list[int], Batch]]:
     """Indexes of tensors summarised together, and how: "packed" (one device and shape, they
     fit one block stacked), "alone" (a tensor bigger than a block) or, where join_small,
     "joined" (small CPU tensors of two or more shapes each met a few times, of one dtype, at
-    most a block of them one after another)."""
+    most a block of them one after another); packed batches hold up to per_batch elements
+    (at most STACKED_ELEMENTS), and which tensors share one may decide how they are
+    summarised (a heatmap averaged by view is taken of a batch of one)."""
     rare: dict[torch.dtype, list[list[int]]] = {}
     for (device, shape), members in _by_layout(tensors).items():
         numel = shape.numel()
@@ -110,10 +115,10 @@ def batches(
             for dtype, same in dtypes.items():  # torch.cat joins one dtype fastest
                 rare.setdefault(dtype, []).append(same)
             continue
-        yield from _packed(members, numel, is_cpu)
+        yield from _packed(members, numel, is_cpu, per_batch)
     for groups in rare.values():
         if len(groups) == 1:  # one shape: stacked costs no more calls than joined
-            yield from _packed(groups[0], tensors[groups[0][0]].numel(), True)
+            yield from _packed(groups[0], tensors[groups[0][0]].numel(), True, per_batch)
             continue
         chunk: list[int] = []
         elements = 0
@@ -127,13 +132,16 @@ def batches(
         yield chunk, "joined"
 
 
-def _packed(members: list[int], numel: int, is_cpu: bool) -> Iterator[tuple[list[int], Batch]]:
-    """Tensors of one device and shape: alone where bigger than a block, else in blocks."""
+def _packed(
+    members: list[int], numel: int, is_cpu: bool, per_batch: int
+) -> Iterator[tuple[list[int], Batch]]:
+    """Tensors of one device and shape: alone where bigger than a block, else in batches of
+    up to per_batch elements."""
     if is_cpu and numel > BLOCK_ELEMENTS:
         for i in members:
             yield [i], "alone"
         return
-    per = max(1, BLOCK_ELEMENTS // max(numel, 1)) if is_cpu else len(members)
+    per = max(1, per_batch // max(numel, 1)) if is_cpu else len(members)
     for start in range(0, len(members), per):
         yield members[start : start + per], "packed"
 
@@ -297,7 +305,8 @@ def raw_stats(xs: Sequence[torch.Tensor], reader: BlockReader | None = None) -> 
     need not read them again.
     """
     rows: list[list[float]] = [[]] * len(xs)
-    for members, batch in batches(xs, join_small=True):
+    # each row's statistics are the same in any batch: as many as the scratch blocks hold
+    for members, batch in batches(xs, join_small=True, per_batch=STACKED_ELEMENTS):
         if batch == "alone":
             index = members[0]
             run, positions = (None, None) if reader is None else reader.wanted(index)
