@@ -460,13 +460,16 @@ def _complete(pending: Sequence[Pending]) -> None:
     # become integers as the platform converts them)
     listed: dict[int, tuple[list[float], tuple[float, float]]] = {}
     for j in finite:
-        values, bounds = read[j], _float32_range(distinct_rows[j])
-        if values is not None and distinct[j].dtype in _REAL and _listable(bounds):
+        values = read[j]
+        if values is None or distinct[j].dtype not in _REAL:
+            continue
+        bounds = _float32_range(distinct_rows[j])
+        if _listable(bounds):
             listed[j] = values, bounds
     counted_of = dict(fused.counts)
     counted_of.update((j, listed_counts(values, *bounds)) for j, (values, bounds) in listed.items())
     rest = [j for j in finite if j not in counted_of]
-    ranges = [_float32_range(distinct_rows[j]) for j in rest]
+    ranges = _float32_ranges([distinct_rows[j] for j in rest])
     # counts do not depend on the order of the values: read in memory order, a transposed
     # gradient is copied straight through
     counted = [
@@ -478,13 +481,23 @@ def _complete(pending: Sequence[Pending]) -> None:
     )
     by_values = dict(zip(rest, histograms, strict=True))
     made = list(counted_of)
-    edges_of = _all_edges([_float32_range(distinct_rows[j]) for j in made])
+    edges_of = _all_edges(_float32_ranges([distinct_rows[j] for j in made]))
     for j, edges in zip(made, edges_of, strict=True):
         by_values[j] = new_histogram(edges=edges, counts=counted_of[j], sample=None)
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])
         for i in same:
             pending[i][1].__dict__["histogram"] = histogram
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of this shape."""
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def _own_layout_planes(
@@ -626,11 +639,17 @@ class _Previews:
         """Heatmaps of planes that lay out the memory of these rows' tensors (of this shape and
         stride, stacked in logical order) with another shape and stride: each row written back
         in memory order, then read as the plane lays it out."""
-        picked = matrix[[r for r, _ in rows]].to(torch.float32)
+        chosen = [r for r, _ in rows]
+        picked = matrix if len(chosen) == len(matrix) else matrix[chosen]
+        picked = picked.to(torch.float32)
         count, numel = picked.shape
-        memory = torch.empty_like(picked)
-        memory.as_strided((count, *shape), (numel, *stride)).copy_(picked.view(count, *shape))
-        planes = memory.as_strided((count, *other_shape), (numel, *other_stride))
+        plane_shape, plane_stride = (count, *other_shape), (numel, *other_stride)
+        if stride == _contiguous_strides(shape):  # the rows are in memory order already
+            planes = picked.as_strided(plane_shape, plane_stride)
+        else:
+            memory = torch.empty_like(picked)
+            memory.as_strided((count, *shape), (numel, *stride)).copy_(picked.view(count, *shape))
+            planes = memory.as_strided(plane_shape, plane_stride)
         maps = pooled_heatmaps(planes.reshape(count, other_shape[0], -1))
         for (_, plane), heatmap in zip(rows, maps, strict=True):
             self.other_maps[id(plane)] = heatmap
@@ -649,7 +668,7 @@ class _Previews:
         values = matrix if len(kept) == len(members) else matrix[kept]
         if values.dtype != torch.float32:
             values = values.to(torch.float32)
-        ranges = [_float32_range([lows[r], highs[r]]) for r in kept]
+        ranges = _float32_ranges([[lows[r], highs[r]] for r in kept])
         for r, counts in zip(kept, row_counts(values, ranges), strict=True):
             self.counts[members[r]] = counts
 
@@ -720,6 +739,15 @@ def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]
 
 def _float32_range(row: list[float]) -> tuple[float, float]:
     return float(np.float32(row[0])), float(np.float32(row[1]))
+
+
+def _float32_ranges(rows: Sequence[list[float]]) -> list[tuple[float, float]]:
+    """_float32_range of every row, converted by one numpy call."""
+    if not rows:
+        return []
+    with np.errstate(over="ignore"):  # past float32's range: infinite, as np.float32 gives
+        bounds = np.array([row[:2] for row in rows], dtype=np.float64).astype(np.float32)
+    return list(map(tuple, bounds.astype(np.float64).tolist()))
 
 
 def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> TensorData:
