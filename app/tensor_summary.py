@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -23,10 +24,10 @@ from app.tensor_summary_blocks import (
     scratch_block,
     stacked,
 )
-from app.value_sample import HISTOGRAM_SAMPLE, histogram_values
+from app.value_sample import HISTOGRAM_SAMPLE, histogram_values, sample_positions
 
 # records made by the thousand: every field by keyword, nothing checked
-new_stats = maker(Stats)
+stats_record = maker(Stats, positional=True)  # min, max, mean, std
 new_histogram = maker(Histogram)
 new_tensor_data = maker(TensorData)
 
@@ -126,11 +127,11 @@ def rounded_all(values: Sequence[float], digits: int) -> list[float]:
 
 def _all_rounded_stats(rows: Sequence[list[float]]) -> list[Stats]:
     """Stats of [min, max, mean, std] rows, each rounded to STATS_DIGITS significant digits."""
-    flat = rounded_all([v for row in rows for v in row], STATS_DIGITS)
-    return [
-        new_stats(min=flat[i], max=flat[i + 1], mean=flat[i + 2], std=flat[i + 3])
-        for i in range(0, len(flat), 4)
-    ]
+    rounded = iter(rounded_all([v for row in rows for v in row], STATS_DIGITS))
+    # min, max, mean and std taken four at a time, in the order Stats declares them
+    return list(
+        itertools.starmap(stats_record, zip(rounded, rounded, rounded, rounded, strict=True))
+    )
 
 
 def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
@@ -152,22 +153,26 @@ def batch_heatmaps(tensors: Sequence[torch.Tensor]) -> list[list[list[float]]]:
         first = tensors[members[0]]
         if len(members) == 1 and _splits_evenly(first):
             cells = _heatmap_by_view(first)[None]
+            rounded = round_tensor(cells.to(torch.float64), PREVIEW_DIGITS).tolist()
         else:
-            rows = first.shape[0]
             if packed:
                 stack = stacked([tensors[i] for i in members], torch.float32)
             else:  # bigger than a block: pooled where it lies
                 stack = first.to(torch.float32)[None]
-            stack = stack.reshape(len(members), rows, -1)
-            cols = stack.shape[2]
-            if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
-                size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
-                stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
-            cells = stack
-        rounded = round_tensor(cells.to(torch.float64), PREVIEW_DIGITS).tolist()
+            rounded = pooled_heatmaps(stack.reshape(len(members), first.shape[0], -1))
         for i, cell in zip(members, rounded, strict=True):
             maps[i] = cell
     return maps
+
+
+def pooled_heatmaps(stack: torch.Tensor) -> list[list[list[float]]]:
+    """The heatmap of each float32 plane of a (planes, rows, columns) stack, averaged by
+    adaptive pooling in float32 and rounded."""
+    rows, cols = stack.shape[1], stack.shape[2]
+    if rows > HEATMAP_SIDE or cols > HEATMAP_SIDE:
+        size = (min(rows, HEATMAP_SIDE), min(cols, HEATMAP_SIDE))
+        stack = F.adaptive_avg_pool2d(stack[:, None], size)[:, 0]
+    return round_tensor(stack.to(torch.float64), PREVIEW_DIGITS).tolist()
 
 
 def _cells_along(side: int) -> int | None:
@@ -186,17 +191,29 @@ def _splits_evenly(x: torch.Tensor) -> bool:
     )
 
 
+def _run_of(x: torch.Tensor) -> int:
+    """The elements of one row of a plane that split evenly that fall in one cell, side by
+    side."""
+    across = _cells_along(x.numel() // x.shape[0])
+    assert across is not None
+    return x.numel() // x.shape[0] // across
+
+
 def _heatmap_by_view(x: torch.Tensor) -> torch.Tensor:
     """The heatmap cells of a plane whose sides split evenly: the averages adaptive pooling
     gives, each window summed in double precision (the cells of a gradient can be a
     hundred-millionth of its values, which float32 sums would drown in rounding)."""
+    return _cells_of_run_sums(x, _run_sums(x.reshape(-1), _run_of(x)))
+
+
+def _cells_of_run_sums(x: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+    """The heatmap cells of a plane that splits evenly, from the double sums of its runs."""
     rows = x.shape[0]
-    cols = x.numel() // rows
-    down, across = _cells_along(rows), _cells_along(cols)
+    down, across = _cells_along(rows), _cells_along(x.numel() // rows)
     assert down is not None and across is not None
-    run = cols // across  # the elements of one row that fall in one cell, side by side
-    sums = _run_sums(x.reshape(-1), run).view(down, rows // down, across).sum(dim=1)
-    return sums.div_((rows // down) * run)
+    run = _run_of(x)
+    cells = sums.view(down, rows // down, across).sum(dim=1)
+    return cells.div_((rows // down) * run)
 
 
 def _run_sums(flat: torch.Tensor, run: int) -> torch.Tensor:
@@ -243,35 +260,50 @@ def batch_histograms(
     left out)."""
     counts_of: list[list[int]] = [[]] * len(tensors)
     for members, batch in batches(tensors):
-        packed = batch == "packed"
-        device = tensors[members[0]].device
-        bounds = torch.tensor([ranges[i] for i in members], dtype=torch.float32, device=device)
-        low, high = bounds[:, :1], bounds[:, 1:]
-        flat_range = low == high  # torch.histc widens an empty range by one on each side
-        low, high = torch.where(flat_range, low - 1, low), torch.where(flat_range, high + 1, high)
-        width = high - low
-        if all(_step_is_exact(*ranges[i]) for i in members):
-            # (x - low) * 16 / width == (x - low) / (width / 16) in float32 where neither the
-            # product nor the quotient width / 16 leaves the normal range: one pass fewer
-            width /= HISTOGRAM_BINS
-            prescale = False
-        else:
-            prescale = True
-        if packed:
+        chosen = [ranges[i] for i in members]
+        if batch == "packed":
             matrix = stacked([tensors[i] for i in members], torch.float32)
-            counts = _bin_counts(matrix.view(len(members), -1), low, width, prescale, owned=True)
+            found = row_counts(matrix.view(len(members), -1), chosen)
         else:
-            counts = sum(
-                _bin_counts(part[None], low, width, prescale, owned=False)
-                for part in flat_elements(tensors[members[0]]).split(BLOCK_ELEMENTS)
-            )
-        for i, row in zip(members, counts.reshape(len(members), -1).tolist(), strict=True):
+            found = row_counts(flat_elements(tensors[members[0]])[None], chosen, owned=False)
+        for i, row in zip(members, found, strict=True):
             counts_of[i] = row
     samples = [HISTOGRAM_SAMPLE if s else None for s in sampled] or [None] * len(tensors)
     return [
         new_histogram(edges=edges, counts=counts, sample=sample)
         for edges, counts, sample in zip(_all_edges(ranges), counts_of, samples, strict=True)
     ]
+
+
+def row_counts(
+    matrix: torch.Tensor, ranges: Sequence[tuple[float, float]], owned: bool = True
+) -> list[list[int]]:
+    """The 16 bin counts of each row of a matrix over its range (finite float32 bounds of the
+    row's values), as torch.histc counts them; the matrix is scaled in place where owned (a
+    float32 copy), else read a block at a time."""
+    # the few bounds in numpy's float32 arithmetic, which is IEEE's as torch's is
+    low, high = np.array(ranges, dtype=np.float32).T
+    flat_range = low == high  # torch.histc widens an empty range by one on each side
+    one = np.float32(1)
+    low, high = np.where(flat_range, low - one, low), np.where(flat_range, high + one, high)
+    width = high - low
+    if all(_step_is_exact(*bounds) for bounds in ranges):
+        # (x - low) * 16 / width == (x - low) / (width / 16) in float32 where neither the
+        # product nor the quotient width / 16 leaves the normal range: one pass fewer
+        width = width / np.float32(HISTOGRAM_BINS)
+        prescale = False
+    else:
+        prescale = True
+    columns = torch.from_numpy(np.stack([low, width], axis=1)).to(matrix.device)
+    low_column, width_column = columns[:, :1], columns[:, 1:]
+    if owned:
+        counts = _bin_counts(matrix, low_column, width_column, prescale, owned=True)
+    else:
+        counts = sum(
+            _bin_counts(part, low_column, width_column, prescale, owned=False)
+            for part in matrix.split(BLOCK_ELEMENTS, dim=1)
+        )
+    return counts.reshape(len(ranges), -1).tolist()
 
 
 def listed_counts(values: list[float], low: float, high: float) -> list[int]:
@@ -373,39 +405,49 @@ def _complete(pending: Sequence[Pending]) -> None:
     distinct: list[torch.Tensor] = []
     values_of: list[Any] = []  # the values of each distinct tensor shown inline, else None
     which: list[int] = []
+    shown: list[int] = []
+    origin: list[int] = []  # the pending index of each distinct tensor
     elements = 0
-    for t, data, _, key in pending:
+    for index, (t, data, preview, key) in enumerate(pending):
         j = first.get(key)
         if j is None:
             j = first[key] = len(distinct)
             distinct.append(_real(t))
+            origin.append(index)
             values_of.append(data.values)
             elements += t.numel()
         which.append(j)
-    # a few values are summarised in Python and numpy; many, by torch in batches of one shape
-    # (the values read one tensor at a time would cost more than the calls saved)
-    read: list[list[float] | None] = (
-        [_read(t, values) for t, values in zip(distinct, values_of, strict=True)]
-        if elements <= LISTED_UP_TO
-        else [None] * len(distinct)
-    )
-    distinct_rows = _distinct_stats(distinct, read)
-    distinct_stats = _all_rounded_stats(distinct_rows)
-    shown: list[int] = []
-    for index, ((_, data, preview, _), j) in enumerate(zip(pending, which, strict=True)):
-        data.__dict__["stats"] = distinct_stats[j]  # one Stats for every view of the same values
         if preview and data.values is None:
             shown.append(index)
-    if not shown:
-        return
     plane_of: dict[tuple[Any, ...], list[int]] = {}
     for i in shown:
         t = pending[i][0]
         if t.dim() >= 2:
             plane_of.setdefault(_layout_key(t, pending[i][3]), []).append(i)
     planes = list(plane_of.values())
-    heatmaps = batch_heatmaps([_real(pending[same[0]][0]) for same in planes])
-    for same, heatmap in zip(planes, heatmaps, strict=True):
+    # a few values are summarised in Python and numpy; many, by torch in batches of one shape
+    # (the values read one tensor at a time would cost more than the calls saved)
+    if elements <= LISTED_UP_TO:
+        read = [_read(t, values) for t, values in zip(distinct, values_of, strict=True)]
+        distinct_rows = _distinct_stats(distinct, read)
+        fused = _Previews(distinct, [], {}, {})
+    else:
+        read = [None] * len(distinct)
+        # previews of stacked tensors are taken from their stack while it is at hand
+        own = _own_layout_planes(pending, planes, which, origin)
+        others = _other_layout_planes(pending, planes, which, origin, own)
+        fused = _Previews(distinct, [which[i] for i in shown], own, others)
+        distinct_rows = raw_stats(distinct, fused if shown else None)
+    distinct_stats = _all_rounded_stats(distinct_rows)
+    for (_, data, _, _), j in zip(pending, which, strict=True):
+        data.__dict__["stats"] = distinct_stats[j]  # one Stats for every view of the same values
+    if not shown:
+        return
+    heatmap_of = [fused.heatmap(which[same[0]], same) for same in planes]
+    rest_planes = [same for same, heatmap in zip(planes, heatmap_of, strict=True) if not heatmap]
+    heatmaps = iter(batch_heatmaps([_real(pending[same[0]][0]) for same in rest_planes]))
+    for same, heatmap in zip(planes, heatmap_of, strict=True):
+        heatmap = heatmap or next(heatmaps)
         for i in same:
             pending[i][1].__dict__["heatmap"] = heatmap
     histogram_of: dict[int, list[int]] = {}
@@ -418,27 +460,217 @@ def _complete(pending: Sequence[Pending]) -> None:
     # become integers as the platform converts them)
     listed: dict[int, tuple[list[float], tuple[float, float]]] = {}
     for j in finite:
-        values, bounds = read[j], _float32_range(distinct_rows[j])
-        if values is not None and distinct[j].dtype in _REAL and _listable(bounds):
+        values = read[j]
+        if values is None or distinct[j].dtype not in _REAL:
+            continue
+        bounds = _float32_range(distinct_rows[j])
+        if _listable(bounds):
             listed[j] = values, bounds
-    edges_of = _all_edges([bounds for _, bounds in listed.values()])
-    by_values = {
-        j: new_histogram(edges=edges, counts=listed_counts(values, *bounds), sample=None)
-        for (j, (values, bounds)), edges in zip(listed.items(), edges_of, strict=True)
-    }
-    rest = [j for j in finite if j not in listed]
-    ranges = [_float32_range(distinct_rows[j]) for j in rest]
+    counted_of = dict(fused.counts)
+    counted_of.update((j, listed_counts(values, *bounds)) for j, (values, bounds) in listed.items())
+    rest = [j for j in finite if j not in counted_of]
+    ranges = _float32_ranges([distinct_rows[j] for j in rest])
     # counts do not depend on the order of the values: read in memory order, a transposed
     # gradient is copied straight through
-    counted = [histogram_values(flat_elements(distinct[j])) for j in rest]
+    counted = [
+        (fused.samples[j], True) if j in fused.samples else histogram_values(flat_elements(x))
+        for j, x in ((j, distinct[j]) for j in rest)
+    ]
     histograms = batch_histograms(
         [values for values, _ in counted], ranges, [sampled for _, sampled in counted]
     )
-    by_values.update(zip(rest, histograms, strict=True))
+    by_values = dict(zip(rest, histograms, strict=True))
+    made = list(counted_of)
+    edges_of = _all_edges(_float32_ranges([distinct_rows[j] for j in made]))
+    for j, edges in zip(made, edges_of, strict=True):
+        by_values[j] = new_histogram(edges=edges, counts=counted_of[j], sample=None)
     for j, same in histogram_of.items():
         histogram = by_values[j] if j in by_values else _histogram(distinct[j])
         for i in same:
             pending[i][1].__dict__["histogram"] = histogram
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of this shape."""
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _own_layout_planes(
+    pending: Sequence[Pending], planes: Sequence[list[int]], which: Sequence[int], origin: list[int]
+) -> dict[int, list[int]]:
+    """The planes laid out as the first tensor of their values (the one whose values are
+    stacked), by the index of those values."""
+    own: dict[int, list[int]] = {}
+    for same in planes:
+        j = which[same[0]]
+        if j in own:
+            continue
+        t = pending[same[0]][0]
+        first = pending[origin[j]][0]
+        if same[0] == origin[j] or (first.shape == t.shape and first.stride() == t.stride()):
+            own[j] = same
+    return own
+
+
+def _other_layout_planes(
+    pending: Sequence[Pending],
+    planes: Sequence[list[int]],
+    which: Sequence[int],
+    origin: list[int],
+    own: dict[int, list[int]],
+) -> dict[int, list[tuple[list[int], torch.Tensor]]]:
+    """The planes that lay out the same block of memory as the first tensor of their values
+    but otherwise (a transposed weight), with their tensor, by the index of those values: their
+    heatmaps are taken from the first tensor's stacked values, rearranged."""
+    others: dict[int, list[tuple[list[int], torch.Tensor]]] = {}
+    for same in planes:
+        j = which[same[0]]
+        t, _, _, key = pending[same[0]]
+        first = pending[origin[j]][0]
+        if own.get(j) is same or len(key) == 1 or t.numel() >= HEATMAP_VIEW_FROM:
+            continue  # planes averaged by view depend on their batch: left to batch_heatmaps
+        if t.dtype in _REAL and first.dtype in _REAL and is_dense(t) and is_dense(first):
+            others.setdefault(j, []).append((same, t))
+    return others
+
+
+class _Previews:
+    """Heatmaps and histogram counts of stacked tensors, taken from each stack of raw_stats
+    while it is at hand: every tensor shown is read once for its statistics and previews."""
+
+    def __init__(
+        self,
+        distinct: Sequence[torch.Tensor],
+        shown: Sequence[int],
+        planes: dict[int, list[int]],
+        others: dict[int, list[tuple[list[int], torch.Tensor]]],
+    ) -> None:
+        self.distinct = distinct
+        self.shown = set(shown)
+        self.planes = planes
+        self.others = others
+        self.other_maps: dict[int, list[list[float]]] = {}  # by the id of the plane
+        self.heatmaps: dict[int, list[list[float]]] = {}
+        self.counts: dict[int, list[int]] = {}
+        self.run_sums: dict[int, torch.Tensor] = {}  # of big planes averaged by view
+        self.samples: dict[int, torch.Tensor] = {}  # the values a big histogram counts
+
+    def heatmap(self, j: int, plane: list[int]) -> list[list[float]] | None:
+        """The heatmap taken of this plane of values j while they were read, if any."""
+        if self.planes.get(j) is not plane:
+            return self.other_maps.get(id(plane))
+        sums = self.run_sums.get(j)
+        if sums is not None:
+            cells = _cells_of_run_sums(self.distinct[j], sums)
+            self.heatmaps[j] = round_tensor(cells[None], PREVIEW_DIGITS).tolist()[0]
+            del self.run_sums[j]
+        return self.heatmaps.get(j)
+
+    def wanted(self, index: int) -> tuple[int | None, torch.Tensor | None]:
+        """The runs of a big plane averaged by view, and the values of its histogram's sample."""
+        if index not in self.shown:
+            return None, None
+        x = self.distinct[index]
+        run = None
+        if index in self.planes and x.is_contiguous() and _splits_evenly(x):
+            run = _run_of(x)
+            if run > BLOCK_ELEMENTS:
+                run = None
+        positions = None
+        if x.numel() > HISTOGRAM_SAMPLE and x.device.type == "cpu":
+            positions = sample_positions(x.numel(), x.device)
+        return run, positions
+
+    def read(self, index: int, sums: torch.Tensor | None, values: torch.Tensor | None) -> None:
+        """Keep what was taken from a big tensor as it was read."""
+        if sums is not None:
+            self.run_sums[index] = sums
+        if values is not None:
+            self.samples[index] = values
+
+    def block(
+        self, members: list[int], matrix: torch.Tensor, low: list[float], high: list[float]
+    ) -> None:
+        """Previews of the tensors of one block of raw_stats (one shape, a row each in its
+        logical order); the matrix may be changed."""
+        first = self.distinct[members[0]]
+        if first.numel() > HISTOGRAM_SAMPLE or first.device.type != "cpu":
+            return  # a sample of its values is counted, in memory order
+        wanted = [r for r, j in enumerate(members) if j in self.shown]
+        if not wanted:
+            return
+        # planes big enough for their own averaging by view are left to batch_heatmaps
+        if first.dim() >= 2 and first.numel() < HEATMAP_VIEW_FROM:
+            heat = [r for r in wanted if members[r] in self.planes]
+            if heat:
+                self._heatmaps(members, heat, matrix, first.shape[0])
+            layouts: dict[tuple[Any, ...], list[tuple[int, list[int]]]] = {}
+            for r in wanted:
+                x = self.distinct[members[r]]
+                for plane, t in self.others.get(members[r], ()):
+                    layouts.setdefault((x.stride(), t.shape, t.stride()), []).append((r, plane))
+            for (stride, shape, laid), rows in layouts.items():
+                self._rearranged_heatmaps(matrix, rows, first.shape, stride, shape, laid)
+        self._counts(members, wanted, matrix, low, high)
+
+    def _heatmaps(
+        self, members: list[int], heat: list[int], matrix: torch.Tensor, rows: int
+    ) -> None:
+        """Heatmaps of these rows of the block (tensors of one shape, in logical order)."""
+        planes = matrix if len(heat) == len(members) else matrix[heat]
+        maps = pooled_heatmaps(planes.to(torch.float32).reshape(len(heat), rows, -1))
+        for r, heatmap in zip(heat, maps, strict=True):
+            self.heatmaps[members[r]] = heatmap
+
+    def _rearranged_heatmaps(
+        self,
+        matrix: torch.Tensor,
+        rows: list[tuple[int, list[int]]],
+        shape: torch.Size,
+        stride: tuple[int, ...],
+        other_shape: torch.Size,
+        other_stride: tuple[int, ...],
+    ) -> None:
+        """Heatmaps of planes that lay out the memory of these rows' tensors (of this shape and
+        stride, stacked in logical order) with another shape and stride: each row written back
+        in memory order, then read as the plane lays it out."""
+        chosen = [r for r, _ in rows]
+        picked = matrix if len(chosen) == len(matrix) else matrix[chosen]
+        picked = picked.to(torch.float32)
+        count, numel = picked.shape
+        plane_shape, plane_stride = (count, *other_shape), (numel, *other_stride)
+        if stride == _contiguous_strides(shape):  # the rows are in memory order already
+            planes = picked.as_strided(plane_shape, plane_stride)
+        else:
+            memory = torch.empty_like(picked)
+            memory.as_strided((count, *shape), (numel, *stride)).copy_(picked.view(count, *shape))
+            planes = memory.as_strided(plane_shape, plane_stride)
+        maps = pooled_heatmaps(planes.reshape(count, other_shape[0], -1))
+        for (_, plane), heatmap in zip(rows, maps, strict=True):
+            self.other_maps[id(plane)] = heatmap
+
+    def _counts(
+        self,
+        members: list[int],
+        wanted: list[int],
+        matrix: torch.Tensor,
+        lows: list[float],
+        highs: list[float],
+    ) -> None:
+        kept = [r for r in wanted if math.isfinite(lows[r]) and math.isfinite(highs[r])]
+        if not kept:
+            return
+        values = matrix if len(kept) == len(members) else matrix[kept]
+        if values.dtype != torch.float32:
+            values = values.to(torch.float32)
+        ranges = _float32_ranges([[lows[r], highs[r]] for r in kept])
+        for r, counts in zip(kept, row_counts(values, ranges), strict=True):
+            self.counts[members[r]] = counts
 
 
 def _distinct_stats(
@@ -507,6 +739,15 @@ def _layout_key(x: torch.Tensor, values_key: tuple[Any, ...]) -> tuple[Any, ...]
 
 def _float32_range(row: list[float]) -> tuple[float, float]:
     return float(np.float32(row[0])), float(np.float32(row[1]))
+
+
+def _float32_ranges(rows: Sequence[list[float]]) -> list[tuple[float, float]]:
+    """_float32_range of every row, converted by one numpy call."""
+    if not rows:
+        return []
+    with np.errstate(over="ignore"):  # past float32's range: infinite, as np.float32 gives
+        bounds = np.array([row[:2] for row in rows], dtype=np.float64).astype(np.float32)
+    return list(map(tuple, bounds.astype(np.float64).tolist()))
 
 
 def summarize(t: torch.Tensor, inline_limit: int, preview: bool = True) -> TensorData:

@@ -25,6 +25,12 @@ def _positions(numel: int, device: torch.device) -> torch.Tensor:
     return positions.to(device)
 
 
+def sample_positions(numel: int, device: torch.device) -> torch.Tensor:
+    """The increasing positions of the values that histogram_values takes from a flat tensor
+    of numel elements, more than HISTOGRAM_SAMPLE of them (shared: not to be changed)."""
+    return _positions(numel, device)
+
+
 def histogram_values(flat: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """The one-dimensional values a histogram counts, and whether they are a sample of flat."""
     if flat.numel() <= HISTOGRAM_SAMPLE:

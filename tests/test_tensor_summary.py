@@ -25,7 +25,8 @@ from app.tensor_summary import (
     rounded_all,
     summarize,
 )
-from app.value_sample import HISTOGRAM_SAMPLE
+from app.tensor_summary_blocks import flat_elements
+from app.value_sample import HISTOGRAM_SAMPLE, histogram_values, sample_positions
 
 
 def test_small_tensor_inline_with_exact_stats() -> None:
@@ -423,3 +424,57 @@ def test_rounding_a_tensor_leaves_zeros_and_non_finite_values_as_they_are() -> N
             assert repr(got) == repr(value)  # -0.0 stays -0.0
         else:  # the nearest 4-digit decimal, within a rounding of the arithmetic
             assert got == pytest.approx(round_significant(value, 4), rel=1e-15)
+
+
+def _previews_one_by_one(t: torch.Tensor) -> tuple[object, object, object]:
+    """Stats, heatmap and histogram of one tensor by the separate batch functions."""
+    (stats,) = batch_stats([t])
+    heatmap = batch_heatmaps([t])[0] if t.dim() >= 2 else None
+    if not (math.isfinite(stats.min) and math.isfinite(stats.max)):
+        return stats, heatmap, tensor_summary._histogram(t)  # of its finite values
+    values, sampled = histogram_values(flat_elements(t))
+    bounds = tuple(float(v) for v in torch.aminmax(t.float().reshape(-1)))
+    (histogram,) = batch_histograms([values], [bounds], [sampled])
+    return stats, heatmap, histogram
+
+
+def test_previews_taken_while_stats_are_read_equal_those_taken_apart() -> None:
+    torch.manual_seed(23)
+    weight = torch.randn(96, 40)
+    tensors = [
+        *(torch.randn(64, 48) * 10**k for k in range(-9, 3, 2)),  # stacked by shape
+        weight,
+        weight.t(),  # the same values laid out otherwise: a heatmap of its own
+        torch.relu(torch.randn(33, 17)),  # zero bounds
+        torch.randn(6, 7, 8, dtype=torch.float64),
+        torch.full((40, 40), 0.1),  # a flat range
+        torch.tensor([[1.0, float("inf")], [2.0, 3.0]]).repeat(20, 20),  # counted apart
+        torch.randn(256, 256) * 1e-8,  # a plane averaged by view, met once
+        torch.randn(512, 4608) * 1e-3,  # bigger than a block: runs across blocks, a sample
+        torch.randn(1024, 2304).t(),  # bigger than a block, transposed: pooled apart
+        torch.randn(300, 500),  # bigger than a block, windows that overlap
+        torch.randn(200_000),
+    ]
+    batch = SummaryBatch(inline_limit=0)
+    datas = [batch.add(t) for t in tensors]
+    batch.flush()
+    for t, data in zip(tensors, datas, strict=True):
+        stats, heatmap, histogram = _previews_one_by_one(t)
+        assert repr(data.stats) == repr(stats), t.shape
+        assert repr(data.heatmap) == repr(heatmap), t.shape
+        assert repr(data.histogram) == repr(histogram), t.shape
+
+
+def test_run_sums_and_sample_read_with_the_stats_equal_those_read_apart() -> None:
+    from app.tensor_summary import _run_sums
+    from app.tensor_summary_blocks import _stats_by_blocks
+
+    torch.manual_seed(24)
+    for t, run in ((torch.randn(1024, 2304), 144), (torch.randn(512, 4608) * 1e-9, 288)):
+        flat = t.reshape(-1)
+        positions = sample_positions(flat.numel(), flat.device)
+        row, sums, values = _stats_by_blocks(t, run, positions)
+        assert sums is not None and values is not None
+        assert torch.equal(sums, _run_sums(flat, run))  # bit for bit
+        assert torch.equal(values, histogram_values(flat)[0])
+        assert row == _stats_by_blocks(t)[0]

@@ -11,14 +11,21 @@ from app.tensor_summary_blocks import STACKED_FROM, listed_stats, raw_stats, row
 def test_bounds_equal_aminmax_with_signed_zeros_and_nans() -> None:
     torch.manual_seed(3)
     choices = torch.tensor([0.0, -0.0, 1.0, -2.0, 3.0, float("nan")])
-    for columns in (1, 7, 64, 1000):
+    for columns, dtype in (
+        (1, torch.float32),
+        (7, torch.float64),
+        (64, torch.float32),
+        (1000, torch.float64),
+    ):
         picks = torch.randint(0, 5, (40, columns))
         picks[::7, 0] = 5  # a few rows with a NaN
-        matrix = choices[picks]
+        picks[1::5] = picks[1::5].clamp(min=2)  # rows without a zero
+        picks[2::5] = torch.where(picks[2::5] == 1, 0, picks[2::5])  # zeros all positive
+        matrix = choices[picks].to(dtype)
         low, high = row_bounds(matrix)
         want_low, want_high = torch.aminmax(matrix, dim=1)
-        assert repr(low.tolist()) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
-        assert repr(high.tolist()) == repr(want_high.tolist())
+        assert repr(low) == repr(want_low.tolist())  # -0.0 and 0.0 told apart
+        assert repr(high) == repr(want_high.tolist())
 
 
 def test_small_tensors_summarised_together_equal_those_stacked_by_shape() -> None:
