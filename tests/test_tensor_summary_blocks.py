@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from app.tensor_summary import STATS_DIGITS, round_significant
+from app.rounding import round_significant
+from app.tensor_summary import STATS_DIGITS
 from app.tensor_summary_blocks import STACKED_FROM, listed_stats, raw_stats, row_bounds
 
 
