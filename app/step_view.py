@@ -54,7 +54,8 @@ def browser_number(value: float | int | bool | str) -> str:
     if abs(v) < 1e-3 or abs(v) >= 1e5:
         mantissa, exponent = f"{v:.2e}".split("e")
         return f"{mantissa}e{int(exponent):+d}"  # 1.00e-5, as JavaScript writes it
-    return format(float(f"{v:.4g}"), "g")
+    text = f"{v:.4g}"  # fixed-point below 1e4 after rounding: 4 digits, as 'g' writes them
+    return text if "e" not in text else format(float(text), "g")  # 12350, not 1.235e+04
 
 
 def browser_values(values: Any) -> str:
@@ -166,7 +167,7 @@ _NUMBER_OR_TEXT = (int, float, str)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _close(a: float | int | bool, b: float) -> bool:
+def close_float(a: float | int | bool, b: float) -> bool:
     """torch.isclose(a, b, _RTOL, _ATOL) of two float64 numbers, NaN never close."""
     a = float(a)
     if a == b:
@@ -264,7 +265,7 @@ class ValueCache:
             if list(value.shape) != list(recorded.shape):  # type: ignore[union-attr]
                 return False
             flat = value.tolist() if value.dim() == 1 else value.reshape(-1).tolist()
-            return all(map(_close, flat, numbers))
+            return all(map(close_float, flat, numbers))
         expected = self.tensor(recorded)
         if expected is None:
             return None
@@ -453,7 +454,7 @@ class StepView:
         expected = one_float(recorded)
         if expected is None:
             return None
-        agrees = _close(value, expected)
+        agrees = close_float(value, expected)
         return new_rule_term(
             slot=slot,
             input=self.slot_tensors[slot] if slot < len(self.slot_tensors) else None,

@@ -96,3 +96,25 @@ def test_cached_values_are_made_once_per_record_and_number() -> None:
 def test_browser_numbers_tell_booleans_from_integers() -> None:
     assert browser_number(1) == "1" and browser_number(True) == "True"
     assert browser_number(1.0) == "1" and browser_number(0.731059) == "0.7311"
+
+
+def _browser_number_as_formatted_twice(v: float) -> str:
+    """browser_number's text of a number in [1e-3, 1e5), as it was first written."""
+    return format(float(f"{v:.4g}"), "g")
+
+
+def test_browser_numbers_between_a_thousandth_and_1e5_read_as_before() -> None:
+    generator = torch.Generator().manual_seed(0)
+    exponents = torch.rand(20_000, generator=generator, dtype=torch.float64) * 8 - 3
+    values = [float(x) for x in 10**exponents]
+    values += [v * 4.99 for v in (1e-3, 1e-2, 0.1, 1, 10, 100, 1000)]
+    edges = [9999.4, 9999.5, 9999.49999, 9999.50001, 99999.9, 0.001, 0.0010005, 0.9999, 1.00005]
+    values += edges + [math.nextafter(e, math.inf) for e in edges]
+    values += [math.nextafter(e, -math.inf) for e in edges]
+    checked = 0
+    for v in values + [-v for v in values]:
+        if v.is_integer() or not 1e-3 <= abs(v) < 1e5:
+            continue
+        assert browser_number.__wrapped__(v) == _browser_number_as_formatted_twice(v), v
+        checked += 1
+    assert checked > 40_000
