@@ -291,21 +291,23 @@ class PassRecorder:
         known = summary_of.get
         steps = record.steps.append
         outputs_of: dict[str, tuple[Any, ...]] = {}
+
+        def summaries(grads: tuple[Any, ...]) -> list[TensorData | None]:
+            found: list[TensorData | None] = []
+            for g in grads:
+                data = known(id(g), _UNSEEN)
+                if data is _UNSEEN:
+                    data = summary_of[id(g)] = add(g, False)
+                found.append(data)
+            return found
+
         for op_id, grad_inputs, grad_outputs, grad_before in run.ran:
             outputs_of[op_id] = grad_outputs
-            data_in: list[TensorData | None] = []
-            for g in grad_inputs:
-                data = known(id(g), _UNSEEN)
-                if data is _UNSEEN:
-                    data = summary_of[id(g)] = add(g, False)
-                data_in.append(data)
-            data_out: list[TensorData | None] = []
-            for g in grad_outputs:
-                data = known(id(g), _UNSEEN)
-                if data is _UNSEEN:
-                    data = summary_of[id(g)] = add(g, False)
-                data_out.append(data)
-            steps(backward_step_record(op_id, data_in, data_out, grad_before, None))
+            steps(
+                backward_step_record(
+                    op_id, summaries(grad_inputs), summaries(grad_outputs), grad_before, None
+                )
+            )
         for op_id, variable in run.accumulators:
             if op_id in outputs_of:
                 grad = builder.tensor(variable).grad
