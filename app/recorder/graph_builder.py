@@ -149,8 +149,6 @@ class GraphNodes:
         self._memory = TensorMemory()
         self._nodes_by_id: dict[str, TensorNode | OpNode] = {}
         self._edge_keys: set[tuple[str, str]] = set()
-        # edges into each node, for tensor_inputs_of (record_in_sequence, which works its
-        # heads' inputs out itself, leaves theirs out)
         self._incoming: dict[str, list[str]] = {}
         self._saved = SavedValues(options.max_saved_repr)
 
@@ -383,34 +381,56 @@ class GraphBuilder(GraphNodes):
         created_by_pass: int | None,
     ) -> None:
         """Link each node of stack to its producers, making (and walking on from) the new ones."""
-        op_of_fn, new_op = self._op_of_fn, self._new_op_node
-        leaf_of_op, tensor_of_key = self._leaf_of_op, self._tensor_of_key
-        nodes, add_edge = self._nodes_by_id, self.add_edge
+        op_of_fn, link = self._op_of_fn, self._link_producers
         while stack:
             fn = stack.pop()
-            target = op_of_fn[id(fn)]
-            next_ops: list[str | None] = []
-            nodes[target].__dict__["next"] = next_ops  # no pydantic __setattr__ in this loop
-            for producer, output_nr in fn.next_functions:
-                if producer is None:
-                    next_ops.append(None)
-                    continue
-                source = op_of_fn.get(id(producer))
-                if source is None:  # new: its node, and a walk on from it
-                    source = new_op(producer, line, module, call, created_by_pass)
-                    if source not in leaf_of_op:
-                        created.append(source)
-                        stack.append(producer)
-                next_ops.append(source)
-                leaf = leaf_of_op.get(source)
-                if leaf is not None:  # a leaf's gradient: the edge runs from the leaf itself
-                    source = leaf
-                else:
-                    tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
-                    if tensor_id is not None:
-                        add_edge(source, tensor_id)
-                        source = tensor_id
-                add_edge(source, target)
+            new: list[Any] = []
+            link(fn, op_of_fn[id(fn)], line, module, call, created_by_pass, new)
+            for producer in new:
+                created.append(op_of_fn[id(producer)])
+                stack.append(producer)
+
+    def _link_producers(
+        self,
+        fn: Any,
+        target: str,
+        line: int | None,
+        module: str | None,
+        call: int | None,
+        created_by_pass: int | None,
+        new: list[Any],
+    ) -> list[str]:
+        """Link autograd node fn's op node target to its producers' op nodes, made for the
+        new ones (appended to new, to walk on from, but for leaves' AccumulateGrad): target's
+        next, and an edge from each producer's output tensor where it has a node (its leaf's
+        for an AccumulateGrad). The tensor sources of target's edges added, in order."""
+        op_of_fn, new_op = self._op_of_fn, self._new_op_node
+        leaf_of_op, tensor_of_key = self._leaf_of_op, self._tensor_of_key
+        add_edge, edge_keys = self.add_edge, self._edge_keys
+        next_ops: list[str | None] = []
+        self._nodes_by_id[target].__dict__["next"] = next_ops  # no pydantic __setattr__ here
+        inputs: list[str] = []
+        for producer, output_nr in fn.next_functions:
+            if producer is None:
+                next_ops.append(None)
+                continue
+            source = op_of_fn.get(id(producer))
+            if source is None:  # new: its node, and a walk on from it
+                source = new_op(producer, line, module, call, created_by_pass)
+                if source not in leaf_of_op:
+                    new.append(producer)
+            next_ops.append(source)
+            tensor_id = leaf_of_op.get(source)  # a leaf's gradient: the edge runs from the leaf
+            if tensor_id is None:
+                tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
+                if tensor_id is not None:
+                    add_edge(source, tensor_id)
+            if tensor_id is not None:
+                source = tensor_id
+                if (source, target) not in edge_keys:
+                    inputs.append(source)
+            add_edge(source, target)
+        return inputs
 
     def record_in_sequence(
         self, ops: list[Any], made_by: dict[int, list[torch.Tensor]], after_pass: int
@@ -419,63 +439,25 @@ class GraphBuilder(GraphNodes):
         node and edges, the tensor nodes of the tensors in made_by it output, and its forward
         step, as discover_node, tensor_node, reconnect_outputs and tensor_inputs_of give them,
         in one loop. Producers made out of order are walked by _walk."""
-        op_of_fn, leaf_of_op, tensor_of_key = self._op_of_fn, self._leaf_of_op, self._tensor_of_key
-        nodes, nodes_by_id, fn_refs = self.graph.nodes, self._nodes_by_id, self._fn_refs
-        edges, edge_keys, forward = self.graph.edges, self._edge_keys, self.graph.forward
-        kinds, max_nodes = known_kinds(), self.options.max_nodes
-        saved_of = self._saved.of if self.options.values else None
-        match, summary = self._match_tensor, self.summary
+        op_of_fn, forward = self._op_of_fn, self.graph.forward
+        new_op, link, walk = self._new_op_node, self._link_producers, self._walk
+        kinds = known_kinds()
         for fn in ops:
-            key = id(fn)
-            if key in op_of_fn:
+            if id(fn) in op_of_fn:
                 continue  # found by an earlier walk (made out of sequence order)
-            kind = kinds.get(type(fn)) or node_kind(fn)
-            if len(nodes_by_id) >= max_nodes:
-                self._check_room()
-            head = f"op{len(op_of_fn)}"
-            seq = fn._sequence_nr()
             call = len(forward)
-            saved = saved_of(fn, match, summary, kind.saved) if saved_of and kind.saved else []
-            next_ops: list[str | None] = []
-            node = _op_record(head, kind, seq, None, None, call, None, saved, next_ops)
-            nodes.append(node)
-            nodes_by_id[head] = node
-            op_of_fn[key] = head
-            fn_refs.append(fn)
-            inputs: list[str] = []  # tensor_inputs_of(head): its tensor sources, in order
+            head = new_op(fn, None, None, call, None)
             later: list[Any] = []  # producers new here: walked once head's edges are in
-            for producer, output_nr in fn.next_functions:
-                if producer is None:
-                    next_ops.append(None)
-                    continue
-                source = op_of_fn.get(id(producer))
-                if source is None:
-                    source = self._new_op_node(producer, None, None, call, None)
-                    if source not in leaf_of_op:
-                        later.append(producer)
-                next_ops.append(source)
-                leaf = leaf_of_op.get(source)
-                if leaf is None:
-                    tensor_id = tensor_of_key.get(("out", id(producer), output_nr))
-                    if tensor_id is not None:
-                        self.add_edge(source, tensor_id)
-                        leaf = tensor_id
-                if leaf is not None:
-                    source = leaf
-                pair = (source, head)  # add_edge(source, head), inlined: head is new
-                if pair not in edge_keys:
-                    edge_keys.add(pair)
-                    edges.append(edge_record(f"e{len(edges)}", source, head))
-                    if leaf is not None:
-                        inputs.append(source)
+            inputs = link(fn, head, None, None, call, None, later)  # tensor_inputs_of(head)
             if later:
-                self._walk(later, [], None, None, call, None)
-            made = made_by.get(key)
+                walk(later, [], None, None, call, None)
+            made = made_by.get(id(fn))
             outputs = [self.tensor_node(t) for t in made] if made else []
             if outputs:
                 self.reconnect_outputs(outputs)
+            op = (kinds.get(type(fn)) or node_kind(fn)).op
             forward.append(
-                forward_step_record(head, [head], kind.op, inputs, outputs, None, None, after_pass)
+                forward_step_record(head, [head], op, inputs, outputs, None, None, after_pass)
             )
 
     def tensor_inputs_of(self, op_id: str) -> list[str]:
