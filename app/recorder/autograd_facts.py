@@ -56,12 +56,6 @@ def node_kind(fn: Any) -> NodeKind:
     return kind
 
 
-def known_kinds() -> Mapping[type, NodeKind | None]:
-    """The NodeKind found so far per node class (None, or no entry: ask node_kind), for loops
-    that look kinds up by the thousand."""
-    return _KINDS
-
-
 def grad_fn_name(fn: Any) -> str:
     """The class name of an autograd node ('MulBackward0', 'AccumulateGrad')."""
     return node_kind(fn).name

@@ -15,7 +15,6 @@ from app.recorder.autograd_facts import (
     SEQUENCE_NR_MAX,
     NodeKind,
     dense_for_summary,
-    known_kinds,
     node_kind,
     shape_of,
 )
@@ -441,7 +440,6 @@ class GraphBuilder(GraphNodes):
         in one loop. Producers made out of order are walked by _walk."""
         op_of_fn, forward = self._op_of_fn, self.graph.forward
         new_op, link, walk = self._new_op_node, self._link_producers, self._walk
-        kinds = known_kinds()
         for fn in ops:
             if id(fn) in op_of_fn:
                 continue  # found by an earlier walk (made out of sequence order)
@@ -455,7 +453,7 @@ class GraphBuilder(GraphNodes):
             outputs = [self.tensor_node(t) for t in made] if made else []
             if outputs:
                 self.reconnect_outputs(outputs)
-            op = (kinds.get(type(fn)) or node_kind(fn)).op
+            op = node_kind(fn).op
             forward.append(
                 forward_step_record(head, [head], op, inputs, outputs, None, None, after_pass)
             )

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.recorder.autograd_facts import iter_tensors, known_kinds, node_kind
+from app.recorder.autograd_facts import iter_tensors, node_kind
 from app.recorder.mode import RecordingMode
 from app.recorder.modules import ModuleHooks
 from app.recorder.options import TraceOptions
@@ -72,8 +72,7 @@ def trace_tensors(
         for t in tensors:
             if t.grad_fn is not None:
                 made_by.setdefault(id(t.grad_fn), []).append(t)
-        kinds = known_kinds()
-        ops = [f for f in fns if not (kinds.get(type(f)) or node_kind(f)).accumulates]
+        ops = [f for f in fns if not node_kind(f).accumulates]
         ops.sort(key=_sequence_nr)
         builder.record_in_sequence(ops, made_by, recorder.passes_total)
         for t in tensors:

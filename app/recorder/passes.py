@@ -14,7 +14,6 @@ import torch
 from app.errors import LimitExceeded
 from app.recorder.autograd_facts import (
     iter_tensors,
-    known_kinds,
     node_kind,
     signature_of,
 )
@@ -182,11 +181,10 @@ class PassRecorder:
         for fn in builder.unknown(fns):  # discover skips those an earlier one found
             builder.discover([fn], None, None, None)
         wanted = {id(t) for t in inputs}
-        kinds = known_kinds()
         accumulators = {
             id(fn): builder.op_of(fn)
             for fn in fns
-            if (kinds.get(type(fn)) or node_kind(fn)).accumulates and id(fn.variable) in wanted
+            if node_kind(fn).accumulates and id(fn.variable) in wanted
         }
         order = engine_order(root_fns, fns, set(accumulators))
         record = BackwardPass(root=root_ids, steps=[], kind="grad", inputs=wrt_ids)
