@@ -199,7 +199,7 @@ def test_a_saved_tensor_is_linked_by_the_memory_it_views() -> None:
 
 def _forward_by_node(tensors: list[torch.Tensor], in_sequence: bool, values: bool) -> str:
     """The nodes, edges and forward steps of live tensors, recorded as trace_tensors does (one
-    loop, record_in_sequence) or node by node through discover_node, tensor_node,
+    loop, record_in_sequence) or node by node through discover, tensor_node,
     reconnect_outputs and tensor_inputs_of (the general path)."""
     recorder = Recorder("cpu", TraceOptions(values=values, max_nodes=100_000))
     builder = recorder.builder
@@ -213,9 +213,10 @@ def _forward_by_node(tensors: list[torch.Tensor], in_sequence: bool, values: boo
         builder.record_in_sequence(ops, made_by, 0)
     else:
         for fn in ops:
-            head = builder.discover_node(fn, len(recorder.graph.forward))
-            if head is None:
-                continue
+            found = builder.discover([fn], None, None, len(recorder.graph.forward))
+            if not found:
+                continue  # found by an earlier walk
+            head = found[0]
             outputs = [builder.tensor_node(t) for t in made_by.get(id(fn), [])]
             builder.reconnect_outputs(outputs)
             op = builder.node(head).op  # type: ignore[union-attr]

@@ -68,7 +68,6 @@ def _op_record(
     call: int | None,
     created_by_pass: int | None,
     saved: list[SavedTensor],
-    next_ops: list[str | None] | None = None,
 ) -> OpNode:
     """The op node of an autograd node of that kind and sequence number."""
     return op_record(
@@ -85,7 +84,7 @@ def _op_record(
         created_by_pass,
         saved,
         [],  # constants
-        [] if next_ops is None else next_ops,  # next
+        [],  # next
         False,  # failed
         "acc" if kind.accumulates else "op",  # look
     )
@@ -361,15 +360,6 @@ class GraphBuilder(GraphNodes):
             self._walk(stack, created, line, module, call, created_by_pass)
         return created
 
-    def discover_node(self, fn: Any, call: int) -> str | None:
-        """The op node of a not-yet-seen autograd node, found as discover([fn], None, None,
-        call) finds it (with the rest of what that finds); None when fn is known."""
-        if id(fn) in self._op_of_fn:
-            return None
-        head = self._new_op_node(fn, None, None, call, None)
-        self._walk([fn], [head], None, None, call, None)
-        return head
-
     def _walk(
         self,
         stack: list[Any],
@@ -436,7 +426,7 @@ class GraphBuilder(GraphNodes):
     ) -> None:
         """For each autograd node of ops (in the order torch made them) not seen yet: its op
         node and edges, the tensor nodes of the tensors in made_by it output, and its forward
-        step, as discover_node, tensor_node, reconnect_outputs and tensor_inputs_of give them,
+        step, as discover, tensor_node, reconnect_outputs and tensor_inputs_of give them,
         in one loop. Producers made out of order are walked by _walk."""
         op_of_fn, forward = self._op_of_fn, self.graph.forward
         new_op, link, walk = self._new_op_node, self._link_producers, self._walk
