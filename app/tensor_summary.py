@@ -50,10 +50,11 @@ _DTYPE_NAMES = {  # the common ones, looked up without building a string
 
 
 def _as_real_float(t: torch.Tensor) -> torch.Tensor:
+    """t itself when float32 or float64, else its magnitudes (complex) or its values as floats."""
+    if t.dtype in REAL_DTYPES:
+        return t
     if t.is_complex():
         return t.abs()
-    if t.dtype in (torch.float32, torch.float64):
-        return t
     return t.to(torch.float32 if t.is_floating_point() else torch.float64)
 
 
@@ -76,10 +77,6 @@ def batch_stats(tensors: Sequence[torch.Tensor]) -> list[Stats]:
     return _all_rounded_stats(raw_stats([_as_real_float(t.detach()) for t in tensors]))
 
 
-def _real(t: torch.Tensor) -> torch.Tensor:
-    return t if t.dtype in REAL_DTYPES else _as_real_float(t)
-
-
 def _complete(pending: Sequence[Pending]) -> None:
     """Fill stats, and previews where asked for, of TensorData taken from these tensors.
 
@@ -98,7 +95,7 @@ def _complete(pending: Sequence[Pending]) -> None:
         j = first.get(key)
         if j is None:
             j = first[key] = len(distinct)
-            distinct.append(_real(t))
+            distinct.append(_as_real_float(t))
             origin.append(index)
             values_of.append(data.values)
             elements += t.numel()
@@ -131,7 +128,7 @@ def _complete(pending: Sequence[Pending]) -> None:
         return
     heatmap_of = [fused.heatmap(which[same[0]], same) for same in planes]
     rest_planes = [same for same, heatmap in zip(planes, heatmap_of, strict=True) if not heatmap]
-    heatmaps = iter(batch_heatmaps([_real(pending[same[0]][0]) for same in rest_planes]))
+    heatmaps = iter(batch_heatmaps([_as_real_float(pending[same[0]][0]) for same in rest_planes]))
     for same, heatmap in zip(planes, heatmap_of, strict=True):
         heatmap = heatmap or next(heatmaps)
         for i in same:

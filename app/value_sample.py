@@ -12,8 +12,11 @@ HISTOGRAM_SAMPLE = 1 << 16
 
 
 @lru_cache(maxsize=16)
-def _positions(numel: int, device: torch.device) -> torch.Tensor:
-    """One position in each of HISTOGRAM_SAMPLE equal stretches of the tensor, at a place in its
+def sample_positions(numel: int, device: torch.device) -> torch.Tensor:
+    """The increasing positions of the values that histogram_values takes from a flat tensor of
+    numel elements, more than HISTOGRAM_SAMPLE of them (cached and shared: not to be changed).
+
+    One position in each of HISTOGRAM_SAMPLE equal stretches of the tensor, at a place in its
     stretch drawn once for this size: spread like a stride, but no periodic layout (the same
     tap of every 3×3 kernel) can line up with it. Its own generator leaves the program's random
     numbers alone, and the same size always gets the same positions."""
@@ -25,14 +28,8 @@ def _positions(numel: int, device: torch.device) -> torch.Tensor:
     return positions.to(device)
 
 
-def sample_positions(numel: int, device: torch.device) -> torch.Tensor:
-    """The increasing positions of the values that histogram_values takes from a flat tensor
-    of numel elements, more than HISTOGRAM_SAMPLE of them (shared: not to be changed)."""
-    return _positions(numel, device)
-
-
 def histogram_values(flat: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """The one-dimensional values a histogram counts, and whether they are a sample of flat."""
     if flat.numel() <= HISTOGRAM_SAMPLE:
         return flat, False
-    return flat.index_select(0, _positions(flat.numel(), flat.device)), True
+    return flat.index_select(0, sample_positions(flat.numel(), flat.device)), True
